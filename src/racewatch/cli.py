@@ -1,0 +1,94 @@
+"""The `racewatch` command line: `racewatch run`."""
+
+import os
+import signal
+import sys
+
+import racewatch
+from racewatch import config, runmain
+from racewatch.session import Session, default_roots
+
+USAGE = """\
+usage: racewatch run [OPTIONS] SCRIPT [ARGS...]
+       racewatch run [OPTIONS] -m MODULE [ARGS...]
+       racewatch --version
+
+Run a Python program with its modules instrumented, like `python SCRIPT` / `python -m MODULE`.
+
+options:
+"""
+
+
+def _usage():
+    lines = [USAGE]
+    for option in config.OPTIONS:
+        spelled = config.flag(option) + (f"={option.metavar}" if option.metavar else "")
+        if not option.metavar:
+            spelled += f", --no-{option.name.replace('_', '-')}"
+        lines.append(f"  {spelled}\n      {option.help}\n")
+    return "".join(lines)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _dispatch(argv)
+    except (config.ConfigError, runmain.UsageError) as exc:
+        sys.stderr.write(f"racewatch: {exc}\n")
+        return 2
+
+
+def _dispatch(argv):
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(_usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"racewatch {racewatch.__version__}")
+        return 0
+    if argv[0] == "run":
+        return _run(argv[1:])
+    raise config.ConfigError(f"unknown command {argv[0]!r} (try 'racewatch --help')")
+
+
+def _split_target(rest):
+    """(script, module, program args) from what follows the options of `run`."""
+    if not rest:
+        raise config.ConfigError("run needs a script or -m MODULE")
+    first = rest[0]
+    if first == "-m":
+        if len(rest) < 2:
+            raise config.ConfigError("option '-m' needs a module name")
+        return None, rest[1], rest[2:]
+    if first.startswith("-m"):
+        return None, first[2:], rest[1:]
+    if first.startswith("-") and first != "-":
+        raise config.ConfigError(f"unknown option '{first}'")
+    return first, None, rest[1:]
+
+
+def _run(args):
+    values, rest = config.parse_cli(args)
+    script, module, program_args = _split_target(rest)
+    session = Session(config.Options(**values), default_roots(script))
+    if script is not None:
+        outcome = runmain.run_path(script, program_args, session.instrumenter.code_for)
+    else:
+        outcome = runmain.run_module(module, program_args)
+    try:
+        session.shutdown()
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    if outcome.interrupted:
+        _exit_by_sigint()
+    return outcome.status
+
+
+def _exit_by_sigint():
+    """Like the interpreter after an unhandled Ctrl-C: die of SIGINT, so shells see it."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed stream must not hide the signal
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)

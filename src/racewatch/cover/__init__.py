@@ -1,0 +1,1 @@
+"""Coverage data: counts and coverage.py files, combine and reports."""

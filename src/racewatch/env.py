@@ -1,0 +1,21 @@
+"""The only place that reads interpreter version and implementation facts."""
+
+import sys
+
+PYVERSION = sys.version_info[:2]
+
+# PYVERSIONS: every version-dependent behaviour is one named boolean here or a table entry in
+# rewriter/opcodes.py; nothing else in racewatch compares sys.version_info.
+PY311 = PYVERSION == (3, 11)
+PY312_PLUS = PYVERSION >= (3, 12)
+PY313_PLUS = PYVERSION >= (3, 13)
+
+# PYVERSIONS: 3.12 added sys.last_exc next to sys.last_type/value/traceback.
+HAS_SYS_LAST_EXC = PY312_PLUS
+
+CPYTHON = sys.implementation.name == "cpython"
+CACHE_TAG = sys.implementation.cache_tag  # e.g. "cpython-311"; None means "no bytecode caching"
+
+# Free-threaded builds would break the "each C call is atomic under the GIL" argument the C
+# runtime relies on; racewatch refuses to run its C runtime there rather than lie.
+FREE_THREADED = bool(getattr(sys, "_is_gil_enabled", lambda: True)() is False)

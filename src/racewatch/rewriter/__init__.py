@@ -1,0 +1,1 @@
+"""The bytecode rewriter: instrumentation pass, site ids, cache and import hook."""

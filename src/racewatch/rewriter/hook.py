@@ -1,0 +1,128 @@
+"""Meta-path finder that asks the rest of sys.meta_path, then wraps the loader it gets."""
+
+import sys
+
+from racewatch.rewriter import cache, instrument, sites
+
+
+class Instrumenter:
+    """Turns a source file's code into instrumented code, through the cache."""
+
+    def __init__(self, options=(), use_cache=True):
+        self.fingerprint = cache.fingerprint(*options)
+        self.use_cache = use_cache
+
+    def code_for(self, path, get_original):
+        """Instrumented code for the source file `path`; `get_original()` compiles it."""
+        stamp = None
+        entry = None
+        if self.use_cache:
+            try:
+                stamp = cache.source_stamp(path)
+            except OSError:
+                stamp = None
+            if stamp is not None:
+                entry = cache.load(path, self.fingerprint, stamp)
+        if entry is None:
+            original = get_original()
+            if original is None:
+                return None
+            entry = instrument.instrument_module(original, path)
+            if stamp is not None:
+                cache.store(path, self.fingerprint, stamp, entry)
+        code, records, layout = entry
+        return sites.relocate(code, layout, sites.SITES.register(path, records))
+
+
+class _InstrumentingLoader:
+    """Mixed in front of the found loader's own class: only `get_code` changes, so importlib's
+    exec_module (and its traceback frame removal) and every other loader method stay as they
+    were."""
+
+    _racewatch_instrumenter = None
+
+    def get_code(self, fullname):
+        original = super().get_code
+        return self._racewatch_instrumenter.code_for(self.get_filename(fullname),
+                                                     lambda: original(fullname))
+
+
+_SUBCLASSES = {}
+
+
+def _wrap(loader, instrumenter):
+    cls = type(loader)
+    sub = _SUBCLASSES.get(cls)
+    if sub is None:
+        sub = type(cls.__name__, (_InstrumentingLoader, cls),
+                   {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
+        _SUBCLASSES[cls] = sub
+    wrapped = object.__new__(sub)
+    wrapped.__dict__.update(vars(loader))
+    wrapped._racewatch_instrumenter = instrumenter
+    return wrapped
+
+
+def _instrumentable(spec):
+    loader = spec.loader
+    return (spec.origin is not None and spec.origin.endswith(".py")
+            and hasattr(loader, "get_code") and hasattr(loader, "get_filename")
+            and hasattr(loader, "__dict__") and not isinstance(loader, _InstrumentingLoader))
+
+
+class ImportHook:
+    """Finds specs through the finders behind it and instruments the selected modules."""
+
+    def __init__(self, selector, instrumenter):
+        self.selector = selector
+        self.instrumenter = instrumenter
+
+    def find_spec(self, fullname, path=None, target=None):
+        if not self.selector.wants_name(fullname):  # cheap bail-out before any file lookup
+            return None
+        spec = self._find_elsewhere(fullname, path, target)
+        if (spec is not None and spec.loader is not None and _instrumentable(spec)
+                and self.selector.wants(fullname, spec.origin)):
+            spec.loader = _wrap(spec.loader, self.instrumenter)
+        return spec
+
+    def _find_elsewhere(self, fullname, path, target):
+        finders = list(sys.meta_path)
+        rest = finders[finders.index(self) + 1:] if self in finders else finders
+        for finder in rest:
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                continue
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                return spec
+        return None
+
+    def invalidate_caches(self):
+        pass
+
+
+class Installed:
+    """What `install()` returns: uninstalls the hook, also as a context manager."""
+
+    def __init__(self, hook):
+        self.hook = hook
+
+    def uninstall(self):
+        try:
+            sys.meta_path.remove(self.hook)
+        except ValueError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.uninstall()
+
+
+def install(selector, instrumenter=None):
+    """Put the hook first on sys.meta_path; modules imported before this are left alone."""
+    hook = ImportHook(selector, instrumenter or Instrumenter())
+    sys.meta_path.insert(0, hook)
+    return Installed(hook)

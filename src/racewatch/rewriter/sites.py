@@ -1,0 +1,101 @@
+"""Small-int site ids for probes, and the process-wide table that maps them back to source."""
+
+import _thread
+from types import CodeType
+from typing import NamedTuple
+
+# Access kinds a site can have.
+READ = "read"
+WRITE = "write"
+DELETE = "delete"
+SUPER_READ = "super_read"
+
+
+class Site(NamedTuple):
+    file: str
+    line: int
+    function: str
+    kind: str
+    name: str
+
+
+class SiteId(int):
+    """A module-local site id while code is being rewritten.
+
+    `bytecode` merges equal constants by their marshal form; an int subclass cannot be
+    marshalled, so each SiteId keeps a co_consts slot of its own and can be rebased later
+    without touching a user constant that happens to be equal.
+    """
+
+    __slots__ = ()
+
+
+class ModuleSites:
+    """The sites of one module, numbered from 0 while its code is rewritten."""
+
+    def __init__(self):
+        self.records = []
+
+    def new(self, line, function, kind, name):
+        self.records.append((line, function, kind, name))
+        return SiteId(len(self.records) - 1)
+
+
+def finalize(code, children):
+    """Replace SiteId constants by plain ints; return the code and its relocation layout.
+
+    `children` maps id() of nested code objects already finalized to their layouts. A layout
+    is `(positions, ((const_index, child_layout), ...))`: plain tuples, so it marshals.
+    """
+    consts = list(code.co_consts)
+    positions = []
+    nested = []
+    for index, const in enumerate(consts):
+        if type(const) is SiteId:
+            consts[index] = int(const)
+            positions.append(index)
+        elif isinstance(const, CodeType) and id(const) in children:
+            nested.append((index, children[id(const)]))
+    if positions:
+        code = code.replace(co_consts=tuple(consts))
+    return code, (tuple(positions), tuple(nested))
+
+
+def relocate(code, layout, base):
+    """Add `base` to every site constant of `code` and its nested code objects."""
+    if base == 0:
+        return code
+    positions, nested = layout
+    if not positions and not nested:
+        return code
+    consts = list(code.co_consts)
+    for index in positions:
+        consts[index] += base
+    for index, child in nested:
+        consts[index] = relocate(consts[index], child, base)
+    return code.replace(co_consts=tuple(consts))
+
+
+class SiteTable:
+    """All sites of the process. Id 0 is reserved so that 0 can mean "no site"."""
+
+    def __init__(self):
+        self._sites = [Site("", 0, "", "", "")]
+        self._lock = _thread.allocate_lock()  # imports in two threads may register at once
+
+    def register(self, file, records):
+        """Add a module's sites; return the base to relocate its code by."""
+        with self._lock:
+            base = len(self._sites)
+            self._sites.extend(Site(file, line, function, kind, name)
+                               for line, function, kind, name in records)
+        return base
+
+    def __getitem__(self, site_id):
+        return self._sites[site_id]
+
+    def __len__(self):
+        return len(self._sites)
+
+
+SITES = SiteTable()

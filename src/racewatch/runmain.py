@@ -1,0 +1,118 @@
+"""Run a script or module as __main__, instrumented, the way `python` runs it."""
+
+import builtins
+import importlib.machinery
+import os
+import runpy
+import sys
+import types
+
+from racewatch import env
+
+
+class UsageError(Exception):
+    """The target cannot be run at all (missing file, no such module); one line for the user."""
+
+
+def _is_own_frame(frame):
+    name = frame.f_globals.get("__name__", "")
+    return name == "racewatch" or name.startswith("racewatch.")
+
+
+def _strip_own_frames(tb):
+    while tb is not None and _is_own_frame(tb.tb_frame):
+        tb = tb.tb_next
+    return tb
+
+
+def _fresh_main():
+    """A `__main__` module as the interpreter creates it at startup."""
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__annotations__={}, __builtins__=builtins,
+                         __loader__=importlib.machinery.BuiltinImporter, __spec__=None,
+                         __package__=None)
+    return main
+
+
+class Outcome:
+    """How the program ended: its exit status, and whether Ctrl-C ended it."""
+
+    def __init__(self, status=0, interrupted=False):
+        self.status = status
+        self.interrupted = interrupted
+
+
+def _system_exit_status(exc):
+    """Python's own translation of SystemExit's code into an exit status."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    sys.stderr.write(f"{code}\n")  # Python prints a non-int code and exits 1
+    return 1
+
+
+def _run(execute):
+    """Run `execute()`; print an uncaught exception the way the interpreter does."""
+    try:
+        execute()
+    except SystemExit as exc:
+        return Outcome(_system_exit_status(exc))
+    except BaseException as exc:  # noqa: BLE001 - the program's own exception, reported as python would
+        tb = _strip_own_frames(exc.__traceback__)
+        exc = exc.with_traceback(tb)
+        sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, tb
+        if env.HAS_SYS_LAST_EXC:
+            sys.last_exc = exc
+        try:
+            sys.excepthook(type(exc), exc, tb)
+        except BaseException:  # noqa: BLE001 - a broken user excepthook: fall back like python
+            sys.__excepthook__(type(exc), exc, tb)
+        return Outcome(1, interrupted=isinstance(exc, KeyboardInterrupt))
+    return Outcome(0)
+
+
+def run_path(path, args, instrument):
+    """`python PATH ARGS`: a script file, or a directory / zip file with a __main__.py."""
+    if not os.path.exists(path):
+        raise UsageError(f"can't open file {os.path.abspath(path)!r}: "
+                         "[Errno 2] No such file or directory")
+    sys.argv = [path, *args]
+    if os.path.isdir(path) or not path.endswith(".py") and _is_zip(path):
+        sys.path[0] = path
+        return run_module("__main__", None, alter_argv=False)
+    abspath = os.path.abspath(path)
+    sys.path[0] = os.path.dirname(os.path.realpath(path))
+    try:
+        with open(abspath, "rb") as f:
+            source = f.read()
+    except OSError as exc:
+        raise UsageError(f"can't open file {abspath!r}: [Errno {exc.errno}] {exc.strerror}")
+    main = _fresh_main()
+    main.__dict__.update(__file__=abspath, __cached__=None,
+                         __loader__=importlib.machinery.SourceFileLoader("__main__", abspath))
+    sys.modules["__main__"] = main
+
+    def execute():
+        code = instrument(abspath, lambda: compile(source, abspath, "exec", dont_inherit=True))
+        exec(code, main.__dict__)
+
+    return _run(execute)
+
+
+def _is_zip(path):
+    import zipfile
+    return zipfile.is_zipfile(path)
+
+
+def run_module(name, args, alter_argv=True):
+    """`python -m NAME ARGS`, through runpy as the interpreter itself does it."""
+    if alter_argv:
+        sys.argv = ["-m", *args]
+        sys.path[0] = os.getcwd()
+    sys.modules["__main__"] = _fresh_main()
+    run_as_main = getattr(runpy, "_run_module_as_main", None)
+    if run_as_main is None:  # pragma: no cover - every CPython 3.11-3.14 has it
+        return _run(lambda: runpy.run_module(name, run_name="__main__", alter_sys=True))
+    return _run(lambda: run_as_main(name, alter_argv))
