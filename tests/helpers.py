@@ -27,7 +27,7 @@ def racewatch_args(*args):
 
 
 def runtime_flags():
-    return []  # the runtime option arrives with the runtime; kept here so tests need no change
+    return [f"--runtime={RUNTIME}"]
 
 
 def run(argv, cwd=None, env=None, timeout=300, input=None):

@@ -43,6 +43,9 @@ OPTIONS = (
            "PATTERNS"),
     Option("exclude", _patterns, (),
            "Modules never to instrument, comma-separated patterns.", "PATTERNS"),
+    Option("runtime", _choice("c", "python"), "c",
+           "Hot-path implementation: `c` (the default; falls back to `python` with a warning "
+           "where it was not built) or `python`, the pure-Python reference twin.", "NAME"),
     Option("cache", _bool, True,
            "Keep rewritten code in __pycache__ so a warm start does not rewrite again."),
 )

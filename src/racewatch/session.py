@@ -6,13 +6,13 @@ import threading
 
 from racewatch import runtime
 from racewatch.rewriter import hook, select
-from racewatch.runtime import api
 
 
 class Session:
     def __init__(self, options, roots):
         self.options = options
-        runtime.install_api(api)
+        self.api = runtime.load(options.runtime)
+        runtime.install_api(self.api)
         self.selector = select.Selector(options.include, options.exclude, roots)
         self.instrumenter = hook.Instrumenter(
             options=(options.include, options.exclude), use_cache=options.cache)

@@ -1,8 +1,21 @@
 """Choose the hot-path implementation and bind it to the names rewritten code calls."""
 
 import builtins
+import importlib
+import sys
 
 from racewatch.rewriter import opcodes
+
+
+def load(name):
+    """The hot-path module for the `runtime` option: `c` (falls back to `python`) or `python`."""
+    if name == "c":
+        try:
+            return importlib.import_module("racewatch.runtime._fast")
+        except ImportError as exc:
+            sys.stderr.write(f"racewatch: C runtime unavailable ({exc}); "
+                             "using the pure-Python runtime\n")
+    return importlib.import_module("racewatch.runtime.api")
 
 
 def install_api(impl):
