@@ -1,0 +1,35 @@
+"""The variants the runner measures: how each one launches a workload script."""
+
+from typing import NamedTuple
+
+RACEWATCH_RUN = ("-m", "racewatch", "run")
+
+
+class Variant(NamedTuple):
+    name: str
+    args: tuple  # interpreter arguments placed before the workload script
+    slow: bool = False  # measured --repeat-slow times instead of --repeat
+    env: tuple = ()  # extra (NAME, value) environment pairs for the child
+
+
+# One line per variant; `plain` is the baseline every ratio divides by and always runs.
+VARIANTS = (
+    Variant("plain", ()),
+    Variant("race-c", (*RACEWATCH_RUN, "--runtime=c")),
+    Variant("race-py", (*RACEWATCH_RUN, "--runtime=python"), slow=True),
+)
+BASELINE = VARIANTS[0]
+BY_NAME = {v.name: v for v in VARIANTS}
+
+
+def command(variant, python, script, scale):
+    """argv of one run: the interpreter, the variant's arguments, the script and its size."""
+    return [python, *variant.args, script, format(scale, "g")]
+
+
+def select(names):
+    """The named variants in table order, the baseline always first; KeyError names a stranger."""
+    for name in names:
+        if name not in BY_NAME:
+            raise KeyError(name)
+    return [v for v in VARIANTS if v is BASELINE or v.name in names]
