@@ -91,6 +91,16 @@ def progress(cells):
                      for (_, _, variant), cell in cells.items())
 
 
+def stderr_notes(runs):
+    """Each distinct first stderr line of successful runs, once per Python and variant."""
+    seen = {}
+    for run in runs:
+        lines = run.measurement.stderr.strip().splitlines()
+        if run.verdict == rounds.OK and lines:
+            seen.setdefault((run.python, run.variant, lines[0]), None)
+    return "\n".join(f"  {python} {variant}: {line}" for python, variant, line in seen)
+
+
 def report_problem(run):
     """Say it loudly and at once: a failed or mismatching run makes its cell meaningless."""
     kind = "CHECKSUM MISMATCH" if run.verdict == rounds.MISMATCH else "FAILED"
@@ -120,6 +130,10 @@ def main(argv=None):
     print(f"scale {args.scale:g}; load average {load_before:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after; {time.time() - started:.0f} s in all.\n")
     print(table.render(cells, labels, args.workloads, names, variants.BASELINE.name))
+    notes = stderr_notes(runs)
+    if notes:
+        print("\nSaid on stderr by runs that succeeded (a fallback or warning changes what "
+              "a row measures):\n" + notes)
     if args.json:
         save_json(args, labels, runs, cells)
     bad = [r for r in runs if r.verdict != rounds.OK]

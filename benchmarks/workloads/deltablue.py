@@ -296,14 +296,23 @@ class Planner:
         return plan
 
 
+def edit_plan(planner, var):
+    """An edit constraint on `var` and the plan that propagates its changes."""
+    edit = EditConstraint(planner, var, PREFERRED)
+    return edit, planner.plan_for([edit])
+
+
+def execute(plan):
+    for constraint in plan:
+        constraint.execute()
+
+
 def set_value(planner, var, value):
     """Edit `var` to `value` through a temporary edit constraint and a plan."""
-    edit = EditConstraint(planner, var, PREFERRED)
-    plan = planner.plan_for([edit])
+    edit, plan = edit_plan(planner, var)
     for _ in range(10):
         var.value = value
-        for constraint in plan:
-            constraint.execute()
+        execute(plan)
     edit.detach()
 
 
@@ -315,12 +324,10 @@ def chain_test(n):
         EqualityConstraint(planner, a, b, REQUIRED)
     first, last = chain[0], chain[-1]
     StayConstraint(planner, last, STRONG_DEFAULT)
-    edit = EditConstraint(planner, first, PREFERRED)
-    plan = planner.plan_for([edit])
+    _, plan = edit_plan(planner, first)
     for i in range(100):
         first.value = i
-        for constraint in plan:
-            constraint.execute()
+        execute(plan)
         if last.value != i:
             raise SystemExit(f"deltablue: chain test failed at {i}: {last.value}")
     return planner.current_mark + last.value
