@@ -78,9 +78,10 @@ def _run(args):
         session.shutdown()
     except KeyboardInterrupt:
         outcome.interrupted = True
+    status = session.finish(outcome.status)
     if outcome.interrupted:
         _exit_by_sigint()
-    return outcome.status
+    return status
 
 
 def _exit_by_sigint():

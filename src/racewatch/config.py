@@ -46,6 +46,20 @@ OPTIONS = (
     Option("runtime", _choice("c", "python"), "c",
            "Hot-path implementation: `c` (the default; falls back to `python` with a warning "
            "where it was not built) or `python`, the pure-Python reference twin.", "NAME"),
+    Option("exitcode", int, 66,
+           "Exit status of a program that would have exited 0 but had races.", "N"),
+    Option("halt_on_error", _bool, False,
+           "Stop the program at its first race report (exit status `exitcode`)."),
+    Option("log_path", str, "stderr",
+           "Where reports go: `stderr`, `stdout`, or a path prefix; reports then go to "
+           "PREFIX.<pid>, one file per process.", "PATH"),
+    Option("strip_path_prefix", str, "",
+           "Prefix removed from file paths in reports.", "PREFIX"),
+    Option("format", _choice("text", "json"), "text",
+           "Report format: Go-style `text`, or `json` (one JSON object per line).", "FORMAT"),
+    Option("history", _choice("site", "full"), "site",
+           "What reports show of the previous access: its `site` (file, line, function; "
+           "cheapest) or its `full` stack, recorded at every shadow update.", "MODE"),
     Option("cache", _bool, True,
            "Keep rewritten code in __pycache__ so a warm start does not rewrite again."),
 )

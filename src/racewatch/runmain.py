@@ -8,6 +8,7 @@ import sys
 import types
 
 from racewatch import env
+from racewatch.runtime import stacks
 
 
 class UsageError(Exception):
@@ -71,6 +72,9 @@ def _run(execute):
             sys.__excepthook__(type(exc), exc, tb)
         return Outcome(1, interrupted=isinstance(exc, KeyboardInterrupt))
     return Outcome(0)
+
+
+stacks.BOUNDARIES.add(_run.__code__)  # frames below the program's own are racewatch's runner
 
 
 def run_path(path, args, instrument):

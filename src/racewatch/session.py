@@ -1,22 +1,36 @@
-"""One racewatch session: the runtime bound to the probes' names and the import hook installed."""
+"""One racewatch session: runtime bound to the probes, interceptors and import hook installed."""
 
 import atexit
 import os
 import threading
 
 from racewatch import runtime
-from racewatch.rewriter import hook, select
+from racewatch.rewriter import hook, select, sites
+from racewatch.runtime import interceptors, report, threads
 
 
 class Session:
     def __init__(self, options, roots):
         self.options = options
-        self.api = runtime.load(options.runtime)
-        runtime.install_api(self.api)
+        self.engine = engine = runtime.load(options.runtime)
+        engine.current_tid()  # the thread starting racewatch is thread 0
+        self.reporter = report.Reporter(options, engine)
+        engine.configure(on_race=self.reporter.on_race, history_full=options.history == "full",
+                         ignored_types=interceptors.ignored_types(),
+                         proxy_types=interceptors.proxy_types())
+        sites.SITES.listeners.append(
+            lambda base, records: engine.register_sites(base, sites.flags(records)))
+        interceptors.install(engine)
+        runtime.install_api(engine)
+        os.register_at_fork(after_in_child=self._after_fork)
         self.selector = select.Selector(options.include, options.exclude, roots)
         self.instrumenter = hook.Instrumenter(
             options=(options.include, options.exclude), use_cache=options.cache)
         self.installed = hook.install(self.selector, self.instrumenter)
+
+    def _after_fork(self):
+        self.engine.reset_after_fork()
+        threads.reset()
 
     def shutdown(self):
         """What the interpreter does after __main__ ends: wait for threads, run atexit.
@@ -30,6 +44,10 @@ class Session:
         run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
         if run_exitfuncs is not None:
             run_exitfuncs()
+
+    def finish(self, status):
+        """The summary of races found; returns the exit status the process should have."""
+        return self.reporter.finish(status)
 
 
 def default_roots(script=None):

@@ -71,7 +71,12 @@ class _Pass:
         name = instr.name
         if name in opcodes.ATTR_LOADS:
             attr = opcodes.ATTR_LOADS[name](instr.arg)
-            return self._access("read", sites.READ, attr, instr, function, depth=1)
+            probe = self._access("read", sites.READ, attr, instr, function, depth=1)
+            if attr in opcodes.SYNC_METHOD_NAMES:
+                probe += self._sync(instr, function)
+            return probe
+        if name in opcodes.WITH_ENTERS:
+            return self._sync(instr, function)
         if name in opcodes.ATTR_STORES:
             return self._access("write", sites.WRITE, instr.arg, instr, function, depth=1)
         if name in opcodes.ATTR_DELETES:
@@ -98,6 +103,15 @@ class _Pass:
         return self._call("read", [Instr("COPY", depth), Instr("COPY", depth),
                                    Instr("BUILD_TUPLE", 2), Instr("LOAD_CONST", key),
                                    Instr("LOAD_CONST", site)], 3, instr.location)
+
+    def _sync(self, instr, function):
+        """Replace the object on top of the stack by `sync(obj, site)`."""
+        site = self._site(instr, function, sites.SYNC, "")
+        seq = self._call("sync", [Instr("COPY", 3), Instr("LOAD_CONST", site)], 2,
+                         instr.location)
+        seq[-1:] = [Instr("SWAP", 2, location=instr.location),
+                    Instr("POP_TOP", location=instr.location)]
+        return seq
 
     @staticmethod
     def _call(api, args, nargs, location):

@@ -9,8 +9,8 @@ from racewatch import env
 # One name per hot-path function instead of one namespace object: the extra method load costs
 # 4-5 ns per access on 3.11/3.12 (measured), a third of the whole C fast path.
 API_PREFIX = "@racewatch."
-API_FUNCTIONS = ("read", "write", "atomic_read", "atomic_write", "enter", "leave",
-                 "acquire", "release", "hit")
+API_FUNCTIONS = ("read", "write", "atomic_read", "atomic_write", "acquire", "release", "sync",
+                 "hit")
 
 
 def api_name(function):
@@ -40,6 +40,13 @@ if env.PY311:
     ATTR_LOADS = {"LOAD_ATTR": lambda arg: arg, "LOAD_METHOD": lambda arg: arg}
 else:
     ATTR_LOADS = {"LOAD_ATTR": lambda arg: arg[1]}
+
+# Lock call sites: `x.acquire()` / `x.release()` load these names from the lock; `with x:` starts
+# with BEFORE_WITH (PYVERSIONS: 3.11-3.13; 3.14 spells it differently). Before either, the
+# object on top of the stack is swapped for the runtime's `sync(obj, site)`: obj itself, or a
+# proxy that records the acquire/release when obj is a lock.
+SYNC_METHOD_NAMES = {"acquire", "release"}
+WITH_ENTERS = {"BEFORE_WITH"}
 
 # `STORE_ATTR name`: stack [..., value, obj]. `DELETE_ATTR name`: stack [..., obj].
 ATTR_STORES = {"STORE_ATTR"}

@@ -4,11 +4,23 @@ import _thread
 from types import CodeType
 from typing import NamedTuple
 
+from racewatch.runtime import siteflags
+
 # Access kinds a site can have.
 READ = "read"
 WRITE = "write"
 DELETE = "delete"
 SUPER_READ = "super_read"
+SYNC = "sync"  # a lock call site: `with x:`, `x.acquire()`, `x.release()`
+
+# What the runtime needs to know of each kind (runtime/siteflags.py).
+FLAGS = {READ: siteflags.ATTR, WRITE: siteflags.ATTR, DELETE: siteflags.ATTR,
+         SUPER_READ: siteflags.SUPER, SYNC: 0}
+
+
+def flags(records):
+    """One flag byte per site record, in order."""
+    return bytes(FLAGS.get(kind, 0) for _line, _function, kind, _name in records)
 
 
 class Site(NamedTuple):
@@ -82,6 +94,7 @@ class SiteTable:
     def __init__(self):
         self._sites = [Site("", 0, "", "", "")]
         self._lock = _thread.allocate_lock()  # imports in two threads may register at once
+        self.listeners = []  # called with (base, records) after each registration
 
     def register(self, file, records):
         """Add a module's sites; return the base to relocate its code by."""
@@ -89,6 +102,8 @@ class SiteTable:
             base = len(self._sites)
             self._sites.extend(Site(file, line, function, kind, name)
                                for line, function, kind, name in records)
+        for listener in self.listeners:
+            listener(base, records)
         return base
 
     def __getitem__(self, site_id):

@@ -1,41 +1,404 @@
-"""THE hot path, pure-Python twin (for now a counting stub with the design's names)."""
+"""THE hot path, pure-Python twin of `_fast.c`: FastTrack over the probes' events.
 
-import collections
+Same functions, same semantics as the C runtime; kept for clarity and as the oracle the C
+runtime is tested against. Its own state is guarded by one raw lock; a per-thread `busy` flag
+defers events that arrive re-entrantly (a finalizer or weakref callback running inside an
+update), so re-entry neither deadlocks nor corrupts state.
+"""
 
-COUNTS = collections.Counter()
+import _thread
+import sys
+from types import ModuleType
 
+from racewatch.runtime import shadow
+from racewatch.runtime.clock import CLOCK_SHIFT, TID_MASK, join
+from racewatch.runtime.siteflags import ATOMIC, ATTR, GLOBAL, SUPER
+
+_get_ident = _thread.get_ident
+_lock = _thread.allocate_lock()
+_HEAPTYPE = 1 << 9
+
+_states = {}     # thread ident -> ThreadState
+_threads = []    # tid -> ThreadState
+_objects = shadow.LifetimeTable()
+_syncs = shadow.LifetimeTable()
+_sync_names = []  # sync id -> description
+_reported = {}    # (site, site) -> number of times the pair raced
+_site_flags = bytearray(1)
+_skip_types = {}  # type -> True when attribute accesses on it cannot race
+_config = {"on_race": None, "history_full": False, "ignored_types": (), "proxy_types": {}}
+
+
+class ThreadState:
+    __slots__ = ("tid", "vc", "epoch", "held", "lockset", "busy", "pending")
+
+    def __init__(self, tid):
+        self.tid = tid
+        self.vc = [0] * tid + [1]
+        self.epoch = 1 << CLOCK_SHIFT | tid << 1
+        self.held = {}       # sync id -> re-entry count
+        self.lockset = ()    # sorted sync ids of the locks held
+        self.busy = False
+        self.pending = []
+
+    def tick(self):
+        self.vc[self.tid] += 1
+        self.epoch = self.vc[self.tid] << CLOCK_SHIFT | self.tid << 1
+
+
+class SyncVar:
+    __slots__ = ("ref", "vc", "id", "__weakref__")
+
+    def __init__(self, ref, sync_id):
+        self.ref = ref
+        self.vc = []
+        self.id = sync_id
+
+
+def _current():
+    state = _states.get(_get_ident())
+    if state is None:
+        with _lock:
+            state = ThreadState(len(_threads))
+            _threads.append(state)
+            _states[_get_ident()] = state
+    return state
+
+
+# -- configuration (not hot) -------------------------------------------------------------------
+
+def configure(on_race=None, history_full=False, ignored_types=(), proxy_types=None):
+    """`on_race(event)` is called, outside the runtime's lock, once per new racing site pair."""
+    _config.update(on_race=on_race, history_full=history_full,
+                   ignored_types=tuple(ignored_types), proxy_types=dict(proxy_types or {}))
+
+
+def register_sites(base, flags):
+    """Site flags (siteflags.py) for ids base, base+1, ...: sites are registered in order."""
+    with _lock:
+        if len(_site_flags) < base:
+            _site_flags.extend(bytes(base - len(_site_flags)))
+        _site_flags[base:base + len(flags)] = flags
+
+
+def current_tid():
+    return _current().tid
+
+
+def races():
+    """{(site_a, site_b): times raced} for every racing site pair seen so far."""
+    with _lock:
+        return dict(_reported)
+
+
+def sync_name(sync_id):
+    return _sync_names[sync_id] if 0 <= sync_id < len(_sync_names) else "?"
+
+
+def reset_after_fork():
+    """In a fork child: only the forking thread survives; start over with it as thread 0."""
+    global _lock
+    _lock = _thread.allocate_lock()
+    _states.clear()
+    _threads.clear()
+    _objects.clear()
+    _syncs.clear()
+    _reported.clear()
+    _current()
+
+
+# -- accesses ----------------------------------------------------------------------------------
 
 def read(obj, key, site):
-    COUNTS["read"] += 1
+    _access(obj, key, site, False)
 
 
 def write(obj, key, site):
-    COUNTS["write"] += 1
+    _access(obj, key, site, True)
 
 
 def atomic_read(obj, site):
-    COUNTS["atomic_read"] += 1
+    _access(obj, None, site, False)
 
 
 def atomic_write(obj, site):
-    COUNTS["atomic_write"] += 1
+    _access(obj, None, site, True)
 
 
-def enter(site):
-    COUNTS["enter"] += 1
+def _location(obj, key, site):
+    """The object whose shadow holds the location, or None when it cannot race."""
+    flags = _site_flags[site] if site < len(_site_flags) else 0
+    if flags & SUPER or type(obj) is super:
+        return _super_owner(obj, key)
+    if flags & GLOBAL:
+        return sys._getframe(4).f_globals  # _location < _record_access < _access < probe
+    if flags & ATTR:
+        tp = type(obj)
+        if tp is ModuleType:
+            return obj.__dict__  # module attribute == module global
+        skip = _skip_types.get(tp)
+        if skip is None:
+            skip = _skip_types[tp] = (not tp.__flags__ & _HEAPTYPE
+                                      and not hasattr(obj, "__dict__"))
+        if skip:
+            return None
+    return obj
 
 
-def leave():
-    COUNTS["leave"] += 1
+def _super_owner(obj, key):
+    """The class whose attribute `super().key` reads: `obj` is a super object (3.11) or the
+    (class, self) pair the 3.12+ probe passes."""
+    if type(obj) is super:
+        start, instance = obj.__thisclass__, obj.__self_class__
+    elif type(obj) is tuple and len(obj) == 2:
+        start, instance = obj
+        instance = instance if isinstance(instance, type) else type(instance)
+    else:
+        return None
+    if instance is None:
+        return None
+    mro = instance.__mro__
+    try:
+        after = mro[mro.index(start) + 1:]
+    except ValueError:
+        return None
+    for klass in after:
+        if key in klass.__dict__:
+            return klass
+    return None
+
+
+def _access(obj, key, site, is_write):
+    state = _current()
+    if state.busy:  # re-entered from a finalizer or callback inside an update: do it later
+        state.pending.append((_access, (obj, key, site, is_write)))
+        return
+    state.busy = True
+    try:
+        outcome = _record_access(obj, key, site, is_write, state)
+    finally:
+        state.busy = False
+    if outcome is not None:
+        target, events, released = outcome
+        del released  # finalizers of swept objects run here, outside the lock
+        on_race = _config["on_race"]
+        if events and on_race is not None:
+            for event in events:
+                on_race((target, key) + event)
+    if state.pending:
+        _drain(state)
+
+
+def _record_access(obj, key, site, is_write, state):
+    target = _location(obj, key, site)
+    if target is None:
+        return None
+    atomic = 1 if site < len(_site_flags) and _site_flags[site] & ATOMIC else 0
+    record = _objects.get(target)
+    if record is None:
+        ignore = isinstance(target, _config["ignored_types"])
+        record = _objects.insert(*_objects.create(target, lambda ref: shadow.Record(ref, ignore)))
+    if record.ignore:
+        return None
+    stack = _capture_stack() if _config["history_full"] else None
+    released = None
+    with _lock:
+        if _objects.sweep_due():
+            released = _objects.sweep()
+        events = _check(record, key, state, site, is_write, atomic, stack)
+    return target, events, released
+
+
+def _drain(state):
+    while state.pending and not state.busy:
+        fn, args = state.pending.pop(0)
+        fn(*args)
+
+
+def _ordered(e, vc):
+    tid = (e >> 1) & TID_MASK
+    return (e >> CLOCK_SHIFT) <= (vc[tid] if tid < len(vc) else 0)
+
+
+def _conflicts(prev, atomic, vc):
+    """An earlier access races with this one: unordered, and not both atomic."""
+    return not (atomic and prev.epoch & 1) and not _ordered(prev.epoch, vc)
+
+
+def _check(record, key, state, site, is_write, atomic, stack):
+    """FastTrack's read/write rules on one location; returns the new race events."""
+    cells = record.cells
+    cell = cells.get(key)
+    if cell is None:
+        cell = cells[key] = shadow.Cell()
+    now = state.epoch | atomic
+    vc = state.vc
+    found = []
+    if is_write:
+        last = cell.write
+        if last is not None and (last.epoch == now or atomic and last.epoch | 1 == now):
+            return None  # same epoch: nothing new to learn
+        if last is not None and _conflicts(last, atomic, vc):
+            found.append((True, last))
+        if cell.shared is not None:
+            found.extend((False, r) for r in cell.shared.values() if _conflicts(r, atomic, vc))
+        elif cell.read is not None and _conflicts(cell.read, atomic, vc):
+            found.append((False, cell.read))
+        cell.write = shadow.Access(now, site, state.lockset, stack)
+        cell.read = None
+        cell.shared = None
+    else:
+        last = cell.read
+        if cell.shared is not None:
+            last = cell.shared.get(state.tid)
+        if last is not None and (last.epoch == now or atomic and last.epoch | 1 == now):
+            return None
+        if cell.write is not None and _conflicts(cell.write, atomic, vc):
+            found.append((True, cell.write))
+        access = shadow.Access(now, site, state.lockset, stack)
+        if cell.shared is not None:
+            cell.shared[state.tid] = access
+        elif cell.read is None or _ordered(cell.read.epoch, vc):
+            cell.read = access
+        else:
+            prev = cell.read
+            cell.shared = {(prev.epoch >> 1) & TID_MASK: prev, state.tid: access}
+            cell.read = None
+    return _new_events(found, site, state, is_write, atomic)
+
+
+def _new_events(found, site, state, is_write, atomic):
+    events = []
+    for prev_write, prev in found:
+        pair = (prev.site, site) if prev.site <= site else (site, prev.site)
+        count = _reported.get(pair, 0)
+        _reported[pair] = count + 1
+        if count == 0:
+            events.append((site, state.tid, is_write, atomic, state.lockset,
+                           prev.site, (prev.epoch >> 1) & TID_MASK, prev_write,
+                           prev.epoch & 1, prev.lockset, prev.stack))
+    return events
+
+
+def _capture_stack():
+    """The stack of the access being recorded, as (code, line) pairs, innermost first."""
+    frames = []
+    frame = sys._getframe(4)  # skip _capture_stack < _record_access < _access < probe
+    while frame is not None:
+        frames.append((frame.f_code, frame.f_lineno))
+        frame = frame.f_back
+    return tuple(frames)
+
+
+# -- synchronization ---------------------------------------------------------------------------
+
+def _sync_var(obj):
+    var = _syncs.get(obj)
+    if var is None:
+        name = f"{type(obj).__name__} at 0x{id(obj):x}"
+        with _lock:
+            sync_id = len(_sync_names)
+            _sync_names.append(name)
+        var = _syncs.insert(*_syncs.create(obj, lambda ref: SyncVar(ref, sync_id)))
+    return var
 
 
 def acquire(sync, site):
-    COUNTS["acquire"] += 1
+    """A lock was acquired: its last release happens-before what this thread does next."""
+    _sync_event(sync, True, True)
 
 
 def release(sync, site):
-    COUNTS["release"] += 1
+    """A lock is being released: what this thread did happens-before its next acquire."""
+    _sync_event(sync, False, True)
+
+
+def happens_after(obj):
+    """Annotation / interceptor edge: the releases on `obj` happen-before what follows."""
+    _sync_event(obj, True, False)
+
+
+def happens_before(obj):
+    """Annotation / interceptor edge: what came before happens-before acquires on `obj`."""
+    _sync_event(obj, False, False)
+
+
+def _sync_event(obj, is_acquire, is_lock):
+    state = _current()
+    if state.busy:
+        state.pending.append((_sync_event, (obj, is_acquire, is_lock)))
+        return
+    state.busy = True
+    try:
+        var = _sync_var(obj)
+        with _lock:
+            if is_acquire:
+                join(state.vc, var.vc)
+            else:
+                join(var.vc, state.vc)
+            state.tick()
+            if is_lock:
+                _update_lockset(state, var.id, 1 if is_acquire else -1)
+    finally:
+        state.busy = False
+    if state.pending:
+        _drain(state)
+
+
+def _update_lockset(state, sync_id, delta):
+    held = state.held
+    count = held.get(sync_id, 0) + delta
+    if count > 0:
+        held[sync_id] = count
+    else:
+        held.pop(sync_id, None)
+    state.lockset = tuple(sorted(held))
+
+
+def thread_end(obj):
+    """The calling thread is finishing: publish its clock on `obj` (its Thread) for join()."""
+    happens_before(obj)
+    with _lock:
+        _states.pop(_get_ident(), None)  # a new thread reusing this ident starts afresh
+
+
+def sync(obj, site):
+    """`obj` itself, or a proxy recording acquire/release when `obj` is a lock."""
+    target = _config["proxy_types"].get(type(obj), False)
+    if target is False:
+        return obj
+    return SyncProxy(obj, target(obj) if target else obj, site)
+
+
+class SyncProxy:
+    """Stands in for a lock at an instrumented `with x:` / `x.acquire()` / `x.release()`."""
+
+    __slots__ = ("_obj", "_target", "_site")
+
+    def __init__(self, obj, target, site):
+        self._obj = obj
+        self._target = target
+        self._site = site
+
+    def acquire(self, *args, **kwargs):
+        got = self._obj.acquire(*args, **kwargs)
+        if got:
+            acquire(self._target, self._site)
+        return got
+
+    def release(self):
+        release(self._target, self._site)  # before: a switch after it could let a waiter in
+        return self._obj.release()
+
+    def __enter__(self):
+        result = self._obj.__enter__()
+        acquire(self._target, self._site)
+        return result
+
+    def __exit__(self, *exc):
+        release(self._target, self._site)
+        return self._obj.__exit__(*exc)
 
 
 def hit(index):
-    COUNTS["hit"] += 1
+    pass  # coverage counters arrive with the coverage issue

@@ -1,0 +1,335 @@
+"""Models of threading / queue / concurrent.futures / asyncio primitives as HB edges.
+
+Each interceptor calls the real function and records an edge only if the call succeeded.
+Locks themselves (C types that cannot be patched) are seen at instrumented call sites through
+the runtime's `sync` proxy; everything written in Python is patched here, for all code.
+"""
+
+import _queue
+import _thread
+import asyncio.base_events
+import concurrent.futures
+import concurrent.futures._base as futures_base
+import concurrent.futures.thread as futures_thread
+import queue
+import threading
+import weakref
+
+from racewatch.runtime import stacks, threads
+
+_patches = []  # (owner, name, original) to undo
+_engine = None
+
+
+def _patch(owner, name, replacement):
+    original = owner.__dict__[name]
+    _patches.append((owner, name, original))
+    setattr(owner, name, replacement)
+    return original
+
+
+def install(engine):
+    """Patch the primitives; `engine` is the hot-path module in use."""
+    global _engine
+    _engine = engine
+    _threads()
+    _conditions()
+    _semaphores()
+    _events()
+    _barriers()
+    _queues()
+    _futures()
+    _asyncio()
+
+
+def uninstall():
+    while _patches:
+        owner, name, original = _patches.pop()
+        setattr(owner, name, original)
+
+
+def proxy_types():
+    """Types whose acquire/release the runtime's `sync` proxy records, mapped to a function
+    giving the object whose clock they use (None: the object itself)."""
+    lock_types = {type(threading.Lock()): None, type(threading.RLock()): None,
+                  threading._PyRLock: None}
+    lock_types[threading.Condition] = lambda cond: cond._lock
+    return lock_types
+
+
+def ignored_types():
+    """Objects whose attributes are per-thread, never shared."""
+    return (threading.local,)
+
+
+# -- threads -----------------------------------------------------------------------------------
+
+def _threads():
+    Thread = threading.Thread
+    start = _patch(Thread, "start", lambda self: _start(self, start))
+    bootstrap = _patch(Thread, "_bootstrap_inner", lambda self: _bootstrap(self, bootstrap))
+    join = _patch(Thread, "join", lambda self, timeout=None: _join(self, join, timeout))
+    shutdown = _patch(threading, "_shutdown", lambda: _interpreter_shutdown(shutdown))
+
+
+def _start(thread, start):
+    threads.starting(thread, _engine.current_tid(), stacks.capture())
+    _engine.happens_before(thread)
+    return start(thread)
+
+
+def _bootstrap(thread, bootstrap):
+    _engine.happens_after(thread)  # first event of the new thread: its clock starts here
+    tid = _engine.current_tid()
+    threads.begin(tid, thread)
+    try:
+        bootstrap(thread)
+    finally:
+        _engine.thread_end(thread)
+        threads.end(tid)
+
+
+def _join(thread, join, timeout):
+    join(thread, timeout)
+    if not thread.is_alive():  # a timed join that returned early gives no edge
+        _engine.happens_after(thread)
+
+
+def _interpreter_shutdown(shutdown):
+    """After the interpreter's final wait, every finished thread happens-before atexit."""
+    shutdown()
+    for thread in threads.finished_threads():
+        _engine.happens_after(thread)
+
+
+# -- locks' relatives --------------------------------------------------------------------------
+
+def _conditions():
+    Condition = threading.Condition
+    wait = _patch(Condition, "wait", lambda self, timeout=None: _wait(self, wait, timeout))
+
+
+def _wait(cond, wait, timeout):
+    # wait = release, then acquire on return (always reacquired, even on timeout). Edges
+    # only, no lockset change: the lock is held before and after.
+    lock = cond._lock
+    _engine.happens_before(lock)
+    try:
+        return wait(cond, timeout)
+    finally:
+        _engine.happens_after(lock)
+
+
+def _semaphores():
+    Semaphore, Bounded = threading.Semaphore, threading.BoundedSemaphore
+
+    def acquire(self, blocking=True, timeout=None):
+        got = real_acquire(self, blocking, timeout)
+        if got:
+            _engine.happens_after(self)
+        return got
+
+    real_acquire = _patch(Semaphore, "acquire", acquire)
+    _patch(Semaphore, "__enter__", acquire)  # the class aliases __enter__ = acquire
+    real_release = _patch(Semaphore, "release", lambda self, n=1: _release(self, real_release, n))
+    bounded_release = _patch(Bounded, "release",
+                             lambda self, n=1: _release(self, bounded_release, n))
+
+
+def _release(sem, release, n):
+    _engine.happens_before(sem)
+    return release(sem, n)
+
+
+def _events():
+    Event = threading.Event
+
+    def set_(self):
+        _engine.happens_before(self)
+        return real_set(self)
+
+    def wait(self, timeout=None):
+        signalled = real_wait(self, timeout)
+        if signalled:
+            _engine.happens_after(self)
+        return signalled
+
+    def is_set(self):
+        signalled = real_is_set(self)
+        if signalled:
+            _engine.happens_after(self)
+        return signalled
+
+    real_set = _patch(Event, "set", set_)
+    real_wait = _patch(Event, "wait", wait)
+    real_is_set = _patch(Event, "is_set", is_set)
+
+
+def _barriers():
+    def wait(self, timeout=None):
+        _engine.happens_before(self)
+        index = real_wait(self, timeout)
+        _engine.happens_after(self)
+        return index
+
+    real_wait = _patch(threading.Barrier, "wait", wait)
+
+
+# -- queues: the put of an item happens-before the get that returns it -------------------------
+
+class _Token:
+    """One put's clock, handed to the get that returns its item."""
+    __slots__ = ("__weakref__",)
+
+
+_pending_items = weakref.WeakKeyDictionary()  # queue -> {id(item): [tokens, oldest first]}
+_pending_lock = _thread.allocate_lock()  # two threads putting at once must not lose a token
+
+
+def _before_put(q, item):
+    token = _Token()
+    _engine.happens_before(token)
+    with _pending_lock:
+        _pending_items.setdefault(q, {}).setdefault(id(item), []).append(token)
+    return token
+
+
+def _undo_put(q, item, token):
+    with _pending_lock:
+        tokens = _pending_items.get(q, {}).get(id(item))
+        if tokens and token in tokens:
+            tokens.remove(token)
+
+
+def _after_get(q, item):
+    with _pending_lock:
+        by_item = _pending_items.get(q)
+        tokens = by_item.get(id(item)) if by_item is not None else None
+        token = tokens.pop(0) if tokens else None
+        if token is not None and not tokens:
+            del by_item[id(item)]
+    if token is not None:
+        _engine.happens_after(token)
+
+
+def _put(q, put, item, *args, **kwargs):
+    token = _before_put(q, item)  # before the real put: a getter may run as soon as it returns
+    try:
+        return put(q, item, *args, **kwargs)
+    except BaseException:
+        _undo_put(q, item, token)
+        raise
+
+
+def _get(q, get, *args, **kwargs):
+    item = get(q, *args, **kwargs)
+    _after_get(q, item)
+    return item
+
+
+def _queues():
+    put = _patch(queue.Queue, "put", lambda self, *a, **k: _put(self, put, *a, **k))
+    get = _patch(queue.Queue, "get", lambda self, *a, **k: _get(self, get, *a, **k))
+
+    base = _queue.SimpleQueue
+
+    class SimpleQueue(base):
+        """queue.SimpleQueue with its hand-offs modelled (the C type cannot be patched)."""
+
+        def put(self, item, block=True, timeout=None):
+            return _put(self, base.put, item, block, timeout)
+
+        def put_nowait(self, item):
+            return _put(self, base.put_nowait, item)
+
+        def get(self, block=True, timeout=None):
+            return _get(self, base.get, block, timeout)
+
+        def get_nowait(self):
+            return _get(self, base.get_nowait)
+
+    SimpleQueue.__module__ = "queue"
+    _patch(queue, "SimpleQueue", SimpleQueue)
+
+
+# -- concurrent.futures ------------------------------------------------------------------------
+
+def _futures():
+    Future = futures_base.Future
+    WorkItem = futures_thread._WorkItem
+
+    def work_init(self, *args, **kwargs):
+        real_work_init(self, *args, **kwargs)
+        _engine.happens_before(self)  # submit happens-before the task starts
+
+    def work_run(self, *args, **kwargs):
+        _engine.happens_after(self)
+        return real_work_run(self, *args, **kwargs)
+
+    def set_result(self, result):
+        _engine.happens_before(self)
+        return real_set_result(self, result)
+
+    def set_exception(self, exception):
+        _engine.happens_before(self)
+        return real_set_exception(self, exception)
+
+    def result(self, timeout=None):
+        try:
+            return real_result(self, timeout)
+        finally:
+            if self.done():
+                _engine.happens_after(self)
+
+    def exception(self, timeout=None):
+        try:
+            return real_exception(self, timeout)
+        finally:
+            if self.done():
+                _engine.happens_after(self)
+
+    def add_done_callback(self, fn):
+        def after_done(future):
+            _engine.happens_after(future)
+            return fn(future)
+        return real_add_done_callback(self, after_done)
+
+    def wait(fs, timeout=None, return_when=futures_base.ALL_COMPLETED):
+        done = real_wait(fs, timeout, return_when)
+        for future in done.done:
+            _engine.happens_after(future)
+        return done
+
+    def as_completed(fs, timeout=None):
+        for future in real_as_completed(fs, timeout):
+            _engine.happens_after(future)
+            yield future
+
+    real_work_init = _patch(WorkItem, "__init__", work_init)
+    real_work_run = _patch(WorkItem, "run", work_run)
+    real_set_result = _patch(Future, "set_result", set_result)
+    real_set_exception = _patch(Future, "set_exception", set_exception)
+    real_result = _patch(Future, "result", result)
+    real_exception = _patch(Future, "exception", exception)
+    real_add_done_callback = _patch(Future, "add_done_callback", add_done_callback)
+    real_wait = _patch(futures_base, "wait", wait)
+    _patch(concurrent.futures, "wait", wait)
+    real_as_completed = _patch(futures_base, "as_completed", as_completed)
+    _patch(concurrent.futures, "as_completed", as_completed)
+
+
+# -- asyncio -----------------------------------------------------------------------------------
+
+def _asyncio():
+    loop_type = asyncio.base_events.BaseEventLoop
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        token = _Token()
+        _engine.happens_before(token)
+
+        def after_call(*call_args):
+            _engine.happens_after(token)
+            return callback(*call_args)
+        return real(self, after_call, *args, context=context)
+
+    real = _patch(loop_type, "call_soon_threadsafe", call_soon_threadsafe)

@@ -1,0 +1,194 @@
+"""Race records, their text and JSON forms, where they go, and the exit status they imply."""
+
+import _thread
+import json
+import os
+import sys
+
+from racewatch.rewriter.sites import SITES
+from racewatch.runtime import stacks, threads
+
+BAR = "=================="
+
+
+class Sink:
+    """Where reports go: stderr, stdout, or `PREFIX.<pid>` files (one per process)."""
+
+    def __init__(self, log_path):
+        self.log_path = log_path
+        self._file = None
+        self._pid = None
+
+    def write(self, text):
+        if self.log_path in ("stderr", "stdout"):
+            stream = sys.stderr if self.log_path == "stderr" else sys.stdout
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a broken stream must not stop a report
+                stream = None
+            if stream is None:
+                os.write(2, text.encode(errors="replace"))
+                return
+            stream.write(text)
+            stream.flush()
+            return
+        if self._file is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._file = open(f"{self.log_path}.{self._pid}", "a", encoding="utf-8")
+        self._file.write(text)
+        self._file.flush()
+
+
+def _module_of(mapping):
+    """The module whose globals dict `mapping` is, or None."""
+    name = mapping.get("__name__") if isinstance(mapping, dict) else None
+    module = sys.modules.get(name) if isinstance(name, str) else None
+    return module if module is not None and getattr(module, "__dict__", None) is mapping else None
+
+
+def describe_location(target, key):
+    """`attribute 'n' of Counter object at 0x...`, `global 'x' of module 'app'`, ..."""
+    module = _module_of(target)
+    if module is not None:
+        return f"global {key!r} of module {module.__name__!r}"
+    if isinstance(target, type):
+        return f"attribute {key!r} of class {target.__qualname__}"
+    return f"attribute {key!r} of {type(target).__qualname__} object at 0x{id(target):x}"
+
+
+def _word(site_id, atomic):
+    kind = SITES[site_id].kind
+    word = {"write": "write", "delete": "delete"}.get(kind, "read")
+    return ("atomic " + word) if atomic else word
+
+
+class Race:
+    """One reported pair of accesses, in a form both output formats are made from."""
+
+    def __init__(self, event, history_full, sync_name):
+        (target, key, site, tid, _is_write, atomic, lockset,
+         prev_site, prev_tid, _prev_write, prev_atomic, prev_lockset, prev_stack) = event
+        self.location = describe_location(target, key)
+        self.sites = (site, prev_site)
+        self.current = {
+            "access": _word(site, atomic), "tid": tid, "thread": threads.describe(tid),
+            "mutexes": [f"M{i}" for i in lockset], "stack": stacks.capture(),
+        }
+        prev = SITES[prev_site]
+        if history_full and prev_stack:
+            prev_frames = stacks.from_code_lines(prev_stack)
+        else:
+            prev_frames = ((prev.function, prev.file, prev.line),)
+        self.previous = {
+            "access": _word(prev_site, prev_atomic), "tid": prev_tid,
+            "thread": threads.describe(prev_tid), "mutexes": [f"M{i}" for i in prev_lockset],
+            "stack": prev_frames,
+        }
+        self.mutexes = {f"M{i}": sync_name(i) for i in sorted(set(lockset) | set(prev_lockset))}
+        self.thread_origins = []
+        for t in sorted({tid, prev_tid}):
+            info = threads.info(t)
+            if t != 0 and info is not None:
+                status = "finished" if info.finished else "running"
+                self.thread_origins.append((threads.describe(t), status, info.created_at))
+
+
+def _frames(frames, strip, width):
+    return "".join(f"  {func + '()':<{width}} {_strip(file, strip)}:{line}\n"
+                   for func, file, line in frames)
+
+
+def _strip(path, prefix):
+    return path[len(prefix):] if prefix and path.startswith(prefix) else path
+
+
+def format_text(race, strip=""):
+    cur, prev = race.current, race.previous
+    all_frames = [*cur["stack"], *prev["stack"], *(f for o in race.thread_origins for f in o[2])]
+    width = max([len(f[0]) + 2 for f in all_frames] + [16])
+    held = f" (mutexes: {', '.join(cur['mutexes'])})" if cur["mutexes"] else ""
+    prev_held = f" (mutexes: {', '.join(prev['mutexes'])})" if prev["mutexes"] else ""
+    parts = [f"{BAR}\nWARNING: DATA RACE\n",
+             f"{cur['access'].capitalize()} of {race.location} by {cur['thread']}{held}:\n",
+             _frames(cur["stack"], strip, width),
+             f"\nPrevious {prev['access']} by {prev['thread']}{prev_held}:\n",
+             _frames(prev["stack"], strip, width)]
+    for name, status, created_at in race.thread_origins:
+        parts.append(f"\n{name[0].upper()}{name[1:]} ({status}) created at:\n")
+        parts.append(_frames(created_at, strip, width) if created_at else "  [unknown]\n")
+    for mutex, desc in race.mutexes.items():
+        parts.append(f"\nMutex {mutex} is {desc}\n")
+    parts.append(f"{BAR}\n")
+    return "".join(parts)
+
+
+def format_json(race, strip=""):
+    def frames(fs):
+        return [{"function": f, "file": _strip(p, strip), "line": n} for f, p, n in fs]
+    record = {
+        "type": "race", "location": race.location,
+        "access": dict(race.current, stack=frames(race.current["stack"])),
+        "previous": dict(race.previous, stack=frames(race.previous["stack"])),
+        "threads": [{"thread": n, "status": s, "created_at": frames(c)}
+                    for n, s, c in race.thread_origins],
+        "mutexes": race.mutexes,
+    }
+    return json.dumps(record) + "\n"
+
+
+class Reporter:
+    """Receives race events from the runtime and writes reports as they are found."""
+
+    def __init__(self, options, engine):
+        self.options = options
+        self.engine = engine
+        self.sink = Sink(options.log_path)
+        self.found = 0
+        self._lock = _thread.allocate_lock()  # reports from two threads must not interleave
+
+    def on_race(self, event):
+        race = Race(event, self.options.history == "full", self.engine.sync_name)
+        form = format_json if self.options.format == "json" else format_text
+        text = form(race, self.options.strip_path_prefix)
+        with self._lock:
+            self.found += 1
+            self.sink.write(text)
+        if self.options.halt_on_error:
+            self.sink.write(self.summary())
+            _flush_std()
+            os._exit(self.options.exitcode)
+
+    def summary(self):
+        pairs = self.engine.races()
+        if self.options.format == "json":
+            return json.dumps({"type": "summary", "races": len(pairs), "pairs": [
+                {"sites": [_site_text(a, self.options.strip_path_prefix),
+                           _site_text(b, self.options.strip_path_prefix)], "count": n}
+                for (a, b), n in sorted(pairs.items())]}) + "\n"
+        lines = [f"racewatch: found {len(pairs)} data race(s)\n"]
+        for (a, b), n in sorted(pairs.items()):
+            lines.append(f"  {_site_text(a, self.options.strip_path_prefix)} vs "
+                         f"{_site_text(b, self.options.strip_path_prefix)}"
+                         f" ({n} time{'s' if n != 1 else ''})\n")
+        return "".join(lines)
+
+    def finish(self, status):
+        """Print the summary; the exit status: `exitcode` when races were found and the
+        program itself would have exited 0 (as Go's runtime does)."""
+        if not self.engine.races():
+            return status
+        self.sink.write(self.summary())
+        return self.options.exitcode if status == 0 else status
+
+
+def _site_text(site_id, strip):
+    site = SITES[site_id]
+    return f"{_strip(site.file, strip)}:{site.line}"
+
+
+def _flush_std():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass

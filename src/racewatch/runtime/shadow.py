@@ -1,0 +1,110 @@
+"""Per-location FastTrack state of the Python twin, and its lifetime (dies with its object)."""
+
+import sys
+import weakref
+
+# Sweep the strongly held records once this many were created since the last sweep.
+SWEEP_EVERY = 4096
+
+
+class Access:
+    """One remembered access: its epoch (atomic bit included), site, lockset and stack."""
+
+    __slots__ = ("epoch", "site", "lockset", "stack")
+
+    def __init__(self, epoch, site, lockset, stack):
+        self.epoch = epoch
+        self.site = site
+        self.lockset = lockset
+        self.stack = stack
+
+
+class Cell:
+    """FastTrack state of one location: last write, and last read (an epoch, or per-thread
+    reads once the location is read-shared)."""
+
+    __slots__ = ("write", "read", "shared")
+
+    def __init__(self):
+        self.write = None   # Access or None
+        self.read = None    # Access or None, while reads are totally ordered
+        self.shared = None  # {tid: Access} once concurrent reads were seen
+
+
+class Record:
+    """The cells of one object, and what keeps the record tied to the object's life."""
+
+    __slots__ = ("cells", "ref", "ignore", "__weakref__")
+
+    def __init__(self, ref, ignore):
+        self.cells = {}
+        self.ref = ref
+        self.ignore = ignore
+
+
+class LifetimeTable:
+    """Maps live objects to records (anything with a `ref` slot). A record goes when its
+    object dies: a weakref callback for weak-referenceable objects; otherwise the record holds
+    the object and a periodic sweep drops records whose object nobody else references."""
+
+    def __init__(self):
+        self.records = {}
+        self.strong = []  # ids of records that hold their object
+        self.created_strong = 0
+
+    def get(self, obj):
+        return self.records.get(id(obj))
+
+    def create(self, obj, make):
+        """`make(ref)` builds the record; creating a weakref may run GC (and so user code), so
+        call this with no lock held and insert the result with `insert`."""
+        key = id(obj)
+        try:
+            ref = weakref.ref(obj, lambda _, key=key, table=self: table._died(key))
+        except TypeError:
+            return key, make(obj), True
+        return key, make(ref), False
+
+    def insert(self, key, record, strong):
+        """Insert unless another thread got there first; returns the record in the table."""
+        existing = self.records.get(key)
+        if existing is not None:
+            return existing
+        self.records[key] = record
+        if strong:
+            self.strong.append(key)
+            self.created_strong += 1
+        return record
+
+    def _died(self, key):
+        record = self.records.get(key)
+        if record is not None and type(record.ref) is weakref.ref and record.ref() is None:
+            del self.records[key]
+
+    def sweep_due(self):
+        return self.created_strong >= SWEEP_EVERY
+
+    def sweep(self):
+        """Drop strongly held records whose object only the table still references.
+
+        Returns the objects released, for the caller to drop outside its lock (dropping them
+        can run finalizers)."""
+        self.created_strong = 0
+        released, kept = [], []
+        for key in self.strong:
+            record = self.records.get(key)
+            if record is None or type(record.ref) is weakref.ref:
+                continue
+            # References: the record, getrefcount's argument, and `record.ref` read here.
+            if sys.getrefcount(record.ref) <= 3:
+                released.append(record.ref)
+                del self.records[key]
+            else:
+                kept.append(key)
+        self.strong = kept
+        return released
+
+    def clear(self):
+        self.records.clear()
+        self.strong.clear()
+        self.created_strong = 0

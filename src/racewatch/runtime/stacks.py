@@ -1,0 +1,33 @@
+"""Stacks for reports: user frames only (racewatch's own frames never appear)."""
+
+import os
+import sys
+
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+# Code objects of racewatch's runner below which no frame belongs to the program.
+BOUNDARIES = set()
+
+
+def _is_own(frame):
+    name = frame.f_globals.get("__name__", "")
+    return name == "racewatch" or name.startswith("racewatch.")
+
+
+def capture(limit=64):
+    """The calling thread's stack as (function, file, line) tuples, innermost first."""
+    frames = []
+    frame = sys._getframe(1)
+    while frame is not None and len(frames) < limit and frame.f_code not in BOUNDARIES:
+        code = frame.f_code
+        if not _is_own(frame) and code.co_filename != "<frozen runpy>":
+            frames.append((code.co_qualname, code.co_filename, frame.f_lineno))
+        frame = frame.f_back
+    return tuple(frames)
+
+
+def from_code_lines(pairs):
+    """(code, line) pairs recorded by a runtime's full history into report frames."""
+    return tuple((code.co_qualname, code.co_filename, line) for code, line in pairs
+                 if not code.co_filename.startswith(_OWN_DIR))
