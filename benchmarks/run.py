@@ -106,6 +106,7 @@ def report_problem(run):
     kind = "CHECKSUM MISMATCH" if run.verdict == rounds.MISMATCH else "FAILED"
     when = " (warm-up)" if run.warmup else ""
     lines = [f"!!! {kind}: {run.python} {run.workload} {run.variant}{when}: {run.detail}"]
+    # The end of stderr holds the exception or racewatch's summary; --json keeps all of it.
     lines += ["!!!   " + line for line in run.measurement.stderr.splitlines()[-15:]]
     sys.stderr.write("\n".join(lines) + "\n")
 
@@ -113,23 +114,15 @@ def report_problem(run):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     labels = labels_for(args.python)
-    settings = rounds.Settings(args.repeat, args.repeat_slow, args.scale, args.timeout)
     load_before, started = os.getloadavg()[0], time.time()
-    runs = []
-    for python, label in zip(args.python, labels):
-        for workload in args.workloads:
-            script = os.path.join(WORKLOADS, workload + ".py")
-            done = rounds.measure_workload(python, label, script, args.variants, settings,
-                                           report_problem)
-            runs += done
-            sys.stderr.write(f"{label} {workload}: {progress(table.summarize(done))}\n")
+    runs = measure_all(args, labels)
     cells = table.summarize(runs)
-    names = [v.name for v in args.variants]
     print(f"CPU s: best of {args.repeat} (slow variants: best of {args.repeat_slow}) timed runs, "
           f"user+sys of the whole process; slow and rss: ratios to {variants.BASELINE.name}.")
     print(f"scale {args.scale:g}; load average {load_before:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after; {time.time() - started:.0f} s in all.\n")
-    print(table.render(cells, labels, args.workloads, names, variants.BASELINE.name))
+    print(table.render(cells, labels, args.workloads, [v.name for v in args.variants],
+                       variants.BASELINE.name))
     notes = stderr_notes(runs)
     if notes:
         print("\nSaid on stderr by runs that succeeded (a fallback or warning changes what "
@@ -139,8 +132,22 @@ def main(argv=None):
     bad = [r for r in runs if r.verdict != rounds.OK]
     if bad:
         print(f"\n{len(bad)} run(s) failed or printed a different checksum: "
-              "their cells say FAILED or MISMATCH, details above on stderr.")
+              "their cells say FAILED or MISMATCH; details on stderr.")
     return 1 if bad else 0
+
+
+def measure_all(args, labels):
+    """Every run of the invocation, one Python and one workload at a time."""
+    settings = rounds.Settings(args.repeat, args.repeat_slow, args.scale, args.timeout)
+    runs = []
+    for python, label in zip(args.python, labels):
+        for workload in args.workloads:
+            script = os.path.join(WORKLOADS, workload + ".py")
+            done = rounds.measure_workload(python, label, script, args.variants, settings,
+                                           report_problem)
+            sys.stderr.write(f"{label} {workload}: {progress(table.summarize(done))}\n")
+            runs += done
+    return runs
 
 
 def save_json(args, labels, runs, cells):

@@ -80,7 +80,8 @@ def main(scale=1.0):
         counts, distinct_pairs, by_length, first_letters = count_words(words)
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
     letters = sorted(first_letters.items())[:3]
-    print(f"checksum {total} {CALLS} {HITS} {len(counts)} {distinct_pairs} {top} {by_length[2:7]} {letters}")
+    print(f"checksum {total} {CALLS} {HITS} {len(counts)} {distinct_pairs} {top} "
+          f"{by_length[2:7]} {letters}")
 
 
 if __name__ == "__main__":
