@@ -1,0 +1,92 @@
+"""Run one CPython test suite with unittest and write every test's outcome to a JSON file.
+
+usage: stdlib_suite.py SUITE OUTPUT [MODULE ...]
+  SUITE    a test module such as test.test_json
+  OUTPUT   where the JSON goes (a file, so the suite's own output cannot mix in)
+  MODULE   modules under test (`json` also means json.*); under racewatch the report says
+           how many of their code objects were instrumented, and what the rewriter failed on
+"""
+
+import json
+import random
+import re
+import sys
+import unittest
+
+from test import support
+
+
+class Outcomes(unittest.TestResult):
+    """Records `{test id: [outcome, ...]}`; subtests count as tests of their own."""
+
+    def __init__(self):
+        super().__init__()
+        self.outcomes = {}
+        self.details = {}
+
+    def _record(self, test, outcome, err=None):
+        # Subtest ids can show reprs like `<function f at 0x7f...>`, which differ per process.
+        test_id = re.sub(r" at 0x[0-9a-f]+", " at 0x?", test.id())
+        self.outcomes.setdefault(test_id, []).append(outcome)
+        if err is not None:
+            self.details[test_id] = self._exc_info_to_string(err, test)
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._record(test, "pass")
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._record(test, "fail", err)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._record(test, "error", err)
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._record(test, "skip")
+
+    def addExpectedFailure(self, test, err):
+        super().addExpectedFailure(test, err)
+        self._record(test, "expected failure")
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self._record(test, "unexpected success")
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is None:
+            self._record(subtest, "pass")
+        else:
+            self._record(subtest, "fail" if issubclass(err[0], test.failureException)
+                         else "error", err)
+
+
+def instrumentation(patterns):
+    """Per loaded module under test, codecheck's report; and the rewriter's failures."""
+    import codecheck
+    from racewatch.rewriter import instrument
+
+    modules = {name: codecheck.report(module) for name, module in sorted(sys.modules.items())
+               if any(name == p or name.startswith(p + ".") for p in patterns)
+               and getattr(module, "__file__", None)}
+    return {"modules": modules, "failures": [list(f) for f in instrument.FAILURES]}
+
+
+def main(argv):
+    suite_name, output, patterns = argv[0], argv[1], argv[2:]
+    support.use_resources = []  # as regrtest without -u: resource-hungry tests skip, both runs
+    random.seed(0)  # some suites draw unseeded inputs (and name subtests after them)
+    result = Outcomes()
+    unittest.defaultTestLoader.loadTestsFromName(suite_name).run(result)
+    report = {"outcomes": result.outcomes, "details": result.details, "racewatch": None}
+    if "racewatch.rewriter.instrument" in sys.modules:  # running under `racewatch run`
+        report["racewatch"] = instrumentation(patterns)
+    with open(output, "w") as f:
+        json.dump(report, f, indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
