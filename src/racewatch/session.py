@@ -6,7 +6,7 @@ import threading
 
 from racewatch import runtime
 from racewatch.rewriter import hook, select, sites
-from racewatch.runtime import interceptors, report, threads
+from racewatch.runtime import interceptors, report, superattr, threads
 
 
 class Session:
@@ -17,7 +17,7 @@ class Session:
         self.reporter = report.Reporter(options, engine)
         engine.configure(on_race=self.reporter.on_race, history_full=options.history == "full",
                          ignored_types=interceptors.ignored_types(),
-                         proxy_types=interceptors.proxy_types())
+                         proxy_types=interceptors.proxy_types(), super_owner=superattr.owner)
         sites.SITES.listeners.append(
             lambda base, records: engine.register_sites(base, sites.flags(records)))
         interceptors.install(engine)

@@ -10,7 +10,7 @@ import _thread
 import sys
 from types import ModuleType
 
-from racewatch.runtime import shadow
+from racewatch.runtime import shadow, superattr
 from racewatch.runtime.clock import CLOCK_SHIFT, TID_MASK, join
 from racewatch.runtime.siteflags import ATOMIC, ATTR, GLOBAL, SUPER
 
@@ -67,8 +67,10 @@ def _current():
 
 # -- configuration (not hot) -------------------------------------------------------------------
 
-def configure(on_race=None, history_full=False, ignored_types=(), proxy_types=None):
-    """`on_race(event)` is called, outside the runtime's lock, once per new racing site pair."""
+def configure(on_race=None, history_full=False, ignored_types=(), proxy_types=None,
+              super_owner=None):
+    """`on_race(event)` is called, outside the runtime's lock, once per new racing site pair.
+    (`super_owner` is for the C runtime; this twin calls superattr.owner directly.)"""
     _config.update(on_race=on_race, history_full=history_full,
                    ignored_types=tuple(ignored_types), proxy_types=dict(proxy_types or {}))
 
@@ -129,7 +131,7 @@ def _location(obj, key, site):
     """The object whose shadow holds the location, or None when it cannot race."""
     flags = _site_flags[site] if site < len(_site_flags) else 0
     if flags & SUPER or type(obj) is super:
-        return _super_owner(obj, key)
+        return superattr.owner(obj, key)
     if flags & GLOBAL:
         return sys._getframe(4).f_globals  # _location < _record_access < _access < probe
     if flags & ATTR:
@@ -143,29 +145,6 @@ def _location(obj, key, site):
         if skip:
             return None
     return obj
-
-
-def _super_owner(obj, key):
-    """The class whose attribute `super().key` reads: `obj` is a super object (3.11) or the
-    (class, self) pair the 3.12+ probe passes."""
-    if type(obj) is super:
-        start, instance = obj.__thisclass__, obj.__self_class__
-    elif type(obj) is tuple and len(obj) == 2:
-        start, instance = obj
-        instance = instance if isinstance(instance, type) else type(instance)
-    else:
-        return None
-    if instance is None:
-        return None
-    mro = instance.__mro__
-    try:
-        after = mro[mro.index(start) + 1:]
-    except ValueError:
-        return None
-    for klass in after:
-        if key in klass.__dict__:
-            return klass
-    return None
 
 
 def _access(obj, key, site, is_write):
