@@ -13,7 +13,7 @@ LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch.py")
 
 @dataclasses.dataclass
 class Measurement:
-    status: object  # exit code (negative: killed by that signal); None when it timed out
+    status: int | None  # exit code (negative: killed by that signal); None: timed out
     user: float
     sys: float
     maxrss_kb: int

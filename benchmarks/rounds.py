@@ -30,7 +30,7 @@ class Run:
     variant: str
     warmup: bool
     measurement: measure.Measurement
-    checksum: object  # the workload's checksum line, or None
+    checksum: str | None  # the workload's checksum line
     verdict: str = OK
     detail: str = ""
 

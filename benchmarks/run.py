@@ -92,13 +92,16 @@ def progress(cells):
 
 
 def stderr_notes(runs):
-    """Each distinct first stderr line of successful runs, once per Python and variant."""
-    seen = {}
+    """Each distinct first stderr line of successful runs, with the workloads that said it."""
+    said = {}
     for run in runs:
         lines = run.measurement.stderr.strip().splitlines()
         if run.verdict == rounds.OK and lines:
-            seen.setdefault((run.python, run.variant, lines[0]), None)
-    return "\n".join(f"  {python} {variant}: {line}" for python, variant, line in seen)
+            workloads = said.setdefault((run.python, run.variant, lines[0]), [])
+            if run.workload not in workloads:
+                workloads.append(run.workload)
+    return "\n".join(f"  {python} {variant} ({', '.join(workloads)}): {line}"
+                     for (python, variant, line), workloads in said.items())
 
 
 def report_problem(run):
