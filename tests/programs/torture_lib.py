@@ -9,6 +9,7 @@ import operator
 import os
 import sys
 import threading
+import weakref
 
 COUNTER = 0
 SECTIONS = []
@@ -517,6 +518,12 @@ def attribute_protocols():
     tr.y = tr.dyn_hello
     del tr.y
     yield caught(lambda: tr.nothing), getattr(tr, "y", "default"), tr.events
+    target = Tracked()
+    proxy = weakref.proxy(target)  # a C type that forwards every attribute access
+    proxy.x += 1
+    yield proxy.x, target.events
+    del target
+    yield caught(lambda: proxy.x)
     fz = Frozen(1)
     yield caught(lambda: setattr(fz, "a", 2)), fz, dataclasses.replace(fz, b="c")
     err = caught(lambda: Box(1).nope)
