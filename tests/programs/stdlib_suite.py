@@ -1,9 +1,9 @@
 """Run one CPython test suite with unittest and write every test's outcome to a JSON file.
 
 usage: stdlib_suite.py SUITE OUTPUT [MODULE ...]
-  SUITE    a test module such as test.test_json
+  SUITE    a test module such as test.test_fractions
   OUTPUT   where the JSON goes (a file, so the suite's own output cannot mix in)
-  MODULE   modules under test (`json` also means json.*); under racewatch the report says
+  MODULE   modules under test (`email` also means email.*); under racewatch the report says
            how many of their code objects were instrumented, and what the rewriter failed on
 """
 
