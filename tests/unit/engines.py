@@ -1,0 +1,135 @@
+"""Both engines as test parameters, each reset to a known state and driven on real threads."""
+
+import collections
+import re
+import threading
+
+import pytest
+
+from racewatch.runtime import api, sitekinds, superattr
+from tests.unit.stepper import Stepper
+
+try:
+    from racewatch.runtime import _fast
+except ImportError:  # not built: the C parameters fail loudly instead of vanishing
+    _fast = None
+
+# Site ids the tests use stay below this; every reset clears their flags.
+SITE_SPACE = 4096
+
+# The fields of an `on_race` event, in order (see the runtime's `configure`).
+Event = collections.namedtuple("Event", "target key site tid is_write atomic lockset prev_site "
+                               "prev_tid prev_write prev_atomic prev_lockset prev_stack")
+
+
+def engines(c_bug=None, python_bug=None):
+    """`engine` parameters for both engines; a known bug of one is a strict xfail there."""
+    marks = {"python": python_bug, "c": c_bug}
+    return [pytest.param(engine, id=name,
+                         marks=[pytest.mark.xfail(strict=True, reason=marks[name])]
+                         if marks[name] else [])
+            for name, engine in (("python", api), ("c", _fast))]
+
+
+ENGINES = engines()
+
+
+def name(engine):
+    return "python" if engine is api else "c"
+
+
+# What tests call the sites they use, and the byte each interface registers for it: site
+# kinds (sitekinds.py), or the older flag bits of engines that still have atomic_read/_write.
+KINDS = {"plain": sitekinds.NONE, "attr": sitekinds.ATTR, "super": sitekinds.SUPER,
+         "global": sitekinds.GLOBAL,
+         "shape_read": getattr(sitekinds, "METHOD_READ", 0),
+         "shape_write": getattr(sitekinds, "METHOD_WRITE", 0),
+         "atomic_read": getattr(sitekinds, "METHOD_ATOMIC_READ", 8),
+         "atomic_write": getattr(sitekinds, "METHOD_ATOMIC_WRITE", 8)}
+FLAGS = {"plain": 0, "attr": 1, "super": 2, "global": 4, "shape_read": 0, "shape_write": 0,
+         "atomic_read": 8, "atomic_write": 8}
+
+
+def has_flags(engine):
+    """True for an engine with the flag interface (atomic_read/atomic_write functions)."""
+    return hasattr(engine, "atomic_write")
+
+
+def site_bytes(engine, sites):
+    """The registration bytes for `{site: kind name}` on this engine."""
+    codes = FLAGS if has_flags(engine) else KINDS
+    table = bytearray(SITE_SPACE)
+    for site, kind in (sites or {}).items():
+        table[site] = codes[kind]
+    return bytes(table)
+
+
+def access(engine, op, obj, key, site):
+    """One access as a probe makes it: `op` is read/write, shape_*/atomic_* on a container."""
+    if op in ("atomic_read", "atomic_write") and has_flags(engine):
+        return getattr(engine, op)(obj, site)
+    return (engine.write if op.endswith("write") else engine.read)(obj, key, site)
+
+
+def reset(engine, sites=None, **config):
+    """Forget everything (the caller becomes thread 0), then configure and register sites."""
+    assert engine is not None, "the C runtime is not built"
+    # Interceptors patch threading.Thread; a test that left them installed would add events.
+    assert threading.Thread.start.__module__ == "threading", "racewatch interceptors installed"
+    config.setdefault("super_owner", superattr.owner)
+    engine.configure(**config)
+    engine.reset_after_fork()
+    engine.register_sites(0, site_bytes(engine, sites))
+
+
+def lock_addresses(engine, lockset):
+    """The addresses of the locks in a lockset, as `id()`s (sync ids differ by engine)."""
+    found = []
+    for sync_id in lockset:
+        match = re.search(r" at (0x[0-9a-fA-F]+)$", engine.sync_name(sync_id))
+        found.append(int(match.group(1), 16) if match else None)
+    return tuple(sorted(found, key=lambda a: (a is None, a)))
+
+
+def table_sizes(engine):
+    """(shadow records, sync vars) the engine holds now."""
+    if engine is api:
+        return len(api._objects.records), len(api._syncs.records)
+    stats = engine.stats()
+    return stats["objects"], stats["syncs"]
+
+
+class Driver:
+    """An engine reset for one test, with `threads` real threads to call it from.
+
+    `driver(t, "write", obj, key, site)` calls the engine's function on thread t (container
+    operations `shape_read`, `atomic_write`... take `(box, site)`); `driver.call(t, fn,
+    *args)` runs any function there. `sites` names the kind of the sites that are not plain.
+    Race events collect in `events`.
+    """
+
+    def __init__(self, engine, threads=2, sites=None, **config):
+        self.engine = engine
+        self.events = []
+        config.setdefault("on_race", lambda event: self.events.append(Event(*event)))
+        reset(engine, sites, **config)
+        self.stepper = Stepper(threads)
+
+    def __call__(self, thread, function, *args):
+        if function.startswith(("shape_", "atomic_")):
+            box, site = args
+            return self.stepper(thread, access, self.engine, function, box, None, site)
+        return self.stepper(thread, getattr(self.engine, function), *args)
+
+    def call(self, thread, fn, *args):
+        return self.stepper(thread, fn, *args)
+
+    def races(self):
+        return self.engine.races()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stepper.close()
+        self.engine.configure(super_owner=superattr.owner)  # drop the test's on_race

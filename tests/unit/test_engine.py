@@ -1,0 +1,449 @@
+"""FastTrack's rules in both engines: which access pairs race, what orders them, what is reported."""
+
+import threading
+
+import pytest
+
+from tests.unit.engines import ENGINES, Driver, engines, lock_addresses
+
+
+class Obj:
+    pass
+
+
+class Slotted:
+    __slots__ = ("a",)  # and no __weakref__: the engines hold it strongly
+
+
+A1, A2, A3 = 41, 42, 43  # atomic operations on a container (list.append ...)
+S1, S2 = 51, 52           # plain operations on its shape (len, iteration ...)
+SITES = {A1: "atomic_write", A2: "atomic_write", A3: "atomic_read", S1: "shape_read",
+         S2: "shape_write"}
+
+
+# -- the three kinds of race, and the event describing each ----------------------------------
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("first, second", [("write", "write"), ("read", "write"),
+                                           ("write", "read")])
+def test_unordered_conflict_races(engine, first, second):
+    obj = Obj()
+    with Driver(engine) as d:
+        d(0, first, obj, "a", 1)
+        d(1, second, obj, "a", 2)
+    assert d.races() == {(1, 2): 1}
+    (event,) = d.events
+    assert event.target is obj and event.key == "a"
+    assert (event.site, event.tid, bool(event.is_write)) == (2, 1, second == "write")
+    assert (event.prev_site, event.prev_tid, bool(event.prev_write)) == (1, 0, first == "write")
+    assert (event.atomic, event.prev_atomic, event.lockset, event.prev_lockset) == (0, 0, (), ())
+    assert event.prev_stack is None  # history=site records no stacks
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_reads_never_race_with_reads(engine):
+    obj = Obj()
+    with Driver(engine, threads=3) as d:
+        for thread, site in ((0, 1), (1, 2), (2, 3), (1, 4)):
+            d(thread, "read", obj, "a", site)
+    assert d.races() == {} and d.events == []
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_other_keys_and_objects_are_other_locations(engine):
+    obj, other = Obj(), Obj()
+    with Driver(engine, threads=3) as d:
+        d(0, "write", obj, "a", 1)
+        d(1, "write", obj, "b", 2)
+        d(2, "write", other, "a", 3)
+    assert d.races() == {}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_one_thread_never_races_with_itself(engine):
+    obj = Obj()
+    with Driver(engine, threads=2) as d:
+        for site in range(1, 30):
+            d(1, "write" if site % 3 else "read", obj, "a", site)
+            d(1, "happens_before", obj)  # a new epoch between accesses
+    assert d.races() == {}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_threads_get_ids_in_order_of_their_first_event(engine):
+    with Driver(engine, threads=3) as d:
+        assert [d(2, "current_tid"), d(1, "current_tid"), d(0, "current_tid")] == [1, 2, 0]
+
+
+# -- same epoch: nothing new is learnt, nothing is counted twice -------------------------------
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_same_epoch_access_is_not_checked_again(engine):
+    obj = Obj()
+    with Driver(engine) as d:
+        d(0, "write", obj, "a", 1)
+        d(1, "write", obj, "a", 2)
+        assert d.races() == {(1, 2): 1}
+        d(1, "write", obj, "a", 2)  # same epoch as its last write: not a second race
+        d(1, "read", obj, "a", 3)   # ordered after its own write: no race, but remembered
+        assert d.races() == {(1, 2): 1}
+        d(0, "write", obj, "a", 1)  # a new epoch of thread 0: races with thread 1 again
+    assert d.races() == {(1, 2): 2, (1, 3): 1}
+    assert len(d.events) == 2
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_same_epoch_keeps_the_first_access_of_the_epoch(engine):
+    obj = Obj()
+    with Driver(engine) as d:
+        d(1, "write", obj, "a", 1)
+        d(1, "write", obj, "a", 2)  # same epoch: the shadow keeps site 1
+        d(0, "write", obj, "a", 3)
+    assert d.races() == {(1, 3): 1}
+
+
+# -- read-shared: concurrent reads are all remembered ------------------------------------------
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_write_races_with_every_concurrent_reader(engine):
+    obj = Obj()
+    with Driver(engine, threads=5) as d:
+        for thread in (1, 2, 3):
+            d(thread, "read", obj, "a", 10 + thread)
+        d(4, "write", obj, "a", 20)
+    assert d.races() == {(11, 20): 1, (12, 20): 1, (13, 20): 1}
+    assert sorted((e.prev_tid, e.prev_site, bool(e.prev_write)) for e in d.events) == [
+        (1, 11, False), (2, 12, False), (3, 13, False)]
+    assert {(e.tid, e.site, bool(e.is_write)) for e in d.events} == {(4, 20, True)}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_write_ordered_after_some_readers_races_with_the_others(engine):
+    obj, edge = Obj(), Obj()
+    with Driver(engine, threads=4) as d:
+        d(1, "read", obj, "a", 11)
+        d(2, "read", obj, "a", 12)
+        d(1, "happens_before", edge)
+        d(3, "happens_after", edge)
+        d(3, "write", obj, "a", 13)
+    assert d.races() == {(12, 13): 1}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ordered_reads_do_not_inflate(engine):
+    """Reads ordered one after the other: a write ordered after the last is after all."""
+    obj, edge1, edge2 = Obj(), Obj(), Obj()
+    with Driver(engine, threads=4) as d:
+        d(1, "read", obj, "a", 11)
+        d(1, "happens_before", edge1)
+        d(2, "happens_after", edge1)
+        d(2, "read", obj, "a", 12)
+        d(2, "happens_before", edge2)
+        d(3, "happens_after", edge2)
+        d(3, "write", obj, "a", 13)
+    assert d.races() == {}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_write_clears_the_shared_reads(engine):
+    obj, edge = Obj(), Obj()
+    with Driver(engine, threads=4) as d:
+        d(1, "read", obj, "a", 11)
+        d(2, "read", obj, "a", 12)
+        d(1, "happens_before", edge)
+        d(2, "happens_before", edge)
+        d(3, "happens_after", edge)
+        d(3, "write", obj, "a", 13)  # after both reads
+        d(3, "happens_before", edge)
+        d(1, "happens_after", edge)
+        d(1, "read", obj, "a", 14)   # after the write; the old shared reads are gone
+        d(1, "write", obj, "a", 15)
+    assert d.races() == {}
+
+
+# -- synchronization: edges, locks, locksets ---------------------------------------------------
+
+TOKENS = {
+    "instance": Obj,
+    "slots": Slotted,
+    "list": lambda: [1],
+    "dict": dict,
+    "int": lambda: int("12345678901234567890"),
+    "tuple": lambda: (object(),),
+    "str": lambda: "".join(["tok", "en"]),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("kind", TOKENS)
+def test_happens_before_after_orders_on_any_object(engine, kind):
+    obj, token = Obj(), TOKENS[kind]()
+    with Driver(engine) as d:
+        d(0, "write", obj, "a", 1)
+        d(0, "happens_before", token)
+        d(1, "happens_after", token)
+        d(1, "write", obj, "a", 2)
+        d(1, "read", obj, "a", 3)
+    assert d.races() == {}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("kind", ["list", "int", "str"])
+def test_edges_go_through_identity_not_equality(engine, kind):
+    obj, token, twin = Obj(), TOKENS[kind](), TOKENS[kind]()
+    assert token == twin and token is not twin
+    with Driver(engine) as d:
+        d(0, "write", obj, "a", 1)
+        d(0, "happens_before", token)
+        d(1, "happens_after", twin)
+        d(1, "write", obj, "a", 2)
+    assert d.races() == {(1, 2): 1}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_happens_after_takes_only_what_came_before(engine):
+    obj, token = Obj(), Obj()
+    with Driver(engine) as d:
+        d(0, "happens_before", token)
+        d(0, "write", obj, "a", 1)  # after the edge's release: not covered by it
+        d(1, "happens_after", token)
+        d(1, "write", obj, "a", 2)
+    assert d.races() == {(1, 2): 1}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_edges_are_transitive(engine):
+    obj, first, second = Obj(), Obj(), [0]
+    with Driver(engine, threads=3) as d:
+        d(1, "write", obj, "a", 1)
+        d(1, "happens_before", first)
+        d(2, "happens_after", first)
+        d(2, "happens_before", second)
+        d(0, "happens_after", second)
+        d(0, "write", obj, "a", 2)
+    assert d.races() == {}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_thread_end_publishes_the_thread_for_join(engine):
+    obj, thread = Obj(), Obj()
+    with Driver(engine) as d:
+        d(1, "write", obj, "a", 1)
+        d(1, "thread_end", thread)
+        d(0, "happens_after", thread)
+        d(0, "write", obj, "a", 2)
+    assert d.races() == {}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_join_of_another_thread_does_not_order(engine):
+    obj, thread1, thread2 = Obj(), Obj(), Obj()
+    with Driver(engine, threads=3) as d:
+        d(1, "write", obj, "a", 1)
+        d(1, "thread_end", thread1)
+        d(2, "thread_end", thread2)
+        d(0, "happens_after", thread2)
+        d(0, "write", obj, "a", 2)
+    assert d.races() == {(1, 2): 1}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lock_release_orders_the_next_acquire(engine):
+    obj, lock = Obj(), threading.Lock()
+    with Driver(engine, threads=3) as d:
+        for thread, site in ((1, 1), (2, 2), (0, 3)):
+            d(thread, "acquire", lock, 100)
+            d(thread, "read", obj, "n", site)
+            d(thread, "write", obj, "n", site + 10)
+            d(thread, "release", lock, 101)
+    assert d.races() == {}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_different_locks_do_not_order_and_show_in_locksets(engine):
+    obj, lock1, lock2 = Obj(), threading.Lock(), threading.RLock()
+    with Driver(engine) as d:
+        d(0, "acquire", lock1, 100)
+        d(0, "write", obj, "n", 1)
+        d(0, "release", lock1, 101)
+        d(1, "acquire", lock2, 100)
+        d(1, "write", obj, "n", 2)
+        d(1, "release", lock2, 101)
+    assert d.races() == {(1, 2): 1}
+    (event,) = d.events
+    assert lock_addresses(engine, event.lockset) == (id(lock2),)
+    assert lock_addresses(engine, event.prev_lockset) == (id(lock1),)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lockset_counts_reentry_and_empties_on_release(engine):
+    obj, lock, other = Obj(), threading.RLock(), threading.Lock()
+    with Driver(engine) as d:
+        d(1, "acquire", lock, 100)
+        d(1, "acquire", lock, 100)
+        d(1, "acquire", other, 100)
+        d(1, "release", lock, 101)  # still held once
+        d(1, "write", obj, "a", 1)
+        d(0, "write", obj, "a", 2)
+        d(1, "release", lock, 101)
+        d(1, "release", other, 101)
+        d(1, "write", obj, "b", 3)
+        d(0, "write", obj, "b", 4)
+    first, second = sorted(d.events, key=lambda e: e.site)
+    assert lock_addresses(engine, first.prev_lockset) == tuple(sorted((id(lock), id(other))))
+    assert first.lockset == () and second.prev_lockset == ()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_release_of_a_lock_never_acquired_leaves_the_lockset_empty(engine):
+    obj, lock = Obj(), threading.Lock()
+    with Driver(engine) as d:
+        d(1, "release", lock, 101)
+        d(1, "write", obj, "a", 1)
+        d(0, "write", obj, "a", 2)
+    assert [e.prev_lockset for e in d.events] == [()]
+
+
+# -- atomic accesses ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_atomic_accesses_never_race_with_each_other(engine):
+    box = []
+    with Driver(engine, threads=3, sites=SITES) as d:
+        d(1, "atomic_write", box, A1)
+        d(2, "atomic_write", box, A2)
+        d(0, "atomic_read", box, A3)
+        d(1, "atomic_read", box, A3)
+    assert d.races() == {}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_atomic_write_races_with_plain_read(engine):
+    box = []
+    with Driver(engine, sites=SITES) as d:
+        d(1, "atomic_write", box, A1)
+        d(0, "shape_read", box, S1)
+    (event,) = d.events
+    assert (event.target, event.atomic, event.prev_atomic) == (box, 0, 1)
+    assert d.races() == {(A1, S1): 1}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_plain_write_races_with_atomic_read(engine):
+    box = []
+    with Driver(engine, sites=SITES) as d:
+        d(1, "shape_write", box, S2)
+        d(0, "atomic_read", box, A3)
+    (event,) = d.events
+    assert (event.atomic, event.prev_atomic, bool(event.prev_write)) == (1, 0, True)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_atomic_after_plain_in_same_epoch_keeps_the_plain_access(engine):
+    """A thread's atomic write right after its plain write adds nothing: the plain one stays."""
+    box = []
+    with Driver(engine, sites=SITES) as d:
+        d(1, "shape_write", box, S2)
+        d(1, "atomic_write", box, A1)
+        d(0, "atomic_write", box, A2)  # an atomic access still races with the plain write
+    assert d.races() == {(A2, S2): 1}
+
+
+# -- what is reported: once per unordered pair of sites, counted every time ---------------------
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_reports_once_per_unordered_site_pair_and_counts_each_race(engine):
+    objs = [Obj(), Obj(), Obj()]
+    with Driver(engine) as d:
+        d(1, "write", objs[0], "a", 5)
+        d(0, "write", objs[0], "a", 3)
+        d(1, "write", objs[1], "a", 3)  # the same pair, the other way round
+        d(0, "write", objs[1], "a", 5)
+        d(1, "write", objs[2], "z", 5)
+        d(0, "read", objs[2], "z", 3)
+    assert d.races() == {(3, 5): 3}
+    assert [(e.site, e.prev_site) for e in d.events] == [(3, 5)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("full", [False, True])
+def test_history_full_records_the_previous_stack(engine, full):
+    obj = Obj()
+
+    def nested_write():
+        engine.write(obj, "a", 1)
+
+    with Driver(engine, history_full=full) as d:
+        d.call(1, nested_write)
+        d(0, "write", obj, "a", 2)
+    (event,) = d.events
+    if not full:
+        assert event.prev_stack is None
+        return
+    code, line = event.prev_stack[0]
+    assert code is nested_write.__code__ and line == nested_write.__code__.co_firstlineno + 1
+    assert len(event.prev_stack) > 1  # the frames that called it, up to the thread's start
+
+
+# -- known disagreements / bugs ----------------------------------------------------------------
+
+@pytest.mark.parametrize("engine", engines(
+    c_bug="C compares keys by identity (find_cell: c[i].key == key); equal keys built at run "
+          "time are separate cells, so races on d[str(i)] or on large int keys are missed"))
+@pytest.mark.parametrize("keys", [
+    ("k1", "".join(["k", "1"])), (12345678, int("12345678")), (1, True)])
+def test_equal_keys_are_one_location(engine, keys):
+    table = {}
+    assert keys[0] == keys[1] and hash(keys[0]) == hash(keys[1])
+    with Driver(engine) as d:
+        d(0, "write", table, keys[0], 1)
+        d(1, "write", table, keys[1], 2)
+    assert d.races() == {(1, 2): 1}
+
+
+@pytest.mark.parametrize("engine", engines(
+    c_bug="C keeps at most MAX_FOUND=8 races per access (record_access's found[8]); a write "
+          "after 10 concurrent readers at distinct sites reports 8 of the 10 pairs"))
+def test_write_races_with_more_than_eight_concurrent_readers(engine):
+    obj = Obj()
+    with Driver(engine, threads=11) as d:
+        for thread in range(1, 11):
+            d(thread, "read", obj, "a", 100 + thread)
+        d(0, "write", obj, "a", 200)
+    assert d.races() == {(100 + t, 200): 1 for t in range(1, 11)}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("engine", engines(
+    python_bug="api._access calls on_race unguarded: an exception from the reporter (say a "
+               "closed log file) escapes into the program's own attribute access, and the "
+               "rest of that access's events and the deferred ones are dropped"))
+def test_on_race_errors_never_reach_the_program(engine):
+    obj = Obj()
+
+    def broken(event):
+        raise RuntimeError("a broken reporter")
+
+    with Driver(engine, on_race=broken) as d:
+        d(0, "write", obj, "a", 1)
+        d(1, "write", obj, "a", 2)
+        d(0, "write", obj, "b", 3)
+        d(1, "write", obj, "b", 4)
+    assert d.races() == {(1, 2): 1, (3, 4): 1}
+
+
+@pytest.mark.parametrize("engine", engines(
+    python_bug="api.thread_end pops the thread's state, so a later event on the same OS thread "
+               "(a __del__ or weakref callback run at thread exit) starts a new tid with an "
+               "empty clock: a false race with what happened before the thread started"))
+def test_events_after_thread_end_stay_in_the_same_thread(engine):
+    obj, start, thread = Obj(), Obj(), Obj()
+    with Driver(engine) as d:
+        d(0, "write", obj, "a", 1)
+        d(0, "happens_before", start)
+        d(1, "happens_after", start)
+        tid = d(1, "current_tid")
+        d(1, "thread_end", thread)
+        assert d(1, "current_tid") == tid
+        d(1, "read", obj, "a", 2)  # e.g. a finalizer running as the thread exits
+    assert d.races() == {}
