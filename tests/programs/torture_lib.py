@@ -1,6 +1,7 @@
 """Most of the torture program: constructs whose behaviour instrumentation must not change."""
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import enum
@@ -709,6 +710,150 @@ def syntax():
         h.n -= 4
         i += 1
     yield i, h.n
+
+
+# -- containers, globals, closures, imports ------------------------------------------------
+
+class Key:
+    """A dict key that logs its hash and equality calls: nobody but the dict may make them."""
+
+    calls = []
+
+    def __init__(self, name):
+        self.name = name
+
+    def __hash__(self):
+        Key.calls.append(("hash", self.name))
+        return hash(self.name)
+
+    def __eq__(self, other):
+        Key.calls.append(("eq", self.name))
+        return isinstance(other, Key) and other.name == self.name
+
+    def __repr__(self):
+        return f"Key({self.name!r})"
+
+
+class Store:
+    """A user container whose protocol methods log every call."""
+
+    def __init__(self):
+        self.items = {}
+        self.log = []
+
+    def __getitem__(self, key):
+        self.log.append(("get", key))
+        return self.items[key]
+
+    def __setitem__(self, key, value):
+        self.log.append(("set", key))
+        self.items[key] = value
+
+    def __delitem__(self, key):
+        self.log.append(("del", key))
+        del self.items[key]
+
+    def __contains__(self, key):
+        self.log.append(("in", key))
+        return key in self.items
+
+    def __iter__(self):
+        self.log.append(("iter",))
+        return iter(self.items)
+
+    def __len__(self):
+        self.log.append(("len",))
+        return len(self.items)
+
+
+class LoggingNamespace(dict):
+    log = []
+
+    def __getitem__(self, key):
+        LoggingNamespace.log.append(("get", key))
+        return super().__getitem__(key)
+
+    def __setitem__(self, key, value):
+        LoggingNamespace.log.append(("set", key))
+        super().__setitem__(key, value)
+
+
+class Prepared(type):
+    @classmethod
+    def __prepare__(mcs, name, bases):
+        return LoggingNamespace()
+
+
+class Body(metaclass=Prepared):
+    first = 1
+    second = first + 1
+
+
+def unbound_cell():
+    value = 1
+
+    def read():
+        return value
+    del value
+    return read()
+
+
+def bad_import():
+    from os import nothing_here  # noqa: F401 - fails on purpose
+    return nothing_here
+
+
+def nested_import():
+    import os.path as osp
+    from collections import abc
+    return osp.basename("/a/b"), abc.Mapping.__name__
+
+
+class BadHash:
+    def __hash__(self):
+        raise TypeError("no hash for you")
+
+
+@section
+def containers():
+    d = {}
+    a, b, a_again = Key("a"), Key("b"), Key("a")
+    d[a] = 1
+    d[b] = 2
+    d[a_again] += 10
+    found = a in d, b not in d
+    del d[b]
+    yield d[a], found, len(d), caught(lambda: d[b]), Key.calls
+    lst = list(range(10))
+    lst[2:5] = ["x"]
+    del lst[::3]
+    lst[-1] += 100
+    yield lst, lst[1:3], 5 in lst, [i for i in lst if i in (1, 2)], caught(lambda: lst[99])
+    store = Store()
+    store["k"] = 1
+    store["k"] += 1
+    yield "k" in store, list(store), len(store), store["k"], sorted(store), dict.fromkeys(store)
+    del store["k"]
+    yield store.log
+    it = iter([1, 2, 3, 4])
+    yield 2 in it, list(it), caught(lambda: {}[[]]), caught(lambda: {}[BadHash()])
+    dd = collections.defaultdict(list)
+    dd["x"].append(1)
+    dd["y"] += [2]
+    counts = collections.Counter("abracadabra")
+    counts["z"] += 0
+    yield sorted(dd.items()), counts.most_common(2), counts["q"], "q" in counts
+    text, raw, deq = "hello", bytearray(b"abc"), collections.deque([1, 2, 3])
+    raw[0] = ord("z")
+    deq[1] *= 10
+    yield text[1], text[1:3], "ll" in text, raw, deq, (a == a_again, a != b, [a] == [a_again])
+
+
+@section
+def scopes():
+    yield bump_global(Box(1)), COUNTER, caught(lambda: undefined_global_name)  # noqa: F821
+    yield caught(unbound_cell), caught(bad_import), nested_import()
+    yield Body.second, LoggingNamespace.log
 
 
 @section
