@@ -43,6 +43,7 @@ class Stepper:
                 self._outcome = (True, job[0](*job[1:]))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, re-raised there
                 self._outcome = (False, exc)
+            job = None  # a parked thread holds no reference to what the step used
             self._done.release()
 
     def __call__(self, index, fn, *args):

@@ -1,0 +1,124 @@
+"""Shadow state dies with its object: a reused address (same `id()`) never inherits history."""
+
+import _thread
+import threading
+
+import pytest
+
+from racewatch.runtime import shadow
+from tests.unit.engines import ENGINES, Driver, engines, table_sizes
+
+
+class Obj:
+    pass
+
+
+class Slotted:
+    __slots__ = ("a",)  # no __weakref__: held strongly by the engines, dropped by the sweep
+
+
+PER_THREAD = 10_000
+BATCH = 100
+# A bound on the records left: the strongly held ones wait for the next sweep, which runs
+# once SWEEP_EVERY new ones were made (the same constant in _fast.c).
+BOUND = 2 * shadow.SWEEP_EVERY + 64
+
+
+def churn(engine, make, site, ids):
+    """Write an attribute of BATCH fresh objects, dropping each; their ids go into `ids`."""
+    for _ in range(BATCH):
+        obj = make()
+        engine.write(obj, "a", site)
+        ids.add(id(obj))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("make", [Obj, Slotted], ids=["weakref", "slots"])
+def test_short_lived_objects_in_two_threads_never_race(engine, make):
+    ids = {1: set(), 2: set()}
+    with Driver(engine, threads=3) as d:
+        for _ in range(PER_THREAD // BATCH):  # interleaved, so addresses pass between threads
+            d.call(1, churn, engine, make, 1, ids[1])
+            d.call(2, churn, engine, make, 2, ids[2])
+        assert d.races() == {}
+        assert ids[1] & ids[2], "no address was reused: the test would show nothing"
+        objects, _ = table_sizes(engine)
+        assert objects <= BOUND
+        # Control: the same two threads do race on an object that stays alive.
+        survivor = make()
+        d(1, "write", survivor, "a", 1)
+        d(2, "write", survivor, "a", 2)
+    assert d.races() == {(1, 2): 1}
+
+
+@pytest.mark.parametrize("engine", engines(
+    python_bug="shadow.LifetimeTable.sweep drops a strongly held record when "
+               "sys.getrefcount(record.ref) <= 3, but the table and the call account for 2: "
+               "an object with one other reference (a local variable) loses its history at "
+               "every sweep, and a later unordered access is not reported"))
+def test_sweep_keeps_the_records_of_live_objects(engine):
+    holder = [Slotted()]  # the one reference besides the engine's own
+    ids = set()
+    with Driver(engine) as d:
+        d(1, "write", holder[0], "a", 1)
+        for _ in range(2 * shadow.SWEEP_EVERY // BATCH):
+            d.call(0, churn, engine, Slotted, 3, ids)  # enough new records for a sweep
+        d(0, "write", holder[0], "a", 2)
+    assert d.races() == {(1, 2): 1}
+
+
+def churn_sync(engine, make):
+    for _ in range(BATCH):
+        engine.happens_before(make())
+
+
+@pytest.mark.parametrize("engine", engines(
+    python_bug="api never sweeps its sync table (_syncs.sweep is never called): every "
+               "non-weak-referenceable object once used as a sync (a list token, an int) is "
+               "kept alive with its clock forever"))
+def test_sync_vars_of_dead_lists_are_dropped(engine):
+    with Driver(engine) as d:
+        for _ in range(PER_THREAD // BATCH):
+            d.call(0, churn_sync, engine, list)
+        d.call(0, churn, engine, Slotted, 1, set())  # an access: where the engines sweep
+        _, syncs = table_sizes(engine)
+    assert syncs <= BOUND
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sync_vars_of_dead_instances_are_dropped(engine):
+    with Driver(engine) as d:
+        for _ in range(PER_THREAD // BATCH):
+            d.call(0, churn_sync, engine, Obj)
+        _, syncs = table_sizes(engine)
+    assert syncs <= 64
+
+
+@pytest.mark.parametrize("engine", engines(
+    python_bug="api keys thread state by thread ident: a thread that ends without "
+               "thread_end (started with _thread, or by C code) passes its tid and clock to "
+               "the next thread that gets the same ident, so their accesses never race"))
+def test_a_new_thread_on_a_reused_ident_is_a_new_thread(engine):
+    obj = Obj()
+    with Driver(engine) as d:
+        first = _run_in_thread(lambda: (engine.write(obj, "a", 1), _thread.get_ident())[1])
+
+        def second():
+            if _thread.get_ident() != first:
+                return False  # only the thread that reuses the ident makes an event
+            engine.write(obj, "a", 2)
+            return True
+
+        # idents are reused as soon as a thread is gone (glibc caches thread stacks)
+        reused = any(_run_in_thread(second) for _ in range(100))
+        assert reused, "no thread ident was reused: the test would show nothing"
+    assert d.races() == {(1, 2): 1}
+
+
+def _run_in_thread(fn):
+    """fn() on a new thread that is gone when this returns; its result."""
+    box = []
+    thread = threading.Thread(target=lambda: box.append(fn()))
+    thread.start()
+    thread.join()
+    return box[0]
