@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from racewatch.runtime import api, sitekinds, superattr
+from racewatch.runtime import api, locations, sitekinds, superattr
 from tests.unit.stepper import Stepper
 
 try:
@@ -76,7 +76,13 @@ def reset(engine, sites=None, **config):
     assert engine is not None, "the C runtime is not built"
     # Interceptors patch threading.Thread; a test that left them installed would add events.
     assert threading.Thread.start.__module__ == "threading", "racewatch interceptors installed"
+    # As the session configures it (the C engine takes the location tables as arguments).
     config.setdefault("super_owner", superattr.owner)
+    if not has_flags(engine):
+        config.setdefault("shape", locations.SHAPE)
+        config.setdefault("accessors", locations.ACCESSORS)
+        config.setdefault("deque_type", collections.deque)
+        config.setdefault("defaultdict_type", collections.defaultdict)
     engine.configure(**config)
     engine.reset_after_fork()
     engine.register_sites(0, site_bytes(engine, sites))

@@ -387,9 +387,7 @@ def test_history_full_records_the_previous_stack(engine, full):
 
 # -- known disagreements / bugs ----------------------------------------------------------------
 
-@pytest.mark.parametrize("engine", engines(
-    c_bug="C compares keys by identity (find_cell: c[i].key == key); equal keys built at run "
-          "time are separate cells, so races on d[str(i)] or on large int keys are missed"))
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("keys", [
     ("k1", "".join(["k", "1"])), (12345678, int("12345678")), (1, True)])
 def test_equal_keys_are_one_location(engine, keys):
