@@ -1,12 +1,13 @@
 """One racewatch session: runtime bound to the probes, interceptors and import hook installed."""
 
 import atexit
+import collections
 import os
 import threading
 
 from racewatch import runtime
 from racewatch.rewriter import hook, select, sites
-from racewatch.runtime import interceptors, report, superattr, threads
+from racewatch.runtime import interceptors, locations, report, superattr, threads
 
 
 class Session:
@@ -17,9 +18,11 @@ class Session:
         self.reporter = report.Reporter(options, engine)
         engine.configure(on_race=self.reporter.on_race, history_full=options.history == "full",
                          ignored_types=interceptors.ignored_types(),
-                         proxy_types=interceptors.proxy_types(), super_owner=superattr.owner)
+                         proxy_types=interceptors.proxy_types(), super_owner=superattr.owner,
+                         shape=locations.SHAPE, accessors=locations.ACCESSORS,
+                         deque_type=collections.deque, defaultdict_type=collections.defaultdict)
         sites.SITES.listeners.append(
-            lambda base, records: engine.register_sites(base, sites.flags(records)))
+            lambda base, records: engine.register_sites(base, sites.kind_bytes(records)))
         interceptors.install(engine)
         runtime.install_api(engine)
         os.register_at_fork(after_in_child=self._after_fork)

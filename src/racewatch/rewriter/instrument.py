@@ -4,7 +4,7 @@ from types import CodeType
 
 from bytecode import Bytecode, Instr
 
-from racewatch.rewriter import opcodes, sites
+from racewatch.rewriter import names, opcodes, scopes, sites
 
 # Code objects that could not be rewritten, as (qualname, error); the code then runs as it was.
 FAILURES = []
@@ -22,14 +22,63 @@ def instrument_module(code, path):
     records describe them and the layout says where they are, for `sites.relocate`.
     """
     module_sites = sites.ModuleSites()
-    new_code, layout = _Pass(module_sites).rewrite(code)
+    variables = scopes.global_variables(path) if path else None
+    new_code, layout = _Pass(module_sites, variables, code).rewrite(code)
     return new_code, tuple(module_sites.records), layout
 
 
+# Operands of a probe call: each pushes one value, given how many the probe pushed before it
+# (the callable and its NULL count as two).
+def _stack(depth):
+    """A copy of the value `depth` deep on the stack as it was before the probe."""
+    return lambda pushed: [Instr("COPY", depth + pushed)]
+
+
+def _const(value):
+    return lambda pushed: [Instr("LOAD_CONST", value)]
+
+
+def _pair(first, second):
+    """A tuple of two stack values."""
+    return lambda pushed: [Instr("COPY", first + pushed), Instr("COPY", second + pushed + 1),
+                           Instr("BUILD_TUPLE", 2)]
+
+
+def _cell(var):
+    """The closure cell itself (not its contents)."""
+    return lambda pushed: [Instr(opcodes.CELL_LOAD, var)]
+
+
+class _Code:
+    """What the pass knows about the code object it is rewriting."""
+
+    def __init__(self, code, module_level):
+        self.function = code.co_qualname
+        self.module_level = module_level
+
+
 class _Pass:
-    def __init__(self, module_sites):
+    def __init__(self, module_sites, variables, root):
         self.sites = module_sites
+        self.variables = variables  # global names that are locations; None: all of them
+        self.root = root
         self.layouts = {}  # id(rewritten nested code) -> its layout, for sites.finalize
+        self.handlers = {}
+        for table, handler in (
+                (opcodes.ATTR_LOADS, self._attr_load), (opcodes.ATTR_STORES, self._attr_store),
+                (opcodes.ATTR_DELETES, self._attr_delete), (opcodes.SUPER_LOADS, self._super),
+                (opcodes.WITH_ENTERS, self._with), (opcodes.IMPORT_FROMS, self._import_from),
+                (opcodes.GLOBAL_LOADS, self._global_load),
+                (opcodes.GLOBAL_STORES | opcodes.GLOBAL_DELETES, self._global_store),
+                (opcodes.NAME_LOADS, self._name_load),
+                (opcodes.NAME_STORES | opcodes.NAME_DELETES, self._name_store),
+                (opcodes.DEREF_LOADS | opcodes.DEREF_STORES | opcodes.DEREF_DELETES,
+                 self._deref),
+                (opcodes.ITEM_OPS, self._item), (opcodes.SLICE_OPS, self._slice),
+                (opcodes.CONTAINS_OPS, self._contains), (opcodes.ITER_OPS, self._iter),
+                ({"COMPARE_OP"}, self._compare)):
+            for opname in table:
+                self.handlers[opname] = handler
 
     def rewrite(self, code):
         if is_instrumented(code):
@@ -43,6 +92,8 @@ class _Pass:
 
     def _rewrite_one(self, code):
         bc = Bytecode.from_code(code)
+        ctx = _Code(code, code is self.root)
+        calls = self._uses_accessors(bc, ctx)
         out = []
         changed = False
         previous = None
@@ -55,8 +106,10 @@ class _Pass:
                         item.arg = child
                         changed = True
                 if previous is None or previous.name not in opcodes.NO_INSERT_AFTER:
-                    probe = self._probe(item, code.co_qualname)
+                    probe = self._probe(item, previous, ctx, calls)
                     if probe:
+                        for ins in probe:
+                            ins.location = item.location  # tracebacks and line events unchanged
                         out.extend(probe)
                         changed = True
                 previous = item
@@ -64,59 +117,145 @@ class _Pass:
         if not changed:
             return code
         bc[:] = out
-        return bc.to_code()
+        return opcodes.fix_cell_loads(bc.to_code())
 
-    def _probe(self, instr, function):
+    def _uses_accessors(self, bc, ctx):
+        """Whether this code loads a builtin accessor (len, getattr...) by name: only then do
+        its calls get a probe that checks the callee."""
+        loads = opcodes.GLOBAL_LOADS.keys() | (opcodes.NAME_LOADS if ctx.module_level else set())
+        for ins in bc:
+            if isinstance(ins, Instr) and ins.name in loads:
+                name = ins.arg[1] if isinstance(ins.arg, tuple) else ins.arg
+                if name in names.BUILTIN_ACCESSORS:
+                    return True
+        return False
+
+    def _probe(self, instr, previous, ctx, calls):
         """The instructions to insert before `instr`, or None."""
-        name = instr.name
-        if name in opcodes.ATTR_LOADS:
-            attr = opcodes.ATTR_LOADS[name](instr.arg)
-            probe = self._access("read", sites.READ, attr, instr, function, depth=1)
-            if attr in opcodes.SYNC_METHOD_NAMES:
-                probe += self._sync(instr, function)
-            return probe
-        if name in opcodes.WITH_ENTERS:
-            return self._sync(instr, function)
-        if name in opcodes.ATTR_STORES:
-            return self._access("write", sites.WRITE, instr.arg, instr, function, depth=1)
-        if name in opcodes.ATTR_DELETES:
-            return self._access("write", sites.DELETE, instr.arg, instr, function, depth=1)
-        if name in opcodes.SUPER_LOADS:
-            return self._super_read(opcodes.SUPER_LOADS[name](instr.arg), instr, function)
+        handler = self.handlers.get(instr.name)
+        if handler is not None:
+            return handler(instr, previous, ctx)
+        if calls and instr.name == opcodes.CALL_START:
+            return self._call_site(instr, ctx)
         return None
 
-    def _site(self, instr, function, kind, key):
+    def _emit(self, api, kind, key, instr, ctx, operands):
+        """`api(*operands, site)`, its result dropped: stack-neutral."""
         line = instr.lineno if isinstance(instr.lineno, int) else 0
-        return self.sites.new(line, function, kind, key)
+        site = self.sites.new(line, ctx.function, kind, key)
+        seq = [opcodes.load_api(api)]
+        for pushed, operand in enumerate(operands, start=2):
+            seq += operand(pushed)
+        seq += [Instr("LOAD_CONST", site), *opcodes.call(len(operands) + 1), Instr("POP_TOP")]
+        return seq
 
-    def _access(self, api, kind, key, instr, function, depth):
-        """`api(obj, key, site)` where obj is `depth` deep on the stack; stack-neutral."""
-        site = self._site(instr, function, kind, key)
-        # +2: the callable and its NULL are pushed before the object is copied.
-        return self._call(api, [Instr("COPY", depth + 2), Instr("LOAD_CONST", key),
-                                Instr("LOAD_CONST", site)], 3, instr.location)
+    # -- attributes ---------------------------------------------------------------------------
 
-    def _super_read(self, key, instr, function):
-        """`read((class, self), key, site)` before LOAD_SUPER_ATTR; the runtime resolves it."""
-        site = self._site(instr, function, sites.SUPER_READ, key)
-        depth = opcodes.SUPER_CLASS_DEPTH + 2
-        return self._call("read", [Instr("COPY", depth), Instr("COPY", depth),
-                                   Instr("BUILD_TUPLE", 2), Instr("LOAD_CONST", key),
-                                   Instr("LOAD_CONST", site)], 3, instr.location)
+    def _attr_load(self, instr, previous, ctx):
+        attr = opcodes.ATTR_LOADS[instr.name](instr.arg)
+        kind = names.CONTAINER_METHODS.get(attr, "read")
+        probe = self._emit("read", kind, attr, instr, ctx, [_stack(1), _const(attr)])
+        if attr in opcodes.SYNC_METHOD_NAMES:
+            probe += self._sync(instr, ctx)
+        return probe
 
-    def _sync(self, instr, function):
+    def _attr_store(self, instr, previous, ctx):
+        return self._emit("write", "write", instr.arg, instr, ctx, [_stack(1), _const(instr.arg)])
+
+    def _attr_delete(self, instr, previous, ctx):
+        return self._emit("write", "delete", instr.arg, instr, ctx,
+                          [_stack(1), _const(instr.arg)])
+
+    def _import_from(self, instr, previous, ctx):
+        return self._emit("read", "read", instr.arg, instr, ctx, [_stack(1), _const(instr.arg)])
+
+    def _super(self, instr, previous, ctx):
+        """`read((class, self), name, site)` before LOAD_SUPER_ATTR; the runtime resolves it."""
+        key = opcodes.SUPER_LOADS[instr.name](instr.arg)
+        depth = opcodes.SUPER_CLASS_DEPTH
+        return self._emit("read", "super_read", key, instr, ctx,
+                          [_pair(depth, depth - 1), _const(key)])
+
+    # -- locks --------------------------------------------------------------------------------
+
+    def _with(self, instr, previous, ctx):
+        return self._sync(instr, ctx)
+
+    def _sync(self, instr, ctx):
         """Replace the object on top of the stack by `sync(obj, site)`."""
-        site = self._site(instr, function, sites.SYNC, "")
-        seq = self._call("sync", [Instr("COPY", 3), Instr("LOAD_CONST", site)], 2,
-                         instr.location)
-        seq[-1:] = [Instr("SWAP", 2, location=instr.location),
-                    Instr("POP_TOP", location=instr.location)]
+        seq = self._emit("sync", "sync", "", instr, ctx, [_stack(1)])
+        seq[-1:] = [Instr("SWAP", 2), Instr("POP_TOP")]  # keep the result, drop the original
         return seq
 
-    @staticmethod
-    def _call(api, args, nargs, location):
-        """Call `api` with the `nargs` values that `args` push, and drop its result."""
-        seq = [opcodes.load_api(api), *args, *opcodes.call(nargs), Instr("POP_TOP")]
-        for ins in seq:
-            ins.location = location  # tracebacks, carets and line events stay the original's
-        return seq
+    # -- globals and closure cells ------------------------------------------------------------
+
+    def _global_load(self, instr, previous, ctx):
+        name = opcodes.GLOBAL_LOADS[instr.name](instr.arg)
+        if not self._is_variable(name):
+            return None  # a function, class, module or builtin nothing rebinds: no probe
+        return self._emit("read", "global_read", name, instr, ctx, [_const(None), _const(name)])
+
+    def _global_store(self, instr, previous, ctx):
+        kind = "global_delete" if instr.name in opcodes.GLOBAL_DELETES else "global_write"
+        return self._emit("write", kind, instr.arg, instr, ctx, [_const(None), _const(instr.arg)])
+
+    def _name_load(self, instr, previous, ctx):
+        if not ctx.module_level or not self._is_variable(instr.arg):
+            return None  # class bodies' names are the class namespace being built
+        return self._emit("read", "global_read", instr.arg, instr, ctx,
+                          [_const(None), _const(instr.arg)])
+
+    def _name_store(self, instr, previous, ctx):
+        if not ctx.module_level or not self._is_variable(instr.arg):
+            return None
+        kind = "global_delete" if instr.name in opcodes.NAME_DELETES else "global_write"
+        return self._emit("write", kind, instr.arg, instr, ctx, [_const(None), _const(instr.arg)])
+
+    def _is_variable(self, name):
+        return self.variables is None or name in self.variables
+
+    def _deref(self, instr, previous, ctx):
+        var = instr.arg
+        if var.name == "__class__":
+            return None  # zero-argument super()'s cell: set once when the class is made
+        if instr.name in opcodes.DEREF_LOADS:
+            api, kind = "read", "cell_read"
+        else:
+            api = "write"
+            kind = "cell_delete" if instr.name in opcodes.DEREF_DELETES else "cell_write"
+        return self._emit(api, kind, var.name, instr, ctx, [_cell(var), _const(var.name)])
+
+    # -- containers ---------------------------------------------------------------------------
+
+    def _item(self, instr, previous, ctx):
+        kind, container, key = opcodes.ITEM_OPS[instr.name]
+        api = "read" if kind == "item_read" else "write"
+        return self._emit(api, kind, "", instr, ctx, [_stack(container), _stack(key)])
+
+    def _slice(self, instr, previous, ctx):
+        """(start, stop) bounds go along: the slice's items are locations too."""
+        kind, container = opcodes.SLICE_OPS[instr.name]
+        api = "read" if kind == "slice_read" else "write"
+        return self._emit(api, kind, "", instr, ctx,
+                          [_stack(container), _pair(container - 1, container - 2)])
+
+    def _contains(self, instr, previous, ctx):
+        return self._emit("read", "contains", "", instr, ctx, [_stack(1), _stack(2)])
+
+    def _iter(self, instr, previous, ctx):
+        return self._emit("read", "iter", "", instr, ctx, [_stack(1), _const(None)])
+
+    def _compare(self, instr, previous, ctx):
+        if instr.arg not in opcodes.EQUALITY or previous is not None and previous.name == "LOAD_CONST":
+            return None  # `x == CONSTANT` never compares two containers
+        return self._emit("read", "compare", "", instr, ctx, [_stack(2), _stack(1)])
+
+    def _call_site(self, instr, ctx):
+        """`call(callee, arg0, arg1, site)` before a call with 1-3 positional arguments; the
+        runtime records an access only if the callee is a builtin accessor."""
+        nargs = instr.arg
+        if not isinstance(nargs, int) or not 1 <= nargs <= 3:
+            return None
+        callee = nargs + opcodes.CALLABLE_ABOVE_ARGS
+        second = _stack(nargs - 1) if nargs >= 2 else _const(None)
+        return self._emit("call", "call", "", instr, ctx, [_stack(callee), _stack(nargs), second])

@@ -1,6 +1,8 @@
 """Every per-version bytecode fact the rewriter needs, as data (grep PYVERSIONS)."""
 
-from bytecode import Instr
+import dis
+
+from bytecode import Compare, Instr
 
 from racewatch import env
 
@@ -9,8 +11,7 @@ from racewatch import env
 # One name per hot-path function instead of one namespace object: the extra method load costs
 # 4-5 ns per access on 3.11/3.12 (measured), a third of the whole C fast path.
 API_PREFIX = "@racewatch."
-API_FUNCTIONS = ("read", "write", "atomic_read", "atomic_write", "acquire", "release", "sync",
-                 "hit")
+API_FUNCTIONS = ("read", "write", "call", "acquire", "release", "sync", "hit")
 
 
 def api_name(function):
@@ -64,3 +65,60 @@ NO_INSERT_AFTER = {"KW_NAMES", "PRECALL"}
 # PYVERSIONS: an exhausted FOR_ITER (3.12+) jumps past the END_FOR at its target, and SEND
 # past END_SEND, so a probe placed at those labels would be half-skipped.
 NO_INSERT_BEFORE = {"END_FOR", "END_SEND"}
+
+# -- globals, closure cells, items (the every-way-threads-share-state issue) ------------------
+
+# `LOAD_GLOBAL (push_null, name)` on 3.11+; STORE/DELETE_GLOBAL name. The *_NAME forms are
+# module-level code's globals (instrumented in a module's own code object only).
+GLOBAL_LOADS = {"LOAD_GLOBAL": lambda arg: arg[1]}
+GLOBAL_STORES = {"STORE_GLOBAL"}
+GLOBAL_DELETES = {"DELETE_GLOBAL"}
+NAME_LOADS, NAME_STORES, NAME_DELETES = {"LOAD_NAME"}, {"STORE_NAME"}, {"DELETE_NAME"}
+
+# `from m import x` leaves the module on the stack and reads its attribute.
+IMPORT_FROMS = {"IMPORT_FROM"}
+
+DEREF_LOADS, DEREF_STORES, DEREF_DELETES = {"LOAD_DEREF"}, {"STORE_DEREF"}, {"DELETE_DEREF"}
+
+# PYVERSIONS: pushing a closure cell itself. 3.11/3.12 have LOAD_CLOSURE; on 3.13 it is a
+# compiler pseudo-op for LOAD_FAST of the cell's slot, which `bytecode` refuses to emit, so the
+# probe carries a LOAD_DEREF of the cell and `fix_cell_loads` turns it into that LOAD_FAST.
+CELL_LOAD = "LOAD_DEREF" if env.PY313_PLUS else "LOAD_CLOSURE"
+
+
+def fix_cell_loads(code):
+    """3.13: in the code `bytecode` produced, the LOAD_DEREF that directly follows a
+    `LOAD_GLOBAL @racewatch.*` is the probe's cell operand: make it LOAD_FAST (same slot)."""
+    if not env.PY313_PLUS:
+        return code
+    raw = bytearray(code.co_code)
+    load_global, load_deref = dis.opmap["LOAD_GLOBAL"], dis.opmap["LOAD_DEREF"]
+    after_probe = False
+    for ins in dis.get_instructions(code):
+        if ins.opname == "EXTENDED_ARG":
+            continue  # a prefix of the next instruction, not an instruction of its own
+        if ins.opcode == load_deref and after_probe:
+            raw[ins.offset] = dis.opmap["LOAD_FAST"]
+        after_probe = (ins.opcode == load_global and isinstance(ins.argval, str)
+                       and ins.argval.startswith(API_PREFIX))
+    return code.replace(co_code=bytes(raw)) if raw != code.co_code else code
+
+
+# Subscripts: (stack depth of the container, depth of the key) before the instruction.
+ITEM_OPS = {"BINARY_SUBSCR": ("item_read", 2, 1), "STORE_SUBSCR": ("item_write", 2, 1),
+            "DELETE_SUBSCR": ("item_delete", 2, 1)}
+# PYVERSIONS: 3.12+ has BINARY_SLICE / STORE_SLICE (container below start and end); 3.11 goes
+# through BUILD_SLICE and BINARY_SUBSCR with a slice key, which the runtime recognises.
+SLICE_OPS = {"BINARY_SLICE": ("slice_read", 3), "STORE_SLICE": ("slice_write", 3)}
+CONTAINS_OPS = {"CONTAINS_OP"}  # stack [..., key, container]
+ITER_OPS = {"GET_ITER"}
+
+# PYVERSIONS: 3.13 folds a bool conversion into COMPARE_OP (EQ_CAST / NE_CAST).
+EQUALITY = {Compare.EQ, Compare.NE} | {getattr(Compare, n) for n in ("EQ_CAST", "NE_CAST")
+                                       if hasattr(Compare, n)}
+
+# PYVERSIONS: the instruction a call's probe goes before (3.11: PRECALL n, never between it and
+# CALL), and how deep the callable lies below the n arguments in the NULL form (`LOAD_GLOBAL
+# (True, f)` pushes [NULL, f] on 3.11/3.12 and [f, NULL] on 3.13).
+CALL_START = "PRECALL" if env.PY311 else "CALL"
+CALLABLE_ABOVE_ARGS = 2 if env.PY313_PLUS else 1

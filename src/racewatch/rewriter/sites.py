@@ -4,23 +4,24 @@ import _thread
 from types import CodeType
 from typing import NamedTuple
 
-from racewatch.runtime import siteflags
+from racewatch.runtime import sitekinds as K
 
-# Access kinds a site can have.
-READ = "read"
-WRITE = "write"
-DELETE = "delete"
-SUPER_READ = "super_read"
-SYNC = "sync"  # a lock call site: `with x:`, `x.acquire()`, `x.release()`
+# Site kinds, as reports name them, and what each tells the runtime (runtime/sitekinds.py).
+KINDS = {
+    "read": K.ATTR, "write": K.ATTR, "delete": K.ATTR, "super_read": K.SUPER,
+    "global_read": K.GLOBAL, "global_write": K.GLOBAL, "global_delete": K.GLOBAL,
+    "cell_read": K.CELL, "cell_write": K.CELL, "cell_delete": K.CELL,
+    "item_read": K.ITEM, "item_write": K.ITEM, "item_delete": K.ITEM_DELETE,
+    "slice_read": K.SLICE, "slice_write": K.SLICE, "contains": K.CONTAINS, "iter": K.ITER,
+    "compare": K.EQ, "call": K.CALL, "sync": K.SYNC,
+    "method_read": K.METHOD_READ, "method_write": K.METHOD_WRITE,
+    "method_atomic_read": K.METHOD_ATOMIC_READ, "method_atomic_write": K.METHOD_ATOMIC_WRITE,
+}
 
-# What the runtime needs to know of each kind (runtime/siteflags.py).
-FLAGS = {READ: siteflags.ATTR, WRITE: siteflags.ATTR, DELETE: siteflags.ATTR,
-         SUPER_READ: siteflags.SUPER, SYNC: 0}
 
-
-def flags(records):
-    """One flag byte per site record, in order."""
-    return bytes(FLAGS.get(kind, 0) for _line, _function, kind, _name in records)
+def kind_bytes(records):
+    """One kind byte per site record, in order."""
+    return bytes(KINDS.get(kind, K.NONE) for _line, _function, kind, _name in records)
 
 
 class Site(NamedTuple):

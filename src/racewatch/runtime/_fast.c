@@ -19,11 +19,12 @@
 #define EPOCH_TID(e) ((uint32_t)(((e) >> 1) & TID_MASK))
 #define EPOCH_CLOCK(e) ((e) >> CLOCK_SHIFT)
 
-/* site flags (runtime/siteflags.py) */
-#define F_ATTR 1
-#define F_SUPER 2
-#define F_GLOBAL 4
-#define F_ATOMIC 8
+/* site kinds (runtime/sitekinds.py) */
+enum {
+    K_NONE, K_ATTR, K_SUPER, K_GLOBAL, K_CELL, K_ITEM, K_ITEM_DELETE, K_SLICE, K_CONTAINS,
+    K_ITER, K_EQ, K_CALL, K_METHOD_READ, K_METHOD_WRITE, K_METHOD_ATOMIC_READ,
+    K_METHOD_ATOMIC_WRITE, K_SYNC
+};
 
 typedef struct {
     uint32_t n;
@@ -191,6 +192,9 @@ typedef struct {
 
 typedef struct {
     PyObject *key;    /* strong */
+    Py_hash_t hash;   /* of the key's value if `safe`, else of its address */
+    uint8_t safe;     /* compared by value: builtin scalars and tuples of them */
+    uint8_t raced;    /* once a race was found here, other sites are checked too */
     Access w, r;
     Access *shared;   /* by tid, once reads are concurrent; NULL otherwise */
     uint32_t nshared;
@@ -206,6 +210,7 @@ typedef struct Tracked {
     /* records */
     uint32_t ncells, capcells;
     Cell *cells;
+    uint32_t *index, capindex;   /* by hash, once there are many cells: cell number + 1 */
     /* sync vars */
     VC vc;
 } Tracked;
@@ -241,8 +246,10 @@ static void cells_release(Tracked *tr, PyObject **defer, size_t *ndefer) {
         PyMem_RawFree(c->shared);
     }
     PyMem_RawFree(tr->cells);
+    PyMem_RawFree(tr->index);
     tr->cells = NULL;
-    tr->ncells = tr->capcells = 0;
+    tr->index = NULL;
+    tr->ncells = tr->capcells = tr->capindex = 0;
 }
 
 static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
@@ -362,15 +369,22 @@ static void sweep(void) {
     PyMem_RawFree(dead);
 }
 
-/* ---- configuration and per-site flags --------------------------------------------------- */
+/* ---- configuration and per-site kinds --------------------------------------------------- */
 
-static uint8_t *site_flags;
-static size_t nsite_flags;
+static uint8_t *site_kinds;
+static size_t nsite_kinds;
 static PyObject *on_race;          /* callable(event) or NULL */
 static PyObject *ignored_types;    /* tuple of types whose instances are never shared */
 static PyObject *proxy_types;      /* dict: lock type -> None or callable giving its clock obj */
 static PyObject *super_owner;      /* callable(obj, key) -> class or None */
+static PyObject *shape_key;        /* the key of a container's shape (locations.SHAPE) */
+static PyTypeObject *deque_type;   /* collections.deque */
+static PyTypeObject *defaultdict_type;   /* collections.defaultdict */
 static int history_full;
+
+#define MAX_ACCESSORS 32
+static struct { PyObject *func; int is_write, shape; } accessors[MAX_ACCESSORS];
+static int naccessors;
 
 /* ---- locksets --------------------------------------------------------------------------- */
 
@@ -543,14 +557,66 @@ static int report_found(PyObject *target, PyObject *key, ThreadState *t, uint32_
 
 /* ---- accesses ----------------------------------------------------------------------------- */
 
-static Cell *find_cell(Tracked *tr, PyObject *key) {
-    Cell *c = tr->cells;
-    for (uint32_t i = 0, n = tr->ncells; i < n; i++)
-        if (c[i].key == key) return &c[i];
-    return NULL;
+/* Keys compared by value are those whose hashing and comparison cannot run user code. */
+static int safe_key(PyObject *key, int depth) {
+    PyTypeObject *tp = Py_TYPE(key);
+    if (tp == &PyUnicode_Type || tp == &PyLong_Type || tp == &PyFloat_Type ||
+        tp == &PyBool_Type || tp == &PyBytes_Type || key == Py_None)
+        return 1;
+    if (tp == &PyTuple_Type && depth < 4) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(key); i++)
+            if (!safe_key(PyTuple_GET_ITEM(key, i), depth + 1)) return 0;
+        return 1;
+    }
+    return 0;
 }
 
-static Cell *add_cell(Tracked *tr, PyObject *key) {
+static int key_info(PyObject *key, Py_hash_t *hash, uint8_t *safe) {
+    *safe = (uint8_t)safe_key(key, 0);
+    *hash = *safe ? PyObject_Hash(key) : (Py_hash_t)((uintptr_t)key >> 4);
+    return *hash == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static inline int same_key(Cell *c, PyObject *key, Py_hash_t hash, uint8_t safe) {
+    if (c->key == key) return 1;
+    if (!safe || !c->safe || c->hash != hash) return 0;
+    int eq = PyObject_RichCompareBool(c->key, key, Py_EQ);   /* builtin scalars: no user code */
+    if (eq < 0) { PyErr_Clear(); return 0; }
+    return eq;
+}
+
+static Cell *find_cell(Tracked *tr, PyObject *key, Py_hash_t hash, uint8_t safe) {
+    if (!tr->index) {
+        for (uint32_t i = 0, n = tr->ncells; i < n; i++)
+            if (same_key(&tr->cells[i], key, hash, safe)) return &tr->cells[i];
+        return NULL;
+    }
+    uint32_t mask = tr->capindex - 1;
+    for (uint32_t i = (uint32_t)hash & mask;; i = (i + 1) & mask) {
+        uint32_t slot = tr->index[i];
+        if (!slot) return NULL;
+        if (same_key(&tr->cells[slot - 1], key, hash, safe)) return &tr->cells[slot - 1];
+    }
+}
+
+/* Records with many cells (a module's globals, a big dict) find them through an index. */
+static int reindex(Tracked *tr) {
+    uint32_t cap = 16;
+    while (cap < tr->ncells * 2 + 2) cap *= 2;
+    uint32_t *index = PyMem_RawCalloc(cap, sizeof(uint32_t));
+    if (!index) { PyErr_NoMemory(); return -1; }
+    for (uint32_t n = 0; n < tr->ncells; n++) {
+        uint32_t i = (uint32_t)tr->cells[n].hash & (cap - 1);
+        while (index[i]) i = (i + 1) & (cap - 1);
+        index[i] = n + 1;
+    }
+    PyMem_RawFree(tr->index);
+    tr->index = index;
+    tr->capindex = cap;
+    return 0;
+}
+
+static Cell *add_cell(Tracked *tr, PyObject *key, Py_hash_t hash, uint8_t safe) {
     if (tr->ncells == tr->capcells) {
         uint32_t cap = tr->capcells ? tr->capcells * 2 : 4;
         Cell *cells = PyMem_RawRealloc(tr->cells, cap * sizeof(Cell));
@@ -562,59 +628,221 @@ static Cell *add_cell(Tracked *tr, PyObject *key) {
     memset(c, 0, sizeof(*c));
     Py_INCREF(key);
     c->key = key;
+    c->hash = hash;
+    c->safe = safe;
+    if (tr->ncells > 8 && (tr->ncells * 2 + 2 > tr->capindex) && reindex(tr) < 0) return NULL;
+    if (tr->index) {
+        uint32_t mask = tr->capindex - 1, i = (uint32_t)hash & mask;
+        while (tr->index[i]) i = (i + 1) & mask;
+        tr->index[i] = tr->ncells;
+    }
     return c;
+}
+
+/* FastTrack's same-epoch rule: this thread already did such an access in this epoch (plain
+ * covers atomic). On a location known to race, only at the same site: a second site racing
+ * with the same access is a pair of its own to report. */
+static inline int seen(const Access *last, uint64_t now, int atomic, uint32_t site, int raced) {
+    if (last->epoch != now && !(atomic && (last->epoch | 1) == now)) return 0;
+    return !raced || last->site == site;
 }
 
 static inline int conflicts(const Access *prev, int atomic, const VC *vc) {
     return prev->epoch && !(atomic && (prev->epoch & 1)) && !ordered(prev->epoch, vc);
 }
 
-/* The object whose shadow holds the location, or NULL (no error) if it cannot race. */
-static PyObject *locate(PyObject *obj, PyObject *key, uint8_t flags) {
-    if (((flags & F_SUPER) || Py_TYPE(obj) == &PySuper_Type) && super_owner) {
+/* ---- where an access lands (runtime/locations.py is the reference) ---------------------- */
+
+enum { C_NONE, C_DICT, C_LIST, C_SET, C_DEQUE, C_BYTEARRAY };
+
+static PyObject *getitem_name, *dict_getitem, *list_getitem;   /* set up at import */
+
+/* Builtin containers, and subclasses that keep the builtin item access; other types are seen
+ * through their own (instrumented) code. (A subclass's slot always differs: dict's and list's
+ * __getitem__ are method descriptors, so what the name resolves to is compared instead.) */
+static int container_kind(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == &PyDict_Type) return C_DICT;
+    if (tp == &PyList_Type) return C_LIST;
+    if (PyDict_Check(o)) return _PyType_Lookup(tp, getitem_name) == dict_getitem ? C_DICT : C_NONE;
+    if (PyList_Check(o)) return _PyType_Lookup(tp, getitem_name) == list_getitem ? C_LIST : C_NONE;
+    if (PyAnySet_Check(o)) return C_SET;
+    if (deque_type && PyObject_TypeCheck(o, deque_type)) return C_DEQUE;
+    if (PyByteArray_Check(o)) return C_BYTEARRAY;
+    return C_NONE;
+}
+
+static int find_dict(PyObject *o, void *arg) {
+    if (PyDict_Check(o)) { *(PyObject **)arg = o; return 1; }
+    return 0;
+}
+
+/* The container whose shape reading `obj` reads: a dict view reads its dict. */
+static PyObject *shape_owner(PyObject *obj) {
+    if (PyDictKeys_Check(obj) || PyDictValues_Check(obj) || PyDictItems_Check(obj)) {
+        PyObject *dict = NULL;
+        Py_TYPE(obj)->tp_traverse(obj, find_dict, &dict);
+        return dict;
+    }
+    return container_kind(obj) ? obj : NULL;
+}
+
+/* The owner of attribute `key` of `obj`, or NULL (no error) when it cannot race. */
+static PyObject *attr_owner(PyObject *obj, PyObject *key) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp == &PySuper_Type) {
+        if (!super_owner) return NULL;
         PyObject *owner = PyObject_CallFunctionObjArgs(super_owner, obj, key, NULL);
         if (!owner) return NULL;
         Py_DECREF(owner);   /* a class: alive as long as the instance's type is */
         return owner == Py_None ? NULL : owner;
     }
-    if (flags & F_GLOBAL) return PyEval_GetGlobals();
-    if (flags & F_ATTR) {
-        PyTypeObject *tp = Py_TYPE(obj);
-        if (PyModule_CheckExact(obj)) return PyModule_GetDict(obj);  /* attribute == global */
-        if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && tp->tp_dictoffset == 0)
-            return NULL;   /* an instance of a static type without a __dict__ */
-    }
+    if (PyModule_CheckExact(obj)) return PyModule_GetDict(obj);   /* attribute == global */
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && tp->tp_dictoffset == 0)
+        return NULL;   /* an instance of a static type without a __dict__ */
     return obj;
 }
 
-static PyObject *record_access(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
-    long site = PyLong_AsLong(site_obj);
-    if (site < 0 && PyErr_Occurred()) return NULL;
-    uint8_t flags = (size_t)site < nsite_flags ? site_flags[site] : 0;
-    if (nstrong && strong_since_sweep >= SWEEP_EVERY) sweep();
-    PyObject *target = locate(obj, key, flags);
-    if (!target) {
-        if (PyErr_Occurred()) return NULL;
-        Py_RETURN_NONE;
+typedef struct {
+    PyObject *owner, *key;   /* key: a new reference */
+    int is_write, atomic;
+} Loc;
+
+static int add_loc(Loc *locs, int n, PyObject *owner, PyObject *key, int is_write, int atomic) {
+    if (!owner) return n;
+    Py_INCREF(key);
+    locs[n] = (Loc){owner, key, is_write, atomic};
+    return n + 1;
+}
+
+/* A list-like index, made non-negative; NULL (no error) when the key is not an int. */
+static PyObject *normal_index(PyObject *obj, PyObject *key) {
+    if (!PyLong_CheckExact(key)) return NULL;
+    Py_ssize_t i = PyLong_AsSsize_t(key);
+    if (i == -1 && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
+    if (i >= 0) return Py_NewRef(key);
+    Py_ssize_t n = PyObject_Size(obj);
+    if (n < 0) { PyErr_Clear(); return NULL; }
+    return PyLong_FromSsize_t(i + n);
+}
+
+#define SLICE_ITEMS 16   /* a slice covers its items; at most this many are recorded */
+#define MAX_LOCS (2 + SLICE_ITEMS)
+
+static int plain_bound(PyObject *b) { return b == Py_None || PyLong_CheckExact(b); }
+
+/* A slice read or assignment: the shape, and the items it covers. `bounds` is a slice (3.11)
+ * or the (start, stop) pair 3.12+ probes pass. Only int bounds are looked at: others would
+ * mean calling __index__. */
+static int slice_locs(PyObject *obj, PyObject *bounds, int is_write, Loc *locs) {
+    int n = add_loc(locs, 0, obj, shape_key, is_write, 0);
+    PyObject *start, *stop, *step = Py_None;
+    if (PySlice_Check(bounds)) {
+        start = ((PySliceObject *)bounds)->start;
+        stop = ((PySliceObject *)bounds)->stop;
+        step = ((PySliceObject *)bounds)->step;
+    } else if (PyTuple_CheckExact(bounds) && PyTuple_GET_SIZE(bounds) == 2) {
+        start = PyTuple_GET_ITEM(bounds, 0);
+        stop = PyTuple_GET_ITEM(bounds, 1);
+    } else {
+        return n;
     }
-    ThreadState *t = current();
-    if (!t) return NULL;
-    int atomic = (flags & F_ATOMIC) ? 1 : 0;
+    if (!plain_bound(start) || !plain_bound(stop) || !plain_bound(step)) return n;
+    PyObject *slice = PySlice_New(start, stop, step);
+    Py_ssize_t len = PyObject_Size(obj), first, last, by;
+    if (!slice || len < 0 || PySlice_Unpack(slice, &first, &last, &by) < 0) {
+        Py_XDECREF(slice);
+        PyErr_Clear();
+        return n;
+    }
+    Py_DECREF(slice);
+    Py_ssize_t count = PySlice_AdjustIndices(len, &first, &last, by);
+    for (Py_ssize_t i = 0; i < count && i < SLICE_ITEMS; i++) {
+        PyObject *index = PyLong_FromSsize_t(first + i * by);
+        if (!index) { PyErr_Clear(); return n; }
+        n = add_loc(locs, n, obj, index, is_write, 0);
+        Py_DECREF(index);
+    }
+    return n;
+}
+
+static int item_locs(PyObject *obj, PyObject *key, int is_write, int delete, Loc *locs) {
+    int kind = container_kind(obj);
+    if (kind == C_NONE || kind == C_SET) return 0;
+    if (PySlice_Check(key)) return kind == C_DICT ? 0 : slice_locs(obj, key, is_write, locs);
+    if (kind == C_DICT) {
+        int n = add_loc(locs, 0, obj, key, is_write, 0);
+        if (delete) return add_loc(locs, n, obj, shape_key, 1, 0);
+        if (safe_key(key, 0)) {   /* only then is the membership test free of user code */
+            int present = PyDict_Contains(obj, key);
+            if (present < 0) { PyErr_Clear(); return n; }
+            /* a new key changes the shape; a defaultdict's __missing__ inserts on a read */
+            if (!present && (is_write ||
+                             (defaultdict_type && PyObject_TypeCheck(obj, defaultdict_type))))
+                n = add_loc(locs, n, obj, shape_key, 1, 0);
+        }
+        return n;
+    }
+    PyObject *index = normal_index(obj, key);
+    if (!index) return 0;
+    int n = add_loc(locs, 0, obj, index, is_write || delete, 0);
+    Py_DECREF(index);
+    return delete ? add_loc(locs, n, obj, shape_key, 1, 0) : n;
+}
+
+/* The accesses one probe stands for (at most MAX_LOCS), as new references in `locs`; -1 on
+ * error. */
+static int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, Loc *locs) {
+    switch (kind) {
+    case K_ATTR: return add_loc(locs, 0, attr_owner(obj, key), key, is_write, 0);
+    case K_SUPER: {
+        if (!super_owner) return 0;
+        PyObject *owner = PyObject_CallFunctionObjArgs(super_owner, obj, key, NULL);
+        if (!owner) return -1;
+        Py_DECREF(owner);
+        return owner == Py_None ? 0 : add_loc(locs, 0, owner, key, 0, 0);
+    }
+    case K_GLOBAL: return add_loc(locs, 0, PyEval_GetGlobals(), key, is_write, 0);
+    case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
+    case K_METHOD_ATOMIC_WRITE:
+        if (container_kind(obj))
+            return add_loc(locs, 0, obj, shape_key,
+                           kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE,
+                           kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE);
+        return add_loc(locs, 0, attr_owner(obj, key), key, 0, 0);
+    case K_ITEM: return item_locs(obj, key, is_write, 0, locs);
+    case K_ITEM_DELETE: return item_locs(obj, key, 1, 1, locs);
+    case K_SLICE: {
+        int kind = container_kind(obj);
+        return kind == C_NONE || kind == C_DICT ? 0 : slice_locs(obj, key, is_write, locs);
+    }
+    case K_ITER: return add_loc(locs, 0, shape_owner(obj), shape_key, is_write, 0);
+    case K_CONTAINS:
+        if (container_kind(obj) == C_DICT) return add_loc(locs, 0, obj, key, 0, 0);
+        return add_loc(locs, 0, shape_owner(obj), shape_key, 0, 0);
+    case K_EQ: {
+        int n = add_loc(locs, 0, shape_owner(obj), shape_key, 0, 0);
+        return add_loc(locs, n, shape_owner(key), shape_key, 0, 0);
+    }
+    default: return add_loc(locs, 0, obj, key, is_write, 0);   /* CELL, unregistered sites */
+    }
+}
+
+static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t, long site,
+                                 int is_write, int atomic) {
+    Py_hash_t hash;
+    uint8_t safe;
+    if (key_info(key, &hash, &safe) < 0) return NULL;
     uint64_t now = t->epoch | atomic;
 
     Tracked *tr = map_get(&objects, (uintptr_t)target);
     if (tr) {
         if (tr->ignore) Py_RETURN_NONE;
-        Cell *c = find_cell(tr, key);
+        Cell *c = find_cell(tr, key, hash, safe);
         if (c) {   /* the fast path: nothing new since this thread's last access */
-            if (is_write) {
-                if (c->w.epoch == now || (atomic && (c->w.epoch | 1) == now)) Py_RETURN_NONE;
-            } else if (!c->shared) {
-                if (c->r.epoch == now || (atomic && (c->r.epoch | 1) == now)) Py_RETURN_NONE;
-            } else if (t->tid < c->nshared) {
-                uint64_t e = c->shared[t->tid].epoch;
-                if (e == now || (atomic && (e | 1) == now)) Py_RETURN_NONE;
-            }
+            const Access *last = is_write ? &c->w : !c->shared ? &c->r
+                                 : t->tid < c->nshared ? &c->shared[t->tid] : NULL;
+            if (last && seen(last, now, atomic, (uint32_t)site, c->raced)) Py_RETURN_NONE;
         }
     } else {
         Tracked *fresh = tracked_new(target, KIND_RECORD);   /* may run GC */
@@ -635,15 +863,14 @@ static PyObject *record_access(PyObject *obj, PyObject *key, PyObject *site_obj,
         tr = map_get(&objects, (uintptr_t)target);
         if (!tr) Py_RETURN_NONE;   /* cannot happen while `target` is alive; be safe */
     }
-    Cell *c = find_cell(tr, key);
-    if (!c && !(c = add_cell(tr, key))) return NULL;
-
+    Cell *c = find_cell(tr, key, hash, safe);
+    if (!c && !(c = add_cell(tr, key, hash, safe))) return NULL;
     Found found[MAX_FOUND];
     int nfound = 0;
     Access now_access = {now, (uint32_t)site, t->lockset, stack};
     const VC *vc = &t->vc;
     if (is_write) {
-        if (c->w.epoch == now || (atomic && (c->w.epoch | 1) == now)) Py_RETURN_NONE;
+        if (seen(&c->w, now, atomic, (uint32_t)site, c->raced)) Py_RETURN_NONE;
         if (conflicts(&c->w, atomic, vc)) found[nfound++] = (Found){c->w, 1};
         if (c->shared) {
             for (uint32_t i = 0; i < c->nshared; i++)
@@ -659,7 +886,7 @@ static PyObject *record_access(PyObject *obj, PyObject *key, PyObject *site_obj,
         memset(&c->r, 0, sizeof(c->r));
     } else {
         Access *last = c->shared ? (t->tid < c->nshared ? &c->shared[t->tid] : NULL) : &c->r;
-        if (last && (last->epoch == now || (atomic && (last->epoch | 1) == now))) Py_RETURN_NONE;
+        if (last && seen(last, now, atomic, (uint32_t)site, c->raced)) Py_RETURN_NONE;
         if (conflicts(&c->w, atomic, vc)) found[nfound++] = (Found){c->w, 1};
         if (c->shared || (c->r.epoch && !ordered(c->r.epoch, vc))) {
             if (!c->shared) {   /* concurrent reads: keep one per thread from now on */
@@ -682,30 +909,62 @@ static PyObject *record_access(PyObject *obj, PyObject *key, PyObject *site_obj,
             c->r = now_access;
         }
     }
+    if (nfound) c->raced = 1;
     if (nfound && report_found(target, key, t, (uint32_t)site, is_write, atomic, found,
                                nfound) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
 
+static PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
+    long site = PyLong_AsLong(site_obj);
+    if (site < 0 && PyErr_Occurred()) return NULL;
+    uint8_t kind = (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
+    if (nstrong && strong_since_sweep >= SWEEP_EVERY) sweep();
+    ThreadState *t = current();
+    if (!t) return NULL;
+    Loc locs[MAX_LOCS];
+    int n = resolve(obj, key, kind, is_write, locs);
+    if (n < 0) return NULL;
+    PyObject *result = Py_None;
+    for (int i = 0; i < n; i++) {
+        if (result) {
+            PyObject *r = access_location(locs[i].owner, locs[i].key, t, site, locs[i].is_write,
+                                          locs[i].atomic);
+            if (!r) result = NULL; else Py_DECREF(r);
+        }
+        Py_DECREF(locs[i].key);
+    }
+    return result ? Py_NewRef(Py_None) : NULL;
+}
+
 static PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "read(obj, key, site)"); return NULL; }
-    return record_access(args[0], args[1], args[2], 0);
+    return probe(args[0], args[1], args[2], 0);
 }
 
 static PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "write(obj, key, site)"); return NULL; }
-    return record_access(args[0], args[1], args[2], 1);
+    return probe(args[0], args[1], args[2], 1);
 }
 
-static PyObject *fast_atomic_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "atomic_read(obj, site)"); return NULL; }
-    return record_access(args[0], Py_None, args[1], 0);
-}
-
-static PyObject *fast_atomic_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "atomic_write(obj, site)"); return NULL; }
-    return record_access(args[0], Py_None, args[1], 1);
+/* A call site: if the callee is a builtin accessor, the access it makes. Callees are told
+ * apart by identity (hashing them could run user code). */
+static PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "call(func, a0, a1, site)"); return NULL; }
+    for (int i = 0; i < naccessors; i++) {
+        if (accessors[i].func != args[0]) continue;
+        if (accessors[i].shape) {
+            PyObject *owner = shape_owner(args[1]);
+            if (!owner) Py_RETURN_NONE;
+            return probe(owner, shape_key, args[3], 0);   /* unregistered-kind semantics */
+        }
+        if (!PyUnicode_Check(args[2])) Py_RETURN_NONE;
+        PyObject *owner = attr_owner(args[1], args[2]);
+        if (!owner) return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+        return probe(owner, args[2], args[3], accessors[i].is_write);
+    }
+    Py_RETURN_NONE;
 }
 
 /* ---- synchronization ---------------------------------------------------------------------- */
@@ -863,13 +1122,15 @@ static PyObject *fast_hit(PyObject *m, PyObject *index) { Py_RETURN_NONE; }
 
 static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     static char *names[] = {"on_race", "history_full", "ignored_types", "proxy_types",
-                            "super_owner", NULL};
-    PyObject *race = Py_None, *ignored = NULL, *proxies = NULL, *owner = NULL;
+                            "super_owner", "shape", "accessors", "deque_type",
+                            "defaultdict_type", NULL};
+    PyObject *race = Py_None, *ignored = NULL, *proxies = NULL, *owner = NULL, *shape = NULL;
+    PyObject *table = NULL, *deque = NULL, *ddict = NULL;
     int full = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOOO", names, &race, &full, &ignored,
-                                     &proxies, &owner))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOOOOOOO", names, &race, &full, &ignored,
+                                     &proxies, &owner, &shape, &table, &deque, &ddict))
         return NULL;
-    Py_XSETREF(on_race, race == Py_None ? NULL : (Py_INCREF(race), race));
+    Py_XSETREF(on_race, race == Py_None ? NULL : Py_NewRef(race));
     history_full = full;
     PyObject *tuple = ignored ? PySequence_Tuple(ignored) : PyTuple_New(0);
     if (!tuple) return NULL;
@@ -877,24 +1138,40 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     PyObject *dict = proxies && proxies != Py_None ? PyDict_Copy(proxies) : PyDict_New();
     if (!dict) return NULL;
     Py_XSETREF(proxy_types, dict);
-    if (owner) { Py_INCREF(owner); Py_XSETREF(super_owner, owner); }
+    if (owner) Py_XSETREF(super_owner, Py_NewRef(owner));
+    if (shape) Py_XSETREF(shape_key, Py_NewRef(shape));
+    if (deque && PyType_Check(deque)) deque_type = (PyTypeObject *)Py_NewRef(deque);
+    if (ddict && PyType_Check(ddict)) defaultdict_type = (PyTypeObject *)Py_NewRef(ddict);
+    if (table && PyDict_Check(table)) {   /* {builtin: (is_write, how)}: how is "shape"/"attr" */
+        Py_ssize_t pos = 0;
+        PyObject *func, *spec;
+        naccessors = 0;
+        while (PyDict_Next(table, &pos, &func, &spec) && naccessors < MAX_ACCESSORS) {
+            PyObject *how = PyTuple_GetItem(spec, 1);
+            if (!how) return NULL;
+            accessors[naccessors].func = Py_NewRef(func);
+            accessors[naccessors].is_write = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 0));
+            accessors[naccessors].shape = PyUnicode_CompareWithASCIIString(how, "shape") == 0;
+            naccessors++;
+        }
+    }
     Py_RETURN_NONE;
 }
 
 static PyObject *fast_register_sites(PyObject *m, PyObject *args) {
     Py_ssize_t base;
-    Py_buffer flags;
-    if (!PyArg_ParseTuple(args, "ny*", &base, &flags)) return NULL;
-    size_t need = (size_t)base + (size_t)flags.len;
-    if (need > nsite_flags) {
-        uint8_t *f = PyMem_RawRealloc(site_flags, need);
-        if (!f) { PyBuffer_Release(&flags); return PyErr_NoMemory(); }
-        memset(f + nsite_flags, 0, need - nsite_flags);
-        site_flags = f;
-        nsite_flags = need;
+    Py_buffer kinds;
+    if (!PyArg_ParseTuple(args, "ny*", &base, &kinds)) return NULL;
+    size_t need = (size_t)base + (size_t)kinds.len;
+    if (need > nsite_kinds) {
+        uint8_t *k = PyMem_RawRealloc(site_kinds, need);
+        if (!k) { PyBuffer_Release(&kinds); return PyErr_NoMemory(); }
+        memset(k + nsite_kinds, 0, need - nsite_kinds);
+        site_kinds = k;
+        nsite_kinds = need;
     }
-    memcpy(site_flags + base, flags.buf, flags.len);
-    PyBuffer_Release(&flags);
+    memcpy(site_kinds + base, kinds.buf, kinds.len);
+    PyBuffer_Release(&kinds);
     Py_RETURN_NONE;
 }
 
@@ -959,8 +1236,7 @@ static PyObject *fast_stats(PyObject *m, PyObject *noargs) {
 static PyMethodDef module_methods[] = {
     FAST(read, "read(obj, key, site): a plain read of the location (obj, key)."),
     FAST(write, "write(obj, key, site): a plain write of the location (obj, key)."),
-    FAST(atomic_read, "atomic_read(obj, site): an atomic operation reading a container."),
-    FAST(atomic_write, "atomic_write(obj, site): an atomic operation changing a container."),
+    FAST(call, "call(func, a0, a1, site): if func is a builtin accessor, its access."),
     FAST(acquire, "acquire(sync, site): a lock was acquired."),
     FAST(release, "release(sync, site): a lock is about to be released."),
     FAST(sync, "sync(obj, site): obj, or a proxy recording its acquire/release if a lock."),
@@ -969,8 +1245,9 @@ static PyMethodDef module_methods[] = {
     {"happens_after", fast_happens_after, METH_O, "Acquire-like edge on obj."},
     {"thread_end", fast_thread_end, METH_O, "The calling thread ends; obj is its Thread."},
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_VARARGS | METH_KEYWORDS,
-     "configure(on_race, history_full, ignored_types, proxy_types, super_owner)."},
-    {"register_sites", fast_register_sites, METH_VARARGS, "register_sites(base, flags)."},
+     "configure(on_race, history_full, ignored_types, proxy_types, super_owner, shape, "
+     "accessors, deque_type, defaultdict_type)."},
+    {"register_sites", fast_register_sites, METH_VARARGS, "register_sites(base, kinds)."},
     {"current_tid", fast_current_tid, METH_NOARGS, "The calling thread's id (0: main)."},
     {"races", fast_races, METH_NOARGS, "{(site, site): count} of racing site pairs."},
     {"sync_name", fast_sync_name, METH_O, "Description of sync var M<id>."},
@@ -998,7 +1275,13 @@ PyMODINIT_FUNC PyInit__fast(void) {
     sync_names = PyList_New(0);
     reported = PyDict_New();
     ignored_types = PyTuple_New(0);
-    if (!died_callback || !weakrefable_no || !lockset_ids || !lockset_list || !stack_ids ||
+    shape_key = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);   /* until configured */
+    getitem_name = PyUnicode_InternFromString("__getitem__");
+    dict_getitem = getitem_name ? _PyType_Lookup(&PyDict_Type, getitem_name) : NULL;
+    list_getitem = getitem_name ? _PyType_Lookup(&PyList_Type, getitem_name) : NULL;
+    Py_XINCREF(dict_getitem);
+    Py_XINCREF(list_getitem);
+    if (!shape_key || !dict_getitem || !list_getitem || !died_callback || !weakrefable_no || !lockset_ids || !lockset_list || !stack_ids ||
         !stack_list || !sync_names || !reported || !ignored_types) {
         Py_DECREF(m);
         return NULL;

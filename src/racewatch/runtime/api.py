@@ -10,9 +10,8 @@ import _thread
 import sys
 from types import ModuleType
 
-from racewatch.runtime import shadow, superattr
+from racewatch.runtime import locations, shadow
 from racewatch.runtime.clock import CLOCK_SHIFT, TID_MASK, join
-from racewatch.runtime.siteflags import ATOMIC, ATTR, GLOBAL, SUPER
 
 _get_ident = _thread.get_ident
 _lock = _thread.allocate_lock()
@@ -24,8 +23,8 @@ _objects = shadow.LifetimeTable()
 _syncs = shadow.LifetimeTable()
 _sync_names = []  # sync id -> description
 _reported = {}    # (site, site) -> number of times the pair raced
-_site_flags = bytearray(1)
-_skip_types = {}  # type -> True when attribute accesses on it cannot race
+_site_kinds = bytearray(1)
+_accessors = {}   # id(builtin) -> (builtin, is_write, how): see locations.ACCESSORS
 _config = {"on_race": None, "history_full": False, "ignored_types": (), "proxy_types": {}}
 
 
@@ -67,20 +66,21 @@ def _current():
 
 # -- configuration (not hot) -------------------------------------------------------------------
 
-def configure(on_race=None, history_full=False, ignored_types=(), proxy_types=None,
-              super_owner=None):
+def configure(on_race=None, history_full=False, ignored_types=(), proxy_types=None, **_c_only):
     """`on_race(event)` is called, outside the runtime's lock, once per new racing site pair.
-    (`super_owner` is for the C runtime; this twin calls superattr.owner directly.)"""
+    (The C runtime takes the tables of locations.py as arguments; this twin imports them.)"""
     _config.update(on_race=on_race, history_full=history_full,
                    ignored_types=tuple(ignored_types), proxy_types=dict(proxy_types or {}))
+    _accessors.clear()
+    _accessors.update((id(f), (f, w, how)) for f, (w, how) in locations.ACCESSORS.items())
 
 
-def register_sites(base, flags):
-    """Site flags (siteflags.py) for ids base, base+1, ...: sites are registered in order."""
+def register_sites(base, kinds):
+    """Site kinds (sitekinds.py) for ids base, base+1, ...: one byte per site."""
     with _lock:
-        if len(_site_flags) < base:
-            _site_flags.extend(bytes(base - len(_site_flags)))
-        _site_flags[base:base + len(flags)] = flags
+        if len(_site_kinds) < base:
+            _site_kinds.extend(bytes(base - len(_site_kinds)))
+        _site_kinds[base:base + len(kinds)] = kinds
 
 
 def current_tid():
@@ -112,55 +112,38 @@ def reset_after_fork():
 # -- accesses ----------------------------------------------------------------------------------
 
 def read(obj, key, site):
-    _access(obj, key, site, False)
+    _probe(obj, key, site, False)
 
 
 def write(obj, key, site):
-    _access(obj, key, site, True)
+    _probe(obj, key, site, True)
 
 
-def atomic_read(obj, site):
-    _access(obj, None, site, False)
+def call(func, arg0, arg1, site):
+    """A call site: if `func` is a builtin accessor (len, getattr, ...), record its access."""
+    action = _accessors.get(id(func))
+    if action is not None and func is action[0]:
+        _probe(arg0, arg1, site, action[1], action[2])
 
 
-def atomic_write(obj, site):
-    _access(obj, None, site, True)
-
-
-def _location(obj, key, site):
-    """The object whose shadow holds the location, or None when it cannot race."""
-    flags = _site_flags[site] if site < len(_site_flags) else 0
-    if flags & SUPER or type(obj) is super:
-        return superattr.owner(obj, key)
-    if flags & GLOBAL:
-        return sys._getframe(4).f_globals  # _location < _record_access < _access < probe
-    if flags & ATTR:
-        tp = type(obj)
-        if tp is ModuleType:
-            return obj.__dict__  # module attribute == module global
-        skip = _skip_types.get(tp)
-        if skip is None:
-            skip = _skip_types[tp] = (not tp.__flags__ & _HEAPTYPE
-                                      and not hasattr(obj, "__dict__"))
-        if skip:
-            return None
-    return obj
-
-
-def _access(obj, key, site, is_write):
+def _probe(obj, key, site, is_write, how=None):
     state = _current()
     if state.busy:  # re-entered from a finalizer or callback inside an update: do it later
-        state.pending.append((_access, (obj, key, site, is_write)))
+        state.pending.append((_probe, (obj, key, site, is_write, how)))
         return
     state.busy = True
+    results = []
     try:
-        outcome = _record_access(obj, key, site, is_write, state)
+        for location in locations.resolve(obj, key, _site_kinds[site] if site < len(_site_kinds)
+                                          else 0, is_write, how, sys._getframe(2)):
+            outcome = _record_access(*location, site, state)
+            if outcome is not None:
+                results.append(outcome)
     finally:
         state.busy = False
-    if outcome is not None:
-        target, events, released = outcome
+    on_race = _config["on_race"]
+    for target, key, events, released in results:
         del released  # finalizers of swept objects run here, outside the lock
-        on_race = _config["on_race"]
         if events and on_race is not None:
             for event in events:
                 on_race((target, key) + event)
@@ -168,11 +151,7 @@ def _access(obj, key, site, is_write):
         _drain(state)
 
 
-def _record_access(obj, key, site, is_write, state):
-    target = _location(obj, key, site)
-    if target is None:
-        return None
-    atomic = 1 if site < len(_site_flags) and _site_flags[site] & ATOMIC else 0
+def _record_access(target, key, is_write, atomic, site, state):
     record = _objects.get(target)
     if record is None:
         ignore = isinstance(target, _config["ignored_types"])
@@ -185,7 +164,7 @@ def _record_access(obj, key, site, is_write, state):
         if _objects.sweep_due():
             released = _objects.sweep()
         events = _check(record, key, state, site, is_write, atomic, stack)
-    return target, events, released
+    return target, key, events, released
 
 
 def _drain(state):
@@ -215,7 +194,7 @@ def _check(record, key, state, site, is_write, atomic, stack):
     found = []
     if is_write:
         last = cell.write
-        if last is not None and (last.epoch == now or atomic and last.epoch | 1 == now):
+        if _seen(last, now, atomic, site, cell.raced):
             return None  # same epoch: nothing new to learn
         if last is not None and _conflicts(last, atomic, vc):
             found.append((True, last))
@@ -230,7 +209,7 @@ def _check(record, key, state, site, is_write, atomic, stack):
         last = cell.read
         if cell.shared is not None:
             last = cell.shared.get(state.tid)
-        if last is not None and (last.epoch == now or atomic and last.epoch | 1 == now):
+        if _seen(last, now, atomic, site, cell.raced):
             return None
         if cell.write is not None and _conflicts(cell.write, atomic, vc):
             found.append((True, cell.write))
@@ -243,7 +222,18 @@ def _check(record, key, state, site, is_write, atomic, stack):
             prev = cell.read
             cell.shared = {(prev.epoch >> 1) & TID_MASK: prev, state.tid: access}
             cell.read = None
+    if found:
+        cell.raced = True
     return _new_events(found, site, state, is_write, atomic)
+
+
+def _seen(last, now, atomic, site, raced):
+    """FastTrack's same-epoch rule: this thread already did such an access in this epoch
+    (plain covers atomic). On a location known to race, only at the same site: a second site
+    racing with the same access is a pair of its own to report."""
+    if last is None or not (last.epoch == now or atomic and last.epoch | 1 == now):
+        return False
+    return not raced or last.site == site
 
 
 def _new_events(found, site, state, is_write, atomic):
@@ -262,7 +252,7 @@ def _new_events(found, site, state, is_write, atomic):
 def _capture_stack():
     """The stack of the access being recorded, as (code, line) pairs, innermost first."""
     frames = []
-    frame = sys._getframe(4)  # skip _capture_stack < _record_access < _access < probe
+    frame = sys._getframe(4)  # skip _capture_stack < _record_access < _probe < read/write
     while frame is not None:
         frames.append((frame.f_code, frame.f_lineno))
         frame = frame.f_back

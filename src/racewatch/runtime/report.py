@@ -6,7 +6,7 @@ import os
 import sys
 
 from racewatch.rewriter.sites import SITES
-from racewatch.runtime import stacks, threads
+from racewatch.runtime import locations, stacks, threads
 
 BAR = "=================="
 
@@ -46,19 +46,39 @@ def _module_of(mapping):
     return module if module is not None and getattr(module, "__dict__", None) is mapping else None
 
 
-def describe_location(target, key):
+def _object(obj):
+    return f"{type(obj).__qualname__} object at 0x{id(obj):x}"
+
+
+def _key_text(key):
+    if isinstance(key, locations.Identity):
+        key = key.obj
+    if locations.canonical(key) is key:  # builtin scalars: repr runs no user code
+        text = repr(key)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return f"<{_object(key)}>"
+
+
+def describe_location(target, key, site_kind):
     """`attribute 'n' of Counter object at 0x...`, `global 'x' of module 'app'`, ..."""
+    if key is locations.SHAPE:
+        return f"the shape (keys, length) of {_object(target)}"
     module = _module_of(target)
     if module is not None:
         return f"global {key!r} of module {module.__name__!r}"
+    if site_kind.startswith("cell_"):
+        return f"closure variable {key!r}"
+    if site_kind.startswith("item_") or site_kind == "contains":
+        what = "key" if isinstance(target, dict) else "index"
+        return f"{what} {_key_text(key)} of {_object(target)}"
     if isinstance(target, type):
         return f"attribute {key!r} of class {target.__qualname__}"
-    return f"attribute {key!r} of {type(target).__qualname__} object at 0x{id(target):x}"
+    return f"attribute {key!r} of {_object(target)}"
 
 
-def _word(site_id, atomic):
+def _word(site_id, is_write, atomic):
     kind = SITES[site_id].kind
-    word = {"write": "write", "delete": "delete"}.get(kind, "read")
+    word = "delete" if kind.endswith("delete") else "write" if is_write else "read"
     return ("atomic " + word) if atomic else word
 
 
@@ -66,12 +86,12 @@ class Race:
     """One reported pair of accesses, in a form both output formats are made from."""
 
     def __init__(self, event, history_full, sync_name):
-        (target, key, site, tid, _is_write, atomic, lockset,
-         prev_site, prev_tid, _prev_write, prev_atomic, prev_lockset, prev_stack) = event
-        self.location = describe_location(target, key)
+        (target, key, site, tid, is_write, atomic, lockset,
+         prev_site, prev_tid, prev_write, prev_atomic, prev_lockset, prev_stack) = event
+        self.location = describe_location(target, key, SITES[site].kind)
         self.sites = (site, prev_site)
         self.current = {
-            "access": _word(site, atomic), "tid": tid, "thread": threads.describe(tid),
+            "access": _word(site, is_write, atomic), "tid": tid, "thread": threads.describe(tid),
             "mutexes": [f"M{i}" for i in lockset], "stack": stacks.capture(),
         }
         prev = SITES[prev_site]
@@ -80,7 +100,7 @@ class Race:
         else:
             prev_frames = ((prev.function, prev.file, prev.line),)
         self.previous = {
-            "access": _word(prev_site, prev_atomic), "tid": prev_tid,
+            "access": _word(prev_site, prev_write, prev_atomic), "tid": prev_tid,
             "thread": threads.describe(prev_tid), "mutexes": [f"M{i}" for i in prev_lockset],
             "stack": prev_frames,
         }

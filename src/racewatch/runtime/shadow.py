@@ -23,12 +23,13 @@ class Cell:
     """FastTrack state of one location: last write, and last read (an epoch, or per-thread
     reads once the location is read-shared)."""
 
-    __slots__ = ("write", "read", "shared")
+    __slots__ = ("write", "read", "shared", "raced")
 
     def __init__(self):
         self.write = None   # Access or None
         self.read = None    # Access or None, while reads are totally ordered
         self.shared = None  # {tid: Access} once concurrent reads were seen
+        self.raced = False  # once a race was found here, other sites are checked too
 
 
 class Record:

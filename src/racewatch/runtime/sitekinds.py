@@ -1,6 +1,23 @@
-"""Per-site flags: what the rewriter tells the runtime about each probe site (one byte each)."""
+"""What each probe site is, as one byte the runtime dispatches on (rewriter -> runtime contract).
 
-ATTR = 1     # an attribute access: objects that cannot hold attributes of their own are skipped
-SUPER = 2    # `super().name`: the location is the class attribute the lookup finds
-GLOBAL = 4   # a module global of the calling frame (the probe passes no object)
-ATOMIC = 8   # a builtin container's atomic operation: never races with another atomic access
+The probe call says read or write; the kind says what the location is and how to find it.
+"""
+
+NONE = 0            # unregistered: the object passed is the location's owner
+ATTR = 1            # o.name: skipped for instances of static types without a __dict__;
+                    # a module's attribute is its global
+SUPER = 2           # super().name: the class attribute the lookup finds
+GLOBAL = 3          # a module global of the calling frame (no object is passed)
+CELL = 4            # a closure cell (the cell is passed)
+ITEM = 5            # container[key]: one location per dict key / list index
+ITEM_DELETE = 6     # del container[key]: the key/index and the container's shape
+SLICE = 7           # container[a:b] (read or assign): the shape
+CONTAINS = 8        # key in container: the key of a dict, the shape of anything else
+ITER = 9            # iter(container) / for x in container: the shape
+EQ = 10             # a == b, a != b: the shape of each container operand
+CALL = 11           # a call: if the callee is a builtin accessor (len, getattr...), its access
+METHOD_READ = 12            # container.method: a plain read of the shape (list.index ...)
+METHOD_WRITE = 13           # a plain write of the shape (list.sort ...)
+METHOD_ATOMIC_READ = 14     # an atomic read of the shape (dict.get, set.copy ...)
+METHOD_ATOMIC_WRITE = 15    # an atomic write of the shape (list.append, dict.setdefault ...)
+SYNC = 16           # a lock call site (with / acquire / release)

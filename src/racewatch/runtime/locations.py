@@ -1,0 +1,202 @@
+"""Where a probe's access lands, for the Python twin (`_fast.c` mirrors it): the locations.
+
+A location is (owner, key): an attribute (object, name), a global (module dict, name), a closure
+cell (cell, name), a dict key (dict, key), a list/deque/bytearray index, or a container's
+shape (container, SHAPE). `resolve` turns one probe into the (owner, key, is_write, atomic)
+accesses it stands for, and never runs user code: keys whose hashing could (anything but
+builtin scalars and tuples of them) are told apart by identity.
+"""
+
+import collections
+import gc
+from types import ModuleType
+
+from racewatch.runtime import sitekinds as K
+from racewatch.runtime import superattr
+
+
+class _Shape:
+    """The key of a container's shape: its set of keys, its length and order."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return "SHAPE"
+
+
+SHAPE = _Shape()
+
+
+class Identity:
+    """A dict key compared by identity, because comparing it by value could run user code."""
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+    def __eq__(self, other):
+        return type(other) is Identity and other.obj is self.obj
+
+
+_SAFE = (str, int, float, bool, bytes, type(None))
+_HEAPTYPE = 1 << 9
+_DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+_DEQUE = collections.deque
+_skip_types = {}  # type -> True when attribute accesses on its instances cannot race
+
+
+def _safe(key):
+    tp = type(key)
+    if tp in _SAFE:
+        return True
+    return tp is tuple and all(_safe(k) for k in key)
+
+
+def canonical(key):
+    return key if _safe(key) else Identity(key)
+
+
+def container_kind(obj):
+    """'dict', 'list', 'set', 'deque', 'bytearray' for builtin containers (and subclasses that
+    keep the builtin item access), else None: other types are seen through their own code."""
+    if isinstance(obj, dict):
+        return "dict" if type(obj).__getitem__ is dict.__getitem__ else None
+    if isinstance(obj, list):
+        return "list" if type(obj).__getitem__ is list.__getitem__ else None
+    if isinstance(obj, (set, frozenset)):
+        return "set"
+    if isinstance(obj, _DEQUE):
+        return "deque"
+    if isinstance(obj, bytearray):
+        return "bytearray"
+    return None
+
+
+def _shape_owner(obj):
+    """The container whose shape reading `obj` reads (a dict view reads its dict)."""
+    if type(obj) in _DICT_VIEWS:
+        # view.mapping is a read-only proxy; the dict itself is what the view refers to
+        return next((r for r in gc.get_referents(obj) if isinstance(r, dict)), None)
+    return obj if container_kind(obj) else None
+
+
+def _attr_owner(obj):
+    tp = type(obj)
+    if tp is ModuleType:
+        return obj.__dict__  # a module's attribute is its global
+    if tp is super:
+        return None
+    skip = _skip_types.get(tp)
+    if skip is None:
+        skip = _skip_types[tp] = (not tp.__flags__ & _HEAPTYPE and not hasattr(obj, "__dict__"))
+    return None if skip else obj
+
+
+def _index(container, key):
+    if type(key) is not int:
+        return None
+    if key < 0:
+        key += len(container)
+    return key
+
+
+# A slice access covers its items; at most this many are recorded (the shape always is).
+SLICE_ITEMS = 16
+
+
+def _slice(obj, bounds, is_write):
+    """A slice read or assignment: the shape, and the items it covers."""
+    if type(bounds) is tuple:  # 3.12+ probes pass (start, stop)
+        bounds = slice(*bounds)
+    accesses = [(obj, SHAPE, is_write, 0)]
+    if all(b is None or type(b) is int for b in (bounds.start, bounds.stop, bounds.step)):
+        covered = range(*bounds.indices(len(obj)))
+        accesses += [(obj, i, is_write, 0) for i in covered[:SLICE_ITEMS]]
+    return accesses
+
+
+def _item(obj, key, is_write, delete):
+    kind = container_kind(obj)
+    if kind is None or kind == "set":
+        return []
+    if type(key) is slice:
+        return _slice(obj, key, is_write) if kind != "dict" else []
+    if kind == "dict":
+        ckey = canonical(key)
+        accesses = [(obj, ckey, is_write, 0)]
+        if delete:
+            accesses.append((obj, SHAPE, True, 0))
+        elif is_write and type(ckey) is not Identity and key not in obj:
+            accesses.append((obj, SHAPE, True, 0))  # a new key changes the shape
+        elif (not is_write and isinstance(obj, collections.defaultdict)
+              and type(ckey) is not Identity and key not in obj):
+            accesses.append((obj, SHAPE, True, 0))  # __missing__ will insert it
+        return accesses
+    index = _index(obj, key)
+    if index is None:
+        return []
+    if delete:
+        return [(obj, index, True, 0), (obj, SHAPE, True, 0)]
+    return [(obj, index, is_write, 0)]
+
+
+_METHODS = {K.METHOD_READ: (False, 0), K.METHOD_WRITE: (True, 0),
+            K.METHOD_ATOMIC_READ: (False, 1), K.METHOD_ATOMIC_WRITE: (True, 1)}
+
+
+def resolve(obj, key, kind, is_write, how, frame):
+    """The accesses one probe stands for; `how` is set for builtin accessor calls."""
+    if how is not None:
+        return _accessor(obj, key, is_write, how)
+    if kind == K.ATTR:
+        owner = superattr.owner(obj, key) if type(obj) is super else _attr_owner(obj)
+        return [(owner, key, is_write, 0)] if owner is not None else []
+    if kind == K.GLOBAL:
+        return [(frame.f_globals, key, is_write, 0)]
+    if kind in _METHODS:
+        if container_kind(obj) is not None:
+            write, atomic = _METHODS[kind]
+            return [(obj, SHAPE, write, atomic)]
+        owner = _attr_owner(obj)
+        return [(owner, key, False, 0)] if owner is not None else []
+    if kind == K.ITEM:
+        return _item(obj, key, is_write, False)
+    if kind == K.ITEM_DELETE:
+        return _item(obj, key, True, True)
+    if kind == K.SLICE:
+        return _slice(obj, key, is_write) if container_kind(obj) not in (None, "dict") else []
+    if kind == K.ITER:
+        owner = _shape_owner(obj)
+        return [(owner, SHAPE, is_write, 0)] if owner is not None else []
+    if kind == K.CONTAINS:
+        if container_kind(obj) == "dict":
+            return [(obj, canonical(key), False, 0)]
+        owner = _shape_owner(obj)
+        return [(owner, SHAPE, False, 0)] if owner is not None else []
+    if kind == K.EQ:
+        return [(o, SHAPE, False, 0) for o in (_shape_owner(obj), _shape_owner(key))
+                if o is not None]
+    if kind == K.SUPER:
+        owner = superattr.owner(obj, key)
+        return [(owner, key, False, 0)] if owner is not None else []
+    return [(obj, key, is_write, 0)]  # CELL, unregistered sites: obj itself owns the location
+
+
+def _accessor(obj, key, is_write, how):
+    if how == "shape":
+        owner = _shape_owner(obj)
+        return [(owner, SHAPE, False, 0)] if owner is not None else []
+    if type(key) is not str:
+        return []
+    owner = superattr.owner(obj, key) if type(obj) is super else _attr_owner(obj)
+    return [(owner, canonical(key), is_write, 0)] if owner is not None else []
+
+
+# Builtins whose call reads or writes state of their arguments: (is_write, how).
+ACCESSORS = {f: (False, "shape") for f in (len, list, tuple, sorted, set, frozenset, sum, min,
+                                            max, any, all, enumerate, reversed, iter, dict,
+                                            bytes, bytearray, zip, map, filter)}
+ACCESSORS.update({getattr: (False, "attr"), hasattr: (False, "attr"), setattr: (True, "attr"),
+                  delattr: (True, "attr")})
