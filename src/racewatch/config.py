@@ -16,6 +16,13 @@ def _bool(text):
     raise ValueError("expected 1/0, true/false, yes/no or on/off")
 
 
+def _int(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("expected an integer") from None
+
+
 def _patterns(text):
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
@@ -46,7 +53,7 @@ OPTIONS = (
     Option("runtime", _choice("c", "python"), "c",
            "Hot-path implementation: `c` (the default; falls back to `python` with a warning "
            "where it was not built) or `python`, the pure-Python reference twin.", "NAME"),
-    Option("exitcode", int, 66,
+    Option("exitcode", _int, 66,
            "Exit status of a program that would have exited 0 but had races.", "N"),
     Option("halt_on_error", _bool, False,
            "Stop the program at its first race report (exit status `exitcode`)."),

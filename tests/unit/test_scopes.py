@@ -1,0 +1,41 @@
+"""Which module globals are variables (locations) and which are stable definitions."""
+
+from racewatch.rewriter.scopes import global_variables
+
+SOURCE = '''
+import os, sys as system
+from json import loads
+counter = 0
+DEBUG = False
+def bump():
+    local = 1
+    global counter
+    counter += 1
+class C:
+    attr = 1
+if DEBUG:
+    def handler(): pass
+else:
+    handler = None
+for i in range(3):
+    pass
+if (walrus := 5):
+    pass
+def gone(): pass
+del gone
+'''
+
+
+def test_variables_and_definitions(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text(SOURCE)
+    variables = global_variables(str(path))
+    assert variables == {"counter", "DEBUG", "handler", "i", "walrus", "gone"}
+    assert not {"os", "system", "loads", "bump", "C", "attr", "local"} & variables
+
+
+def test_unreadable_source_means_everything_is_a_variable(tmp_path):
+    assert global_variables(str(tmp_path / "missing.py")) is None
+    bad = tmp_path / "bad.py"
+    bad.write_text("def (:\n")
+    assert global_variables(str(bad)) is None

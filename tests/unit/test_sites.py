@@ -1,0 +1,47 @@
+"""Site ids: module-local while rewriting, relocated at load without touching user constants."""
+
+import marshal
+
+from racewatch.rewriter import instrument, sites
+
+
+def _consts(code):
+    yield code.co_consts
+    for const in code.co_consts:
+        if hasattr(const, "co_consts"):
+            yield from _consts(const)
+
+
+def test_relocation_leaves_equal_user_constants_alone():
+    source = "def f(o):\n    return (o.a, 0, 1, 2, 3, o.b)\n"
+    code, records, layout = instrument.instrument_module(compile(source, "<t>", "exec"), None)
+    # f's two sites are 0 and 1, equal in value to the user's constants 0 and 1
+    assert [r[3] for r in records[:2]] == ["a", "b"]
+    moved = sites.relocate(code, layout, 1000)
+    inner = [c for c in moved.co_consts if hasattr(c, "co_code")][0]
+    assert {1000, 1001} <= set(inner.co_consts)
+    assert {0, 1, 2, 3} <= set(inner.co_consts)  # the tuple's own constants are unchanged
+
+
+def test_rewritten_code_marshals_and_relocates_after_a_round_trip():
+    source = "class C:\n    def m(self):\n        return [self.x for _ in range(2)]\n"
+    code, records, layout = instrument.instrument_module(compile(source, "<t>", "exec"), None)
+    again = marshal.loads(marshal.dumps(code))
+    moved = sites.relocate(again, layout, 50)
+    ids = {c for consts in _consts(moved) for c in consts if isinstance(c, int) and c >= 50}
+    assert len(ids) == len(records)
+
+
+def test_register_returns_consecutive_bases():
+    table = sites.SiteTable()
+    first = table.register("a.py", [(1, "f", "read", "x"), (2, "f", "write", "x")])
+    second = table.register("b.py", [(3, "g", "read", "y")])
+    assert (first, second) == (1, 3)
+    assert table[second] == sites.Site("b.py", 3, "g", "read", "y")
+
+
+def test_a_code_object_is_never_rewritten_twice():
+    code, _, _ = instrument.instrument_module(compile("def f(o):\n    return o.x\n", "<t>",
+                                                      "exec"), None)
+    again, records, _ = instrument.instrument_module(code, None)
+    assert records == () and again is code
