@@ -850,6 +850,25 @@ def containers():
 
 
 @section
+def lifetimes():
+    """Objects die when the program drops them, not when racewatch's tables do."""
+    for make in (dict, list, Slotted):
+        node = Box(make.__name__)
+        holder = make(0) if make is Slotted else make()
+        if make is dict:
+            holder["node"] = node
+            holder["node"] = holder["node"]
+        elif make is list:
+            holder.append(node)
+            holder[0] = holder[0]
+        else:
+            holder.b = node
+        alive = weakref.ref(node)
+        del holder, node
+        yield make.__name__, alive() is None
+
+
+@section
 def scopes():
     yield bump_global(Box(1)), COUNTER, caught(lambda: undefined_global_name)  # noqa: F821
     yield caught(unbound_cell), caught(bad_import), nested_import()
