@@ -38,36 +38,24 @@ def name(engine):
     return "python" if engine is api else "c"
 
 
-# What tests call the sites they use, and the byte each interface registers for it: site
-# kinds (sitekinds.py), or the older flag bits of engines that still have atomic_read/_write.
+# What tests call the sites they use (sitekinds.py has the rest).
 KINDS = {"plain": sitekinds.NONE, "attr": sitekinds.ATTR, "super": sitekinds.SUPER,
-         "global": sitekinds.GLOBAL,
-         "shape_read": getattr(sitekinds, "METHOD_READ", 0),
-         "shape_write": getattr(sitekinds, "METHOD_WRITE", 0),
-         "atomic_read": getattr(sitekinds, "METHOD_ATOMIC_READ", 8),
-         "atomic_write": getattr(sitekinds, "METHOD_ATOMIC_WRITE", 8)}
-FLAGS = {"plain": 0, "attr": 1, "super": 2, "global": 4, "shape_read": 0, "shape_write": 0,
-         "atomic_read": 8, "atomic_write": 8}
+         "global": sitekinds.GLOBAL, "shape_read": sitekinds.METHOD_READ,
+         "shape_write": sitekinds.METHOD_WRITE, "atomic_read": sitekinds.METHOD_ATOMIC_READ,
+         "atomic_write": sitekinds.METHOD_ATOMIC_WRITE}
 
 
-def has_flags(engine):
-    """True for an engine with the flag interface (atomic_read/atomic_write functions)."""
-    return hasattr(engine, "atomic_write")
-
-
-def site_bytes(engine, sites):
-    """The registration bytes for `{site: kind name}` on this engine."""
-    codes = FLAGS if has_flags(engine) else KINDS
+def site_bytes(sites):
+    """The registration bytes for `{site: kind name}`."""
     table = bytearray(SITE_SPACE)
     for site, kind in (sites or {}).items():
-        table[site] = codes[kind]
+        table[site] = KINDS[kind]
     return bytes(table)
 
 
 def access(engine, op, obj, key, site):
-    """One access as a probe makes it: `op` is read/write, shape_*/atomic_* on a container."""
-    if op in ("atomic_read", "atomic_write") and has_flags(engine):
-        return getattr(engine, op)(obj, site)
+    """One access as a probe makes it: `op` is read/write, shape_*/atomic_* on a container
+    (the site's kind says which)."""
     return (engine.write if op.endswith("write") else engine.read)(obj, key, site)
 
 
@@ -78,14 +66,13 @@ def reset(engine, sites=None, **config):
     assert threading.Thread.start.__module__ == "threading", "racewatch interceptors installed"
     # As the session configures it (the C engine takes the location tables as arguments).
     config.setdefault("super_owner", superattr.owner)
-    if not has_flags(engine):
-        config.setdefault("shape", locations.SHAPE)
-        config.setdefault("accessors", locations.ACCESSORS)
-        config.setdefault("deque_type", collections.deque)
-        config.setdefault("defaultdict_type", collections.defaultdict)
+    config.setdefault("shape", locations.SHAPE)
+    config.setdefault("accessors", locations.ACCESSORS)
+    config.setdefault("deque_type", collections.deque)
+    config.setdefault("defaultdict_type", collections.defaultdict)
     engine.configure(**config)
     engine.reset_after_fork()
-    engine.register_sites(0, site_bytes(engine, sites))
+    engine.register_sites(0, site_bytes(sites))
 
 
 def lock_addresses(engine, lockset):

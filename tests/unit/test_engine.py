@@ -102,6 +102,18 @@ def test_same_epoch_keeps_the_first_access_of_the_epoch(engine):
     assert d.races() == {(1, 3): 1}
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_second_site_in_the_same_epoch_is_checked_on_a_racy_location(engine):
+    """A second site racing with the same access is a pair of its own."""
+    obj = Obj()
+    with Driver(engine) as d:
+        d(0, "write", obj, "a", 1)
+        d(1, "read", obj, "a", 2)  # races: the location is now known to race
+        d(1, "read", obj, "a", 3)  # same epoch, another site: checked, another pair
+        d(1, "read", obj, "a", 3)  # same epoch, same site: skipped, not counted again
+    assert d.races() == {(1, 2): 1, (1, 3): 1}
+
+
 # -- read-shared: concurrent reads are all remembered ------------------------------------------
 
 @pytest.mark.parametrize("engine", ENGINES)
