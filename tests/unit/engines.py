@@ -38,11 +38,13 @@ def name(engine):
     return "python" if engine is api else "c"
 
 
-# What tests call the sites they use (sitekinds.py has the rest).
-KINDS = {"plain": sitekinds.NONE, "attr": sitekinds.ATTR, "super": sitekinds.SUPER,
-         "global": sitekinds.GLOBAL, "shape_read": sitekinds.METHOD_READ,
-         "shape_write": sitekinds.METHOD_WRITE, "atomic_read": sitekinds.METHOD_ATOMIC_READ,
-         "atomic_write": sitekinds.METHOD_ATOMIC_WRITE}
+# What tests call the sites they use: the kinds of sitekinds.py, and names for the method
+# kinds on containers (their shape, plainly or atomically).
+KINDS = {name.lower(): value for name, value in vars(sitekinds).items()
+         if name.isupper() and isinstance(value, int)}
+KINDS.update(plain=sitekinds.NONE, shape_read=sitekinds.METHOD_READ,
+             shape_write=sitekinds.METHOD_WRITE, atomic_read=sitekinds.METHOD_ATOMIC_READ,
+             atomic_write=sitekinds.METHOD_ATOMIC_WRITE)
 
 
 def site_bytes(sites):
