@@ -17,7 +17,6 @@ SUITES = [
     ("test.test_pprint", "pprint"),
     ("test.test_shlex", "shlex"),
     ("test.test_calendar", "calendar"),
-    ("test.test_configparser", "configparser"),
     ("test.test_ipaddress", "ipaddress"),
     ("test.test_graphlib", "graphlib"),
     ("test.test_optparse", "optparse"),
@@ -26,13 +25,15 @@ SUITES = [
     ("test.test_csv", "csv"),
     ("test.test_plistlib", "plistlib"),
     ("test.test_gettext", "gettext"),
+    ("test.test_configparser", "configparser"),
     ("test.test_difflib", "difflib"),
     ("test.test_argparse", "argparse"),
     ("test.test_statistics", "statistics"),
     ("test.test_decimal", "_pydecimal"),  # decimal's pure-Python twin
 ]
 # Millions of probe calls each: the slowest under the pure-Python runtime (`-m "not slow"`).
-SLOW = {"test.test_difflib", "test.test_argparse", "test.test_statistics", "test.test_decimal"}
+SLOW = {"test.test_configparser", "test.test_difflib", "test.test_argparse",
+        "test.test_statistics", "test.test_decimal"}
 PARAMS = [pytest.param(suite, modules, id=suite.rpartition(".")[2],
                        marks=[pytest.mark.slow] if suite in SLOW else [])
           for suite, modules in SUITES]
