@@ -23,13 +23,13 @@ class Session:
                          deque_type=collections.deque, defaultdict_type=collections.defaultdict)
         sites.SITES.listeners.append(
             lambda base, records: engine.register_sites(base, sites.kind_bytes(records)))
-        interceptors.install(engine)
         runtime.install_api(engine)
         os.register_at_fork(after_in_child=self._after_fork)
         self.selector = select.Selector(options.include, options.exclude, roots)
         self.instrumenter = hook.Instrumenter(
             options=(options.include, options.exclude), use_cache=options.cache)
         self.installed = hook.install(self.selector, self.instrumenter)
+        interceptors.install(engine)  # after the hook: it patches what the hook instruments too
 
     def _after_fork(self):
         self.engine.reset_after_fork()

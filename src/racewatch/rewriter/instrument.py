@@ -155,7 +155,7 @@ class _Pass:
         attr = opcodes.ATTR_LOADS[instr.name](instr.arg)
         kind = names.CONTAINER_METHODS.get(attr, "read")
         probe = self._emit("read", kind, attr, instr, ctx, [_stack(1), _const(attr)])
-        if attr in opcodes.SYNC_METHOD_NAMES:
+        if attr in opcodes.SYNC_METHOD_NAMES and opcodes.is_method_load(instr):
             probe += self._sync(instr, ctx)
         return probe
 

@@ -191,9 +191,11 @@ typedef struct {
 } Access;
 
 typedef struct {
-    PyObject *key;    /* strong */
+    PyObject *key;    /* strong; for a key compared by identity, a weakref to it if possible */
+    uintptr_t addr;   /* the key's address */
     Py_hash_t hash;   /* of the key's value if `safe`, else of its address */
     uint8_t safe;     /* compared by value: builtin scalars and tuples of them */
+    uint8_t weak;     /* `key` is a weakref: the cell must not keep the key alive */
     uint8_t raced;    /* once a race was found here, other sites are checked too */
     Access w, r;
     Access *shared;   /* by tid, once reads are concurrent; NULL otherwise */
@@ -204,8 +206,8 @@ enum { KIND_RECORD = 1, KIND_SYNC = 2 };
 
 typedef struct Tracked {
     uintptr_t addr;
-    PyObject *ref;     /* a Ref (weak) or the object itself (strong) */
-    uint8_t kind, strong, ignore;
+    PyObject *ref;     /* a Ref (weak), the object itself (strong), or NULL (hooked) */
+    uint8_t kind, strong, ignore, hooked;
     uint32_t id;       /* sync vars: M<id> in reports */
     /* records */
     uint32_t ncells, capcells;
@@ -239,6 +241,18 @@ static PyObject *weakrefable_no;  /* set of types that refused a weakref */
 
 static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer);
 
+static int key_alive(Cell *c) {
+    if (!c->weak) return 1;
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *obj;
+    if (PyWeakref_GetRef(c->key, &obj) <= 0) { PyErr_Clear(); return 0; }
+    Py_DECREF(obj);
+    return 1;
+#else
+    return PyWeakref_GET_OBJECT(c->key) != Py_None;
+#endif
+}
+
 static void cells_release(Tracked *tr, PyObject **defer, size_t *ndefer) {
     for (uint32_t i = 0; i < tr->ncells; i++) {
         Cell *c = &tr->cells[i];
@@ -255,7 +269,7 @@ static void cells_release(Tracked *tr, PyObject **defer, size_t *ndefer) {
 static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
     cells_release(tr, defer, ndefer);
     PyMem_RawFree(tr->vc.c);
-    if (tr->ref && !tr->strong) ((Ref *)tr->ref)->owner = NULL;
+    if (tr->ref && !tr->strong) ((Ref *)tr->ref)->owner = NULL;   /* hooked: ref is NULL */
     PyObject *ref = tr->ref;
     tr->ref = NULL;
     PyMem_RawFree(tr);
@@ -280,6 +294,71 @@ static PyObject *ref_died(PyObject *module, PyObject *wr) {
 
 static PyMethodDef died_def = {"_died", ref_died, METH_O, NULL};
 
+/* ---- lifetime through deallocators: the tp_dealloc of a few static types is wrapped --------
+ * object, dict, list, set, bytearray, cell, deque, defaultdict. The shadow state of an object
+ * whose deallocation ends in one of them is freed in the same call that frees the object, and
+ * racewatch holds no reference to it. That covers instances of classes written in Python
+ * (subtype_dealloc ends in the nearest non-heap base's deallocator, object's for most) and the
+ * builtin containers, which cannot be weakly referenced. Heap types themselves are never
+ * wrapped: subtype_dealloc finds its base by comparing tp_dealloc pointers. Everything else
+ * gets a weakref whose C callback frees the state, or as a last resort a strong reference and
+ * a sweep. */
+
+#define MAX_HOOKED 8
+static struct { PyTypeObject *type; destructor original; } hooked[MAX_HOOKED];
+static int nhooked;
+static Map death_watch;    /* addresses the Python twin asked to hear about */
+static PyObject *deaths;   /* ids of watched objects that died, until the twin drains them */
+
+static void forget(Map *m, PyObject *op) {
+    Tracked *tr = map_get(m, (uintptr_t)op);
+    if (tr && tr->hooked) {
+        map_del(m, (uintptr_t)op);
+        free_tracked(tr, NULL, NULL);
+    }
+}
+
+static void note_death(PyObject *op) {
+    if (objects.used) forget(&objects, op);
+    if (syncs.used) forget(&syncs, op);
+    if (death_watch.used && map_get(&death_watch, (uintptr_t)op)) {
+        map_del(&death_watch, (uintptr_t)op);
+        PyObject *id = PyLong_FromVoidPtr(op);   /* an int: no GC, no finalizer */
+        if (!id || PyList_Append(deaths, id) < 0) PyErr_Clear();
+        Py_XDECREF(id);
+    }
+}
+
+/* One wrapper per hooked type, each calling the deallocator of the slot it replaced: a type's
+ * deallocator may call its base's slot directly (defaultdict calls PyDict_Type.tp_dealloc), so
+ * the object's own type does not tell which original to run. */
+#define HOOK(i) static void hooked_dealloc_##i(PyObject *op) { \
+    note_death(op); hooked[i].original(op); }
+HOOK(0) HOOK(1) HOOK(2) HOOK(3) HOOK(4) HOOK(5) HOOK(6) HOOK(7)
+static destructor const hooks[MAX_HOOKED] = {
+    hooked_dealloc_0, hooked_dealloc_1, hooked_dealloc_2, hooked_dealloc_3,
+    hooked_dealloc_4, hooked_dealloc_5, hooked_dealloc_6, hooked_dealloc_7};
+
+static destructor subtype_dealloc_fn;   /* CPython's deallocator of heap types */
+
+/* Whether an instance of `tp` is freed through one of the wrapped deallocators. */
+static int dies_through_hook(PyTypeObject *tp) {
+    while (tp && subtype_dealloc_fn && tp->tp_dealloc == subtype_dealloc_fn) tp = tp->tp_base;
+    if (!tp) return 0;
+    for (int i = 0; i < nhooked; i++)
+        if (tp->tp_dealloc == hooks[i]) return 1;
+    return 0;
+}
+
+static void hook_dealloc(PyTypeObject *tp) {
+    if (!tp || nhooked == MAX_HOOKED || (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return;
+    for (int i = 0; i < nhooked; i++) if (hooked[i].type == tp) return;
+    hooked[nhooked].type = tp;
+    hooked[nhooked].original = tp->tp_dealloc;
+    tp->tp_dealloc = hooks[nhooked];
+    nhooked++;
+}
+
 /* Make the Tracked for `obj`. Allocates Python objects (so GC may run): call with no table
  * pointer held, then insert with tracked_insert. */
 static Tracked *tracked_new(PyObject *obj, uint8_t kind) {
@@ -287,6 +366,10 @@ static Tracked *tracked_new(PyObject *obj, uint8_t kind) {
     if (!tr) { PyErr_NoMemory(); return NULL; }
     tr->addr = (uintptr_t)obj;
     tr->kind = kind;
+    if (dies_through_hook(Py_TYPE(obj))) {   /* its death is seen without any reference */
+        tr->hooked = 1;
+        return tr;
+    }
     int refusing = PySet_Contains(weakrefable_no, (PyObject *)Py_TYPE(obj));
     if (refusing < 0) { PyMem_RawFree(tr); return NULL; }
     if (!refusing) {
@@ -578,7 +661,7 @@ static int key_info(PyObject *key, Py_hash_t *hash, uint8_t *safe) {
 }
 
 static inline int same_key(Cell *c, PyObject *key, Py_hash_t hash, uint8_t safe) {
-    if (c->key == key) return 1;
+    if (c->addr == (uintptr_t)key) return !c->weak || key_alive(c);   /* an address reused */
     if (!safe || !c->safe || c->hash != hash) return 0;
     int eq = PyObject_RichCompareBool(c->key, key, Py_EQ);   /* builtin scalars: no user code */
     if (eq < 0) { PyErr_Clear(); return 0; }
@@ -624,10 +707,25 @@ static Cell *add_cell(Tracked *tr, PyObject *key, Py_hash_t hash, uint8_t safe) 
         tr->cells = cells;
         tr->capcells = cap;
     }
+    /* A key compared by identity is held weakly where it can be: a cell must not keep a
+     * user's object alive (its finalizer, its weakrefs, its refcount would change). */
+    PyObject *held = NULL;
+    if (!safe && PyType_SUPPORTS_WEAKREFS(Py_TYPE(key))) {
+        held = PyWeakref_NewRef(key, NULL);   /* may run GC: cells may move */
+        if (!held) PyErr_Clear();
+    }
+    if (tr->ncells == tr->capcells) {   /* again: the allocation above may have added cells */
+        uint32_t cap = tr->capcells ? tr->capcells * 2 : 4;
+        Cell *cells = PyMem_RawRealloc(tr->cells, cap * sizeof(Cell));
+        if (!cells) { Py_XDECREF(held); PyErr_NoMemory(); return NULL; }
+        tr->cells = cells;
+        tr->capcells = cap;
+    }
     Cell *c = &tr->cells[tr->ncells++];
     memset(c, 0, sizeof(*c));
-    Py_INCREF(key);
-    c->key = key;
+    c->key = held ? held : Py_NewRef(key);
+    c->weak = held != NULL;
+    c->addr = (uintptr_t)key;
     c->hash = hash;
     c->safe = safe;
     if (tr->ncells > 8 && (tr->ncells * 2 + 2 > tr->capindex) && reindex(tr) < 0) return NULL;
@@ -666,7 +764,7 @@ static int container_kind(PyObject *o) {
     if (tp == &PyList_Type) return C_LIST;
     if (PyDict_Check(o)) return _PyType_Lookup(tp, getitem_name) == dict_getitem ? C_DICT : C_NONE;
     if (PyList_Check(o)) return _PyType_Lookup(tp, getitem_name) == list_getitem ? C_LIST : C_NONE;
-    if (PyAnySet_Check(o)) return C_SET;
+    if (PySet_Check(o)) return C_SET;   /* a frozenset is never written: nothing can race */
     if (deque_type && PyObject_TypeCheck(o, deque_type)) return C_DEQUE;
     if (PyByteArray_Check(o)) return C_BYTEARRAY;
     return C_NONE;
@@ -687,8 +785,22 @@ static PyObject *shape_owner(PyObject *obj) {
     return container_kind(obj) ? obj : NULL;
 }
 
+/* What a weakref.proxy stands for (borrowed), or NULL once it is dead. */
+static PyObject *referent(PyObject *proxy) {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *obj;
+    if (PyWeakref_GetRef(proxy, &obj) <= 0) { PyErr_Clear(); return NULL; }
+    Py_DECREF(obj);   /* alive: the proxied access is about to use it */
+    return obj;
+#else
+    PyObject *obj = PyWeakref_GET_OBJECT(proxy);
+    return obj == Py_None ? NULL : obj;
+#endif
+}
+
 /* The owner of attribute `key` of `obj`, or NULL (no error) when it cannot race. */
 static PyObject *attr_owner(PyObject *obj, PyObject *key) {
+    if (PyWeakref_CheckProxy(obj) && !(obj = referent(obj))) return NULL;
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp == &PySuper_Type) {
         if (!super_owner) return NULL;
@@ -704,15 +816,28 @@ static PyObject *attr_owner(PyObject *obj, PyObject *key) {
 }
 
 typedef struct {
-    PyObject *owner, *key;   /* key: a new reference */
+    PyObject *owner, *key;   /* new references */
     int is_write, atomic;
 } Loc;
 
 static int add_loc(Loc *locs, int n, PyObject *owner, PyObject *key, int is_write, int atomic) {
     if (!owner) return n;
+    Py_INCREF(owner);   /* held for the probe: making its record may run GC */
     Py_INCREF(key);
     locs[n] = (Loc){owner, key, is_write, atomic};
     return n + 1;
+}
+
+/* The length of a builtin container without calling a subclass's own __len__ (-1: unknown). */
+static Py_ssize_t builtin_len(PyObject *obj) {
+    if (PyList_Check(obj)) return PyList_GET_SIZE(obj);
+    if (PyByteArray_Check(obj)) return PyByteArray_GET_SIZE(obj);
+    if (deque_type && Py_TYPE(obj) == deque_type) {
+        Py_ssize_t n = PyObject_Size(obj);
+        if (n < 0) PyErr_Clear();
+        return n;
+    }
+    return -1;
 }
 
 /* A list-like index, made non-negative; NULL (no error) when the key is not an int. */
@@ -721,8 +846,8 @@ static PyObject *normal_index(PyObject *obj, PyObject *key) {
     Py_ssize_t i = PyLong_AsSsize_t(key);
     if (i == -1 && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
     if (i >= 0) return Py_NewRef(key);
-    Py_ssize_t n = PyObject_Size(obj);
-    if (n < 0) { PyErr_Clear(); return NULL; }
+    Py_ssize_t n = builtin_len(obj);
+    if (n < 0) return NULL;
     return PyLong_FromSsize_t(i + n);
 }
 
@@ -749,7 +874,7 @@ static int slice_locs(PyObject *obj, PyObject *bounds, int is_write, Loc *locs) 
     }
     if (!plain_bound(start) || !plain_bound(stop) || !plain_bound(step)) return n;
     PyObject *slice = PySlice_New(start, stop, step);
-    Py_ssize_t len = PyObject_Size(obj), first, last, by;
+    Py_ssize_t len = builtin_len(obj), first, last, by;
     if (!slice || len < 0 || PySlice_Unpack(slice, &first, &last, &by) < 0) {
         Py_XDECREF(slice);
         PyErr_Clear();
@@ -848,9 +973,12 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
         Tracked *fresh = tracked_new(target, KIND_RECORD);   /* may run GC */
         if (!fresh) return NULL;
         if (!map_get(&objects, fresh->addr)) {
-            int ignore = PyObject_IsInstance(target, ignored_types);
-            if (ignore < 0) { free_tracked(fresh, NULL, NULL); return NULL; }
-            fresh->ignore = (uint8_t)ignore;
+            /* by type only: isinstance() could read obj.__class__ through user code */
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(ignored_types); i++) {
+                PyObject *tp = PyTuple_GET_ITEM(ignored_types, i);
+                if (PyType_Check(tp) && PyType_IsSubtype(Py_TYPE(target), (PyTypeObject *)tp))
+                    fresh->ignore = 1;
+            }
         }
         tr = tracked_insert(&objects, fresh);
         if (!tr) return NULL;
@@ -934,6 +1062,7 @@ static PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_
             if (!r) result = NULL; else Py_DECREF(r);
         }
         Py_DECREF(locs[i].key);
+        Py_DECREF(locs[i].owner);
     }
     return result ? Py_NewRef(Py_None) : NULL;
 }
@@ -1140,8 +1269,14 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     Py_XSETREF(proxy_types, dict);
     if (owner) Py_XSETREF(super_owner, Py_NewRef(owner));
     if (shape) Py_XSETREF(shape_key, Py_NewRef(shape));
-    if (deque && PyType_Check(deque)) deque_type = (PyTypeObject *)Py_NewRef(deque);
-    if (ddict && PyType_Check(ddict)) defaultdict_type = (PyTypeObject *)Py_NewRef(ddict);
+    if (deque && PyType_Check(deque)) {
+        deque_type = (PyTypeObject *)Py_NewRef(deque);
+        hook_dealloc(deque_type);
+    }
+    if (ddict && PyType_Check(ddict)) {
+        defaultdict_type = (PyTypeObject *)Py_NewRef(ddict);
+        hook_dealloc(defaultdict_type);
+    }
     if (table && PyDict_Check(table)) {   /* {builtin: (is_write, how)}: how is "shape"/"attr" */
         Py_ssize_t pos = 0;
         PyObject *func, *spec;
@@ -1225,6 +1360,26 @@ static PyObject *fast_reset_after_fork(PyObject *m, PyObject *noargs) {
     Py_RETURN_NONE;
 }
 
+/* For the Python twin: hear about the death of an object that cannot be weakly referenced. */
+static PyObject *fast_watch_death(PyObject *m, PyObject *obj) {
+    if (!dies_through_hook(Py_TYPE(obj))) Py_RETURN_FALSE;
+    if (map_put(&death_watch, (uintptr_t)obj, obj) < 0) return NULL;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *fast_deaths(PyObject *m, PyObject *noargs) {
+    if (!PyList_GET_SIZE(deaths)) Py_RETURN_NONE;
+    PyObject *drained = deaths;
+    deaths = PyList_New(0);
+    if (!deaths) { deaths = drained; return NULL; }
+    return drained;
+}
+
+static PyObject *fast_referent(PyObject *m, PyObject *obj) {
+    PyObject *r = PyWeakref_CheckProxy(obj) ? referent(obj) : NULL;
+    return Py_NewRef(r ? r : Py_None);
+}
+
 static PyObject *fast_stats(PyObject *m, PyObject *noargs) {
     return Py_BuildValue("{s:n,s:n,s:n,s:I}", "objects", (Py_ssize_t)objects.used, "syncs",
                          (Py_ssize_t)syncs.used, "strong", (Py_ssize_t)nstrong, "threads",
@@ -1253,6 +1408,10 @@ static PyMethodDef module_methods[] = {
     {"sync_name", fast_sync_name, METH_O, "Description of sync var M<id>."},
     {"reset_after_fork", fast_reset_after_fork, METH_NOARGS, "Start over in a fork child."},
     {"stats", fast_stats, METH_NOARGS, "Sizes of the runtime's tables."},
+    {"watch_death", fast_watch_death, METH_O,
+     "Note obj's death (for objects that cannot be weakly referenced); False if not possible."},
+    {"referent", fast_referent, METH_O, "What a weakref.proxy stands for, or None."},
+    {"deaths", fast_deaths, METH_NOARGS, "ids of watched objects that died since (or None)."},
     {NULL},
 };
 
@@ -1276,12 +1435,25 @@ PyMODINIT_FUNC PyInit__fast(void) {
     reported = PyDict_New();
     ignored_types = PyTuple_New(0);
     shape_key = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);   /* until configured */
+    deaths = PyList_New(0);
+    /* a throwaway class tells which deallocator heap types use */
+    PyObject *probe_class = PyObject_CallFunction((PyObject *)&PyType_Type, "s()N",
+                                                  "_racewatch_probe", PyDict_New());
+    if (!probe_class) { Py_DECREF(m); return NULL; }
+    subtype_dealloc_fn = ((PyTypeObject *)probe_class)->tp_dealloc;
+    Py_DECREF(probe_class);
+    hook_dealloc(&PyBaseObject_Type);
+    hook_dealloc(&PyDict_Type);
+    hook_dealloc(&PyList_Type);
+    hook_dealloc(&PySet_Type);
+    hook_dealloc(&PyByteArray_Type);
+    hook_dealloc(&PyCell_Type);
     getitem_name = PyUnicode_InternFromString("__getitem__");
     dict_getitem = getitem_name ? _PyType_Lookup(&PyDict_Type, getitem_name) : NULL;
     list_getitem = getitem_name ? _PyType_Lookup(&PyList_Type, getitem_name) : NULL;
     Py_XINCREF(dict_getitem);
     Py_XINCREF(list_getitem);
-    if (!shape_key || !dict_getitem || !list_getitem || !died_callback || !weakrefable_no || !lockset_ids || !lockset_list || !stack_ids ||
+    if (!deaths || !shape_key || !dict_getitem || !list_getitem || !died_callback || !weakrefable_no || !lockset_ids || !lockset_list || !stack_ids ||
         !stack_list || !sync_names || !reported || !ignored_types) {
         Py_DECREF(m);
         return NULL;

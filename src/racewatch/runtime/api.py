@@ -152,9 +152,11 @@ def _probe(obj, key, site, is_write, how=None):
 
 
 def _record_access(target, key, is_write, atomic, site, state):
+    with _lock:
+        _objects.forget_dead()  # before any lookup: a dead object's address may be reused
     record = _objects.get(target)
     if record is None:
-        ignore = isinstance(target, _config["ignored_types"])
+        ignore = issubclass(type(target), _config["ignored_types"])  # not obj.__class__
         record = _objects.insert(*_objects.create(target, lambda ref: shadow.Record(ref, ignore)))
     if record.ignore:
         return None
@@ -262,6 +264,8 @@ def _capture_stack():
 # -- synchronization ---------------------------------------------------------------------------
 
 def _sync_var(obj):
+    with _lock:
+        _syncs.forget_dead()
     var = _syncs.get(obj)
     if var is None:
         name = f"{type(obj).__name__} at 0x{id(obj):x}"

@@ -7,11 +7,7 @@ the runtime's `sync` proxy; everything written in Python is patched here, for al
 
 import _queue
 import _thread
-import asyncio.base_events
-import concurrent.futures
-import concurrent.futures._base as futures_base
-import concurrent.futures.thread as futures_thread
-import queue
+import sys
 import threading
 import weakref
 
@@ -29,7 +25,9 @@ def _patch(owner, name, replacement):
 
 
 def install(engine):
-    """Patch the primitives; `engine` is the hot-path module in use."""
+    """Patch the primitives; `engine` is the hot-path module in use. Modules racewatch does
+    not need itself are patched when the program imports them: imported here, they would cost
+    every start and could never be instrumented."""
     global _engine
     _engine = engine
     _threads()
@@ -37,15 +35,64 @@ def install(engine):
     _semaphores()
     _events()
     _barriers()
-    _queues()
-    _futures()
-    _asyncio()
+    for name, patch in _ON_IMPORT.items():
+        if name in sys.modules:
+            patch(sys.modules[name])
+        else:
+            _AfterImport.pending[name] = patch
+    if _AfterImport.pending:
+        sys.meta_path.insert(0, _AfterImport)
 
 
 def uninstall():
+    if _AfterImport in sys.meta_path:
+        sys.meta_path.remove(_AfterImport)
+    _AfterImport.pending.clear()
     while _patches:
         owner, name, original = _patches.pop()
         setattr(owner, name, original)
+
+
+class _AfterImport:
+    """A meta-path finder that patches a module once its own code has run."""
+
+    pending = {}  # module name -> patch(module)
+
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        patch = cls.pending.get(fullname)
+        if patch is None:
+            return None
+        finders = list(sys.meta_path)
+        for finder in finders[finders.index(cls) + 1:] if cls in finders else finders:
+            find = getattr(finder, "find_spec", None)
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _PatchingLoader(spec.loader, patch)
+            del cls.pending[fullname]
+        return spec
+
+
+class _PatchingLoader:
+    """Wraps a loader: runs the module, then patches it."""
+
+    def __init__(self, loader, patch):
+        self._loader = loader
+        self._patch = patch
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        self._patch(module)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
 
 
 def proxy_types():
@@ -227,7 +274,7 @@ def _get(q, get, *args, **kwargs):
     return item
 
 
-def _queues():
+def _queues(queue):
     put = _patch(queue.Queue, "put", lambda self, *a, **k: _put(self, put, *a, **k))
     get = _patch(queue.Queue, "get", lambda self, *a, **k: _get(self, get, *a, **k))
 
@@ -254,8 +301,7 @@ def _queues():
 
 # -- concurrent.futures ------------------------------------------------------------------------
 
-def _futures():
-    Future = futures_base.Future
+def _futures_thread(futures_thread):
     WorkItem = futures_thread._WorkItem
 
     def work_init(self, *args, **kwargs):
@@ -265,6 +311,13 @@ def _futures():
     def work_run(self, *args, **kwargs):
         _engine.happens_after(self)
         return real_work_run(self, *args, **kwargs)
+
+    real_work_init = _patch(WorkItem, "__init__", work_init)
+    real_work_run = _patch(WorkItem, "run", work_run)
+
+
+def _futures_base(futures_base):
+    Future = futures_base.Future
 
     def set_result(self, result):
         _engine.happens_before(self)
@@ -305,23 +358,23 @@ def _futures():
             _engine.happens_after(future)
             yield future
 
-    real_work_init = _patch(WorkItem, "__init__", work_init)
-    real_work_run = _patch(WorkItem, "run", work_run)
     real_set_result = _patch(Future, "set_result", set_result)
     real_set_exception = _patch(Future, "set_exception", set_exception)
     real_result = _patch(Future, "result", result)
     real_exception = _patch(Future, "exception", exception)
     real_add_done_callback = _patch(Future, "add_done_callback", add_done_callback)
     real_wait = _patch(futures_base, "wait", wait)
-    _patch(concurrent.futures, "wait", wait)
     real_as_completed = _patch(futures_base, "as_completed", as_completed)
-    _patch(concurrent.futures, "as_completed", as_completed)
+    package = sys.modules.get("concurrent.futures")
+    if package is not None and "wait" in package.__dict__:  # already re-exported the originals
+        _patch(package, "wait", wait)
+        _patch(package, "as_completed", as_completed)
 
 
 # -- asyncio -----------------------------------------------------------------------------------
 
-def _asyncio():
-    loop_type = asyncio.base_events.BaseEventLoop
+def _asyncio(base_events):
+    loop_type = base_events.BaseEventLoop
 
     def call_soon_threadsafe(self, callback, *args, context=None):
         token = _Token()
@@ -333,3 +386,8 @@ def _asyncio():
         return real(self, after_call, *args, context=context)
 
     real = _patch(loop_type, "call_soon_threadsafe", call_soon_threadsafe)
+
+
+# Patched once the program imports them (or at once if it already has).
+_ON_IMPORT = {"queue": _queues, "concurrent.futures._base": _futures_base,
+              "concurrent.futures.thread": _futures_thread, "asyncio.base_events": _asyncio}

@@ -9,6 +9,7 @@ builtin scalars and tuples of them) are told apart by identity.
 
 import collections
 import gc
+import weakref
 from types import ModuleType
 
 from racewatch.runtime import sitekinds as K
@@ -27,23 +28,38 @@ SHAPE = _Shape()
 
 
 class Identity:
-    """A dict key compared by identity, because comparing it by value could run user code."""
-    __slots__ = ("obj",)
+    """A dict key compared by identity, because comparing it by value could run user code.
+    Held weakly where it can be: a shadow cell must not keep the program's object alive."""
+    __slots__ = ("id", "ref")
 
     def __init__(self, obj):
-        self.obj = obj
+        self.id = id(obj)
+        try:
+            self.ref = weakref.ref(obj)
+        except TypeError:
+            self.ref = lambda obj=obj: obj
+
+    @property
+    def obj(self):
+        return self.ref()
 
     def __hash__(self):
-        return id(self.obj)
+        return self.id
 
     def __eq__(self, other):
-        return type(other) is Identity and other.obj is self.obj
+        # a dead key's address may be reused by a new key: then they are not the same
+        return type(other) is Identity and other.id == self.id and self.ref() is other.ref()
 
 
 _SAFE = (str, int, float, bool, bytes, type(None))
 _HEAPTYPE = 1 << 9
 _DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
 _DEQUE = collections.deque
+_PROXIES = (weakref.ProxyType, weakref.CallableProxyType)
+try:  # Python cannot reach a proxy's referent without running the referent's own code
+    from racewatch.runtime._fast import referent as _referent
+except ImportError:
+    _referent = None
 _skip_types = {}  # type -> True when attribute accesses on its instances cannot race
 
 
@@ -60,16 +76,19 @@ def canonical(key):
 
 def container_kind(obj):
     """'dict', 'list', 'set', 'deque', 'bytearray' for builtin containers (and subclasses that
-    keep the builtin item access), else None: other types are seen through their own code."""
-    if isinstance(obj, dict):
-        return "dict" if type(obj).__getitem__ is dict.__getitem__ else None
-    if isinstance(obj, list):
-        return "list" if type(obj).__getitem__ is list.__getitem__ else None
-    if isinstance(obj, (set, frozenset)):
+    keep the builtin item access), else None: other types are seen through their own code.
+    Tested on the type only: isinstance() could read obj.__class__ through user code. A
+    frozenset is never written, so nothing about it can race."""
+    tp = type(obj)
+    if issubclass(tp, dict):
+        return "dict" if tp.__getitem__ is dict.__getitem__ else None
+    if issubclass(tp, list):
+        return "list" if tp.__getitem__ is list.__getitem__ else None
+    if issubclass(tp, set):
         return "set"
-    if isinstance(obj, _DEQUE):
+    if issubclass(tp, _DEQUE):
         return "deque"
-    if isinstance(obj, bytearray):
+    if issubclass(tp, bytearray):
         return "bytearray"
     return None
 
@@ -84,21 +103,37 @@ def _shape_owner(obj):
 
 def _attr_owner(obj):
     tp = type(obj)
+    if tp in _PROXIES:
+        obj = _referent(obj) if _referent is not None else None
+        if obj is None:
+            return None
+        tp = type(obj)
     if tp is ModuleType:
         return obj.__dict__  # a module's attribute is its global
     if tp is super:
         return None
     skip = _skip_types.get(tp)
     if skip is None:
-        skip = _skip_types[tp] = (not tp.__flags__ & _HEAPTYPE and not hasattr(obj, "__dict__"))
+        skip = _skip_types[tp] = not tp.__flags__ & _HEAPTYPE and not tp.__dictoffset__
     return None if skip else obj
+
+
+def _builtin_len(container):
+    """The length without a subclass's own __len__ (None: unknown)."""
+    for base in (list, bytearray, _DEQUE):
+        if issubclass(type(container), base) and type(container).__len__ is base.__len__:
+            return base.__len__(container)
+    return None
 
 
 def _index(container, key):
     if type(key) is not int:
         return None
     if key < 0:
-        key += len(container)
+        length = _builtin_len(container)
+        if length is None:
+            return None
+        key += length
     return key
 
 
@@ -112,7 +147,8 @@ def _slice(obj, bounds, is_write):
         bounds = slice(*bounds)
     accesses = [(obj, SHAPE, is_write, 0)]
     if all(b is None or type(b) is int for b in (bounds.start, bounds.stop, bounds.step)):
-        covered = range(*bounds.indices(len(obj)))
+        length = _builtin_len(obj)
+        covered = range(*bounds.indices(length)) if length is not None else range(0)
         accesses += [(obj, i, is_write, 0) for i in covered[:SLICE_ITEMS]]
     return accesses
 
@@ -130,7 +166,7 @@ def _item(obj, key, is_write, delete):
             accesses.append((obj, SHAPE, True, 0))
         elif is_write and type(ckey) is not Identity and key not in obj:
             accesses.append((obj, SHAPE, True, 0))  # a new key changes the shape
-        elif (not is_write and isinstance(obj, collections.defaultdict)
+        elif (not is_write and issubclass(type(obj), collections.defaultdict)
               and type(ckey) is not Identity and key not in obj):
             accesses.append((obj, SHAPE, True, 0))  # __missing__ will insert it
         return accesses

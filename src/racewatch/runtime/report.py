@@ -1,7 +1,6 @@
 """Race records, their text and JSON forms, where they go, and the exit status they imply."""
 
 import _thread
-import json
 import os
 import sys
 
@@ -41,8 +40,9 @@ class Sink:
 
 def _module_of(mapping):
     """The module whose globals dict `mapping` is, or None."""
-    name = mapping.get("__name__") if isinstance(mapping, dict) else None
-    module = sys.modules.get(name) if isinstance(name, str) else None
+    # type tests only, here and below: isinstance() could run a program's __getattribute__
+    name = mapping.get("__name__") if type(mapping) is dict else None
+    module = sys.modules.get(name) if type(name) is str else None
     return module if module is not None and getattr(module, "__dict__", None) is mapping else None
 
 
@@ -51,7 +51,7 @@ def _object(obj):
 
 
 def _key_text(key):
-    if isinstance(key, locations.Identity):
+    if type(key) is locations.Identity:
         key = key.obj
     if locations.canonical(key) is key:  # builtin scalars: repr runs no user code
         text = repr(key)
@@ -69,9 +69,9 @@ def describe_location(target, key, site_kind):
     if site_kind.startswith("cell_"):
         return f"closure variable {key!r}"
     if site_kind.startswith("item_") or site_kind == "contains":
-        what = "key" if isinstance(target, dict) else "index"
+        what = "key" if issubclass(type(target), dict) else "index"
         return f"{what} {_key_text(key)} of {_object(target)}"
-    if isinstance(target, type):
+    if issubclass(type(target), type):
         return f"attribute {key!r} of class {target.__qualname__}"
     return f"attribute {key!r} of {_object(target)}"
 
@@ -143,6 +143,8 @@ def format_text(race, strip=""):
 
 
 def format_json(race, strip=""):
+    import json  # only for this format: imported eagerly, json could not be instrumented
+
     def frames(fs):
         return [{"function": f, "file": _strip(p, strip), "line": n} for f, p, n in fs]
     record = {
@@ -181,6 +183,7 @@ class Reporter:
     def summary(self):
         pairs = self.engine.races()
         if self.options.format == "json":
+            import json
             return json.dumps({"type": "summary", "races": len(pairs), "pairs": [
                 {"sites": [_site_text(a, self.options.strip_path_prefix),
                            _site_text(b, self.options.strip_path_prefix)], "count": n}

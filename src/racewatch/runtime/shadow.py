@@ -3,6 +3,11 @@
 import sys
 import weakref
 
+try:  # the C runtime's notice of deaths of objects that cannot be weakly referenced
+    from racewatch.runtime._fast import deaths as _deaths, watch_death as _watch_death
+except ImportError:
+    _deaths = _watch_death = None
+
 # Sweep the strongly held records once this many were created since the last sweep.
 SWEEP_EVERY = 4096
 
@@ -58,13 +63,25 @@ class LifetimeTable:
 
     def create(self, obj, make):
         """`make(ref)` builds the record; creating a weakref may run GC (and so user code), so
-        call this with no lock held and insert the result with `insert`."""
+        call this with no lock held and insert the result with `insert`. Objects that cannot be
+        weakly referenced are watched through the C runtime's dealloc hooks where it is built
+        (then the record holds no reference at all), else held strongly until a sweep."""
         key = id(obj)
         try:
-            ref = weakref.ref(obj, lambda _, key=key, table=self: table._died(key))
+            ref = weakref.ref(obj, lambda _, key=key, died=self._died: died(key))
         except TypeError:
+            if _watch_death is not None and _watch_death(obj):
+                return key, make(None), False
             return key, make(obj), True
         return key, make(ref), False
+
+    def forget_dead(self):
+        """Drop the records of watched objects that died (call before looking anything up)."""
+        dead = _deaths() if _deaths is not None else None
+        for key in dead or ():
+            record = self.records.get(key)
+            if record is not None and record.ref is None:
+                del self.records[key]
 
     def insert(self, key, record, strong):
         """Insert unless another thread got there first; returns the record in the table."""
@@ -77,9 +94,10 @@ class LifetimeTable:
             self.created_strong += 1
         return record
 
-    def _died(self, key):
+    def _died(self, key, _ref_type=weakref.ref):
+        # bound names only: at interpreter shutdown this module's globals may already be gone
         record = self.records.get(key)
-        if record is not None and type(record.ref) is weakref.ref and record.ref() is None:
+        if record is not None and type(record.ref) is _ref_type and record.ref() is None:
             del self.records[key]
 
     def sweep_due(self):
