@@ -5,7 +5,8 @@
 
 Runs the program under `racewatch run --runtime=python` and records what reaches the Python
 twin's shadow and clocks: each access as the location the twin resolved it to (so replay needs
-no modules, frames or super() objects) and each sync event. Objects become stable indices
+no modules, frames or super() objects: a plain probe on the owner, or an atomic one at a site
+of that kind) and each sync event. Objects become stable indices
 (kept alive meanwhile, so an index never changes meaning), threads indices in order of their
 first event, sites compact ids. The race pairs the twin found are saved too: a faithful replay
 finds the same.
@@ -61,9 +62,10 @@ class Recorder:
             return key
         raise ValueError(f"a key replay cannot express: {key!r}")
 
-    def site(self, site, atomic=None):
+    def site(self, site, atomic_write=None):
+        """The trace's id of a site; an atomic access's site has its kind in the trace."""
         new = self.sites.setdefault(site, len(self.sites) + 1)
-        kind = ATOMIC_OP[atomic] if atomic is not None else "plain"
+        kind = ATOMIC_OP[atomic_write] if atomic_write is not None else "plain"
         if self.site_kinds.setdefault(new, kind) != kind:
             raise ValueError(f"site {site} is used by both atomic and plain accesses")
         return new
@@ -78,11 +80,8 @@ class Recorder:
 
         def recorded_access(target, key, is_write, atomic, site, state):
             with self.lock:
-                if atomic:
-                    self.record(ATOMIC_OP[is_write], self.obj(target), self.site(site, is_write))
-                else:
-                    self.record("write" if is_write else "read", self.obj(target),
-                                self.key(key), self.site(site))
+                self.record("write" if is_write else "read", self.obj(target), self.key(key),
+                            self.site(site, is_write if atomic else None))
                 return record_access(target, key, is_write, atomic, site, state)
 
         def recorded_sync(obj, is_acquire, is_lock):

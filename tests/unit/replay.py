@@ -1,21 +1,25 @@
 """Replay an event trace into an engine on real threads; the races it finds, engine-neutral.
 
-A trace is JSON-able: `threads` (how many; 0 is the replaying thread), `objects` (the kind
-of each object, see FACTORIES; `dict_of:I` is the `__dict__` of module I), `sites` ({site:
-kind name} for sites that are not plain, see engines.KINDS), `history_full`, and `events`,
-each `[thread, op, *args]` with objects as indices:
-`read|write OBJ KEY SITE`, `shape_read|shape_write|atomic_read|atomic_write OBJ SITE`,
-`acquire|release OBJ SITE`, `happens_before|happens_after|thread_end OBJ`, `current_tid`.
-Keys are strings, ints or null; `{"shape": 1}` is a container's shape, `{"obj": I}` object I.
+A trace is JSON-able: `threads` (how many; 0 is the replaying thread), `objects` (the kind of
+each object, see FACTORIES; `keys_of:I` is the keys view of dict I), `sites` ({site: kind
+name} for sites that are not plain, see engines.KINDS), `history_full`, and `events`, each
+`[thread, op, *args]` with objects as indices:
+`read|write OBJ KEY SITE` (a probe; the site's kind says what it is),
+`global_read|global_write MODULE KEY SITE` (a probe from a function of that module),
+`call FUNC OBJ KEY SITE` (FUNC a builtin's name), `acquire|release OBJ SITE`,
+`happens_before|happens_after|thread_end OBJ`, `current_tid`.
+Keys are strings, numbers, booleans, null or lists (tuples); `{"shape": 1}` is a container's
+shape, `{"obj": I}` object I, `{"slice": [START, STOP, STEP]}` a slice.
 """
 
+import builtins
 import collections
 import sys
 import threading
 import types
 
 from racewatch.runtime import locations
-from tests.unit.engines import Driver, access, lock_addresses
+from tests.unit.engines import Driver, lock_addresses
 
 
 class Plain:
@@ -23,27 +27,49 @@ class Plain:
 
 
 class Slotted:
-    __slots__ = ("a", "b", "c", "x")  # no __weakref__
+    __slots__ = ("a", "b", "c", "n", "x")  # no __weakref__
 
 
 class Ignored:
     """Configured as an ignored type, like threading.local."""
 
 
+class ListSub(list):
+    """Keeps list's item access: a container."""
+
+
+class OwnGetitem(dict):
+    """Has its own __getitem__: seen through its own code, not as a container."""
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self, key)
+
+
+def _module():
+    module = types.ModuleType("replayed")
+    exec("def probe(engine, op, key, site):\n"  # a global probe lands in its caller's globals
+         "    (engine.write if op == 'write' else engine.read)(None, key, site)\n",
+         module.__dict__)
+    return module
+
+
 FACTORIES = {
     "instance": Plain, "slots": Slotted, "class": lambda: type("Replayed", (), {}),
-    "list": list, "dict": dict, "set": set, "deque": collections.deque,
-    "bytearray": bytearray, "module": lambda: types.ModuleType("replayed"),
+    "dict": lambda: {"a": 1, 1: 2}, "ordereddict": lambda: collections.OrderedDict(a=1),
+    "defaultdict": lambda: collections.defaultdict(int, a=1), "dictsub": OwnGetitem,
+    "list": lambda: [0, 1, 2], "listsub": lambda: ListSub([0, 1, 2]),
+    "deque": lambda: collections.deque([0, 1, 2]), "bytearray": lambda: bytearray(3),
+    "set": lambda: {1, "a"}, "module": _module, "cell": lambda: types.CellType(0),
     "int": lambda: int("9" * 30), "tuple": lambda: (object(),), "ignored": Ignored,
-    "lock": threading.RLock, "key": object,
+    "lock": threading.RLock, "key": Plain,
 }
 
 
 def build(kinds):
     objects = []
     for kind in kinds:
-        if kind.startswith("dict_of:"):
-            objects.append(objects[int(kind[8:])].__dict__)
+        if kind.startswith("keys_of:"):
+            objects.append(objects[int(kind[8:])].keys())
         else:
             objects.append(FACTORIES[kind]())
     return objects
@@ -52,8 +78,14 @@ def build(kinds):
 def decode_key(key, objects):
     if isinstance(key, str):
         return sys.intern(key)  # as a probe passes it: one object per name
+    if isinstance(key, list):
+        return tuple(decode_key(k, objects) for k in key)
     if isinstance(key, dict):
-        return locations.SHAPE if "shape" in key else objects[key["obj"]]
+        if "shape" in key:
+            return locations.SHAPE
+        if "slice" in key:
+            return slice(*key["slice"])
+        return objects[key["obj"]]
     return key
 
 
@@ -61,10 +93,13 @@ def _step(engine, objects, op, args):
     """One event, on the thread running it (a probe calls the engine directly from here)."""
     if op in ("read", "write"):
         obj, key, site = args
-        access(engine, op, objects[obj], decode_key(key, objects), site)
-    elif op.startswith(("shape_", "atomic_")):
-        obj, site = args
-        access(engine, op, objects[obj], None, site)
+        getattr(engine, op)(objects[obj], decode_key(key, objects), site)
+    elif op.startswith("global_"):
+        module, key, site = args
+        objects[module].probe(engine, op[7:], sys.intern(key), site)
+    elif op == "call":
+        func, obj, key, site = args
+        engine.call(getattr(builtins, func), objects[obj], decode_key(key, objects), site)
     elif op in ("acquire", "release"):
         getattr(engine, op)(objects[args[0]], args[1])
     elif op == "current_tid":
@@ -84,17 +119,24 @@ def replay(engine, trace):
             d.call(thread, _step, engine, objects, op, args)
         races = d.races()
     labels = {id(obj): index for index, obj in enumerate(objects)}
+    labels.update((id(obj.__dict__), f"{index}.__dict__") for index, obj in enumerate(objects)
+                  if isinstance(obj, types.ModuleType))
     events = sorted((_normalize(engine, e, labels) for e in d.events), key=repr)
     return races, events
 
 
 def _normalize(engine, event, labels):
-    """An event with objects as trace indices and locks as indices, comparable across engines."""
+    """An event with objects and locks as trace indices, comparable across engines."""
     def locks(lockset):
         return tuple(sorted(labels.get(a, "?") for a in lock_addresses(engine, lockset)))
 
-    key = "<shape>" if event.key is locations.SHAPE else event.key
-    key = key if isinstance(key, (str, int, type(None))) else f"<obj {labels.get(id(key))}>"
+    key = event.key
+    if type(key) is locations.Identity:  # the Python twin's wrapper of a by-identity key
+        key = key.obj
+    if key is locations.SHAPE:
+        key = "<shape>"
+    elif not isinstance(key, (str, int, float, tuple, type(None))):
+        key = f"<obj {labels.get(id(key), '?')}>"
     stack = None
     if event.prev_stack is not None:
         stack = tuple((code.co_qualname, line) for code, line in event.prev_stack)

@@ -1,4 +1,4 @@
-"""FastTrack's rules in both engines: which access pairs race, what orders them, what is reported."""
+"""FastTrack's rules in both engines: which accesses race, what orders them, what is reported."""
 
 import threading
 
@@ -73,6 +73,19 @@ def test_one_thread_never_races_with_itself(engine):
 def test_threads_get_ids_in_order_of_their_first_event(engine):
     with Driver(engine, threads=3) as d:
         assert [d(2, "current_tid"), d(1, "current_tid"), d(0, "current_tid")] == [1, 2, 0]
+
+
+@pytest.mark.parametrize("engine", engines(
+    c_bug="_fast.call returns before making the calling thread's state when the accessor "
+          "lands nowhere (getattr on an int, len of a non-container, a non-str name); the "
+          "twin's _probe makes it first: a thread whose first event is such a call gets a "
+          "later tid in C, and reports number threads differently (T2 vs T3)"))
+@pytest.mark.parametrize("func, obj, key", [(getattr, 5, "real"), (len, "text", None),
+                                            (hasattr, Obj(), 3)])
+def test_a_probe_that_lands_nowhere_still_makes_the_thread(engine, func, obj, key):
+    with Driver(engine, threads=3, sites={1: "call"}) as d:
+        d(2, "call", func, obj, key, 1)  # nothing to record
+        assert [d(1, "current_tid"), d(2, "current_tid")] == [2, 1]
 
 
 # -- same epoch: nothing new is learnt, nothing is counted twice -------------------------------

@@ -1,28 +1,37 @@
 """Seeded random event traces (the format of replay.py) that a real program could produce.
 
 Threads are started and joined through edges on per-thread tokens (or not at all), take locks
-with mutual exclusion, publish and take edges on shared tokens, and touch objects of every kind
-the engines treat differently: weak-referenceable instances, `__slots__` objects they hold
-strongly, containers (plain and atomic operations on the shape, plain ones on items), classes,
-a module (its attributes are its dict's entries), ints and tuples (attribute sites skip them),
-and an ignored type.
+with mutual exclusion, publish and take edges on shared tokens, and make every kind of probe on
+every kind of object the engines treat differently: weak-referenceable instances, `__slots__`
+objects they hold strongly, classes, a module (attributes, globals), cells, ints and tuples
+(attribute sites skip them), an ignored type, and builtin containers, subclasses and dict views
+with item, slice, membership, iteration, comparison, method and builtin-accessor probes.
 """
 
 import random
 
-KEYS = ("a", "b", "c")
-PLAIN, ATTR = range(1, 9), range(11, 16)
-SITES = {**{s: "attr" for s in ATTR}, 17: "shape_read", 18: "shape_read", 19: "shape_write",
-         20: "shape_write", 21: "atomic_read", 22: "atomic_read", 23: "atomic_write",
-         24: "atomic_write", 25: "atomic_write"}
-BY_KIND = {}
-for _site, _kind in SITES.items():
-    BY_KIND.setdefault(_kind, []).append(_site)
-LOCK_SITES = (30, 31)
-DATA_KINDS = ("instance", "instance", "slots", "list", "dict", "set", "class", "module", "int",
-              "tuple", "ignored")
-CONTAINERS = ("list", "dict", "set")
+# Site ids by kind name (engines.KINDS): a few of each, so site pairs repeat.
+SITE_IDS = {"plain": range(1, 7), "attr": range(11, 15), "shape_read": (17, 18),
+            "shape_write": (19, 20), "atomic_read": (21, 22), "atomic_write": (23, 24, 25),
+            "item": range(30, 34), "item_delete": (35, 36), "slice": (37, 38),
+            "contains": (39, 40), "iter": (41, 42), "eq": (43,), "call": (44, 45, 46),
+            "global": (47, 48), "cell": (49, 50)}
+SITES = {site: kind for kind, ids in SITE_IDS.items() if kind != "plain" for site in ids}
+LOCK_SITE = 60
+NAMES = ("a", "b", "c")
+DICT_KEYS = ("a", "b", "new", 1, 1.0, True, ["t", 1], ["t", ["u", 2.5]])
+INDICES = (0, 1, 2, -1, 7)
+SLICES = ([0, 2, None], [None, None, None], [1, None, -1], [0, "x", None])
+DICTS = ("dict", "ordereddict", "defaultdict", "dictsub")
+SEQUENCES = ("list", "listsub", "deque", "bytearray")
+DATA_KINDS = ("instance", "instance", "slots", "class", "module", "cell", "int", "tuple",
+              "ignored", *DICTS, *SEQUENCES, "set")
 MAX_THREADS = 6  # a write then races with at most 6 earlier accesses (C keeps 8 per access)
+
+
+def random_trace(seed):
+    """One trace; the same seed always gives the same trace."""
+    return _Gen(seed).trace()
 
 
 class _Gen:
@@ -38,76 +47,118 @@ class _Gen:
     def emit(self, thread, op, *args):
         self.events.append([thread, op, *args])
 
+    def site(self, kind):
+        return self.rng.choice(SITE_IDS[kind])
 
-def random_trace(seed):
-    """One trace; the same seed always gives the same trace."""
-    g = _Gen(seed)
-    rng = g.rng
-    threads = rng.randint(2, MAX_THREADS)
-    data = [g.new(rng.choice(DATA_KINDS)) for _ in range(rng.randint(3, 7))]
-    data += [g.new(f"dict_of:{i}") for i in data if g.objects[i] == "module"]
-    locks = [g.new("lock") for _ in range(rng.randint(1, 3))]
-    shared = [g.new("instance"), g.new("list"), g.new("int")]  # edge tokens of every path
-    start = [g.new("instance") for _ in range(threads)]
-    end = [g.new("instance") for _ in range(threads)]
-    state = ["running"] + ["new"] * (threads - 1)
-    held = {}  # lock -> [owner thread, count]
-    joinable = []
-    for _ in range(rng.randint(20, 90)):
-        waiting = [t for t, s in enumerate(state) if s == "new"]
+    def trace(self):
+        rng = self.rng
+        threads = rng.randint(2, MAX_THREADS)
+        self.data = [self.new(rng.choice(DATA_KINDS)) for _ in range(rng.randint(3, 8))]
+        self.data += [self.new(f"keys_of:{i}") for i in list(self.data)
+                      if self.objects[i] == "dict"]
+        self.key = self.new("key")  # a dict key compared by identity
+        self.locks = [self.new("lock") for _ in range(rng.randint(1, 3))]
+        self.shared = [self.new("instance"), self.new("list"), self.new("int")]  # edge tokens
+        self.start = [self.new("instance") for _ in range(threads)]
+        self.end = [self.new("instance") for _ in range(threads)]
+        self.state = ["running"] + ["new"] * (threads - 1)
+        self.held = {}  # lock -> [owner thread, count]
+        self.joinable = []
+        for _ in range(rng.randint(20, 90)):
+            self.step()
+        return {"threads": threads, "objects": self.objects, "sites": SITES,
+                "history_full": rng.random() < 0.25, "events": self.events}
+
+    def step(self):
+        rng = self.rng
+        waiting = [t for t, s in enumerate(self.state) if s == "new"]
         if waiting and rng.random() < 0.25:
             t = rng.choice(waiting)
-            state[t] = "running"
-            if rng.random() < 0.8:  # a modelled start; otherwise the start is unseen
-                g.emit(0, "happens_before", start[t])
-                g.emit(t, "happens_after", start[t])
-            continue
-        if joinable and rng.random() < 0.1:
-            g.emit(0, "happens_after", end[joinable.pop(rng.randrange(len(joinable)))])
-            continue
-        t = rng.choice([t for t, s in enumerate(state) if s == "running"])
+            self.state[t] = "running"
+            if rng.random() < 0.8:  # a modelled start
+                self.emit(0, "happens_before", self.start[t])
+                self.emit(t, "happens_after", self.start[t])
+            else:  # an unseen one; the thread still has an id from its first event on
+                self.emit(t, "current_tid")
+            return
+        if self.joinable and rng.random() < 0.1:
+            t = self.joinable.pop(rng.randrange(len(self.joinable)))
+            self.emit(0, "happens_after", self.end[t])
+            return
+        t = rng.choice([t for t, s in enumerate(self.state) if s == "running"])
         roll = rng.random()
         if roll < 0.6:
-            _access(g, t, g.objects, rng.choice(data))
+            self.access(t, rng.choice(self.data))
         elif roll < 0.72:
-            free = [lock for lock in locks if held.get(lock, [t])[0] == t]
+            free = [lock for lock in self.locks if self.held.get(lock, [t])[0] == t]
             if free:
                 lock = rng.choice(free)
-                held.setdefault(lock, [t, 0])[1] += 1
-                g.emit(t, "acquire", lock, LOCK_SITES[0])
+                self.held.setdefault(lock, [t, 0])[1] += 1
+                self.emit(t, "acquire", lock, LOCK_SITE)
         elif roll < 0.84:
-            mine = [lock for lock, (owner, _) in held.items() if owner == t]
+            mine = [lock for lock, (owner, _) in self.held.items() if owner == t]
             if mine:
-                _release(g, held, t, rng.choice(mine))
+                self.release(t, rng.choice(mine))
         elif roll < 0.96:
-            g.emit(t, rng.choice(("happens_before", "happens_after")), rng.choice(shared))
+            self.emit(t, rng.choice(("happens_before", "happens_after")),
+                      rng.choice(self.shared))
         elif t != 0:
-            for lock in [lock for lock, (owner, _) in held.items() if owner == t]:
-                while lock in held:
-                    _release(g, held, t, lock)
-            g.emit(t, "thread_end", end[t])
-            state[t] = "ended"
+            for lock in [lock for lock, (owner, _) in self.held.items() if owner == t]:
+                while lock in self.held:
+                    self.release(t, lock)
+            self.emit(t, "thread_end", self.end[t])
+            self.state[t] = "ended"
             if rng.random() < 0.7:
-                joinable.append(t)
-    return {"threads": threads, "objects": g.objects, "sites": SITES,
-            "history_full": rng.random() < 0.25, "events": g.events}
+                self.joinable.append(t)
 
+    def release(self, t, lock):
+        self.held[lock][1] -= 1
+        if self.held[lock][1] == 0:
+            del self.held[lock]
+        self.emit(t, "release", lock, LOCK_SITE)
 
-def _release(g, held, t, lock):
-    held[lock][1] -= 1
-    if held[lock][1] == 0:
-        del held[lock]
-    g.emit(t, "release", lock, LOCK_SITES[1])
+    def probe(self, t, op, obj, key, kind):
+        self.emit(t, op, obj, key, self.site(kind))
 
+    def access(self, t, obj):
+        rng = self.rng
+        kind = self.objects[obj]
+        rw = rng.choice(("read", "write"))
+        container = kind in DICTS or kind in SEQUENCES or kind == "set"
+        if container and rng.random() < 0.3:
+            kind = rng.choice(("shape_read", "shape_write", "atomic_read", "atomic_write"))
+            self.probe(t, "write" if kind.endswith("write") else "read", obj, None, kind)
+        elif container and rng.random() < 0.3:
+            self.collection(t, obj)
+        elif kind in DICTS:
+            key = rng.choice(DICT_KEYS + ({"obj": self.key},))
+            choice = rng.choice(("item", "item", "item_delete", "contains"))
+            self.probe(t, "read" if choice == "contains" else rw, obj, key, choice)
+        elif kind in SEQUENCES:
+            if rng.random() < 0.25 and kind != "deque":
+                self.probe(t, rw, obj, {"slice": rng.choice(SLICES)}, "slice")
+            else:
+                self.probe(t, rw, obj, rng.choice(INDICES), rng.choice(("item", "item_delete")))
+        elif kind == "set" or kind.startswith("keys_of:"):
+            self.collection(t, obj)
+        elif kind == "cell":
+            self.probe(t, rw, obj, "n", "cell")
+        elif kind == "module" and rng.random() < 0.4:
+            self.emit(t, "global_" + rw, obj, rng.choice(NAMES), self.site("global"))
+        elif rng.random() < 0.2:
+            func = rng.choice(("getattr", "hasattr", "setattr", "delattr"))
+            self.emit(t, "call", func, obj, rng.choice(NAMES + (3,)), self.site("call"))
+        else:
+            self.probe(t, rw, obj, rng.choice(NAMES), rng.choice(("attr", "plain")))
 
-def _access(g, t, kinds, obj):
-    rng = g.rng
-    kind = kinds[obj]
-    op = rng.choice(("read", "write"))
-    if kind in CONTAINERS and rng.random() < 0.6:
-        op = rng.choice(("shape_read", "shape_write", "atomic_read", "atomic_write"))
-        g.emit(t, op, obj, rng.choice(BY_KIND[op]))
-        return
-    key = rng.choice((0, 1)) if kind == "list" else rng.choice(KEYS)
-    site = rng.choice(ATTR if rng.random() < 0.5 else PLAIN)
-    g.emit(t, op, obj, key, site)
+    def collection(self, t, obj):
+        """A probe on a whole collection: membership, iteration, comparison, len()..."""
+        rng = self.rng
+        choice = rng.choice(("contains", "iter", "eq", "call"))
+        if choice == "call":
+            self.emit(t, "call", rng.choice(("len", "sorted", "list")), obj, None,
+                      self.site("call"))
+        elif choice == "eq":
+            self.probe(t, "read", obj, {"obj": rng.choice(self.data)}, "eq")
+        else:
+            self.probe(t, "read", obj, rng.choice(NAMES + (1,)), choice)
