@@ -87,7 +87,10 @@ def test_random_traces_exercise_every_rule():
             seen.update({"lockset"} if lockset or prev_lockset else set())
             seen.update({"stack"} if stack else set())
             seen.update({"shape"} if key == "<shape>" else set())
+            seen.update({"global"} if str(target).endswith(".__dict__") else set())
+            seen.update({"tuple key"} if isinstance(key, tuple) else set())
+            seen.update({"identity key"} if str(key).startswith("<obj") else set())
         seen.update({"counted"} if any(n > 1 for n in races.values()) else set())
     assert {("write", "write"), ("read", "write"), ("write", "read"), "atomic", "lockset",
-            "stack", "shape", "counted"} <= seen
+            "stack", "shape", "counted", "global", "tuple key", "identity key"} <= seen
     assert 10 < racy < min(COUNT, 100)
