@@ -14,7 +14,7 @@ try:
 except ImportError:  # not built: the C parameters fail loudly instead of vanishing
     _fast = None
 
-# Site ids the tests use stay below this; every reset clears their flags.
+# Site ids the tests use stay below this; every reset clears their kinds.
 SITE_SPACE = 4096
 
 # The fields of an `on_race` event, in order (see the runtime's `configure`).
@@ -34,10 +34,6 @@ def engines(c_bug=None, python_bug=None):
 ENGINES = engines()
 
 
-def name(engine):
-    return "python" if engine is api else "c"
-
-
 # What tests call the sites they use: the kinds of sitekinds.py, and names for the method
 # kinds on containers (their shape, plainly or atomically).
 KINDS = {name.lower(): value for name, value in vars(sitekinds).items()
@@ -53,12 +49,6 @@ def site_bytes(sites):
     for site, kind in (sites or {}).items():
         table[site] = KINDS[kind]
     return bytes(table)
-
-
-def access(engine, op, obj, key, site):
-    """One access as a probe makes it: `op` is read/write, shape_*/atomic_* on a container
-    (the site's kind says which)."""
-    return (engine.write if op.endswith("write") else engine.read)(obj, key, site)
 
 
 def reset(engine, sites=None, **config):
@@ -111,9 +101,10 @@ class Driver:
         self.stepper = Stepper(threads)
 
     def __call__(self, thread, function, *args):
-        if function.startswith(("shape_", "atomic_")):
+        if function.startswith(("shape_", "atomic_")):  # a container method's probe
             box, site = args
-            return self.stepper(thread, access, self.engine, function, box, None, site)
+            probe = self.engine.write if function.endswith("write") else self.engine.read
+            return self.stepper(thread, probe, box, None, site)
         return self.stepper(thread, getattr(self.engine, function), *args)
 
     def call(self, thread, fn, *args):

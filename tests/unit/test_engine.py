@@ -60,6 +60,18 @@ def test_other_keys_and_objects_are_other_locations(engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("keys", [
+    ("k1", "".join(["k", "1"])), (12345678, int("12345678")), (1, True)])
+def test_equal_keys_are_one_location(engine, keys):
+    table = {}
+    assert keys[0] == keys[1] and hash(keys[0]) == hash(keys[1])
+    with Driver(engine) as d:
+        d(0, "write", table, keys[0], 1)
+        d(1, "write", table, keys[1], 2)
+    assert d.races() == {(1, 2): 1}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_one_thread_never_races_with_itself(engine):
     obj = Obj()
     with Driver(engine, threads=2) as d:
@@ -411,18 +423,6 @@ def test_history_full_records_the_previous_stack(engine, full):
 
 
 # -- known disagreements / bugs ----------------------------------------------------------------
-
-@pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("keys", [
-    ("k1", "".join(["k", "1"])), (12345678, int("12345678")), (1, True)])
-def test_equal_keys_are_one_location(engine, keys):
-    table = {}
-    assert keys[0] == keys[1] and hash(keys[0]) == hash(keys[1])
-    with Driver(engine) as d:
-        d(0, "write", table, keys[0], 1)
-        d(1, "write", table, keys[1], 2)
-    assert d.races() == {(1, 2): 1}
-
 
 @pytest.mark.parametrize("engine", engines(
     c_bug="C keeps at most MAX_FOUND=8 races per access (record_access's found[8]); a write "
