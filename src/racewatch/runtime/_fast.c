@@ -53,6 +53,20 @@ static inline int ordered(uint64_t e, const VC *vc) {
     return EPOCH_CLOCK(e) <= (tid < vc->n ? vc->c[tid] : 0);
 }
 
+/* A site id: a small non-negative int, decoded without a call (-1: not one). */
+static inline long site_of(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyLong_CheckExact(obj) && PyUnstable_Long_IsCompact((PyLongObject *)obj))
+        return (long)PyUnstable_Long_CompactValue((PyLongObject *)obj);
+#else
+    if (PyLong_CheckExact(obj) && Py_SIZE(obj) >= 0 && Py_SIZE(obj) <= 1)
+        return Py_SIZE(obj) ? (long)((PyLongObject *)obj)->ob_digit[0] : 0;
+#endif
+    long v = PyLong_AsLong(obj);
+    if (v == -1 && PyErr_Occurred()) PyErr_Clear();
+    return v;
+}
+
 /* ---- threads ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -62,9 +76,12 @@ typedef struct {
     uint32_t nheld, capheld;
     uint32_t *held_id, *held_count;   /* locks held: sync id and re-entry count */
     uint32_t lockset;      /* interned id of the sorted held ids */
+    uint32_t extra;        /* interned (lockset, no stack): what its accesses record */
 } ThreadState;
 
-static __thread ThreadState *tls_state;
+/* initial-exec: a plain offset from the thread pointer instead of a __tls_get_addr call on
+ * every probe (8 bytes fit glibc's surplus static TLS for dlopen'ed modules) */
+static __thread ThreadState *tls_state __attribute__((tls_model("initial-exec")));
 static ThreadState **all_threads;
 static uint32_t nthreads, capthreads;
 
@@ -101,7 +118,11 @@ static inline void tick(ThreadState *t) {
     t->epoch = (t->vc.c[t->tid] << CLOCK_SHIFT) | ((uint64_t)t->tid << 1);
 }
 
-/* ---- pointer-keyed hash map (open addressing; key 0 empty, key 1 deleted) ----------------- */
+/* ---- pointer-keyed hash map --------------------------------------------------------------
+ * Open addressing with linear probing, Fibonacci hashing on the high bits, at most half full,
+ * and deletion by shifting back the entries that follow (no tombstones): programs that make
+ * and drop millions of objects would otherwise fill the table with dead slots that every
+ * lookup of a new object has to walk. Key 0 is the empty slot. */
 
 typedef struct {
     uintptr_t key;
@@ -110,112 +131,163 @@ typedef struct {
 
 typedef struct {
     Slot *slots;
-    size_t cap, used, filled;   /* filled counts deleted slots too */
+    size_t cap, used;
+    int shift;   /* 64 - log2(cap) */
 } Map;
 
-static inline size_t map_hash(uintptr_t k, size_t cap) {
-    return (size_t)(((uint64_t)(k >> 4) * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
+static inline size_t map_home(const Map *m, uintptr_t k) {
+    return (size_t)(((uint64_t)k * 0x9E3779B97F4A7C15ull) >> m->shift);
 }
 
-static void *map_get(Map *m, uintptr_t key) {
+static inline void *map_get(const Map *m, uintptr_t key) {
     if (!m->cap) return NULL;
-    size_t i = map_hash(key, m->cap);
-    for (;;) {
-        Slot *s = &m->slots[i];
+    for (size_t i = map_home(m, key), mask = m->cap - 1;; i = (i + 1) & mask) {
+        const Slot *s = &m->slots[i];
         if (s->key == key) return s->value;
-        if (s->key == 0) return NULL;
-        i = (i + 1) & (m->cap - 1);
+        if (!s->key) return NULL;
     }
 }
 
-static int map_put(Map *m, uintptr_t key, void *value);
+static void map_insert(Map *m, uintptr_t key, void *value) {
+    for (size_t i = map_home(m, key), mask = m->cap - 1;; i = (i + 1) & mask) {
+        Slot *s = &m->slots[i];
+        if (!s->key || s->key == key) {
+            if (!s->key) m->used++;
+            s->key = key;
+            s->value = value;
+            return;
+        }
+    }
+}
 
 static int map_resize(Map *m, size_t cap) {
     Slot *old = m->slots;
     size_t oldcap = m->cap;
     Slot *slots = PyMem_RawCalloc(cap, sizeof(Slot));
     if (!slots) { PyErr_NoMemory(); return -1; }
+    int bits = 0;
+    while (((size_t)1 << bits) < cap) bits++;
     m->slots = slots;
     m->cap = cap;
-    m->used = m->filled = 0;
+    m->shift = 64 - bits;
+    m->used = 0;
     for (size_t i = 0; i < oldcap; i++)
-        if (old[i].key > 1) map_put(m, old[i].key, old[i].value);
+        if (old[i].key) map_insert(m, old[i].key, old[i].value);
     PyMem_RawFree(old);
     return 0;
 }
 
 static int map_put(Map *m, uintptr_t key, void *value) {
-    if ((m->filled + 1) * 4 >= m->cap * 3) {
-        size_t cap = m->cap ? m->cap : 1024;
-        while ((m->used + 1) * 2 >= cap) cap *= 2;
-        if (map_resize(m, cap < 1024 ? 1024 : cap) < 0) return -1;
-    }
-    size_t i = map_hash(key, m->cap);
-    Slot *tomb = NULL;
-    for (;;) {
-        Slot *s = &m->slots[i];
-        if (s->key == key) { s->value = value; return 0; }
-        if (s->key == 1 && !tomb) tomb = s;
-        if (s->key == 0) {
-            if (tomb) s = tomb; else m->filled++;
-            s->key = key;
-            s->value = value;
-            m->used++;
-            return 0;
-        }
-        i = (i + 1) & (m->cap - 1);
-    }
+    if ((m->used + 1) * 2 > m->cap && map_resize(m, m->cap ? m->cap * 2 : 1024) < 0) return -1;
+    map_insert(m, key, value);
+    return 0;
 }
 
+/* The record of the object accessed last (consecutive accesses are mostly to one object:
+ * self.a, self.b ...). Cleared whenever any record leaves a table. */
+static uintptr_t last_addr;
+static void *last_record;
+
 static void map_del(Map *m, uintptr_t key) {
+    last_addr = 0;
     if (!m->cap) return;
-    size_t i = map_hash(key, m->cap);
-    for (;;) {
-        Slot *s = &m->slots[i];
-        if (s->key == key) { s->key = 1; s->value = NULL; m->used--; return; }
-        if (s->key == 0) return;
-        i = (i + 1) & (m->cap - 1);
+    size_t mask = m->cap - 1, i = map_home(m, key);
+    while (m->slots[i].key != key) {
+        if (!m->slots[i].key) return;
+        i = (i + 1) & mask;
     }
+    /* shift back every later entry of the run whose home is not between the hole and it */
+    for (size_t j = (i + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {
+        size_t home = map_home(m, m->slots[j].key);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            m->slots[i] = m->slots[j];
+            i = j;
+        }
+    }
+    m->slots[i].key = 0;
+    m->slots[i].value = NULL;
+    m->used--;
 }
 
 static void map_clear(Map *m) {
+    last_addr = 0;
     PyMem_RawFree(m->slots);
     memset(m, 0, sizeof(*m));
+}
+
+/* Addresses that ever had a record freed by a wrapped deallocator, as bits: most objects that
+ * die were never tracked, and this spares their deallocation a lookup in the tables. */
+#define DEATH_BITS (1u << 20)
+static uint8_t death_filter[DEATH_BITS / 8];
+
+static inline size_t death_bit(uintptr_t addr) { return (addr >> 4) & (DEATH_BITS - 1); }
+static inline void death_note(uintptr_t addr) {
+    death_filter[death_bit(addr) >> 3] |= (uint8_t)(1u << (death_bit(addr) & 7));
+}
+static inline int death_maybe(uintptr_t addr) {
+    return death_filter[death_bit(addr) >> 3] & (1u << (death_bit(addr) & 7));
 }
 
 /* ---- tracked objects: shadow records and sync vars, tied to their object's life ----------- */
 
 typedef struct {
     uint64_t epoch;   /* 0: none */
-    uint32_t site, lockset, stack;
+    uint32_t site;
+    uint32_t extra;   /* interned (lockset, stack) of the access; 0: no lock held, no stack */
 } Access;
 
+/* A record is one allocation: a header, then `capcells` hot entries (all the fast path reads:
+ * the key and the epochs of the last write and read), then as many cold entries (the rest,
+ * for the full check and for reports). */
+#define TAG_WEAK 1u    /* hot key: the key is held through a weakref (compared by identity) */
+#define TAG_RACED 2u   /* hot key: a race was found here; the fast path leaves it to the full
+                        * check, which then compares sites too */
+#define TAG_MASK ((uintptr_t)3)
+#define SHARED_READS UINT64_MAX   /* hot r: reads are concurrent, see the cold entry */
+
 typedef struct {
-    PyObject *key;    /* strong; for a key compared by identity, a weakref to it if possible */
-    uintptr_t addr;   /* the key's address */
-    Py_hash_t hash;   /* of the key's value if `safe`, else of its address */
-    uint8_t safe;     /* compared by value: builtin scalars and tuples of them */
-    uint8_t weak;     /* `key` is a weakref: the cell must not keep the key alive */
-    uint8_t raced;    /* once a race was found here, other sites are checked too */
-    Access w, r;
-    Access *shared;   /* by tid, once reads are concurrent; NULL otherwise */
-    uint32_t nshared;
-} Cell;
+    uintptr_t key;   /* the key's address, tagged */
+    uint64_t w, r;   /* epochs of the last write and read */
+} Hot;
+
+typedef struct {
+    uint32_t n;      /* one Access per tid below n */
+    Access a[];
+} Shared;
+
+typedef struct {
+    PyObject *keyobj;   /* the key (strong), or a weakref to it (TAG_WEAK) */
+    uint32_t w_site, w_extra;
+    union {
+        struct { uint32_t site, extra; } one;
+        Shared *shared;   /* when hot r is SHARED_READS */
+    } r;
+} Cold;
 
 enum { KIND_RECORD = 1, KIND_SYNC = 2 };
 
-typedef struct Tracked {
+typedef struct {    /* what records and sync vars share: the tie to their object */
     uintptr_t addr;
-    PyObject *ref;     /* a Ref (weak), the object itself (strong), or NULL (hooked) */
+    PyObject *ref;  /* a Ref (weak), the object itself (strong), or NULL (hooked) */
     uint8_t kind, strong, ignore, hooked;
-    uint32_t id;       /* sync vars: M<id> in reports */
-    /* records */
-    uint32_t ncells, capcells;
-    Cell *cells;
-    uint32_t *index, capindex;   /* by hash, once there are many cells: cell number + 1 */
-    /* sync vars */
-    VC vc;
 } Tracked;
+
+typedef struct {
+    Tracked head;
+    uint32_t ncells, capcells;
+    uint32_t *index, capindex;   /* by hash, once there are many cells: cell number + 1 */
+    Hot hot[];
+} Record;
+
+#define COLD(rec) ((Cold *)((rec)->hot + (rec)->capcells))
+#define FIRST_CELLS 2
+#define RECORD_SIZE(cap) (sizeof(Record) + (size_t)(cap) * (sizeof(Hot) + sizeof(Cold)))
+
+typedef struct {
+    Tracked head;
+    uint32_t id;   /* M<id> in reports, once held as a lock */
+    VC vc;
+} SyncVar;
 
 static Map objects, syncs;
 static Tracked **strong_list;      /* tracked objects that hold their object */
@@ -239,41 +311,30 @@ static PyTypeObject RefType = {
 static PyObject *died_callback;   /* C function: called with the dead Ref */
 static PyObject *weakrefable_no;  /* set of types that refused a weakref */
 
-static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer);
+static inline PyObject *untag(uintptr_t key) { return (PyObject *)(key & ~TAG_MASK); }
 
-static int key_alive(Cell *c) {
-    if (!c->weak) return 1;
-#if PY_VERSION_HEX >= 0x030D0000
-    PyObject *obj;
-    if (PyWeakref_GetRef(c->key, &obj) <= 0) { PyErr_Clear(); return 0; }
-    Py_DECREF(obj);
-    return 1;
-#else
-    return PyWeakref_GET_OBJECT(c->key) != Py_None;
-#endif
-}
-
-static void cells_release(Tracked *tr, PyObject **defer, size_t *ndefer) {
-    for (uint32_t i = 0; i < tr->ncells; i++) {
-        Cell *c = &tr->cells[i];
-        if (defer) defer[(*ndefer)++] = c->key; else Py_XDECREF(c->key);
-        PyMem_RawFree(c->shared);
-    }
-    PyMem_RawFree(tr->cells);
-    PyMem_RawFree(tr->index);
-    tr->cells = NULL;
-    tr->index = NULL;
-    tr->ncells = tr->capcells = tr->capindex = 0;
-}
-
+/* Release a tracker; its Python references go to `defer` when given (released later by the
+ * caller: releasing runs finalizers, which may call back into the runtime). */
 static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
-    cells_release(tr, defer, ndefer);
-    PyMem_RawFree(tr->vc.c);
+    if (tr->kind == KIND_RECORD) {
+        Record *rec = (Record *)tr;
+        Cold *cold = COLD(rec);
+        for (uint32_t i = 0; i < rec->ncells; i++) {
+            if (defer) defer[(*ndefer)++] = cold[i].keyobj; else Py_XDECREF(cold[i].keyobj);
+            if (rec->hot[i].r == SHARED_READS) PyMem_RawFree(cold[i].r.shared);
+        }
+        PyMem_RawFree(rec->index);
+    } else {
+        PyMem_RawFree(((SyncVar *)tr)->vc.c);
+    }
     if (tr->ref && !tr->strong) ((Ref *)tr->ref)->owner = NULL;   /* hooked: ref is NULL */
     PyObject *ref = tr->ref;
-    tr->ref = NULL;
     PyMem_RawFree(tr);
     if (defer) defer[(*ndefer)++] = ref; else Py_XDECREF(ref);
+}
+
+static size_t tracked_refs(Tracked *tr) {   /* how many references free_tracked defers */
+    return 1 + (tr->kind == KIND_RECORD ? ((Record *)tr)->ncells : 0);
 }
 
 static PyObject *ref_died(PyObject *module, PyObject *wr) {
@@ -283,11 +344,9 @@ static PyObject *ref_died(PyObject *module, PyObject *wr) {
         Map *m = tr->kind == KIND_RECORD ? &objects : &syncs;
         if (map_get(m, tr->addr) == tr) map_del(m, tr->addr);
         ref->owner = NULL;
-        tr->ref = NULL;   /* the Ref itself is being released by its referent's death */
-        cells_release(tr, NULL, NULL);
-        PyMem_RawFree(tr->vc.c);
-        PyMem_RawFree(tr);
-        Py_DECREF(wr);    /* the reference the Tracked held */
+        tr->ref = NULL;   /* the Ref is being released by its referent's death */
+        free_tracked(tr, NULL, NULL);
+        Py_DECREF(wr);    /* the reference the tracker held */
     }
     Py_RETURN_NONE;
 }
@@ -319,6 +378,7 @@ static void forget(Map *m, PyObject *op) {
 }
 
 static void note_death(PyObject *op) {
+    if (!death_maybe((uintptr_t)op)) return;
     if (objects.used) forget(&objects, op);
     if (syncs.used) forget(&syncs, op);
     if (death_watch.used && map_get(&death_watch, (uintptr_t)op)) {
@@ -362,12 +422,15 @@ static void hook_dealloc(PyTypeObject *tp) {
 /* Make the Tracked for `obj`. Allocates Python objects (so GC may run): call with no table
  * pointer held, then insert with tracked_insert. */
 static Tracked *tracked_new(PyObject *obj, uint8_t kind) {
-    Tracked *tr = PyMem_RawCalloc(1, sizeof(Tracked));
+    size_t size = kind == KIND_RECORD ? RECORD_SIZE(FIRST_CELLS) : sizeof(SyncVar);
+    Tracked *tr = PyMem_RawCalloc(1, size);
     if (!tr) { PyErr_NoMemory(); return NULL; }
+    if (kind == KIND_RECORD) ((Record *)tr)->capcells = FIRST_CELLS;
     tr->addr = (uintptr_t)obj;
     tr->kind = kind;
     if (dies_through_hook(Py_TYPE(obj))) {   /* its death is seen without any reference */
         tr->hooked = 1;
+        death_note(tr->addr);
         return tr;
     }
     int refusing = PySet_Contains(weakrefable_no, (PyObject *)Py_TYPE(obj));
@@ -419,14 +482,10 @@ static Tracked *tracked_insert(Map *m, Tracked *tr) {
  * tables: releasing runs finalizers, which may call back into the runtime. */
 static void free_all(Tracked **list, size_t n) {
     size_t nrefs = 0;
-    for (size_t i = 0; i < n; i++) nrefs += list[i]->ncells + 1;
+    for (size_t i = 0; i < n; i++) nrefs += tracked_refs(list[i]);
     PyObject **refs = PyMem_RawMalloc(sizeof(PyObject *) * (nrefs + 1));
     size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        Tracked *tr = list[i];
-        if (refs) cells_release(tr, refs, &k); else cells_release(tr, NULL, NULL);
-        free_tracked(tr, refs ? refs : NULL, &k);
-    }
+    for (size_t i = 0; i < n; i++) free_tracked(list[i], refs, &k);
     for (size_t i = 0; refs && i < k; i++) Py_XDECREF(refs[i]);
     PyMem_RawFree(refs);
 }
@@ -456,9 +515,30 @@ static void sweep(void) {
 
 static uint8_t *site_kinds;
 static size_t nsite_kinds;
+
+/* For reads of attribute `name` of instances of `type` (while its version tag holds): the
+ * class whose method the read finds, or NULL when the location is the instance's own. Keyed
+ * by type and name, so sites that see several classes (polymorphic calls) hit too. */
+typedef struct {
+    PyTypeObject *type;
+    PyObject *name;
+    unsigned int version;
+    PyObject *owner;
+} AttrCache;
+#define ATTR_CACHE_BITS 12
+static AttrCache attr_cache[1 << ATTR_CACHE_BITS];
+
+static inline AttrCache *attr_slot(PyTypeObject *tp, PyObject *name) {
+    uint64_t h = ((uint64_t)(uintptr_t)tp ^ ((uint64_t)(uintptr_t)name << 7)) *
+                 0x9E3779B97F4A7C15ull;
+    return &attr_cache[h >> (64 - ATTR_CACHE_BITS)];
+}
 static PyObject *on_race;          /* callable(event) or NULL */
 static PyObject *ignored_types;    /* tuple of types whose instances are never shared */
 static PyObject *proxy_types;      /* dict: lock type -> None or callable giving its clock obj */
+#define MAX_PROXIED 8
+static PyTypeObject *proxied[MAX_PROXIED];   /* the keys of proxy_types */
+static int nproxied;
 static PyObject *super_owner;      /* callable(obj, key) -> class or None */
 static PyObject *shape_key;        /* the key of a container's shape (locations.SHAPE) */
 static PyTypeObject *deque_type;   /* collections.deque */
@@ -470,6 +550,8 @@ static struct { PyObject *func; int is_write, shape; } accessors[MAX_ACCESSORS];
 static int naccessors;
 
 /* ---- locksets --------------------------------------------------------------------------- */
+
+static uint32_t intern_extra(uint32_t lockset, uint32_t stack);
 
 static PyObject *lockset_ids;      /* dict: tuple of sync ids -> int */
 static PyObject *lockset_list;     /* list: id -> tuple */
@@ -533,7 +615,9 @@ static int update_lockset(ThreadState *t, uint32_t sync_id, int delta) {
         t->held_count[i] = 1;
         t->nheld++;
     }
-    return intern_lockset(t);
+    if (intern_lockset(t) < 0) return -1;
+    t->extra = intern_extra(t->lockset, 0);
+    return 0;
 }
 
 /* ---- full history: stacks of previous accesses, interned (a stack depot) ----------------- */
@@ -578,6 +662,33 @@ static uint32_t capture_stack(void) {
     PyErr_Clear();
     Py_DECREF(tuple);
     return (uint32_t)value;
+}
+
+/* ---- (lockset, stack) pairs as one small id per access: 0 is (no lock, no stack) ---------- */
+
+static Map extra_ids;                 /* (lockset << 32 | stack) -> id */
+static uint32_t *extra_lockset, *extra_stack;
+static uint32_t nextra = 1, capextra;
+
+static uint32_t intern_extra(uint32_t lockset, uint32_t stack) {
+    if (!lockset && !stack) return 0;
+    uintptr_t key = (uintptr_t)((uint64_t)lockset << 32 | stack);
+    void *found = map_get(&extra_ids, key);
+    if (found) return (uint32_t)(uintptr_t)found;
+    if (nextra >= capextra) {
+        uint32_t cap = capextra ? capextra * 2 : 64;
+        uint32_t *l = PyMem_RawRealloc(extra_lockset, cap * sizeof(uint32_t));
+        if (!l) return 0;   /* the report then lacks the lockset: never a wrong verdict */
+        extra_lockset = l;
+        uint32_t *st = PyMem_RawRealloc(extra_stack, cap * sizeof(uint32_t));
+        if (!st) return 0;
+        extra_stack = st;
+        capextra = cap;
+    }
+    if (map_put(&extra_ids, key, (void *)(uintptr_t)nextra) < 0) { PyErr_Clear(); return 0; }
+    extra_lockset[nextra] = lockset;
+    extra_stack[nextra] = stack;
+    return nextra++;
 }
 
 /* ---- races found during one update, reported once the update is complete ----------------- */
@@ -625,10 +736,12 @@ static int report_found(PyObject *target, PyObject *key, ThreadState *t, uint32_
         if (err) return -1;
         if (n || !on_race) continue;
         Access *p = &found[i].prev;
+        uint32_t e = p->extra < nextra ? p->extra : 0;
         PyObject *event = Py_BuildValue(
             "(OOIIiiNIIiiNN)", target, key, site, t->tid, is_write, atomic,
             lockset_tuple(t->lockset), p->site, EPOCH_TID(p->epoch), found[i].prev_write,
-            (int)(p->epoch & 1), lockset_tuple(p->lockset), stack_tuple(p->stack));
+            (int)(p->epoch & 1), lockset_tuple(e ? extra_lockset[e] : 0),
+            stack_tuple(e ? extra_stack[e] : 0));
         if (!event) return -1;
         PyObject *r = PyObject_CallOneArg(on_race, event);
         Py_DECREF(event);
@@ -660,89 +773,131 @@ static int key_info(PyObject *key, Py_hash_t *hash, uint8_t *safe) {
     return *hash == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
-static inline int same_key(Cell *c, PyObject *key, Py_hash_t hash, uint8_t safe) {
-    if (c->addr == (uintptr_t)key) return !c->weak || key_alive(c);   /* an address reused */
-    if (!safe || !c->safe || c->hash != hash) return 0;
-    int eq = PyObject_RichCompareBool(c->key, key, Py_EQ);   /* builtin scalars: no user code */
+static int key_alive(PyObject *ref) {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *obj;
+    if (PyWeakref_GetRef(ref, &obj) <= 0) { PyErr_Clear(); return 0; }
+    Py_DECREF(obj);
+    return 1;
+#else
+    return PyWeakref_GET_OBJECT(ref) != Py_None;
+#endif
+}
+
+/* The hash a cell is indexed by: its key's value hash if compared by value, else address. */
+static Py_hash_t cell_hash(Record *rec, uint32_t i) {
+    Cold *c = &COLD(rec)[i];
+    if (!(rec->hot[i].key & TAG_WEAK) && safe_key(c->keyobj, 0)) {
+        Py_hash_t h = PyObject_Hash(c->keyobj);   /* builtin scalars: cached or cheap */
+        if (h != -1) return h;
+        PyErr_Clear();
+    }
+    return (Py_hash_t)((uintptr_t)untag(rec->hot[i].key) >> 4);
+}
+
+static inline int same_key(Record *rec, uint32_t i, PyObject *key, Py_hash_t hash,
+                           uint8_t safe) {
+    uintptr_t tagged = rec->hot[i].key;
+    Cold *c = &COLD(rec)[i];
+    if (untag(tagged) == key)   /* the same address: the same key, unless the key died */
+        return !(tagged & TAG_WEAK) || key_alive(c->keyobj);
+    if (!safe || (tagged & TAG_WEAK) || !safe_key(c->keyobj, 0)) return 0;
+    if (cell_hash(rec, i) != hash) return 0;
+    int eq = PyObject_RichCompareBool(c->keyobj, key, Py_EQ);   /* builtin scalars only */
     if (eq < 0) { PyErr_Clear(); return 0; }
     return eq;
 }
 
-static Cell *find_cell(Tracked *tr, PyObject *key, Py_hash_t hash, uint8_t safe) {
-    if (!tr->index) {
-        for (uint32_t i = 0, n = tr->ncells; i < n; i++)
-            if (same_key(&tr->cells[i], key, hash, safe)) return &tr->cells[i];
-        return NULL;
+static int find_cell(Record *rec, PyObject *key, Py_hash_t hash, uint8_t safe) {
+    if (!rec->index) {
+        for (uint32_t i = 0, n = rec->ncells; i < n; i++)
+            if (same_key(rec, i, key, hash, safe)) return (int)i;
+        return -1;
     }
-    uint32_t mask = tr->capindex - 1;
+    uint32_t mask = rec->capindex - 1;
     for (uint32_t i = (uint32_t)hash & mask;; i = (i + 1) & mask) {
-        uint32_t slot = tr->index[i];
-        if (!slot) return NULL;
-        if (same_key(&tr->cells[slot - 1], key, hash, safe)) return &tr->cells[slot - 1];
+        uint32_t slot = rec->index[i];
+        if (!slot) return -1;
+        if (same_key(rec, slot - 1, key, hash, safe)) return (int)slot - 1;
     }
 }
 
 /* Records with many cells (a module's globals, a big dict) find them through an index. */
-static int reindex(Tracked *tr) {
+static int reindex(Record *rec) {
     uint32_t cap = 16;
-    while (cap < tr->ncells * 2 + 2) cap *= 2;
+    while (cap < rec->ncells * 2 + 2) cap *= 2;
     uint32_t *index = PyMem_RawCalloc(cap, sizeof(uint32_t));
     if (!index) { PyErr_NoMemory(); return -1; }
-    for (uint32_t n = 0; n < tr->ncells; n++) {
-        uint32_t i = (uint32_t)tr->cells[n].hash & (cap - 1);
+    for (uint32_t n = 0; n < rec->ncells; n++) {
+        uint32_t i = (uint32_t)cell_hash(rec, n) & (cap - 1);
         while (index[i]) i = (i + 1) & (cap - 1);
         index[i] = n + 1;
     }
-    PyMem_RawFree(tr->index);
-    tr->index = index;
-    tr->capindex = cap;
+    PyMem_RawFree(rec->index);
+    rec->index = index;
+    rec->capindex = cap;
     return 0;
 }
 
-static Cell *add_cell(Tracked *tr, PyObject *key, Py_hash_t hash, uint8_t safe) {
-    if (tr->ncells == tr->capcells) {
-        uint32_t cap = tr->capcells ? tr->capcells * 2 : 4;
-        Cell *cells = PyMem_RawRealloc(tr->cells, cap * sizeof(Cell));
-        if (!cells) { PyErr_NoMemory(); return NULL; }
-        tr->cells = cells;
-        tr->capcells = cap;
+/* Make room for one more cell. The record moves: everything that points at it follows. */
+static Record *grow_record(Record *rec) {
+    if (rec->ncells < rec->capcells) return rec;
+    uint32_t cap = rec->capcells < 8 ? rec->capcells + 2 : rec->capcells + rec->capcells / 2;
+    Record *moved = PyMem_RawMalloc(RECORD_SIZE(cap));
+    if (!moved) { PyErr_NoMemory(); return NULL; }
+    memcpy(moved, rec, sizeof(Record));
+    memcpy(moved->hot, rec->hot, rec->ncells * sizeof(Hot));
+    moved->capcells = cap;
+    memcpy(COLD(moved), COLD(rec), rec->ncells * sizeof(Cold));
+    if (map_put(&objects, moved->head.addr, moved) < 0) {   /* replaces the entry */
+        PyMem_RawFree(moved);
+        return NULL;
     }
+    if (moved->head.ref && !moved->head.strong) ((Ref *)moved->head.ref)->owner = &moved->head;
+    if (moved->head.strong)
+        for (size_t i = 0; i < nstrong; i++)
+            if (strong_list[i] == &rec->head) strong_list[i] = &moved->head;
+    last_addr = 0;
+    PyMem_RawFree(rec);
+    return moved;
+}
+
+/* Add a cell for `key`; returns its number and sets *recp to the (maybe moved) record. */
+static int add_cell(Record **recp, PyObject *key, Py_hash_t hash, uint8_t safe) {
     /* A key compared by identity is held weakly where it can be: a cell must not keep a
-     * user's object alive (its finalizer, its weakrefs, its refcount would change). */
+     * program's object alive (its finalizer, its weakrefs, its refcount would change). */
     PyObject *held = NULL;
     if (!safe && PyType_SUPPORTS_WEAKREFS(Py_TYPE(key))) {
-        held = PyWeakref_NewRef(key, NULL);   /* may run GC: cells may move */
+        uintptr_t addr = (*recp)->head.addr;
+        held = PyWeakref_NewRef(key, NULL);   /* may run GC: find the record again after it */
         if (!held) PyErr_Clear();
+        *recp = map_get(&objects, addr);
+        if (!*recp) { Py_XDECREF(held); return -1; }
     }
-    if (tr->ncells == tr->capcells) {   /* again: the allocation above may have added cells */
-        uint32_t cap = tr->capcells ? tr->capcells * 2 : 4;
-        Cell *cells = PyMem_RawRealloc(tr->cells, cap * sizeof(Cell));
-        if (!cells) { Py_XDECREF(held); PyErr_NoMemory(); return NULL; }
-        tr->cells = cells;
-        tr->capcells = cap;
-    }
-    Cell *c = &tr->cells[tr->ncells++];
+    Record *rec = grow_record(*recp);
+    if (!rec) { Py_XDECREF(held); return -1; }
+    *recp = rec;
+    uint32_t i = rec->ncells++;
+    rec->hot[i] = (Hot){(uintptr_t)key | (held ? TAG_WEAK : 0), 0, 0};
+    Cold *c = &COLD(rec)[i];
     memset(c, 0, sizeof(*c));
-    c->key = held ? held : Py_NewRef(key);
-    c->weak = held != NULL;
-    c->addr = (uintptr_t)key;
-    c->hash = hash;
-    c->safe = safe;
-    if (tr->ncells > 8 && (tr->ncells * 2 + 2 > tr->capindex) && reindex(tr) < 0) return NULL;
-    if (tr->index) {
-        uint32_t mask = tr->capindex - 1, i = (uint32_t)hash & mask;
-        while (tr->index[i]) i = (i + 1) & mask;
-        tr->index[i] = tr->ncells;
+    c->keyobj = held ? held : Py_NewRef(key);
+    if (rec->ncells > 8 && (rec->ncells * 2 + 2 > rec->capindex) && reindex(rec) < 0) return -1;
+    if (rec->index) {
+        uint32_t mask = rec->capindex - 1, j = (uint32_t)hash & mask;
+        while (rec->index[j]) j = (j + 1) & mask;
+        rec->index[j] = rec->ncells;
     }
-    return c;
+    return (int)i;
 }
 
 /* FastTrack's same-epoch rule: this thread already did such an access in this epoch (plain
  * covers atomic). On a location known to race, only at the same site: a second site racing
  * with the same access is a pair of its own to report. */
-static inline int seen(const Access *last, uint64_t now, int atomic, uint32_t site, int raced) {
-    if (last->epoch != now && !(atomic && (last->epoch | 1) == now)) return 0;
-    return !raced || last->site == site;
+static inline int seen(uint64_t last, uint32_t last_site, uint64_t now, int atomic,
+                       uint32_t site, int raced) {
+    if (last != now && !(atomic && (last | 1) == now)) return 0;
+    return !raced || last_site == site;
 }
 
 static inline int conflicts(const Access *prev, int atomic, const VC *vc) {
@@ -758,16 +913,37 @@ static PyObject *getitem_name, *dict_getitem, *list_getitem;   /* set up at impo
 /* Builtin containers, and subclasses that keep the builtin item access; other types are seen
  * through their own (instrumented) code. (A subclass's slot always differs: dict's and list's
  * __getitem__ are method descriptors, so what the name resolves to is compared instead.) */
+static int type_kind(PyTypeObject *tp) {
+    if (PyType_IsSubtype(tp, &PyDict_Type))
+        return _PyType_Lookup(tp, getitem_name) == dict_getitem ? C_DICT : C_NONE;
+    if (PyType_IsSubtype(tp, &PyList_Type))
+        return _PyType_Lookup(tp, getitem_name) == list_getitem ? C_LIST : C_NONE;
+    if (PyType_IsSubtype(tp, &PySet_Type)) return C_SET;   /* frozensets are never written */
+    if (deque_type && PyType_IsSubtype(tp, deque_type)) return C_DEQUE;
+    if (PyType_IsSubtype(tp, &PyByteArray_Type)) return C_BYTEARRAY;
+    return C_NONE;
+}
+
+/* The kind of each type seen, while its version tag holds (its bases and __getitem__ could
+ * only change with it). */
+#define KIND_CACHE_BITS 10
+static struct { PyTypeObject *type; unsigned int version; int kind; } kind_cache[1 << KIND_CACHE_BITS];
+
 static int container_kind(PyObject *o) {
     PyTypeObject *tp = Py_TYPE(o);
     if (tp == &PyDict_Type) return C_DICT;
     if (tp == &PyList_Type) return C_LIST;
-    if (PyDict_Check(o)) return _PyType_Lookup(tp, getitem_name) == dict_getitem ? C_DICT : C_NONE;
-    if (PyList_Check(o)) return _PyType_Lookup(tp, getitem_name) == list_getitem ? C_LIST : C_NONE;
-    if (PySet_Check(o)) return C_SET;   /* a frozenset is never written: nothing can race */
-    if (deque_type && PyObject_TypeCheck(o, deque_type)) return C_DEQUE;
-    if (PyByteArray_Check(o)) return C_BYTEARRAY;
-    return C_NONE;
+    unsigned int version = tp->tp_version_tag;
+    size_t i = (size_t)(((uint64_t)(uintptr_t)tp * 0x9E3779B97F4A7C15ull) >> (64 - KIND_CACHE_BITS));
+    if (version && kind_cache[i].type == tp && kind_cache[i].version == version)
+        return kind_cache[i].kind;
+    int kind = type_kind(tp);
+    if (version) {
+        kind_cache[i].type = tp;
+        kind_cache[i].version = version;
+        kind_cache[i].kind = kind;
+    }
+    return kind;
 }
 
 static int find_dict(PyObject *o, void *arg) {
@@ -796,6 +972,42 @@ static PyObject *referent(PyObject *proxy) {
     PyObject *obj = PyWeakref_GET_OBJECT(proxy);
     return obj == Py_None ? NULL : obj;
 #endif
+}
+
+/* Whether a class attribute is a method: what instances normally read from the class, never
+ * having it themselves (functions, method descriptors, class and static methods). */
+static int is_method(PyObject *attr) {
+    return PyFunction_Check(attr) || Py_IS_TYPE(attr, &PyMethodDescr_Type) ||
+           Py_IS_TYPE(attr, &PyClassMethodDescr_Type) ||
+           Py_IS_TYPE(attr, &PyClassMethod_Type) || Py_IS_TYPE(attr, &PyStaticMethod_Type);
+}
+
+/* The class a read of `obj.key` finds a method in, or NULL (the instance is the owner).
+ * Reading `o.m()` reads the class's attribute m: that is what `Class.m = other` writes, and
+ * instances do not each get a cell per method name. */
+static PyObject *method_owner(PyTypeObject *tp, PyObject *key) {
+    if (!PyUnicode_Check(key)) return NULL;
+    PyObject *attr = _PyType_Lookup(tp, key);   /* the type's method cache; no user code */
+    if (!attr || !is_method(attr)) return NULL;
+    PyObject *mro = tp->tp_mro;
+    for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); i++) {
+        PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (!(cls->tp_flags & Py_TPFLAGS_HEAPTYPE) || !cls->tp_dict) continue;
+        PyObject *found = PyDict_GetItemWithError(cls->tp_dict, key);   /* a str key */
+        if (found == attr) return (PyObject *)cls;
+        if (!found && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
+    }
+    return NULL;
+}
+
+/* The owner of attribute `key` of `obj` read at `site` (filling the site's cache). */
+static PyObject *read_owner(PyObject *obj, PyObject *key, long site) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return obj;
+    PyObject *owner = method_owner(tp, key);
+    if (tp->tp_version_tag)   /* borrowed pointers: a changed or new type has another tag */
+        *attr_slot(tp, key) = (AttrCache){tp, key, tp->tp_version_tag, owner};
+    return owner ? owner : obj;
 }
 
 /* The owner of attribute `key` of `obj`, or NULL (no error) when it cannot race. */
@@ -917,9 +1129,14 @@ static int item_locs(PyObject *obj, PyObject *key, int is_write, int delete, Loc
 
 /* The accesses one probe stands for (at most MAX_LOCS), as new references in `locs`; -1 on
  * error. */
-static int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, Loc *locs) {
+static int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, long site,
+                   Loc *locs) {
     switch (kind) {
-    case K_ATTR: return add_loc(locs, 0, attr_owner(obj, key), key, is_write, 0);
+    case K_ATTR: {
+        PyObject *owner = attr_owner(obj, key);
+        if (owner && !is_write) owner = read_owner(owner, key, site);
+        return add_loc(locs, 0, owner, key, is_write, 0);
+    }
     case K_SUPER: {
         if (!super_owner) return 0;
         PyObject *owner = PyObject_CallFunctionObjArgs(super_owner, obj, key, NULL);
@@ -934,7 +1151,10 @@ static int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, Loc
             return add_loc(locs, 0, obj, shape_key,
                            kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE,
                            kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE);
-        return add_loc(locs, 0, attr_owner(obj, key), key, 0, 0);
+        {
+            PyObject *owner = attr_owner(obj, key);
+            return add_loc(locs, 0, owner ? read_owner(owner, key, -1) : NULL, key, 0, 0);
+        }
     case K_ITEM: return item_locs(obj, key, is_write, 0, locs);
     case K_ITEM_DELETE: return item_locs(obj, key, 1, 1, locs);
     case K_SLICE: {
@@ -953,6 +1173,19 @@ static int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, Loc
     }
 }
 
+/* FastTrack's same-epoch test on cell i (nothing new to learn from this access). */
+static int same_as_last(Record *rec, int i, ThreadState *t, uint64_t now, int atomic,
+                        uint32_t site, int is_write) {
+    Hot *h = &rec->hot[i];
+    Cold *c = &COLD(rec)[i];
+    int raced = (h->key & TAG_RACED) != 0;
+    if (is_write) return seen(h->w, c->w_site, now, atomic, site, raced);
+    if (h->r != SHARED_READS) return seen(h->r, c->r.one.site, now, atomic, site, raced);
+    Shared *sh = c->r.shared;
+    return t->tid < sh->n && seen(sh->a[t->tid].epoch, sh->a[t->tid].site, now, atomic, site,
+                                  raced);
+}
+
 static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t, long site,
                                  int is_write, int atomic) {
     Py_hash_t hash;
@@ -960,16 +1193,8 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     if (key_info(key, &hash, &safe) < 0) return NULL;
     uint64_t now = t->epoch | atomic;
 
-    Tracked *tr = map_get(&objects, (uintptr_t)target);
-    if (tr) {
-        if (tr->ignore) Py_RETURN_NONE;
-        Cell *c = find_cell(tr, key, hash, safe);
-        if (c) {   /* the fast path: nothing new since this thread's last access */
-            const Access *last = is_write ? &c->w : !c->shared ? &c->r
-                                 : t->tid < c->nshared ? &c->shared[t->tid] : NULL;
-            if (last && seen(last, now, atomic, (uint32_t)site, c->raced)) Py_RETURN_NONE;
-        }
-    } else {
+    Record *rec = map_get(&objects, (uintptr_t)target);
+    if (!rec) {
         Tracked *fresh = tracked_new(target, KIND_RECORD);   /* may run GC */
         if (!fresh) return NULL;
         if (!map_get(&objects, fresh->addr)) {
@@ -980,64 +1205,74 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
                     fresh->ignore = 1;
             }
         }
-        tr = tracked_insert(&objects, fresh);
-        if (!tr) return NULL;
-        if (tr->ignore) Py_RETURN_NONE;
+        rec = (Record *)tracked_insert(&objects, fresh);
+        if (!rec) return NULL;
     }
-
-    uint32_t stack = 0;
+    if (rec->head.ignore) Py_RETURN_NONE;
+    int i = find_cell(rec, key, hash, safe);
+    if (i >= 0 && same_as_last(rec, i, t, now, atomic, (uint32_t)site, is_write))
+        Py_RETURN_NONE;
+    uint32_t extra = t->extra;
     if (history_full) {
-        stack = capture_stack();   /* may run GC: look the record up again */
-        tr = map_get(&objects, (uintptr_t)target);
-        if (!tr) Py_RETURN_NONE;   /* cannot happen while `target` is alive; be safe */
+        uint32_t stack = capture_stack();   /* may run GC: look the record up again */
+        rec = map_get(&objects, (uintptr_t)target);
+        if (!rec) Py_RETURN_NONE;   /* cannot happen while `target` is alive; be safe */
+        extra = intern_extra(t->lockset, stack);
+        i = find_cell(rec, key, hash, safe);
     }
-    Cell *c = find_cell(tr, key, hash, safe);
-    if (!c && !(c = add_cell(tr, key, hash, safe))) return NULL;
+    if (i < 0 && (i = add_cell(&rec, key, hash, safe)) < 0) return NULL;
+
+    Hot *h = &rec->hot[i];
+    Cold *c = &COLD(rec)[i];
     Found found[MAX_FOUND];
     int nfound = 0;
-    Access now_access = {now, (uint32_t)site, t->lockset, stack};
     const VC *vc = &t->vc;
+    Access last_write = {h->w, c->w_site, c->w_extra};
+    Access mine = {now, (uint32_t)site, extra};
+    if (same_as_last(rec, i, t, now, atomic, (uint32_t)site, is_write)) Py_RETURN_NONE;
+    if (conflicts(&last_write, atomic, vc)) found[nfound++] = (Found){last_write, 1};
     if (is_write) {
-        if (seen(&c->w, now, atomic, (uint32_t)site, c->raced)) Py_RETURN_NONE;
-        if (conflicts(&c->w, atomic, vc)) found[nfound++] = (Found){c->w, 1};
-        if (c->shared) {
-            for (uint32_t i = 0; i < c->nshared; i++)
-                if (conflicts(&c->shared[i], atomic, vc) && nfound < MAX_FOUND)
-                    found[nfound++] = (Found){c->shared[i], 0};
-            PyMem_RawFree(c->shared);
-            c->shared = NULL;
-            c->nshared = 0;
-        } else if (conflicts(&c->r, atomic, vc)) {
-            found[nfound++] = (Found){c->r, 0};
-        }
-        c->w = now_access;
-        memset(&c->r, 0, sizeof(c->r));
-    } else {
-        Access *last = c->shared ? (t->tid < c->nshared ? &c->shared[t->tid] : NULL) : &c->r;
-        if (last && seen(last, now, atomic, (uint32_t)site, c->raced)) Py_RETURN_NONE;
-        if (conflicts(&c->w, atomic, vc)) found[nfound++] = (Found){c->w, 1};
-        if (c->shared || (c->r.epoch && !ordered(c->r.epoch, vc))) {
-            if (!c->shared) {   /* concurrent reads: keep one per thread from now on */
-                uint32_t other = EPOCH_TID(c->r.epoch);
-                uint32_t n = (other > t->tid ? other : t->tid) + 1;
-                c->shared = PyMem_RawCalloc(n, sizeof(Access));
-                if (!c->shared) return PyErr_NoMemory();
-                c->nshared = n;
-                c->shared[other] = c->r;
-                memset(&c->r, 0, sizeof(c->r));
-            } else if (t->tid >= c->nshared) {
-                Access *a = PyMem_RawRealloc(c->shared, (t->tid + 1) * sizeof(Access));
-                if (!a) return PyErr_NoMemory();
-                memset(a + c->nshared, 0, (t->tid + 1 - c->nshared) * sizeof(Access));
-                c->shared = a;
-                c->nshared = t->tid + 1;
-            }
-            c->shared[t->tid] = now_access;
+        if (h->r == SHARED_READS) {
+            Shared *sh = c->r.shared;
+            for (uint32_t k = 0; k < sh->n; k++)
+                if (conflicts(&sh->a[k], atomic, vc) && nfound < MAX_FOUND)
+                    found[nfound++] = (Found){sh->a[k], 0};
+            PyMem_RawFree(sh);
         } else {
-            c->r = now_access;
+            Access last_read = {h->r, c->r.one.site, c->r.one.extra};
+            if (conflicts(&last_read, atomic, vc)) found[nfound++] = (Found){last_read, 0};
         }
+        h->w = now;
+        c->w_site = (uint32_t)site;
+        c->w_extra = extra;
+        h->r = 0;
+        c->r.one.site = c->r.one.extra = 0;
+    } else if (h->r == SHARED_READS) {
+        Shared *sh = c->r.shared;
+        if (t->tid >= sh->n) {
+            Shared *bigger = PyMem_RawRealloc(sh, sizeof(Shared) + (t->tid + 1) * sizeof(Access));
+            if (!bigger) return PyErr_NoMemory();
+            memset(bigger->a + bigger->n, 0, (t->tid + 1 - bigger->n) * sizeof(Access));
+            bigger->n = t->tid + 1;
+            c->r.shared = sh = bigger;
+        }
+        sh->a[t->tid] = mine;
+    } else if (h->r && !ordered(h->r, vc)) {   /* concurrent reads: one per thread from now */
+        uint32_t other = EPOCH_TID(h->r);
+        uint32_t n = (other > t->tid ? other : t->tid) + 1;
+        Shared *sh = PyMem_RawCalloc(1, sizeof(Shared) + n * sizeof(Access));
+        if (!sh) return PyErr_NoMemory();
+        sh->n = n;
+        sh->a[other] = (Access){h->r, c->r.one.site, c->r.one.extra};
+        sh->a[t->tid] = mine;
+        h->r = SHARED_READS;
+        c->r.shared = sh;
+    } else {
+        h->r = now;
+        c->r.one.site = (uint32_t)site;
+        c->r.one.extra = extra;
     }
-    if (nfound) c->raced = 1;
+    if (nfound) h->key |= TAG_RACED;
     if (nfound && report_found(target, key, t, (uint32_t)site, is_write, atomic, found,
                                nfound) < 0)
         return NULL;
@@ -1045,14 +1280,13 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
 }
 
 static PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
-    long site = PyLong_AsLong(site_obj);
-    if (site < 0 && PyErr_Occurred()) return NULL;
+    long site = site_of(site_obj);
     uint8_t kind = (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
     if (nstrong && strong_since_sweep >= SWEEP_EVERY) sweep();
     ThreadState *t = current();
     if (!t) return NULL;
     Loc locs[MAX_LOCS];
-    int n = resolve(obj, key, kind, is_write, locs);
+    int n = resolve(obj, key, kind, is_write, site, locs);
     if (n < 0) return NULL;
     PyObject *result = Py_None;
     for (int i = 0; i < n; i++) {
@@ -1067,13 +1301,126 @@ static PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_
     return result ? Py_NewRef(Py_None) : NULL;
 }
 
+/* The builtin container an exact type is (its instances need no further test), or C_NONE. */
+static inline int exact_container(PyTypeObject *tp) {
+    if (tp == &PyList_Type) return C_LIST;
+    if (tp == &PyDict_Type) return C_DICT;
+    if (tp == &PySet_Type) return C_SET;
+    if (tp == deque_type) return C_DEQUE;
+    if (tp == &PyByteArray_Type) return C_BYTEARRAY;
+    return C_NONE;
+}
+
+static inline int is_dict_view(PyObject *o) {
+    return PyDictKeys_Check(o) || PyDictValues_Check(o) || PyDictItems_Check(o);
+}
+
+/* The fast path (FastTrack's same-epoch test) for the commonest probes: attributes of
+ * instances of classes written in Python, globals, closure cells, and the probes on exact
+ * builtin containers whose location needs no allocation. True when nothing is left to do;
+ * anything else, new or uncertain, goes the whole way through `probe`. It allocates nothing
+ * and takes no references, so no code can run in the middle of it. */
+static inline int same_epoch(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
+    long site = site_of(site_obj);
+    if (site < 0 || (size_t)site >= nsite_kinds) return 0;
+    PyObject *owner = obj;
+    int atomic = 0;
+    uint8_t kind = site_kinds[site];
+    switch (kind) {
+    case K_ATTR: {
+        PyTypeObject *tp = Py_TYPE(obj);
+        if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return 0;
+        if (!is_write) {
+            const AttrCache *ac = attr_slot(tp, key);
+            if (ac->type != tp || ac->name != key || ac->version != tp->tp_version_tag ||
+                !tp->tp_version_tag)
+                return 0;
+            if (ac->owner) owner = ac->owner;
+        }
+        break;
+    }
+    case K_GLOBAL: owner = PyEval_GetGlobals(); break;
+    case K_CELL: break;
+    case K_ITEM:
+        /* a list index (small ints are shared objects, so found by address), a dict read */
+        if (Py_IS_TYPE(obj, &PyList_Type) && PyLong_CheckExact(key) && site_of(key) >= 0) break;
+        if (Py_IS_TYPE(obj, &PyDict_Type) && !is_write) break;
+        return 0;
+    case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
+    case K_METHOD_ATOMIC_WRITE:
+        if (!exact_container(Py_TYPE(obj))) return 0;
+        key = shape_key;
+        is_write = kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE;
+        atomic = kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE;
+        break;
+    case K_ITER:
+        if (!exact_container(Py_TYPE(obj))) return 0;
+        key = shape_key;
+        break;
+    case K_CONTAINS: {
+        int ck = exact_container(Py_TYPE(obj));
+        if (!ck) return 0;
+        if (ck != C_DICT) key = shape_key;
+        break;
+    }
+    case K_EQ:   /* nothing to record unless an operand is a container (or a dict view) */
+        if (is_dict_view(obj) || is_dict_view(key)) return 0;
+        return !container_kind(obj) && !container_kind(key);
+    default: return 0;
+    }
+    ThreadState *t = tls_state;
+    if (!t) return 0;
+    Record *rec;
+    if ((uintptr_t)owner == last_addr) {
+        rec = last_record;
+    } else {
+        rec = map_get(&objects, (uintptr_t)owner);
+        if (!rec) return 0;
+        last_addr = (uintptr_t)owner;
+        last_record = rec;
+    }
+    if (rec->head.ignore) return 1;
+    /* a tagged key (weak, or raced) never equals the probe's: those take the full check */
+    uint64_t now = t->epoch | (uint64_t)atomic;
+    const Hot *h = rec->hot;
+    uint32_t i = 0, n = rec->ncells;
+    if (rec->index) {   /* many cells: find the one by hash (same hash as find_cell uses) */
+        Py_hash_t hash;
+        if (safe_key(key, 0)) {
+            hash = PyObject_Hash(key);   /* a builtin scalar: cached or cheap, no user code */
+            if (hash == -1) { PyErr_Clear(); return 0; }
+        } else {
+            hash = (Py_hash_t)((uintptr_t)key >> 4);
+        }
+        uint32_t mask = rec->capindex - 1;
+        for (uint32_t j = (uint32_t)hash & mask;; j = (j + 1) & mask) {
+            uint32_t slot = rec->index[j];
+            if (!slot) return 0;
+            if (h[slot - 1].key == (uintptr_t)key) { i = slot - 1; n = slot; break; }
+        }
+    }
+    for (; i < n; i++) {
+        if (h[i].key != (uintptr_t)key) continue;
+        uint64_t last = is_write ? h[i].w : h[i].r;
+        if (last == SHARED_READS) {
+            const Shared *sh = COLD(rec)[i].r.shared;
+            if (t->tid >= sh->n) return 0;
+            last = sh->a[t->tid].epoch;
+        }
+        return last == now || (atomic && (last | 1) == now);
+    }
+    return 0;
+}
+
 static PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "read(obj, key, site)"); return NULL; }
+    if (same_epoch(args[0], args[1], args[2], 0)) Py_RETURN_NONE;
     return probe(args[0], args[1], args[2], 0);
 }
 
 static PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "write(obj, key, site)"); return NULL; }
+    if (same_epoch(args[0], args[1], args[2], 1)) Py_RETURN_NONE;
     return probe(args[0], args[1], args[2], 1);
 }
 
@@ -1098,15 +1445,15 @@ static PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- synchronization ---------------------------------------------------------------------- */
 
-static Tracked *sync_var(PyObject *obj) {
-    Tracked *tr = map_get(&syncs, (uintptr_t)obj);
-    if (tr) return tr;
+static SyncVar *sync_var(PyObject *obj) {
+    SyncVar *var = map_get(&syncs, (uintptr_t)obj);
+    if (var) return var;
     Tracked *fresh = tracked_new(obj, KIND_SYNC);   /* may run GC */
-    return fresh ? tracked_insert(&syncs, fresh) : NULL;
+    return fresh ? (SyncVar *)tracked_insert(&syncs, fresh) : NULL;
 }
 
 /* Locks get a number (M<id> in reports) the first time they are held. */
-static int name_lock(Tracked *var, PyObject *obj) {
+static int name_lock(SyncVar *var, PyObject *obj) {
     PyObject *name = PyUnicode_FromFormat("%s at %p", Py_TYPE(obj)->tp_name, obj);
     if (!name) return -1;
     int err = PyList_Append(sync_names, name);
@@ -1120,7 +1467,7 @@ static int name_lock(Tracked *var, PyObject *obj) {
 static PyObject *sync_event(PyObject *obj, int is_acquire, int is_lock) {
     ThreadState *t = current();
     if (!t) return NULL;
-    Tracked *var = sync_var(obj);
+    SyncVar *var = sync_var(obj);
     if (!var) return NULL;
     if (is_lock && !var->id && name_lock(var, obj) < 0) return NULL;
     var = map_get(&syncs, (uintptr_t)obj);
@@ -1227,8 +1574,11 @@ static PyTypeObject SyncProxyType = {
 static PyObject *fast_sync(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "sync(obj, site)"); return NULL; }
     PyObject *obj = args[0];
-    PyObject *how = proxy_types ? PyDict_GetItemWithError(proxy_types, (PyObject *)Py_TYPE(obj))
-                                : NULL;
+    PyTypeObject *tp = Py_TYPE(obj);
+    int i = 0;
+    while (i < nproxied && proxied[i] != tp) i++;
+    if (i == nproxied) return Py_NewRef(obj);   /* not a lock: by far the common case */
+    PyObject *how = PyDict_GetItemWithError(proxy_types, (PyObject *)tp);
     if (!how) {
         if (PyErr_Occurred()) return NULL;
         Py_INCREF(obj);
@@ -1267,6 +1617,12 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     PyObject *dict = proxies && proxies != Py_None ? PyDict_Copy(proxies) : PyDict_New();
     if (!dict) return NULL;
     Py_XSETREF(proxy_types, dict);
+    /* the lock types, for the pointer test sync() makes before anything else */
+    nproxied = 0;
+    Py_ssize_t pos = 0;
+    PyObject *tp, *how;
+    while (PyDict_Next(dict, &pos, &tp, &how) && nproxied < MAX_PROXIED)
+        if (PyType_Check(tp)) proxied[nproxied++] = (PyTypeObject *)tp;
     if (owner) Py_XSETREF(super_owner, Py_NewRef(owner));
     if (shape) Py_XSETREF(shape_key, Py_NewRef(shape));
     if (deque && PyType_Check(deque)) {
@@ -1331,7 +1687,7 @@ static PyObject *fast_sync_name(PyObject *m, PyObject *id) {
 static size_t take_all(Map *m, Tracked **into) {
     size_t n = 0;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i].key > 1) into[n++] = m->slots[i].value;
+        if (m->slots[i].key) into[n++] = m->slots[i].value;
     map_clear(m);
     return n;
 }
@@ -1364,6 +1720,7 @@ static PyObject *fast_reset_after_fork(PyObject *m, PyObject *noargs) {
 static PyObject *fast_watch_death(PyObject *m, PyObject *obj) {
     if (!dies_through_hook(Py_TYPE(obj))) Py_RETURN_FALSE;
     if (map_put(&death_watch, (uintptr_t)obj, obj) < 0) return NULL;
+    death_note((uintptr_t)obj);
     Py_RETURN_TRUE;
 }
 

@@ -98,8 +98,7 @@ class _PatchingLoader:
 def proxy_types():
     """Types whose acquire/release the runtime's `sync` proxy records, mapped to a function
     giving the object whose clock they use (None: the object itself)."""
-    lock_types = {type(threading.Lock()): None, type(threading.RLock()): None,
-                  threading._PyRLock: None}
+    lock_types = {type(threading.Lock()): None, type(threading.RLock()): None}
     lock_types[threading.Condition] = lambda cond: cond._lock
     return lock_types
 

@@ -9,6 +9,7 @@ builtin scalars and tuples of them) are told apart by identity.
 
 import collections
 import gc
+import types
 import weakref
 from types import ModuleType
 
@@ -126,6 +127,29 @@ def _builtin_len(container):
     return None
 
 
+_METHODS_TYPES = (types.FunctionType, types.MethodDescriptorType, types.ClassMethodDescriptorType,
+                  classmethod, staticmethod)
+
+
+def _method_owner(obj, key):
+    """The class a read of `obj.key` finds a method in, or None (the instance owns it).
+
+    Reading `o.m()` reads the class's attribute m: that is what `Class.m = other` writes, and
+    instances do not each get a cell per method name."""
+    tp = type(obj)
+    if not tp.__flags__ & _HEAPTYPE or type(key) is not str:
+        return None
+    for klass in tp.__mro__:
+        namespace = klass.__dict__
+        if key in namespace:
+            return klass if isinstance(namespace[key], _METHODS_TYPES) else None
+    return None
+
+
+def _read_owner(obj, key):
+    return _method_owner(obj, key) or obj
+
+
 def _index(container, key):
     if type(key) is not int:
         return None
@@ -188,6 +212,8 @@ def resolve(obj, key, kind, is_write, how, frame):
         return _accessor(obj, key, is_write, how)
     if kind == K.ATTR:
         owner = superattr.owner(obj, key) if type(obj) is super else _attr_owner(obj)
+        if owner is not None and not is_write:
+            owner = _read_owner(owner, key)
         return [(owner, key, is_write, 0)] if owner is not None else []
     if kind == K.GLOBAL:
         return [(frame.f_globals, key, is_write, 0)]
@@ -196,7 +222,7 @@ def resolve(obj, key, kind, is_write, how, frame):
             write, atomic = _METHODS[kind]
             return [(obj, SHAPE, write, atomic)]
         owner = _attr_owner(obj)
-        return [(owner, key, False, 0)] if owner is not None else []
+        return [(_read_owner(owner, key), key, False, 0)] if owner is not None else []
     if kind == K.ITEM:
         return _item(obj, key, is_write, False)
     if kind == K.ITEM_DELETE:
