@@ -21,11 +21,6 @@ CASES = {
     "class_attr": (),
     "history_full": ("--history=full",),
 }
-MUTEX_NAMES = ("the Python twin numbers every sync object it has seen (Thread objects, "
-               "Events...) from 0 and names it by type.__name__: `(mutexes: M3)`, `Mutex M3 "
-               "is lock at`; C numbers only locks, from 1, by tp_name: `M1`, `_thread.lock`")
-
-
 def scrub(text):
     """Addresses, and paths and line numbers of files outside tests/programs (the stdlib)."""
     text = re.sub(r"0x[0-9a-f]+", "0x...", text)
@@ -40,11 +35,7 @@ def report(name):
     return scrub(proc.stderr)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(RUNTIME == "python", strict=True,
-                                               reason=MUTEX_NAMES))
-    if name == "lock_one_side" else name
-    for name in CASES])
+@pytest.mark.parametrize("name", CASES)
 def test_report_matches_golden(name):
     actual = report(name)
     path = os.path.join(GOLDEN, f"{name}.txt")

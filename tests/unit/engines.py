@@ -71,8 +71,8 @@ def lock_addresses(engine, lockset):
     """The addresses of the locks in a lockset, as `id()`s (sync ids differ by engine)."""
     found = []
     for sync_id in lockset:
-        match = re.search(r" at (0x[0-9a-fA-F]+)$", engine.sync_name(sync_id))
-        found.append(int(match.group(1), 16) if match else None)
+        described = engine.sync_name(sync_id)  # (type, address) or None
+        found.append(described[1] if described else None)
     return tuple(sorted(found, key=lambda a: (a is None, a)))
 
 

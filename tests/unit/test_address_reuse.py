@@ -74,11 +74,7 @@ def test_short_lived_objects_in_two_threads_never_race(engine, make):
     assert d.races() == {(1, 2): 1}
 
 
-@pytest.mark.parametrize("engine", variants(
-    pure_bug="shadow.LifetimeTable.sweep drops a strongly held record when "
-               "sys.getrefcount(record.ref) <= 3, but the table and the call account for 2: "
-               "an object with one other reference (a local variable) loses its history at "
-               "every sweep, and a later unordered access is not reported"), indirect=True)
+@pytest.mark.parametrize("engine", variants(), indirect=True)
 def test_sweep_keeps_the_records_of_live_objects(engine):
     holder = [Slotted()]  # the one reference besides the engine's own
     ids = set()
@@ -95,10 +91,7 @@ def churn_sync(engine, make):
         engine.happens_before(make())
 
 
-@pytest.mark.parametrize("engine", variants(
-    pure_bug="api never sweeps its sync table (_syncs.sweep is never called): every "
-               "non-weak-referenceable object once used as a sync (a list token, an int) is "
-               "kept alive with its clock forever"), indirect=True)
+@pytest.mark.parametrize("engine", variants(), indirect=True)
 def test_sync_vars_of_dead_lists_are_dropped(engine):
     with Driver(engine) as d:
         for _ in range(PER_THREAD // BATCH):
@@ -117,12 +110,7 @@ def test_sync_vars_of_dead_instances_are_dropped(engine):
     assert syncs <= 64
 
 
-IDENT = ("api keys thread state by thread ident: a thread that ends without thread_end "
-         "(started with _thread, or by C code) passes its tid and clock to the next thread "
-         "that gets the same ident, so their accesses never race")
-
-
-@pytest.mark.parametrize("engine", variants(python_bug=IDENT, pure_bug=IDENT), indirect=True)
+@pytest.mark.parametrize("engine", variants(), indirect=True)
 def test_a_new_thread_on_a_reused_ident_is_a_new_thread(engine):
     obj = Obj()
     with Driver(engine) as d:

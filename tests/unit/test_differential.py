@@ -24,27 +24,15 @@ def both(trace):
     return [replay.replay(engine, trace) for engine in (api, _fast)]
 
 
-READER_CHOICE = ("when a write races with several concurrent readers at one site, the one "
-                 "event names a different reader: the Python twin the first to read (dict "
-                 "order of cell.shared), C the lowest tid (its shared array): reports differ "
-                 "in the previous thread and its mutexes")
-
-
 @pytest.mark.parametrize("seed", range(COUNT))
 def test_random_trace(seed):
     python, c = both(tracegen.random_trace(seed))
-    if c != python and c[0] == python[0] and _ambiguous(c[1]) == _ambiguous(python[1]):
-        pytest.xfail(READER_CHOICE)  # the only difference; test_reader_choice shows it
     assert c == python
 
 
-def _ambiguous(events):
-    """Events without what depends on which of several racing readers is named."""
-    return sorted((e[:8] + e[9:11] for e in events), key=repr)
-
-
-@pytest.mark.xfail(strict=True, reason=READER_CHOICE)
 def test_reader_choice():
+    """When a write races with several readers at one site, both engines name the same one
+    (the lowest tid)."""
     results = []
     for engine in (api, _fast):
         obj = replay.Plain()

@@ -87,11 +87,7 @@ def test_threads_get_ids_in_order_of_their_first_event(engine):
         assert [d(2, "current_tid"), d(1, "current_tid"), d(0, "current_tid")] == [1, 2, 0]
 
 
-@pytest.mark.parametrize("engine", engines(
-    c_bug="_fast.call returns before making the calling thread's state when the accessor "
-          "lands nowhere (getattr on an int, len of a non-container, a non-str name); the "
-          "twin's _probe makes it first: a thread whose first event is such a call gets a "
-          "later tid in C, and reports number threads differently (T2 vs T3)"))
+@pytest.mark.parametrize("engine", engines())
 @pytest.mark.parametrize("func, obj, key", [(getattr, 5, "real"), (len, "text", None),
                                             (hasattr, Obj(), 3)])
 def test_a_probe_that_lands_nowhere_still_makes_the_thread(engine, func, obj, key):
@@ -422,11 +418,9 @@ def test_history_full_records_the_previous_stack(engine, full):
     assert len(event.prev_stack) > 1  # the frames that called it, up to the thread's start
 
 
-# -- known disagreements / bugs ----------------------------------------------------------------
+# -- regressions: differences between the engines, fixed --------------------------------------
 
-@pytest.mark.parametrize("engine", engines(
-    c_bug="C keeps at most MAX_FOUND=8 races per access (record_access's found[8]); a write "
-          "after 10 concurrent readers at distinct sites reports 8 of the 10 pairs"))
+@pytest.mark.parametrize("engine", engines())
 def test_write_races_with_more_than_eight_concurrent_readers(engine):
     obj = Obj()
     with Driver(engine, threads=11) as d:
@@ -437,10 +431,7 @@ def test_write_races_with_more_than_eight_concurrent_readers(engine):
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.parametrize("engine", engines(
-    python_bug="api._access calls on_race unguarded: an exception from the reporter (say a "
-               "closed log file) escapes into the program's own attribute access, and the "
-               "rest of that access's events and the deferred ones are dropped"))
+@pytest.mark.parametrize("engine", engines())
 def test_on_race_errors_never_reach_the_program(engine):
     obj = Obj()
 
@@ -455,10 +446,7 @@ def test_on_race_errors_never_reach_the_program(engine):
     assert d.races() == {(1, 2): 1, (3, 4): 1}
 
 
-@pytest.mark.parametrize("engine", engines(
-    python_bug="api.thread_end pops the thread's state, so a later event on the same OS thread "
-               "(a __del__ or weakref callback run at thread exit) starts a new tid with an "
-               "empty clock: a false race with what happened before the thread started"))
+@pytest.mark.parametrize("engine", engines())
 def test_events_after_thread_end_stay_in_the_same_thread(engine):
     obj, start, thread = Obj(), Obj(), Obj()
     with Driver(engine) as d:

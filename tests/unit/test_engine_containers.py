@@ -127,11 +127,9 @@ def test_probe_pair(engine, name):
     assert bool(d.races()) == expected, d.races()
 
 
-# -- known disagreements -------------------------------------------------------------------------
+# -- regressions: differences between the engines, fixed ----------------------------------------
 
-@pytest.mark.parametrize("engine", engines(
-    c_bug="C's safe_key stops at tuple depth 4, locations._safe does not: a deeper tuple key "
-          "is compared by identity in C (and its insert writes no shape): missed races"))
+@pytest.mark.parametrize("engine", engines())
 def test_deeply_nested_tuple_keys_compare_by_value(engine):
     table = {}
     with Driver(engine, sites={1: "item"}) as d:
@@ -140,10 +138,7 @@ def test_deeply_nested_tuple_keys_compare_by_value(engine):
     assert d.races() == {(1, 1): 2}  # the key, and the shape its insertion changes
 
 
-@pytest.mark.parametrize("engine", engines(
-    python_bug="locations._shape_owner takes only exact dict view types; an OrderedDict's "
-               "views (odict_keys... subclass them) read nothing, so iterating od.keys() "
-               "while another thread inserts is not reported (C's PyDictKeys_Check is)"))
+@pytest.mark.parametrize("engine", engines())
 @pytest.mark.parametrize("view", ["keys", "values", "items"])
 def test_ordered_dict_view_iteration_reads_the_shape(engine, view):
     od = collections.OrderedDict(a=1)
@@ -162,10 +157,7 @@ class Derived(Base):
     pass
 
 
-@pytest.mark.parametrize("engine", engines(
-    python_bug="locations.resolve's method kinds use _attr_owner, which gives None for a "
-               "super object, where the ATTR kind and C's attr_owner resolve it to the class "
-               "(3.11 probes pass super objects at `super().name(...)` method sites)"))
+@pytest.mark.parametrize("engine", engines())
 def test_method_site_on_a_super_object_reads_the_class_attribute(engine):
     with Driver(engine, sites={1: "attr", 2: "method_read"}) as d:
         d(1, "write", Base, "helper", 1)

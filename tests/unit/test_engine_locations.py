@@ -191,9 +191,7 @@ def test_super_read_of_a_missing_attribute_is_nothing(engine):
     assert d.races() == {}
 
 
-@pytest.mark.parametrize("engine", engines(
-    c_bug="_fast.configure(super_owner=None) stores None and then calls it: every super() "
-          "access raises TypeError (omitting it keeps the previous callable instead)"))
+@pytest.mark.parametrize("engine", engines())
 def test_configure_without_super_owner_still_resolves_super(engine):
     inst = Derived()
     with Driver(engine, sites=SITES, super_owner=None) as d:

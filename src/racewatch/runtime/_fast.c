@@ -555,7 +555,7 @@ static uint32_t intern_extra(uint32_t lockset, uint32_t stack);
 
 static PyObject *lockset_ids;      /* dict: tuple of sync ids -> int */
 static PyObject *lockset_list;     /* list: id -> tuple */
-static PyObject *sync_names;       /* list: sync id -> description */
+static PyObject *sync_names;       /* list: lock id -> (type, address) */
 
 static int intern_lockset(ThreadState *t) {
     /* held ids are kept sorted, so equal sets give equal tuples */
@@ -698,7 +698,7 @@ typedef struct {
     int prev_write;
 } Found;
 
-#define MAX_FOUND 8
+#define FOUND_ON_STACK 8   /* more (a write after many concurrent readers) go to the heap */
 
 static PyObject *reported;   /* dict: (site, site) -> count */
 
@@ -759,7 +759,7 @@ static int safe_key(PyObject *key, int depth) {
     if (tp == &PyUnicode_Type || tp == &PyLong_Type || tp == &PyFloat_Type ||
         tp == &PyBool_Type || tp == &PyBytes_Type || key == Py_None)
         return 1;
-    if (tp == &PyTuple_Type && depth < 4) {
+    if (tp == &PyTuple_Type && depth < 32) {   /* as locations.SAFE_DEPTH */
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(key); i++)
             if (!safe_key(PyTuple_GET_ITEM(key, i), depth + 1)) return 0;
         return 1;
@@ -1224,7 +1224,7 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
 
     Hot *h = &rec->hot[i];
     Cold *c = &COLD(rec)[i];
-    Found found[MAX_FOUND];
+    Found on_stack[FOUND_ON_STACK], *found = on_stack;
     int nfound = 0;
     const VC *vc = &t->vc;
     Access last_write = {h->w, c->w_site, c->w_extra};
@@ -1234,9 +1234,13 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     if (is_write) {
         if (h->r == SHARED_READS) {
             Shared *sh = c->r.shared;
+            if (sh->n + 1 > FOUND_ON_STACK) {
+                found = PyMem_RawMalloc((sh->n + 1) * sizeof(Found));
+                if (!found) return PyErr_NoMemory();
+                found[0] = on_stack[0];
+            }
             for (uint32_t k = 0; k < sh->n; k++)
-                if (conflicts(&sh->a[k], atomic, vc) && nfound < MAX_FOUND)
-                    found[nfound++] = (Found){sh->a[k], 0};
+                if (conflicts(&sh->a[k], atomic, vc)) found[nfound++] = (Found){sh->a[k], 0};
             PyMem_RawFree(sh);
         } else {
             Access last_read = {h->r, c->r.one.site, c->r.one.extra};
@@ -1273,9 +1277,10 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
         c->r.one.extra = extra;
     }
     if (nfound) h->key |= TAG_RACED;
-    if (nfound && report_found(target, key, t, (uint32_t)site, is_write, atomic, found,
-                               nfound) < 0)
-        return NULL;
+    int err = nfound && report_found(target, key, t, (uint32_t)site, is_write, atomic, found,
+                                     nfound) < 0;
+    if (found != on_stack) PyMem_RawFree(found);
+    if (err) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -1428,6 +1433,7 @@ static PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs
  * apart by identity (hashing them could run user code). */
 static PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "call(func, a0, a1, site)"); return NULL; }
+    if (!current()) return NULL;   /* the thread exists from its first event, as in the twin */
     for (int i = 0; i < naccessors; i++) {
         if (accessors[i].func != args[0]) continue;
         if (accessors[i].shape) {
@@ -1454,7 +1460,8 @@ static SyncVar *sync_var(PyObject *obj) {
 
 /* Locks get a number (M<id> in reports) the first time they are held. */
 static int name_lock(SyncVar *var, PyObject *obj) {
-    PyObject *name = PyUnicode_FromFormat("%s at %p", Py_TYPE(obj)->tp_name, obj);
+    /* (type, address): the report describes it, the same way for both runtimes */
+    PyObject *name = Py_BuildValue("(On)", (PyObject *)Py_TYPE(obj), (Py_ssize_t)obj);
     if (!name) return -1;
     int err = PyList_Append(sync_names, name);
     Py_DECREF(name);
@@ -1623,7 +1630,7 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     PyObject *tp, *how;
     while (PyDict_Next(dict, &pos, &tp, &how) && nproxied < MAX_PROXIED)
         if (PyType_Check(tp)) proxied[nproxied++] = (PyTypeObject *)tp;
-    if (owner) Py_XSETREF(super_owner, Py_NewRef(owner));
+    if (owner && owner != Py_None) Py_XSETREF(super_owner, Py_NewRef(owner));
     if (shape) Py_XSETREF(shape_key, Py_NewRef(shape));
     if (deque && PyType_Check(deque)) {
         deque_type = (PyTypeObject *)Py_NewRef(deque);
@@ -1677,7 +1684,7 @@ static PyObject *fast_sync_name(PyObject *m, PyObject *id) {
     Py_ssize_t i = PyLong_AsSsize_t(id);
     if (i <= 0 || i >= PyList_GET_SIZE(sync_names)) {
         PyErr_Clear();
-        return PyUnicode_FromString("?");
+        Py_RETURN_NONE;
     }
     PyObject *name = PyList_GET_ITEM(sync_names, i);
     Py_INCREF(name);
@@ -1762,7 +1769,7 @@ static PyMethodDef module_methods[] = {
     {"register_sites", fast_register_sites, METH_VARARGS, "register_sites(base, kinds)."},
     {"current_tid", fast_current_tid, METH_NOARGS, "The calling thread's id (0: main)."},
     {"races", fast_races, METH_NOARGS, "{(site, site): count} of racing site pairs."},
-    {"sync_name", fast_sync_name, METH_O, "Description of sync var M<id>."},
+    {"sync_name", fast_sync_name, METH_O, "(type, address) of lock M<id>, or None."},
     {"reset_after_fork", fast_reset_after_fork, METH_NOARGS, "Start over in a fork child."},
     {"stats", fast_stats, METH_NOARGS, "Sizes of the runtime's tables."},
     {"watch_death", fast_watch_death, METH_O,
@@ -1793,6 +1800,11 @@ PyMODINIT_FUNC PyInit__fast(void) {
     ignored_types = PyTuple_New(0);
     shape_key = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);   /* until configured */
     deaths = PyList_New(0);
+    /* super() lookups are resolved by superattr.owner unless configure() names another */
+    PyObject *superattr = PyImport_ImportModule("racewatch.runtime.superattr");
+    super_owner = superattr ? PyObject_GetAttrString(superattr, "owner") : NULL;
+    Py_XDECREF(superattr);
+    if (!super_owner) { Py_DECREF(m); return NULL; }
     /* a throwaway class tells which deallocator heap types use */
     PyObject *probe_class = PyObject_CallFunction((PyObject *)&PyType_Type, "s()N",
                                                   "_racewatch_probe", PyDict_New());

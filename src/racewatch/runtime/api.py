@@ -13,15 +13,14 @@ from types import ModuleType
 from racewatch.runtime import locations, shadow
 from racewatch.runtime.clock import CLOCK_SHIFT, TID_MASK, join
 
-_get_ident = _thread.get_ident
 _lock = _thread.allocate_lock()
 _HEAPTYPE = 1 << 9
 
-_states = {}     # thread ident -> ThreadState
+_local = _thread._local()  # .state: the calling OS thread's ThreadState (dies with the thread)
 _threads = []    # tid -> ThreadState
 _objects = shadow.LifetimeTable()
 _syncs = shadow.LifetimeTable()
-_sync_names = []  # sync id -> description
+_lock_ids = [None]  # lock id (M<id>, from 1) -> (type, address) of the lock
 _reported = {}    # (site, site) -> number of times the pair raced
 _site_kinds = bytearray(1)
 _accessors = {}   # id(builtin) -> (builtin, is_write, how): see locations.ACCESSORS
@@ -48,19 +47,21 @@ class ThreadState:
 class SyncVar:
     __slots__ = ("ref", "vc", "id", "__weakref__")
 
-    def __init__(self, ref, sync_id):
+    def __init__(self, ref):
         self.ref = ref
         self.vc = []
-        self.id = sync_id
+        self.id = 0  # a number once held as a lock
 
 
 def _current():
-    state = _states.get(_get_ident())
+    # A thread-local, not a table by thread ident: idents are reused by later threads, and a
+    # thread's own finalizers may still run after it announced its end.
+    state = getattr(_local, "state", None)
     if state is None:
         with _lock:
             state = ThreadState(len(_threads))
             _threads.append(state)
-            _states[_get_ident()] = state
+        _local.state = state
     return state
 
 
@@ -93,15 +94,16 @@ def races():
         return dict(_reported)
 
 
-def sync_name(sync_id):
-    return _sync_names[sync_id] if 0 <= sync_id < len(_sync_names) else "?"
+def sync_name(lock_id):
+    """(type, address) of lock M<lock_id>, or None."""
+    return _lock_ids[lock_id] if 0 < lock_id < len(_lock_ids) else None
 
 
 def reset_after_fork():
     """In a fork child: only the forking thread survives; start over with it as thread 0."""
     global _lock
     _lock = _thread.allocate_lock()
-    _states.clear()
+    _local.state = None
     _threads.clear()
     _objects.clear()
     _syncs.clear()
@@ -146,7 +148,7 @@ def _probe(obj, key, site, is_write, how=None):
         del released  # finalizers of swept objects run here, outside the lock
         if events and on_race is not None:
             for event in events:
-                on_race((target, key) + event)
+                _report(on_race, (target, key) + event)
     if state.pending:
         _drain(state)
 
@@ -167,6 +169,14 @@ def _record_access(target, key, is_write, atomic, site, state):
             released = _objects.sweep()
         events = _check(record, key, state, site, is_write, atomic, stack)
     return target, key, events, released
+
+
+def _report(on_race, event):
+    try:
+        on_race(event)
+    except Exception:  # noqa: BLE001 - like C's PyErr_WriteUnraisable: never into the program
+        import traceback
+        sys.stderr.write(f"Exception ignored in: {on_race!r}\n{traceback.format_exc()}")
 
 
 def _drain(state):
@@ -201,7 +211,8 @@ def _check(record, key, state, site, is_write, atomic, stack):
         if last is not None and _conflicts(last, atomic, vc):
             found.append((True, last))
         if cell.shared is not None:
-            found.extend((False, r) for r in cell.shared.values() if _conflicts(r, atomic, vc))
+            found.extend((False, r) for _, r in sorted(cell.shared.items())  # by tid, as C
+                         if _conflicts(r, atomic, vc))
         elif cell.read is not None and _conflicts(cell.read, atomic, vc):
             found.append((False, cell.read))
         cell.write = shadow.Access(now, site, state.lockset, stack)
@@ -263,16 +274,21 @@ def _capture_stack():
 
 # -- synchronization ---------------------------------------------------------------------------
 
-def _sync_var(obj):
+def _sync_var(obj, is_lock):
+    released = None
     with _lock:
         _syncs.forget_dead()
+        if _syncs.sweep_due():
+            released = _syncs.sweep()
+    del released  # outside the lock: dropping them may run finalizers
     var = _syncs.get(obj)
     if var is None:
-        name = f"{type(obj).__name__} at 0x{id(obj):x}"
+        var = _syncs.insert(*_syncs.create(obj, SyncVar))
+    if is_lock and not var.id:
         with _lock:
-            sync_id = len(_sync_names)
-            _sync_names.append(name)
-        var = _syncs.insert(*_syncs.create(obj, lambda ref: SyncVar(ref, sync_id)))
+            if not var.id:
+                var.id = len(_lock_ids)
+                _lock_ids.append((type(obj), id(obj)))
     return var
 
 
@@ -303,7 +319,7 @@ def _sync_event(obj, is_acquire, is_lock):
         return
     state.busy = True
     try:
-        var = _sync_var(obj)
+        var = _sync_var(obj, is_lock)
         with _lock:
             if is_acquire:
                 join(state.vc, var.vc)
@@ -331,8 +347,6 @@ def _update_lockset(state, sync_id, delta):
 def thread_end(obj):
     """The calling thread is finishing: publish its clock on `obj` (its Thread) for join()."""
     happens_before(obj)
-    with _lock:
-        _states.pop(_get_ident(), None)  # a new thread reusing this ident starts afresh
 
 
 def sync(obj, site):

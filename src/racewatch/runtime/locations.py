@@ -64,11 +64,14 @@ except ImportError:
 _skip_types = {}  # type -> True when attribute accesses on its instances cannot race
 
 
-def _safe(key):
+SAFE_DEPTH = 32  # tuples nested deeper are compared by identity (as in _fast.c)
+
+
+def _safe(key, depth=0):
     tp = type(key)
     if tp in _SAFE:
         return True
-    return tp is tuple and all(_safe(k) for k in key)
+    return tp is tuple and depth < SAFE_DEPTH and all(_safe(k, depth + 1) for k in key)
 
 
 def canonical(key):
@@ -96,7 +99,7 @@ def container_kind(obj):
 
 def _shape_owner(obj):
     """The container whose shape reading `obj` reads (a dict view reads its dict)."""
-    if type(obj) in _DICT_VIEWS:
+    if issubclass(type(obj), _DICT_VIEWS):
         # view.mapping is a read-only proxy; the dict itself is what the view refers to
         return next((r for r in gc.get_referents(obj) if isinstance(r, dict)), None)
     return obj if container_kind(obj) else None
@@ -221,6 +224,9 @@ def resolve(obj, key, kind, is_write, how, frame):
         if container_kind(obj) is not None:
             write, atomic = _METHODS[kind]
             return [(obj, SHAPE, write, atomic)]
+        if type(obj) is super:
+            owner = superattr.owner(obj, key)
+            return [(owner, key, False, 0)] if owner is not None else []
         owner = _attr_owner(obj)
         return [(_read_owner(owner, key), key, False, 0)] if owner is not None else []
     if kind == K.ITEM:

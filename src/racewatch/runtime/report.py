@@ -104,13 +104,22 @@ class Race:
             "thread": threads.describe(prev_tid), "mutexes": [f"M{i}" for i in prev_lockset],
             "stack": prev_frames,
         }
-        self.mutexes = {f"M{i}": sync_name(i) for i in sorted(set(lockset) | set(prev_lockset))}
+        self.mutexes = {f"M{i}": _describe_lock(sync_name(i))
+                        for i in sorted(set(lockset) | set(prev_lockset))}
         self.thread_origins = []
         for t in sorted({tid, prev_tid}):
             info = threads.info(t)
             if t != 0 and info is not None:
                 status = "finished" if info.finished else "running"
                 self.thread_origins.append((threads.describe(t), status, info.created_at))
+
+
+def _describe_lock(found):
+    """`_thread.lock at 0x7f...` from the (type, address) a runtime keeps for each lock."""
+    if found is None:
+        return "a lock"
+    tp, address = found
+    return f"{tp.__module__}.{tp.__qualname__} at 0x{address:x}"
 
 
 def _frames(frames, strip, width):

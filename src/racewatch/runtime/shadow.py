@@ -114,8 +114,8 @@ class LifetimeTable:
             record = self.records.get(key)
             if record is None or type(record.ref) is weakref.ref:
                 continue
-            # References: the record, getrefcount's argument, and `record.ref` read here.
-            if sys.getrefcount(record.ref) <= 3:
+            # Two references when only the record holds it: the record's, getrefcount's argument.
+            if sys.getrefcount(record.ref) <= 2:
                 released.append(record.ref)
                 del self.records[key]
             else:
