@@ -1,6 +1,6 @@
 """ONE options table, feeding the PYTHONRACE / -X race string, CLI flags, pytest and the docs."""
 
-from typing import Any, Callable, NamedTuple
+from collections import namedtuple
 
 
 class ConfigError(Exception):
@@ -35,12 +35,8 @@ def _choice(*allowed):
     return parse
 
 
-class Option(NamedTuple):
-    name: str
-    parse: Callable[[str], Any]
-    default: Any
-    help: str
-    metavar: str = ""  # empty for on/off options, which are CLI flags without a value
+# metavar: empty for on/off options, which are CLI flags without a value
+Option = namedtuple("Option", "name parse default help metavar", defaults=("",))
 
 
 OPTIONS = (

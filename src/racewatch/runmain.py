@@ -3,7 +3,6 @@
 import builtins
 import importlib.machinery
 import os
-import runpy
 import sys
 import types
 
@@ -116,6 +115,7 @@ def run_module(name, args, alter_argv=True):
         sys.argv = ["-m", *args]
         sys.path[0] = os.getcwd()
     sys.modules["__main__"] = _fresh_main()
+    import runpy  # only here: a script run does not need it
     run_as_main = getattr(runpy, "_run_module_as_main", None)
     if run_as_main is None:  # pragma: no cover - every CPython 3.11-3.14 has it
         return _run(lambda: runpy.run_module(name, run_name="__main__", alter_sys=True))

@@ -1,6 +1,5 @@
 """racewatch's own .pyc files: own cache tag, atomic writes, silently optional."""
 
-import hashlib
 import importlib.util
 import marshal
 import os
@@ -10,6 +9,11 @@ from types import CodeType
 
 import racewatch
 from racewatch import env
+
+try:  # the builtin blake2: hashlib would load OpenSSL (4 MB) into every racewatch process
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - every CPython build has _blake2
+    from hashlib import blake2b
 
 # File layout: MAGIC, Python's own magic, fingerprint (8), source mtime_ns (8), source size (8),
 # blake2b-16 digest of the payload, payload = marshal((code, site records, layout)).
@@ -23,7 +27,7 @@ STATS = {"hit": 0, "miss": 0, "write": 0, "write_failed": 0}
 
 def fingerprint(*parts):
     """8 bytes naming what produced the rewritten code: racewatch's rewriter and options."""
-    digest = hashlib.blake2b(digest_size=8)
+    digest = blake2b(digest_size=8)
     digest.update(racewatch.__version__.encode())
     here = os.path.dirname(os.path.abspath(__file__))
     for name in sorted(os.listdir(here)):
@@ -74,7 +78,7 @@ def _decode(data, fp, stamp):
     if len(data) < _HEADER or not data.startswith(prefix):
         return None
     digest, payload = data[len(prefix):_HEADER], data[_HEADER:]
-    if hashlib.blake2b(payload, digest_size=16).digest() != digest:
+    if blake2b(payload, digest_size=16).digest() != digest:
         return None  # truncated or corrupted: never hand marshal bytes we did not write
     entry = marshal.loads(payload)
     if (type(entry) is not tuple or len(entry) != 3 or type(entry[0]) is not CodeType
@@ -94,7 +98,7 @@ def store(source_path, fp, stamp, entry):
     try:
         payload = marshal.dumps(entry)
         data = (MAGIC + _PY_MAGIC + fp + stamp
-                + hashlib.blake2b(payload, digest_size=16).digest() + payload)
+                + blake2b(payload, digest_size=16).digest() + payload)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(tmp, "wb") as f:
             f.write(data)

@@ -2,7 +2,7 @@
 
 import sys
 
-from racewatch.rewriter import cache, instrument, sites
+from racewatch.rewriter import cache, sites
 
 
 class Instrumenter:
@@ -27,6 +27,8 @@ class Instrumenter:
             original = get_original()
             if original is None:
                 return None
+            # imported here: a warm start never needs the pass, `bytecode` or `ast`
+            from racewatch.rewriter import instrument
             entry = instrument.instrument_module(original, path)
             if stamp is not None:
                 cache.store(path, self.fingerprint, stamp, entry)

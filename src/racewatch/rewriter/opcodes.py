@@ -5,18 +5,7 @@ import dis
 from bytecode import Compare, Instr
 
 from racewatch import env
-
-# Probes are loaded by `LOAD_GLOBAL (True, name)` from builtins. The names are not identifiers,
-# so user code can never shadow them and rewritten code stays marshal-able (cacheable).
-# One name per hot-path function instead of one namespace object: the extra method load costs
-# 4-5 ns per access on 3.11/3.12 (measured), a third of the whole C fast path.
-API_PREFIX = "@racewatch."
-API_FUNCTIONS = ("read", "write", "call", "acquire", "release", "sync", "hit")
-
-
-def api_name(function):
-    return API_PREFIX + function
-
+from racewatch.runtime import API_PREFIX, api_name
 
 def load_api(function):
     """Push a callable in the non-method call form: `LOAD_GLOBAL (True, name)` puts the NULL

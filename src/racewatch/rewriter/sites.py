@@ -1,8 +1,8 @@
 """Small-int site ids for probes, and the process-wide table that maps them back to source."""
 
 import _thread
+from collections import namedtuple
 from types import CodeType
-from typing import NamedTuple
 
 from racewatch.runtime import sitekinds as K
 
@@ -24,12 +24,7 @@ def kind_bytes(records):
     return bytes(KINDS.get(kind, K.NONE) for _line, _function, kind, _name in records)
 
 
-class Site(NamedTuple):
-    file: str
-    line: int
-    function: str
-    kind: str
-    name: str
+Site = namedtuple("Site", "file line function kind name")
 
 
 class SiteId(int):

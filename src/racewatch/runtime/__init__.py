@@ -4,7 +4,16 @@ import builtins
 import importlib
 import sys
 
-from racewatch.rewriter import opcodes
+# Probes call these through builtins names that are not identifiers, so user code can never
+# shadow them and rewritten code stays marshal-able (cacheable). One name per hot-path
+# function rather than one namespace object: the extra method load costs 4-5 ns per access on
+# 3.11/3.12 (measured), a third of the whole C fast path.
+API_PREFIX = "@racewatch."
+API_FUNCTIONS = ("read", "write", "call", "acquire", "release", "sync", "hit")
+
+
+def api_name(function):
+    return API_PREFIX + function
 
 
 def load(name):
@@ -26,12 +35,12 @@ def install_api(impl):
     """Bind `impl`'s hot-path functions to the builtins names probes load."""
     global active
     active = impl
-    for function in opcodes.API_FUNCTIONS:
-        setattr(builtins, opcodes.api_name(function), getattr(impl, function))
+    for function in API_FUNCTIONS:
+        setattr(builtins, api_name(function), getattr(impl, function))
 
 
 def uninstall_api():
     global active
     active = None
-    for function in opcodes.API_FUNCTIONS:
-        builtins.__dict__.pop(opcodes.api_name(function), None)
+    for function in API_FUNCTIONS:
+        builtins.__dict__.pop(api_name(function), None)
