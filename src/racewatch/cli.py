@@ -1,7 +1,6 @@
 """The `racewatch` command line: `racewatch run`."""
 
 import os
-import signal
 import sys
 
 import racewatch
@@ -69,27 +68,10 @@ def _split_target(rest):
 def _run(args):
     values, rest = config.parse_cli(args)
     script, module, program_args = _split_target(rest)
-    session = Session(config.Options(**values), default_roots(script))
+    start = os.path.dirname(os.path.abspath(script)) if script is not None else os.getcwd()
+    session = Session(config.resolve(start, values), default_roots(script))
     if script is not None:
         outcome = runmain.run_path(script, program_args, session.instrumenter.code_for)
     else:
         outcome = runmain.run_module(module, program_args)
-    try:
-        session.shutdown()
-    except KeyboardInterrupt:
-        outcome.interrupted = True
-    status = session.finish(outcome.status)
-    if outcome.interrupted:
-        _exit_by_sigint()
-    return status
-
-
-def _exit_by_sigint():
-    """Like the interpreter after an unhandled Ctrl-C: die of SIGINT, so shells see it."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001 - a closed stream must not hide the signal
-            pass
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGINT)
+    return session.end(outcome)

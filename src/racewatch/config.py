@@ -1,5 +1,7 @@
 """ONE options table, feeding the PYTHONRACE / -X race string, CLI flags, pytest and the docs."""
 
+import os
+import sys
 from collections import namedtuple
 
 
@@ -65,6 +67,9 @@ OPTIONS = (
            "cheapest) or its `full` stack, recorded at every shadow update.", "MODE"),
     Option("cache", _bool, True,
            "Keep rewritten code in __pycache__ so a warm start does not rewrite again."),
+    Option("suppressions", str, "",
+           "A suppressions file of `race:PATTERN` / `race_top:PATTERN` lines (TSan's "
+           "format); a relative path in pyproject.toml is relative to that file.", "FILE"),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -143,3 +148,94 @@ def parse_cli(args):
             i += 1
         values[option.name] = parse_value(option.name, value, "command line")
     return values, args[i:]
+
+
+# -- where options come from, in increasing precedence: pyproject, PYTHONRACE, -X race, flags --
+
+OFF = ("", "0", "false", "off", "no")  # PYTHONRACE / -X race values that leave racewatch off
+
+
+def requested(environ=None, xoptions=None):
+    """The activation strings in force, [(text, where)], or [] when racewatch is not asked for.
+
+    PYTHONRACE is ignored under -E / -I, like every PYTHON* variable."""
+    environ = os.environ if environ is None else environ
+    xoptions = sys._xoptions if xoptions is None else xoptions
+    found = []
+    text = environ.get("PYTHONRACE", "")
+    if text.strip().lower() not in OFF and not sys.flags.ignore_environment:
+        found.append((text, "PYTHONRACE"))
+    x = xoptions.get("race")
+    if x is True:
+        found.append(("1", "-X race"))
+    elif x is not None and x.strip().lower() not in OFF:
+        found.append((x, "-X race"))
+    return found
+
+
+def find_pyproject(start):
+    """The nearest pyproject.toml in `start` or above it, or None."""
+    here = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(here, "pyproject.toml")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def read_pyproject(path):
+    """The values of `[tool.racewatch]` in the pyproject.toml at `path`."""
+    import tomllib  # only when a project file exists: most starts never need it
+    where = f"{path} [tool.racewatch]"
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    table = data.get("tool", {}).get("racewatch", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"malformed {where}: expected a table")
+    values = {name: native_value(name, value, where) for name, value in table.items()}
+    if values.get("suppressions"):  # relative to the project, not to wherever python started
+        values["suppressions"] = os.path.join(os.path.dirname(path), values["suppressions"])
+    return values
+
+
+def native_value(name, value, where):
+    """A TOML or Python value for an option: strings parse as everywhere else; bools, ints and
+    lists of strings must fit the option."""
+    option = BY_NAME.get(name)
+    if option is None:
+        raise ConfigError(f"unknown option '{name}' ({where})")
+    if isinstance(value, str):
+        return parse_value(name, value, where)
+    fits = (isinstance(value, bool) and option.parse is _bool
+            or type(value) is int and option.parse is _int
+            or isinstance(value, (list, tuple)) and option.parse is _patterns
+            and all(isinstance(v, str) for v in value))
+    if not fits:
+        raise ConfigError(f"bad value {value!r} for option '{name}' ({where})")
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def from_environment(environ=None, xoptions=None):
+    """Values from PYTHONRACE, then -X race (which wins)."""
+    values = {}
+    for text, where in requested(environ, xoptions):
+        values.update(parse_string(text, where))
+    return values
+
+
+def resolve(start, flags=None, environ=None, xoptions=None):
+    """The options in force: [tool.racewatch] of the project holding `start` (a directory),
+    then PYTHONRACE, then -X race, then `flags` (command line or pytest)."""
+    values = {}
+    path = find_pyproject(start)
+    if path is not None:
+        values.update(read_pyproject(path))
+    values.update(from_environment(environ, xoptions))
+    values.update(flags or {})
+    return Options(**values)

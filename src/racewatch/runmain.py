@@ -3,6 +3,7 @@
 import builtins
 import importlib.machinery
 import os
+import signal
 import sys
 import types
 
@@ -53,6 +54,11 @@ def _system_exit_status(exc):
     return 1
 
 
+def run_guarded(execute):
+    """Run `execute()` (the program); its Outcome, as the interpreter would end it."""
+    return _run(execute)
+
+
 def _run(execute):
     """Run `execute()`; print an uncaught exception the way the interpreter does."""
     try:
@@ -76,8 +82,9 @@ def _run(execute):
 stacks.BOUNDARIES.add(_run.__code__)  # frames below the program's own are racewatch's runner
 
 
-def run_path(path, args, instrument):
-    """`python PATH ARGS`: a script file, or a directory / zip file with a __main__.py."""
+def run_path(path, args, instrument, set_path0=True):
+    """`python PATH ARGS`: a script file, or a directory / zip file with a __main__.py.
+    `set_path0=False` leaves sys.path[0] to the caller (the interpreter's -P)."""
     if not os.path.exists(path):
         raise UsageError(f"can't open file {os.path.abspath(path)!r}: "
                          "[Errno 2] No such file or directory")
@@ -86,7 +93,8 @@ def run_path(path, args, instrument):
         sys.path[0] = path
         return run_module("__main__", None, alter_argv=False)
     abspath = os.path.abspath(path)
-    sys.path[0] = os.path.dirname(os.path.realpath(path))
+    if set_path0:
+        sys.path[0] = os.path.dirname(os.path.realpath(path))
     try:
         with open(abspath, "rb") as f:
             source = f.read()
@@ -120,3 +128,14 @@ def run_module(name, args, alter_argv=True):
     if run_as_main is None:  # pragma: no cover - every CPython 3.11-3.14 has it
         return _run(lambda: runpy.run_module(name, run_name="__main__", alter_sys=True))
     return _run(lambda: run_as_main(name, alter_argv))
+
+
+def exit_by_sigint():
+    """Like the interpreter after an unhandled Ctrl-C: die of SIGINT, so shells see it."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed stream must not hide the signal
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)

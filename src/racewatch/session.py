@@ -5,14 +5,20 @@ import collections
 import os
 import threading
 
-from racewatch import runtime
+from racewatch import processes, runtime
 from racewatch.rewriter import hook, select, sites
 from racewatch.runtime import interceptors, locations, report, superattr, threads
+
+# The session of this process, whoever started it (racewatch run, -X race / PYTHONRACE,
+# pytest --race, racewatch.start()); None when racewatch is not running here.
+current = None
 
 
 class Session:
     def __init__(self, options, roots):
+        global current
         self.options = options
+        self.finished = False  # the summary was printed: later finish() calls change nothing
         self.engine = engine = runtime.load(options.runtime)
         engine.current_tid()  # the thread starting racewatch is thread 0
         self.reporter = report.Reporter(options, engine)
@@ -30,10 +36,36 @@ class Session:
             options=(options.include, options.exclude), use_cache=options.cache)
         self.installed = hook.install(self.selector, self.instrumenter)
         interceptors.install(engine)  # after the hook: it patches what the hook instruments too
+        processes.install()
+        self.active = True
+        current = self
 
     def _after_fork(self):
         self.engine.reset_after_fork()
         threads.reset()
+        self.reporter.reset()
+        self.finished = False
+
+    def stop(self):
+        """Stop detecting: modules imported later are left alone, and probes already in
+        instrumented code do nothing (they stay bound, so that code keeps running)."""
+        if not self.active:
+            return
+        from racewatch.runtime import null
+        self.installed.uninstall()
+        interceptors.uninstall()
+        null.install()
+        self.active = False
+
+    def resume(self):
+        """Detect again after stop(), with the same state and reports."""
+        if self.active:
+            return
+        self.installed = hook.install(self.selector, self.instrumenter)
+        runtime.install_api(self.engine)
+        interceptors.install(self.engine)
+        processes.install()
+        self.active = True
 
     def shutdown(self):
         """What the interpreter does after __main__ ends: wait for threads, run atexit.
@@ -48,8 +80,26 @@ class Session:
         if run_exitfuncs is not None:
             run_exitfuncs()
 
+    def end(self, outcome):
+        """After the program's main code (a runmain.Outcome): shutdown, the summary, and the
+        exit status; a program ended by Ctrl-C dies of SIGINT, as under python."""
+        try:
+            self.shutdown()
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+        status = self.finish(outcome.status)
+        if outcome.interrupted:
+            from racewatch import runmain
+            runmain.exit_by_sigint()
+        return status
+
     def finish(self, status):
-        """The summary of races found; returns the exit status the process should have."""
+        """The summary of races found; returns the exit status the process should have.
+        Only the first call reports: whoever ends the process first (the runner, a
+        multiprocessing child's bootstrap, the pytest plugin) has the last word."""
+        if self.finished:
+            return status
+        self.finished = True
         return self.reporter.finish(status)
 
 

@@ -246,7 +246,7 @@ typedef struct {
 #define SHARED_READS UINT64_MAX   /* hot r: reads are concurrent, see the cold entry */
 
 typedef struct {
-    uintptr_t key;   /* the key's address, tagged */
+    uintptr_t key;   /* the key (a strong reference), or under TAG_WEAK a weakref to it */
     uint64_t w, r;   /* epochs of the last write and read */
 } Hot;
 
@@ -256,7 +256,6 @@ typedef struct {
 } Shared;
 
 typedef struct {
-    PyObject *keyobj;   /* the key (strong), or a weakref to it (TAG_WEAK) */
     uint32_t w_site, w_extra;
     union {
         struct { uint32_t site, extra; } one;
@@ -290,6 +289,13 @@ typedef struct {
 } SyncVar;
 
 static Map objects, syncs;
+static size_t shadow_bytes, shadow_peak;   /* records and sync vars allocated: for stats() */
+
+static inline void account(Py_ssize_t delta) {
+    shadow_bytes += (size_t)delta;
+    if (shadow_bytes > shadow_peak) shadow_peak = shadow_bytes;
+}
+
 static Tracked **strong_list;      /* tracked objects that hold their object */
 static size_t nstrong, capstrong, strong_since_sweep;
 #define SWEEP_EVERY 4096
@@ -318,13 +324,16 @@ static inline PyObject *untag(uintptr_t key) { return (PyObject *)(key & ~TAG_MA
 static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
     if (tr->kind == KIND_RECORD) {
         Record *rec = (Record *)tr;
+        account(-(Py_ssize_t)RECORD_SIZE(rec->capcells));
         Cold *cold = COLD(rec);
         for (uint32_t i = 0; i < rec->ncells; i++) {
-            if (defer) defer[(*ndefer)++] = cold[i].keyobj; else Py_XDECREF(cold[i].keyobj);
+            PyObject *held = untag(rec->hot[i].key);
+            if (defer) defer[(*ndefer)++] = held; else Py_XDECREF(held);
             if (rec->hot[i].r == SHARED_READS) PyMem_RawFree(cold[i].r.shared);
         }
         PyMem_RawFree(rec->index);
     } else {
+        account(-(Py_ssize_t)sizeof(SyncVar));
         PyMem_RawFree(((SyncVar *)tr)->vc.c);
     }
     if (tr->ref && !tr->strong) ((Ref *)tr->ref)->owner = NULL;   /* hooked: ref is NULL */
@@ -425,6 +434,7 @@ static Tracked *tracked_new(PyObject *obj, uint8_t kind) {
     size_t size = kind == KIND_RECORD ? RECORD_SIZE(FIRST_CELLS) : sizeof(SyncVar);
     Tracked *tr = PyMem_RawCalloc(1, size);
     if (!tr) { PyErr_NoMemory(); return NULL; }
+    account((Py_ssize_t)size);
     if (kind == KIND_RECORD) ((Record *)tr)->capcells = FIRST_CELLS;
     tr->addr = (uintptr_t)obj;
     tr->kind = kind;
@@ -773,37 +783,43 @@ static int key_info(PyObject *key, Py_hash_t *hash, uint8_t *safe) {
     return *hash == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
-static int key_alive(PyObject *ref) {
+/* What a weakref or weakref.proxy refers to (borrowed), or NULL once it is dead. */
+static PyObject *weak_target(PyObject *ref) {
 #if PY_VERSION_HEX >= 0x030D0000
     PyObject *obj;
-    if (PyWeakref_GetRef(ref, &obj) <= 0) { PyErr_Clear(); return 0; }
-    Py_DECREF(obj);
-    return 1;
+    if (PyWeakref_GetRef(ref, &obj) <= 0) { PyErr_Clear(); return NULL; }
+    Py_DECREF(obj);   /* alive: the cell's key is being compared with a live object */
+    return obj;
 #else
-    return PyWeakref_GET_OBJECT(ref) != Py_None;
+    PyObject *obj = PyWeakref_GET_OBJECT(ref);
+    return obj == Py_None ? NULL : obj;
 #endif
 }
 
 /* The hash a cell is indexed by: its key's value hash if compared by value, else address. */
 static Py_hash_t cell_hash(Record *rec, uint32_t i) {
-    Cold *c = &COLD(rec)[i];
-    if (!(rec->hot[i].key & TAG_WEAK) && safe_key(c->keyobj, 0)) {
-        Py_hash_t h = PyObject_Hash(c->keyobj);   /* builtin scalars: cached or cheap */
+    uintptr_t tagged = rec->hot[i].key;
+    PyObject *held = untag(tagged);
+    if (tagged & TAG_WEAK) {
+        PyObject *target = weak_target(held);
+        return (Py_hash_t)((uintptr_t)(target ? target : held) >> 4);
+    }
+    if (safe_key(held, 0)) {
+        Py_hash_t h = PyObject_Hash(held);   /* builtin scalars: cached or cheap */
         if (h != -1) return h;
         PyErr_Clear();
     }
-    return (Py_hash_t)((uintptr_t)untag(rec->hot[i].key) >> 4);
+    return (Py_hash_t)((uintptr_t)held >> 4);
 }
 
 static inline int same_key(Record *rec, uint32_t i, PyObject *key, Py_hash_t hash,
                            uint8_t safe) {
     uintptr_t tagged = rec->hot[i].key;
-    Cold *c = &COLD(rec)[i];
-    if (untag(tagged) == key)   /* the same address: the same key, unless the key died */
-        return !(tagged & TAG_WEAK) || key_alive(c->keyobj);
-    if (!safe || (tagged & TAG_WEAK) || !safe_key(c->keyobj, 0)) return 0;
-    if (cell_hash(rec, i) != hash) return 0;
-    int eq = PyObject_RichCompareBool(c->keyobj, key, Py_EQ);   /* builtin scalars only */
+    PyObject *held = untag(tagged);
+    if (tagged & TAG_WEAK) return weak_target(held) == key;   /* dead: an address reused */
+    if (held == key) return 1;
+    if (!safe || !safe_key(held, 0) || cell_hash(rec, i) != hash) return 0;
+    int eq = PyObject_RichCompareBool(held, key, Py_EQ);   /* builtin scalars only */
     if (eq < 0) { PyErr_Clear(); return 0; }
     return eq;
 }
@@ -842,9 +858,11 @@ static int reindex(Record *rec) {
 /* Make room for one more cell. The record moves: everything that points at it follows. */
 static Record *grow_record(Record *rec) {
     if (rec->ncells < rec->capcells) return rec;
-    uint32_t cap = rec->capcells < 8 ? rec->capcells + 2 : rec->capcells + rec->capcells / 2;
+    /* small records (most objects have a handful of attributes) grow a cell at a time */
+    uint32_t cap = rec->capcells < 6 ? rec->capcells + 1 : rec->capcells + rec->capcells / 2;
     Record *moved = PyMem_RawMalloc(RECORD_SIZE(cap));
     if (!moved) { PyErr_NoMemory(); return NULL; }
+    account((Py_ssize_t)(RECORD_SIZE(cap) - RECORD_SIZE(rec->capcells)));
     memcpy(moved, rec, sizeof(Record));
     memcpy(moved->hot, rec->hot, rec->ncells * sizeof(Hot));
     moved->capcells = cap;
@@ -878,10 +896,8 @@ static int add_cell(Record **recp, PyObject *key, Py_hash_t hash, uint8_t safe) 
     if (!rec) { Py_XDECREF(held); return -1; }
     *recp = rec;
     uint32_t i = rec->ncells++;
-    rec->hot[i] = (Hot){(uintptr_t)key | (held ? TAG_WEAK : 0), 0, 0};
-    Cold *c = &COLD(rec)[i];
-    memset(c, 0, sizeof(*c));
-    c->keyobj = held ? held : Py_NewRef(key);
+    rec->hot[i] = (Hot){held ? (uintptr_t)held | TAG_WEAK : (uintptr_t)Py_NewRef(key), 0, 0};
+    memset(&COLD(rec)[i], 0, sizeof(Cold));
     if (rec->ncells > 8 && (rec->ncells * 2 + 2 > rec->capindex) && reindex(rec) < 0) return -1;
     if (rec->index) {
         uint32_t mask = rec->capindex - 1, j = (uint32_t)hash & mask;
@@ -961,19 +977,6 @@ static PyObject *shape_owner(PyObject *obj) {
     return container_kind(obj) ? obj : NULL;
 }
 
-/* What a weakref.proxy stands for (borrowed), or NULL once it is dead. */
-static PyObject *referent(PyObject *proxy) {
-#if PY_VERSION_HEX >= 0x030D0000
-    PyObject *obj;
-    if (PyWeakref_GetRef(proxy, &obj) <= 0) { PyErr_Clear(); return NULL; }
-    Py_DECREF(obj);   /* alive: the proxied access is about to use it */
-    return obj;
-#else
-    PyObject *obj = PyWeakref_GET_OBJECT(proxy);
-    return obj == Py_None ? NULL : obj;
-#endif
-}
-
 /* Whether a class attribute is a method: what instances normally read from the class, never
  * having it themselves (functions, method descriptors, class and static methods). */
 static int is_method(PyObject *attr) {
@@ -1012,7 +1015,7 @@ static PyObject *read_owner(PyObject *obj, PyObject *key, long site) {
 
 /* The owner of attribute `key` of `obj`, or NULL (no error) when it cannot race. */
 static PyObject *attr_owner(PyObject *obj, PyObject *key) {
-    if (PyWeakref_CheckProxy(obj) && !(obj = referent(obj))) return NULL;
+    if (PyWeakref_CheckProxy(obj) && !(obj = weak_target(obj))) return NULL;
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp == &PySuper_Type) {
         if (!super_owner) return NULL;
@@ -1740,14 +1743,26 @@ static PyObject *fast_deaths(PyObject *m, PyObject *noargs) {
 }
 
 static PyObject *fast_referent(PyObject *m, PyObject *obj) {
-    PyObject *r = PyWeakref_CheckProxy(obj) ? referent(obj) : NULL;
+    PyObject *r = PyWeakref_CheckProxy(obj) ? weak_target(obj) : NULL;
     return Py_NewRef(r ? r : Py_None);
 }
 
 static PyObject *fast_stats(PyObject *m, PyObject *noargs) {
-    return Py_BuildValue("{s:n,s:n,s:n,s:I}", "objects", (Py_ssize_t)objects.used, "syncs",
-                         (Py_ssize_t)syncs.used, "strong", (Py_ssize_t)nstrong, "threads",
-                         nthreads);
+    size_t cells = 0, capacity = 0, bytes = 0;
+    for (size_t i = 0; i < objects.cap; i++) {
+        Record *rec = objects.slots[i].value;
+        if (!objects.slots[i].key) continue;
+        cells += rec->ncells;
+        capacity += rec->capcells;
+        bytes += RECORD_SIZE(rec->capcells) + rec->capindex * sizeof(uint32_t);
+    }
+    return Py_BuildValue("{s:n,s:n,s:n,s:I,s:n,s:n,s:n,s:n,s:n}", "shadow_bytes",
+                         (Py_ssize_t)shadow_bytes, "shadow_peak", (Py_ssize_t)shadow_peak,
+                         "objects", (Py_ssize_t)objects.used,
+                         "syncs", (Py_ssize_t)syncs.used, "strong", (Py_ssize_t)nstrong,
+                         "threads", nthreads, "cells", (Py_ssize_t)cells,
+                         "cell_capacity", (Py_ssize_t)capacity, "record_bytes",
+                         (Py_ssize_t)bytes);
 }
 
 #define FAST(name, doc) {#name, (PyCFunction)(void (*)(void))fast_##name, METH_FASTCALL, doc}

@@ -44,6 +44,16 @@ def install(engine):
         sys.meta_path.insert(0, _AfterImport)
 
 
+def on_import(name, patch):
+    """Run `patch(module)` once the module `name` has been imported (now, if it already is)."""
+    if name in sys.modules:
+        patch(sys.modules[name])
+        return
+    _AfterImport.pending[name] = patch
+    if _AfterImport not in sys.meta_path:
+        sys.meta_path.insert(0, _AfterImport)
+
+
 def uninstall():
     if _AfterImport in sys.meta_path:
         sys.meta_path.remove(_AfterImport)
@@ -221,55 +231,20 @@ def _barriers():
     real_wait = _patch(threading.Barrier, "wait", wait)
 
 
-# -- queues: the put of an item happens-before the get that returns it -------------------------
-
-class _Token:
-    """One put's clock, handed to the get that returns its item."""
-    __slots__ = ("__weakref__",)
-
-
-_pending_items = weakref.WeakKeyDictionary()  # queue -> {id(item): [tokens, oldest first]}
-_pending_lock = _thread.allocate_lock()  # two threads putting at once must not lose a token
-
-
-def _before_put(q, item):
-    token = _Token()
-    _engine.happens_before(token)
-    with _pending_lock:
-        _pending_items.setdefault(q, {}).setdefault(id(item), []).append(token)
-    return token
-
-
-def _undo_put(q, item, token):
-    with _pending_lock:
-        tokens = _pending_items.get(q, {}).get(id(item))
-        if tokens and token in tokens:
-            tokens.remove(token)
-
-
-def _after_get(q, item):
-    with _pending_lock:
-        by_item = _pending_items.get(q)
-        tokens = by_item.get(id(item)) if by_item is not None else None
-        token = tokens.pop(0) if tokens else None
-        if token is not None and not tokens:
-            del by_item[id(item)]
-    if token is not None:
-        _engine.happens_after(token)
-
+# -- queues: a put happens-before the gets that come after it --------------------------------
+# Every put and get of a queue.Queue holds the queue's one mutex, so a get is really ordered
+# after all the puts before it, not only the one of its item: the queue is one sync object.
+# (A per-item model would be weaker than the real synchronization: it would report what the
+# queue's mutex orders, and it would cost memory for every item in flight.)
 
 def _put(q, put, item, *args, **kwargs):
-    token = _before_put(q, item)  # before the real put: a getter may run as soon as it returns
-    try:
-        return put(q, item, *args, **kwargs)
-    except BaseException:
-        _undo_put(q, item, token)
-        raise
+    _engine.happens_before(q)  # before the real put: a getter may run as soon as it returns
+    return put(q, item, *args, **kwargs)
 
 
 def _get(q, get, *args, **kwargs):
     item = get(q, *args, **kwargs)
-    _after_get(q, item)
+    _engine.happens_after(q)
     return item
 
 
@@ -376,12 +351,10 @@ def _asyncio(base_events):
     loop_type = base_events.BaseEventLoop
 
     def call_soon_threadsafe(self, callback, *args, context=None):
-        token = _Token()
-        _engine.happens_before(token)
-
-        def after_call(*call_args):
-            _engine.happens_after(token)
+        def after_call(*call_args):  # the wrapper is also the sync object of this one call
+            _engine.happens_after(after_call)
             return callback(*call_args)
+        _engine.happens_before(after_call)
         return real(self, after_call, *args, context=context)
 
     real = _patch(loop_type, "call_soon_threadsafe", call_soon_threadsafe)

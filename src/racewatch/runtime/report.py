@@ -5,7 +5,7 @@ import os
 import sys
 
 from racewatch.rewriter.sites import SITES
-from racewatch.runtime import locations, stacks, threads
+from racewatch.runtime import locations, stacks, suppress, threads
 
 BAR = "=================="
 
@@ -90,6 +90,7 @@ class Race:
          prev_site, prev_tid, prev_write, prev_atomic, prev_lockset, prev_stack) = event
         self.location = describe_location(target, key, SITES[site].kind)
         self.sites = (site, prev_site)
+        self.pair = tuple(sorted(self.sites))  # how the runtime keys racing pairs
         self.current = {
             "access": _word(site, is_write, atomic), "tid": tid, "thread": threads.describe(tid),
             "mutexes": [f"M{i}" for i in lockset], "stack": stacks.capture(),
@@ -151,12 +152,11 @@ def format_text(race, strip=""):
     return "".join(parts)
 
 
-def format_json(race, strip=""):
-    import json  # only for this format: imported eagerly, json could not be instrumented
-
+def as_dict(race, strip=""):
+    """The JSON form of a race as plain data (also what `racewatch.races()` returns)."""
     def frames(fs):
         return [{"function": f, "file": _strip(p, strip), "line": n} for f, p, n in fs]
-    record = {
+    return {
         "type": "race", "location": race.location,
         "access": dict(race.current, stack=frames(race.current["stack"])),
         "previous": dict(race.previous, stack=frames(race.previous["stack"])),
@@ -164,7 +164,11 @@ def format_json(race, strip=""):
                     for n, s, c in race.thread_origins],
         "mutexes": race.mutexes,
     }
-    return json.dumps(record) + "\n"
+
+
+def format_json(race, strip=""):
+    import json  # only for this format: imported eagerly, json could not be instrumented
+    return json.dumps(as_dict(race, strip)) + "\n"
 
 
 class Reporter:
@@ -174,23 +178,43 @@ class Reporter:
         self.options = options
         self.engine = engine
         self.sink = Sink(options.log_path)
+        self.suppressions = suppress.load(options.suppressions)  # a bad file stops the start
+        self.echo = True      # write each report to the sink as it is found
+        self.listeners = []   # listener(race, text) per report: the pytest plugin's attribution
+        self.reset()
+
+    def reset(self):
+        """Forget what was reported (a fork child starts over)."""
         self.found = 0
+        self.records = []        # the Race of every report, in order
+        self.suppressed = set()  # site pairs a suppression matched: never counted
         self._lock = _thread.allocate_lock()  # reports from two threads must not interleave
 
     def on_race(self, event):
         race = Race(event, self.options.history == "full", self.engine.sync_name)
+        if self.suppressions.match(race) is not None:
+            self.suppressed.add(race.pair)
+            return
         form = format_json if self.options.format == "json" else format_text
         text = form(race, self.options.strip_path_prefix)
         with self._lock:
             self.found += 1
-            self.sink.write(text)
+            self.records.append(race)
+            if self.echo or self.options.halt_on_error:
+                self.sink.write(text)
+        for listener in list(self.listeners):
+            listener(race, text)
         if self.options.halt_on_error:
             self.sink.write(self.summary())
             _flush_std()
             os._exit(self.options.exitcode)
 
+    def pairs(self):
+        """{(site, site): times raced} of the racing pairs no suppression matched."""
+        return {pair: n for pair, n in self.engine.races().items() if pair not in self.suppressed}
+
     def summary(self):
-        pairs = self.engine.races()
+        pairs = self.pairs()
         if self.options.format == "json":
             import json
             return json.dumps({"type": "summary", "races": len(pairs), "pairs": [
@@ -207,7 +231,7 @@ class Reporter:
     def finish(self, status):
         """Print the summary; the exit status: `exitcode` when races were found and the
         program itself would have exited 0 (as Go's runtime does)."""
-        if not self.engine.races():
+        if not self.pairs():
             return status
         self.sink.write(self.summary())
         return self.options.exitcode if status == 0 else status

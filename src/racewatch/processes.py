@@ -1,0 +1,33 @@
+"""Every process reports on its own: a multiprocessing child ends with its summary and status."""
+
+import sys
+
+from racewatch.runtime import interceptors
+
+
+def install():
+    """Wrap the child side of multiprocessing (all start methods) once it is imported."""
+    interceptors.on_import("multiprocessing.process", _patch)
+
+
+def _patch(module):
+    # BaseProcess._bootstrap runs the child's target and returns its exit status, which
+    # spawn hands to sys.exit and fork / forkserver to os._exit (no atexit there): the one
+    # place every start method passes through after the child's threads are joined.
+    cls = getattr(module, "BaseProcess", None)
+    real = getattr(cls, "__dict__", {}).get("_bootstrap")
+    if real is None or getattr(real, "_racewatch", False):
+        if real is None:
+            sys.stderr.write("racewatch: warning: multiprocessing children cannot report "
+                             "their own summary (no BaseProcess._bootstrap)\n")
+        return
+
+    def _bootstrap(self, *args, **kwargs):
+        status = real(self, *args, **kwargs)
+        from racewatch import session
+        if session.current is None or not session.current.active or type(status) is not int:
+            return status
+        return session.current.finish(status)
+
+    _bootstrap._racewatch = True
+    cls._bootstrap = _bootstrap
