@@ -1,9 +1,36 @@
-"""Build the optional C runtime; a failed compile falls back to the pure-Python twin."""
+"""Build the optional C runtime (a failed compile falls back to the pure-Python twin) and
+install the startup .pth next to the package, for wheels and editable installs alike."""
 
+import os
 import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+
+# Runs racewatch.activate only under -X race / PYTHONRACE. Named to be processed before
+# coverage's a1_coverage.pth: its atexit handler then runs after coverage has saved its data.
+PTH = "a0_racewatch.pth"
+
+
+class BuildPyWithPth(build_py):
+    """Also put the .pth file at the top of site-packages."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            # An editable wheel holds no build_lib files; setuptools' editable_wheel points
+            # the install command at the unpacked wheel, whose top lands in site-packages.
+            target = self.get_finalized_command("install").install_lib
+        else:
+            target = self.build_lib
+        self.copy_file(os.path.join("src", PTH), os.path.join(target, PTH), preserve_mode=0)
+
+    def get_outputs(self, include_bytecode=1):
+        outputs = super().get_outputs(include_bytecode)
+        if getattr(self, "editable_mode", False):
+            return outputs
+        return [*outputs, os.path.join(self.build_lib, PTH)]
 
 
 class OptionalBuildExt(build_ext):
@@ -32,5 +59,5 @@ setup(
         Extension("racewatch.runtime._fast", ["src/racewatch/runtime/_fast.c"],
                   extra_compile_args=["-O2"], optional=True),
     ],
-    cmdclass={"build_ext": OptionalBuildExt},
+    cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithPth},
 )
