@@ -4,7 +4,7 @@ from types import CodeType
 
 from bytecode import Bytecode, Instr
 
-from racewatch.rewriter import names, opcodes, scopes, sites
+from racewatch.rewriter import lines, names, opcodes, scopes, sites
 
 # Code objects that could not be rewritten, as (qualname, error); the code then runs as it was.
 FAILURES = []
@@ -15,15 +15,16 @@ def is_instrumented(code):
     return any(name.startswith(opcodes.API_PREFIX) for name in code.co_names)
 
 
-def instrument_module(code, path):
-    """Rewrite a module's code object and everything nested in it.
+def instrument_module(code, path, race=True, line_probes=False):
+    """Rewrite a module's code object and everything nested in it: race probes before
+    accesses (`race`), and line probes for coverage (`line_probes`).
 
     Returns `(code, records, layout)`: site ids in the code are module-local (from 0); the
     records describe them and the layout says where they are, for `sites.relocate`.
     """
     module_sites = sites.ModuleSites()
-    variables = scopes.global_variables(path) if path else None
-    new_code, layout = _Pass(module_sites, variables, code).rewrite(code)
+    variables = scopes.global_variables(path) if path and race else None
+    new_code, layout = _Pass(module_sites, variables, code, race, line_probes).rewrite(code)
     return new_code, tuple(module_sites.records), layout
 
 
@@ -58,8 +59,10 @@ class _Code:
 
 
 class _Pass:
-    def __init__(self, module_sites, variables, root):
+    def __init__(self, module_sites, variables, root, race=True, line_probes=False):
         self.sites = module_sites
+        self.race = race
+        self.line_probes = line_probes
         self.variables = variables  # global names that are locations; None: all of them
         self.root = root
         self.layouts = {}  # id(rewritten nested code) -> its layout, for sites.finalize
@@ -93,7 +96,7 @@ class _Pass:
     def _rewrite_one(self, code):
         bc = Bytecode.from_code(code)
         ctx = _Code(code, code is self.root)
-        calls = self._uses_accessors(bc, ctx)
+        calls = self.race and self._uses_accessors(bc, ctx)
         out = []
         changed = False
         previous = None
@@ -105,7 +108,8 @@ class _Pass:
                         self.layouts[id(child)] = layout
                         item.arg = child
                         changed = True
-                if previous is None or previous.name not in opcodes.NO_INSERT_AFTER:
+                if self.race and (previous is None
+                                  or previous.name not in opcodes.NO_INSERT_AFTER):
                     probe = self._probe(item, previous, ctx, calls)
                     if probe:
                         for ins in probe:
@@ -114,6 +118,10 @@ class _Pass:
                         changed = True
                 previous = item
             out.append(item)
+        if self.line_probes:
+            probed = lines.insert(out, lambda instr: self._line_probe(instr, ctx))
+            changed = changed or probed is not out
+            out = probed
         if not changed:
             return code
         bc[:] = out
@@ -147,6 +155,13 @@ class _Pass:
         for pushed, operand in enumerate(operands, start=2):
             seq += operand(pushed)
         seq += [Instr("LOAD_CONST", site), *opcodes.call(len(operands) + 1), Instr("POP_TOP")]
+        return seq
+
+    def _line_probe(self, instr, ctx):
+        """`hit(site)` for the line of `instr`, its result dropped."""
+        seq = self._emit("hit", "line", "", instr, ctx, [])
+        for ins in seq:
+            ins.location = instr.location
         return seq
 
     # -- attributes ---------------------------------------------------------------------------

@@ -118,3 +118,26 @@ EQUALITY = {Compare.EQ, Compare.NE} | {getattr(Compare, n) for n in ("EQ_CAST", 
 # (True, f)` pushes [NULL, f] on 3.11/3.12 and [f, NULL] on 3.13).
 CALL_START = "PRECALL" if env.PY311 else "CALL"
 CALLABLE_ABOVE_ARGS = 2 if env.PY313_PLUS else 1
+
+# -- line probes (coverage): where sys.settrace reports "line" events -------------------------
+
+# PYVERSIONS: 3.12+ trace lines through sys.monitoring, which fires only on "marked"
+# instructions (the first of a line in code order, jump landings, exception handlers) and
+# only when the previous instruction had another line or was RESUME (instrumentation.c).
+# 3.11 fires on every change of line and on backward edges (ceval.c maybe_call_line_trace).
+LINE_EVENTS_NEED_MARK = env.PY312_PLUS
+# PYVERSIONS: 3.12+: skipped when marking the first instruction of each line.
+NEVER_STARTS_LINE = {"END_FOR", "END_SEND", "RESUME", "END_ASYNC_FOR"}
+NOT_MARKED_AS_HANDLER = {"END_ASYNC_FOR"}
+# Never an event (and never a probe position: see NO_INSERT_BEFORE).
+NEVER_FIRES_LINE = {"RESUME"} | NO_INSERT_BEFORE
+# PYVERSIONS: an exhausted FOR_ITER lands past its label: 3.12 skips END_FOR, 3.13 END_FOR
+# and the POP_TOP after it (measured with opcode traces).
+JUMP_LANDING_SKIP = {"FOR_ITER": 2} if env.PY313_PLUS else {"FOR_ITER": 1} if env.PY312_PLUS \
+    else {}
+# PYVERSIONS: 3.12+ settrace also reports a JUMP_BACKWARD within one line (its JUMP callback;
+# 3.11 fires on any backward edge, see lines.fires).
+BACKWARD_SAME_LINE_FIRES = {"JUMP_BACKWARD"}
+# Entered only by an exception, with a cleanup region that expects the stack it leaves: the
+# probe goes after it.
+PROBE_AFTER = {"PUSH_EXC_INFO"}

@@ -430,12 +430,45 @@ static void hook_dealloc(PyTypeObject *tp) {
 
 /* Make the Tracked for `obj`. Allocates Python objects (so GC may run): call with no table
  * pointer held, then insert with tracked_insert. */
+/* How many cells records of a type end up with, so a new one is made that size at once
+ * instead of growing cell by cell (most objects of a class get the same attributes). */
+#define HINT_BITS 10
+static struct { PyTypeObject *type; uint32_t cells; } size_hints[1 << HINT_BITS];
+
+static inline size_t hint_slot(PyTypeObject *tp) {
+    return (size_t)(((uint64_t)(uintptr_t)tp * 0x9E3779B97F4A7C15ull) >> (64 - HINT_BITS));
+}
+
+/* Classes written in Python only: containers' records hold one cell per key or index used,
+ * which varies from one container to the next. */
+static inline int hinted(PyTypeObject *tp) {
+    return (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) &&
+           !(tp->tp_flags & (Py_TPFLAGS_LIST_SUBCLASS | Py_TPFLAGS_DICT_SUBCLASS));
+}
+
+static uint32_t first_cells(PyTypeObject *tp) {
+    if (!hinted(tp)) return FIRST_CELLS;
+    size_t i = hint_slot(tp);
+    uint32_t n = size_hints[i].type == tp ? size_hints[i].cells : FIRST_CELLS;
+    return n < FIRST_CELLS ? FIRST_CELLS : n > 16 ? 16 : n;
+}
+
+static void note_cells(PyTypeObject *tp, uint32_t cells) {
+    if (!hinted(tp)) return;
+    size_t i = hint_slot(tp);
+    if (size_hints[i].type != tp || size_hints[i].cells < cells) {
+        size_hints[i].type = tp;   /* borrowed: a stale entry only mis-sizes a record */
+        size_hints[i].cells = cells;
+    }
+}
+
 static Tracked *tracked_new(PyObject *obj, uint8_t kind) {
-    size_t size = kind == KIND_RECORD ? RECORD_SIZE(FIRST_CELLS) : sizeof(SyncVar);
+    uint32_t cap = kind == KIND_RECORD ? first_cells(Py_TYPE(obj)) : 0;
+    size_t size = kind == KIND_RECORD ? RECORD_SIZE(cap) : sizeof(SyncVar);
     Tracked *tr = PyMem_RawCalloc(1, size);
     if (!tr) { PyErr_NoMemory(); return NULL; }
     account((Py_ssize_t)size);
-    if (kind == KIND_RECORD) ((Record *)tr)->capcells = FIRST_CELLS;
+    if (kind == KIND_RECORD) ((Record *)tr)->capcells = cap;
     tr->addr = (uintptr_t)obj;
     tr->kind = kind;
     if (dies_through_hook(Py_TYPE(obj))) {   /* its death is seen without any reference */
@@ -896,6 +929,7 @@ static int add_cell(Record **recp, PyObject *key, Py_hash_t hash, uint8_t safe) 
     if (!rec) { Py_XDECREF(held); return -1; }
     *recp = rec;
     uint32_t i = rec->ncells++;
+    if (!held) note_cells(Py_TYPE((PyObject *)rec->head.addr), rec->ncells);
     rec->hot[i] = (Hot){held ? (uintptr_t)held | TAG_WEAK : (uintptr_t)Py_NewRef(key), 0, 0};
     memset(&COLD(rec)[i], 0, sizeof(Cold));
     if (rec->ncells > 8 && (rec->ncells * 2 + 2 > rec->capindex) && reindex(rec) < 0) return -1;
@@ -1007,6 +1041,10 @@ static PyObject *method_owner(PyTypeObject *tp, PyObject *key) {
 static PyObject *read_owner(PyObject *obj, PyObject *key, long site) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return obj;
+    const AttrCache *ac = attr_slot(tp, key);
+    if (ac->type == tp && ac->name == key && ac->version == tp->tp_version_tag &&
+        tp->tp_version_tag)
+        return ac->owner ? ac->owner : obj;
     PyObject *owner = method_owner(tp, key);
     if (tp->tp_version_tag)   /* borrowed pointers: a changed or new type has another tag */
         *attr_slot(tp, key) = (AttrCache){tp, key, tp->tp_version_tag, owner};
@@ -1356,7 +1394,17 @@ static inline int same_epoch(PyObject *obj, PyObject *key, PyObject *site_obj, i
         return 0;
     case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
     case K_METHOD_ATOMIC_WRITE:
-        if (!exact_container(Py_TYPE(obj))) return 0;
+        if (!exact_container(Py_TYPE(obj))) {   /* not a container: an attribute read */
+            PyTypeObject *tp = Py_TYPE(obj);
+            if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) || container_kind(obj)) return 0;
+            const AttrCache *ac = attr_slot(tp, key);
+            if (ac->type != tp || ac->name != key || ac->version != tp->tp_version_tag ||
+                !tp->tp_version_tag)
+                return 0;
+            if (ac->owner) owner = ac->owner;
+            is_write = 0;
+            break;
+        }
         key = shape_key;
         is_write = kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE;
         atomic = kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE;

@@ -1,0 +1,255 @@
+"""Line probes: a counter call on every path where sys.settrace would report a "line" event."""
+
+from bytecode import Instr, Label, TryBegin, TryEnd
+
+from racewatch.rewriter import opcodes
+
+# An edge into an instruction: fallthrough (or a landing fixed relative to a label, like an
+# exhausted FOR_ITER's), a jump through a label, or an exception through a handler label.
+_LINEAR, _JUMP, _RAISE = range(3)
+
+
+def insert(items, probe):
+    """`items` (a `bytecode` instruction list) with line probes; `probe(instr)` builds the
+    call for the line of `instr`.
+
+    A probe goes where the interpreter would fire the event. When only some of the paths into
+    an instruction fire it (a jump from the same line, an exception raised on the handler's own
+    line), the probe sits on the firing paths only: firing jumps and handlers are retargeted to
+    a label before the probe, the others to a label after it.
+    """
+    flow = _Flow(items)
+    plans = {}
+    for k, instr in enumerate(flow.instrs):
+        plan = flow.plan(k)
+        if plan is not None:
+            plans[id(instr)] = plan
+    if not plans:
+        return items
+    return flow.emit(plans, probe)
+
+
+class _Plan:
+    """Where the probe for one instruction goes, and who enters before or after it."""
+
+    def __init__(self, linear_fires, jumps, regions):
+        self.linear_fires = linear_fires  # None when nothing falls into the instruction
+        self.jumps = jumps  # [(jump instr, fires)]
+        self.regions = regions  # {TryBegin: fires, or None for "per raiser"}
+        self.fire = Label()
+        self.skip = Label()
+
+
+class _Flow:
+    """The control flow of one code object's instructions, as the interpreter's tracing sees it."""
+
+    def __init__(self, items):
+        self.items = items
+        self.instrs = [item for item in items if isinstance(item, Instr)]
+        self.index = {id(instr): k for k, instr in enumerate(self.instrs)}
+        self.lines = [_line(instr) for instr in self.instrs]
+        self.region = []  # the TryBegin active at each instruction, or None
+        self.at_label = {}  # id(Label) -> index of the instruction it precedes
+        pending, active = [], None
+        for item in items:
+            if isinstance(item, Label):
+                pending.append(item)
+            elif isinstance(item, TryBegin):
+                active = item
+            elif isinstance(item, TryEnd):
+                active = None
+            elif isinstance(item, Instr):
+                for label in pending:
+                    self.at_label[id(label)] = len(self.region)
+                pending = []
+                self.region.append(active)
+        self.first = next((k for k, i in enumerate(self.instrs) if i.name == "RESUME"), 0)
+        self.live = self._reachable()
+        self.marked = self._marks() if opcodes.LINE_EVENTS_NEED_MARK else None
+        self._incoming()
+
+    def landing(self, jump):
+        """The instruction a taken jump executes next."""
+        return self.at_label[id(jump.arg)] + opcodes.JUMP_LANDING_SKIP.get(jump.name, 0)
+
+    def falls_through(self, k):
+        instr = self.instrs[k]
+        return not (instr.is_final() or instr.is_uncond_jump())
+
+    def _reachable(self):
+        live = [False] * len(self.instrs)
+        work = [0]
+        handlers = {}
+        while work:
+            k = work.pop()
+            if k >= len(live) or live[k]:
+                continue
+            live[k] = True
+            instr = self.instrs[k]
+            if self.falls_through(k):
+                work.append(k + 1)
+            if instr.has_jump():
+                work.append(self.landing(instr))
+            region = self.region[k]
+            if region is not None and id(region) not in handlers:
+                handlers[id(region)] = True
+                work.append(self.at_label[id(region.target)])
+        return live
+
+    def _marks(self):
+        """PYVERSIONS: 3.12+ only fire a line event on "marked" instructions: the first of each
+        line in code order, jump landings and exception handlers (CPython's initialize_lines)."""
+        marked = [False] * len(self.instrs)
+        current = -1
+        for k in range(self.first, len(self.instrs)):
+            if self.instrs[k].name in opcodes.NEVER_STARTS_LINE:
+                continue
+            line = -1 if self.lines[k] is None else self.lines[k]
+            marked[k] = line >= 0 and line != current
+            current = line
+        for k, instr in enumerate(self.instrs):
+            if instr.has_jump():
+                target = self.landing(instr)
+                if target < len(marked) and self.lines[target] is not None:
+                    marked[target] = True
+            region = self.region[k]
+            if region is not None:
+                target = self.at_label[id(region.target)]
+                if (self.lines[target] is not None
+                        and self.instrs[target].name not in opcodes.NOT_MARKED_AS_HANDLER):
+                    marked[target] = True
+        return marked
+
+    def fires(self, p, c, kind):
+        """Whether the interpreter reports a line event at instruction `c` entered from `p`."""
+        line = self.lines[c]
+        target = self.instrs[c]
+        if line is None or c < self.first or target.name in opcodes.NEVER_FIRES_LINE:
+            return False
+        source = self.instrs[p]
+        if opcodes.LINE_EVENTS_NEED_MARK:
+            if not self.marked[c]:
+                return False
+            if line != self.lines[p] or source.name == "RESUME":
+                return True
+            return kind == _JUMP and c < p and source.name in opcodes.BACKWARD_SAME_LINE_FIRES
+        # PYVERSIONS: 3.11 fires on entry, on a changed line, and on any backward edge that
+        # does not land on SEND (ceval.c maybe_call_line_trace).
+        if source.name == "RESUME" and source.arg == 0:
+            return True
+        if line != self.lines[p]:
+            return True
+        return c < p and target.name != "SEND"
+
+    def _incoming(self):
+        """Every live edge, by target: linear edges, jumps, exception regions."""
+        n = len(self.instrs)
+        self.linear = [[] for _ in range(n)]
+        self.jumps = [[] for _ in range(n)]
+        self.raisers = {}  # id(TryBegin) -> (TryBegin, [raiser indexes])
+        for k, instr in enumerate(self.instrs):
+            if not self.live[k]:
+                continue
+            if k + 1 < n and self.falls_through(k):
+                self.linear[k + 1].append(k)
+            if instr.has_jump():
+                target = self.landing(instr)
+                if target < n:
+                    fixed = opcodes.JUMP_LANDING_SKIP.get(instr.name, 0)
+                    # a landing past the label cannot be retargeted: it follows the code
+                    (self.linear if fixed else self.jumps)[target].append(k)
+            region = self.region[k]
+            if region is not None:
+                self.raisers.setdefault(id(region), (region, []))[1].append(k)
+        self.handlers = [[] for _ in range(n)]
+        for region, raisers in self.raisers.values():
+            self.handlers[self.at_label[id(region.target)]].append((region, raisers))
+
+    def plan(self, c):
+        if not self.live[c] or self.lines[c] is None:
+            return None
+        linear = {self.fires(p, c, _LINEAR) for p in self.linear[c]}
+        jumps = [(self.instrs[p], self.fires(p, c, _JUMP)) for p in self.jumps[c]]
+        regions = {}
+        for region, raisers in self.handlers[c]:
+            outcomes = {self.fires(p, c, _RAISE) for p in raisers}
+            regions[region] = outcomes.pop() if len(outcomes) == 1 else None
+        if not (True in linear or any(fire for _, fire in jumps) or any(
+                fire is not False for fire in regions.values())):
+            return None
+        # Linear edges share one position; should they disagree (never seen), count them.
+        linear_fires = (True in linear) if linear else None
+        return _Plan(linear_fires, jumps, regions)
+
+    def emit(self, plans, probe):
+        """The new instruction list: probes placed, jumps and handlers retargeted."""
+        for k, instr in enumerate(self.instrs):
+            plan = plans.get(id(instr))
+            if plan is None:
+                continue
+            for jump, fire in plan.jumps:
+                jump.arg = plan.fire if fire else plan.skip
+            for region, fire in plan.regions.items():
+                if fire is not None:
+                    region.target = plan.fire if fire else plan.skip
+        split = {id(region): plan for plan in plans.values()
+                 for region, fire in plan.regions.items() if fire is None}
+        out = []
+        open_region = None  # the region being copied, when it is split by raiser
+        current = None  # the TryBegin emitted for the current part of a split region
+        for item in self.items:
+            if isinstance(item, TryBegin) and id(item) in split:
+                open_region, current = item, None
+                continue
+            if isinstance(item, TryEnd) and open_region is not None and item.entry is open_region:
+                if current is not None:
+                    out.append(TryEnd(current))
+                open_region = current = None
+                continue
+            if not isinstance(item, Instr):
+                out.append(item)
+                continue
+            k = self.index[id(item)]
+            if open_region is not None:
+                current = self._switch(out, open_region, current, k, split[id(open_region)])
+            plan = plans.get(id(item))
+            if plan is not None:
+                out.extend(self._placed(item, plan, probe))
+            else:
+                out.append(item)
+        return out
+
+    def _switch(self, out, region, current, k, plan):
+        """Keep raiser `k` of a split region in the part whose handler entry fits it."""
+        handler = self.at_label[id(region.target)]
+        target = plan.fire if self.fires(k, handler, _RAISE) else plan.skip
+        if current is not None and current.target is target:
+            return current
+        if current is not None:
+            out.append(TryEnd(current))
+        current = TryBegin(target, region.push_lasti, region.stack_depth)
+        out.append(current)
+        return current
+
+    def _placed(self, instr, plan, probe):
+        """The probe and its labels around `instr`."""
+        calls = probe(instr)
+        if instr.name in opcodes.PROBE_AFTER:
+            # Entered only by exceptions: count after it, where the handler's own cleanup
+            # region expects the stack it leaves (a probe before it could unwind wrongly).
+            after = Label()
+            if any(fire is False or fire is None for fire in plan.regions.values()):
+                return [plan.fire, instr, *calls, Instr("JUMP_FORWARD", after, location=instr.location),
+                        plan.skip, instr.copy(), after]
+            return [plan.fire, plan.skip, instr, *calls]
+        if opcodes.NO_INSERT_AFTER & {getattr(self.instrs[self.index[id(instr)] - 1], "name", "")}:
+            raise ValueError(f"a line starts right after {self.instrs[self.index[id(instr)] - 1].name}")
+        head = []
+        if plan.linear_fires is False:
+            head.append(Instr("JUMP_FORWARD", plan.skip, location=instr.location))
+        return [*head, plan.fire, *calls, plan.skip, instr]
+
+
+def _line(instr):
+    location = instr.location
+    return None if location is None else location.lineno
