@@ -66,8 +66,10 @@ def test_same_outcomes(suite, modules, tmp_path):
     patterns = modules.split(",")
     plain = run_suite(helpers.python_args(), suite, tmp_path / "python.json", patterns)
     # --no-cache: rewrite in this run, so FAILURES covers every module under test.
-    raced = run_suite(helpers.racewatch_args("--no-cache", f"--include={modules}"), suite,
-                      tmp_path / "racewatch.json", patterns)
+    log = tmp_path / "race"
+    raced = run_suite(helpers.racewatch_args("--no-cache", f"--include={modules}",
+                                             "--format=json", f"--log-path={log}"),
+                      suite, tmp_path / "racewatch.json", patterns)
     assert ["pass"] in plain["outcomes"].values(), "the suite did not really run"
 
     instrumentation = raced["racewatch"]
@@ -84,3 +86,7 @@ def test_same_outcomes(suite, modules, tmp_path):
     details = "".join(f"\n--- {test}\n{raced['details'].get(test) or plain['details'].get(test)}"
                       for test in sorted(differ)[:5])
     assert differ == {}, details
+    # correct code: racewatch, detecting while the suite ran, reported no race
+    reports = [line for path in tmp_path.glob("race.*") for line in path.read_text().splitlines()
+               if '"type": "race"' in line]
+    assert reports == [], "\n".join(reports[:3])
