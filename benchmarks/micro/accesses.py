@@ -1,0 +1,94 @@
+"""Per-access costs by kind: prints ns per access of each loop body (run plain and under racewatch)."""
+
+import sys
+import time
+
+LIMIT = 10          # a module variable: a location, so its reads are probed
+counter = 0
+
+
+def helper():       # a function nothing rebinds: its reads are not probed
+    return 1
+
+
+class Box:
+    def __init__(self):
+        self.x = 1
+
+    def method(self):
+        return 1
+
+
+def attribute_read(box, n):
+    for _ in range(n):
+        box.x; box.x; box.x; box.x; box.x; box.x; box.x; box.x; box.x; box.x
+
+
+def attribute_write(box, n):
+    for _ in range(n):
+        box.x = 1; box.x = 1; box.x = 1; box.x = 1; box.x = 1
+        box.x = 1; box.x = 1; box.x = 1; box.x = 1; box.x = 1
+
+
+def method_call(box, n):
+    for _ in range(n):
+        box.method(); box.method(); box.method(); box.method(); box.method()
+        box.method(); box.method(); box.method(); box.method(); box.method()
+
+
+def stable_global(box, n):
+    for _ in range(n):
+        helper; helper; helper; helper; helper; helper; helper; helper; helper; helper
+
+
+def builtin_name(box, n):
+    for _ in range(n):
+        len; len; len; len; len; len; len; len; len; len
+
+
+def variable_global(box, n):
+    for _ in range(n):
+        LIMIT; LIMIT; LIMIT; LIMIT; LIMIT; LIMIT; LIMIT; LIMIT; LIMIT; LIMIT
+
+
+def dict_item(table, n):
+    for _ in range(n):
+        table["k"]; table["k"]; table["k"]; table["k"]; table["k"]
+        table["k"]; table["k"]; table["k"]; table["k"]; table["k"]
+
+
+def list_item(items, n):
+    for _ in range(n):
+        items[3]; items[3]; items[3]; items[3]; items[3]
+        items[3]; items[3]; items[3]; items[3]; items[3]
+
+
+def empty(box, n):
+    for _ in range(n):
+        pass
+
+
+CASES = [("attribute read", attribute_read, Box), ("attribute write", attribute_write, Box),
+         ("method call", method_call, Box), ("stable global", stable_global, Box),
+         ("builtin name", builtin_name, Box), ("variable global", variable_global, Box),
+         ("dict item", dict_item, lambda: {"k": 1}), ("list item", list_item, lambda: [0] * 8)]
+
+
+def best(function, arg, n, rounds=7):
+    times = []
+    for _ in range(rounds):
+        start = time.thread_time()
+        function(arg, n)
+        times.append(time.thread_time() - start)
+    return min(times)
+
+
+def main(n=200_000):
+    base = best(empty, None, n)
+    for name, function, make in CASES:
+        cost = (best(function, make(), n) - base) / (10 * n) * 1e9
+        print(f"{name:16} {cost:6.1f} ns")
+
+
+if __name__ == "__main__":
+    main(int(float(sys.argv[1]) * 200_000) if len(sys.argv) > 1 else 200_000)
