@@ -1,4 +1,8 @@
-"""racewatch: a data-race detector for Python threads. Public API, re-exports only."""
+"""racewatch: a data-race detector for Python threads. Public API, re-exports only.
+
+(PYTEST_DONT_REWRITE: under -X race / PYTHONRACE racewatch is imported before pytest, which
+would otherwise warn that it cannot rewrite this plugin's asserts.)
+"""
 
 from racewatch.annotations import happens_after, happens_before
 from racewatch.control import races, start, stop

@@ -1,1 +1,65 @@
-"""pytest plugin entry point; kept import-light so loading pytest imports nothing else of racewatch."""
+"""pytest plugin entry point; kept import-light so loading pytest imports nothing else of racewatch.
+
+Only the options table (config.py) is read here. With `--race` (or `race = true` in the ini
+file, or racewatch already started by -X race / PYTHONRACE) the real work is imported from
+pytest_race.py, early enough for the import hook to see conftest files and test modules.
+"""
+
+import sys
+
+import pytest
+
+from racewatch import config
+
+MARKER = ("racy: the test is expected to race; under --race it fails if no race is detected "
+          "while it runs")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("racewatch", "data-race detection (racewatch)")
+    group.addoption("--race", action="store_true", default=False,
+                    help="instrument the project and its tests; a race found while a test "
+                         "runs fails that test")
+    for option in config.OPTIONS:
+        spelled = option_flag(option)
+        if option.metavar:
+            group.addoption(spelled, metavar=option.metavar, default=None,
+                            help=_plain(option.help))
+        else:  # on/off: `--race-cache` means on, `--race-cache=0` off
+            group.addoption(spelled, nargs="?", const="1", default=None, metavar="0|1",
+                            help=_plain(option.help))
+    parser.addini("race", type="bool", default=False,
+                  help="run as if --race were given (racewatch)")
+
+
+def option_flag(option):
+    return "--race-" + option.name.replace("_", "-")
+
+
+def _plain(text):
+    return text.replace("`", "").replace("%", "%%")  # argparse formats help with %
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", MARKER)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """Before conftest files and test modules are imported (and in front of pytest's own
+    assertion-rewriting hook, which interop.py then works with)."""
+    if _wanted(early_config):
+        from racewatch import pytest_race
+        pytest_race.start(early_config)
+
+
+def _wanted(early_config):
+    if getattr(early_config.known_args_namespace, "race", False):
+        return True
+    try:
+        if early_config.getini("race"):
+            return True
+    except ValueError as exc:  # a malformed `race = ...` ini value
+        raise pytest.UsageError(f"racewatch: bad value for ini option 'race': {exc}") from None
+    running = sys.modules.get("racewatch.session")  # started by -X race / PYTHONRACE
+    return running is not None and running.current is not None and running.current.active

@@ -2,7 +2,7 @@
 
 import sys
 
-from racewatch.rewriter import cache, sites
+from racewatch.rewriter import cache, interop, sites
 
 
 class Instrumenter:
@@ -83,9 +83,15 @@ class ImportHook:
         if not self.selector.wants_name(fullname):  # cheap bail-out before any file lookup
             return None
         spec = self._find_elsewhere(fullname, path, target)
-        if (spec is not None and spec.loader is not None and _instrumentable(spec)
-                and self.selector.wants(fullname, spec.origin)):
-            spec.loader = _wrap(spec.loader, self.instrumenter)
+        if spec is None or spec.loader is None:
+            return spec
+        if _instrumentable(spec):
+            if self.selector.wants(fullname, spec.origin):
+                spec.loader = _wrap(spec.loader, self.instrumenter)
+        else:  # a loader without get_code that racewatch knows (pytest's assertion rewriting)
+            foreign = interop.foreign_loader(spec.loader, self.instrumenter)
+            if foreign is not None and self.selector.wants(fullname, spec.origin):
+                spec.loader = foreign
         return spec
 
     def _find_elsewhere(self, fullname, path, target):

@@ -52,3 +52,80 @@ def instrument_run_path(instrument):
 
     _get_code_from_file._racewatch = True
     runpy._get_code_from_file = _get_code_from_file
+
+
+# -- pytest: its assertion-rewriting hook is a finder and loader with no get_code ---------------
+
+def foreign_loader(loader, instrumenter):
+    """A loader that instruments what `loader` would run, for loaders without get_code that
+    racewatch knows (pytest's AssertionRewritingHook); None for any other loader."""
+    rewrite = sys.modules.get("_pytest.assertion.rewrite")
+    hook_type = getattr(rewrite, "AssertionRewritingHook", None)
+    if hook_type is None or not isinstance(loader, hook_type):
+        return None
+    rewrite_test = getattr(rewrite, "_rewrite_test", None)
+    if _arguments(rewrite_test) != ("fn", "config") or not hasattr(loader, "config"):
+        warn("test modules are not instrumented: pytest's assertion rewriting is not as "
+             "expected (run with --assert=plain to instrument them)")
+        return None
+    return AssertionRewritingLoader(loader, rewrite_test, _variant(instrumenter, loader.config))
+
+
+_variants = {}
+
+
+def _variant(instrumenter, config):
+    """The instrumenter with its own cache key: the code it rewrites is pytest's, not the file's."""
+    variant = _variants.get(id(instrumenter))
+    if variant is None or variant[0] is not instrumenter:
+        import copy
+
+        import pytest
+        from racewatch.rewriter import cache
+        try:
+            pass_hook = config.getini("enable_assertion_pass_hook")
+        except ValueError:
+            pass_hook = None
+        twin = copy.copy(instrumenter)
+        twin.fingerprint = cache.fingerprint(instrumenter.fingerprint, "pytest-assertions",
+                                             pytest.__version__, pass_hook)
+        variant = _variants[id(instrumenter)] = (instrumenter, twin)
+    return variant[1]
+
+
+class AssertionRewritingLoader:
+    """Runs pytest's assertion-rewritten code for a test module, instrumented by racewatch."""
+
+    def __init__(self, hook, rewrite_test, instrumenter):
+        self._hook = hook
+        self._rewrite_test = rewrite_test
+        self._instrumenter = instrumenter
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        from pathlib import Path
+        path = module.__spec__.origin
+        names = getattr(self._hook, "_rewritten_names", None)
+        if isinstance(names, dict):  # what pytest's own exec_module records
+            names[module.__name__] = Path(path)
+        code = self._instrumenter.code_for(
+            path, lambda: self._rewrite_test(Path(path), self._hook.config)[1])
+        exec(code, module.__dict__)
+
+    def __getattr__(self, name):  # get_resource_reader, is_package, ...: pytest's hook answers
+        return getattr(self._hook, name)
+
+
+def pytest_stack_boundaries():
+    """Code objects of pytest's frames that call test and fixture functions: report stacks
+    stop there instead of listing pytest's machinery. Cosmetic, so a missing name is skipped."""
+    found = []
+    for module, name in (("_pytest.python", "pytest_pyfunc_call"),
+                         ("_pytest.fixtures", "call_fixture_func"),
+                         ("_pytest.fixtures", "_teardown_yield_fixture")):
+        code = getattr(getattr(sys.modules.get(module), name, None), "__code__", None)
+        if code is not None:
+            found.append(code)
+    return found

@@ -218,13 +218,13 @@ class Reporter:
         if self.options.format == "json":
             import json
             return json.dumps({"type": "summary", "races": len(pairs), "pairs": [
-                {"sites": [_site_text(a, self.options.strip_path_prefix),
-                           _site_text(b, self.options.strip_path_prefix)], "count": n}
+                {"sites": [site_text(a, self.options.strip_path_prefix),
+                           site_text(b, self.options.strip_path_prefix)], "count": n}
                 for (a, b), n in sorted(pairs.items())]}) + "\n"
         lines = [f"racewatch: found {len(pairs)} data race(s)\n"]
         for (a, b), n in sorted(pairs.items()):
-            lines.append(f"  {_site_text(a, self.options.strip_path_prefix)} vs "
-                         f"{_site_text(b, self.options.strip_path_prefix)}"
+            lines.append(f"  {site_text(a, self.options.strip_path_prefix)} vs "
+                         f"{site_text(b, self.options.strip_path_prefix)}"
                          f" ({n} time{'s' if n != 1 else ''})\n")
         return "".join(lines)
 
@@ -237,7 +237,7 @@ class Reporter:
         return self.options.exitcode if status == 0 else status
 
 
-def _site_text(site_id, strip):
+def site_text(site_id, strip):
     site = SITES[site_id]
     return f"{_strip(site.file, strip)}:{site.line}"
 
