@@ -1,0 +1,392 @@
+"""pytest --race on a temporary project (pytester, in subprocesses): a race fails the test that
+ran it, the clean test passes, pytest's assertion messages survive, under xdist and
+pytest-run-parallel too."""
+
+import os
+
+import pytest
+
+from tests.helpers import RUNTIME
+
+pytest_plugins = ["pytester"]
+
+FAILED = "race detected during execution of test"
+
+COUNTER = """
+import threading
+
+
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def bump(self):
+        self.n += 1
+
+
+def hammer(counter, threads=2):
+    workers = [threading.Thread(target=counter.bump) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+"""
+
+TESTS = """
+import threading
+
+from counter import Counter, hammer
+
+
+def test_racy():
+    hammer(Counter())
+
+
+def test_clean():
+    counter, lock = Counter(), threading.Lock()
+
+    def bump():
+        with lock:
+            counter.n += 1
+
+    workers = [threading.Thread(target=bump) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert counter.n == 2
+"""
+
+
+@pytest.fixture
+def project(pytester, monkeypatch):
+    """A project with a package under test and one racy and one clean test, in a clean
+    environment (nothing of the outer run's PYTHON*, RACEWATCH_* or xdist variables)."""
+    for name in list(os.environ):
+        if name.startswith(("PYTHON", "RACEWATCH_", "COVERAGE_", "PYTEST_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    pytester.makefile(".toml", pyproject="[project]\nname = 'demo'\n")
+    pytester.makepyfile(counter=COUNTER, test_counter=TESTS)
+    return pytester
+
+
+def run(pytester, *args):
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+
+def race(pytester, *args):
+    return run(pytester, "--race", f"--race-runtime={RUNTIME}", *args)
+
+
+def verdicts(result):
+    """{test name: passed?} from the `-rA` short summary (PASSED / FAILED / ERROR, and
+    pytest-run-parallel's PARALLEL PASSED / PARALLEL FAILED)."""
+    found = {}
+    for line in result.outlines:
+        words = line.split()
+        ids = [w for w in words if "::" in w]
+        if not ids or not words[0] in ("PASSED", "FAILED", "ERROR", "PARALLEL"):
+            continue
+        passed = words[1] == "PASSED" if words[0] == "PARALLEL" else words[0] == "PASSED"
+        found[ids[0].split("::")[-1]] = passed
+    return found
+
+
+def section(result, title):
+    """The text of an output section (`FAILURES`, `ERRORS`), up to the short summary."""
+    text = result.stdout.str()
+    start = text.index(f"= {title} =")
+    return text[start:text.index("short test summary", start)]
+
+
+def test_race_fails_exactly_the_racy_test(project):
+    result = race(project, "-rA")
+    result.assert_outcomes(failed=1, passed=1)
+    assert verdicts(result) == {"test_racy": False, "test_clean": True}
+    assert result.ret == 1
+    failures = section(result, "FAILURES")
+    assert "test_racy" in failures and "test_clean" not in failures
+    assert FAILED in failures
+    assert "WARNING: DATA RACE" in failures and "Counter.bump()" in failures
+    assert "test_racy()" in failures            # the stack ends at the test function...
+    assert "pytest_pyfunc_call" not in failures  # ... not in pytest's machinery
+    result.stdout.fnmatch_lines(["*= racewatch =*", "racewatch: found * data race(s)",
+                                 "racewatch: 1 test(s) failed by races"])
+
+
+def test_without_race_both_pass(project):
+    run(project).assert_outcomes(passed=2)
+
+
+def test_ini_option_turns_it_on(project):
+    project.makeini(f"[pytest]\nrace = true\n")
+    result = run(project, f"--race-runtime={RUNTIME}")
+    result.assert_outcomes(failed=1, passed=1)
+
+
+def test_plugin_is_import_light_when_off(project):
+    project.makeconftest("""
+import sys
+
+def pytest_sessionfinish(session):
+    loaded = sorted(m for m in sys.modules if m.startswith("racewatch"))
+    print("LOADED", loaded)
+""")
+    result = run(project, "-s")
+    result.assert_outcomes(passed=2)
+    line = next(line for line in result.outlines if "LOADED" in line)
+    loaded = line.partition("LOADED ")[2]
+    assert loaded == ("['racewatch', 'racewatch.annotations', 'racewatch.config', "
+                      "'racewatch.control', 'racewatch.plugin']")
+
+
+def test_assertion_rewriting_survives_in_instrumented_test_modules(project):
+    project.makepyfile(test_asserts="""
+import sys
+
+from racewatch.rewriter.instrument import is_instrumented
+
+
+def test_module_is_instrumented():
+    assert is_instrumented(sys._getframe().f_code)
+
+
+def test_detailed_message():
+    left = [1, 2, 3]
+    assert left == [1, 2, 4]
+""")
+    result = race(project, "test_asserts.py")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["E       assert [1, 2, 3] == [1, 2, 4]",
+                                 "E         At index 2 diff: 3 != 4"])
+
+
+def test_a_race_in_the_test_module_itself(project):
+    project.makepyfile(test_module_race="""
+import threading
+
+shared = {"hits": 0}
+
+
+def test_global_dict():
+    def hit():
+        shared["hits"] += 1
+    workers = [threading.Thread(target=hit) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+""")
+    result = race(project, "test_module_race.py")
+    result.assert_outcomes(failed=1)
+    assert "key 'hits' of dict object" in result.stdout.str()
+
+
+def test_the_same_race_in_two_tests_fails_both(project):
+    project.makepyfile(test_twice="""
+from counter import Counter, hammer
+
+
+def test_first():
+    hammer(Counter())
+
+
+def test_second():
+    hammer(Counter())
+""")
+    result = race(project, "test_twice.py")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*the same race as first reported during test_twice.py::test_first*"])
+
+
+def test_racy_marker(project):
+    project.makepyfile(test_marked="""
+import pytest
+
+from counter import Counter, hammer
+
+
+@pytest.mark.racy
+def test_known_race():
+    hammer(Counter())
+
+
+@pytest.mark.racy
+def test_marked_but_clean():
+    pass
+""")
+    result = race(project, "test_marked.py", "-rA")
+    assert verdicts(result) == {"test_known_race": True, "test_marked_but_clean": False}
+    result.stdout.fnmatch_lines(["*expected a data race (marked racy), none was detected*"])
+    without = run(project, "test_marked.py", "--strict-markers")  # the marker is registered
+    without.assert_outcomes(passed=2)
+
+
+def test_races_in_setup_and_teardown_are_the_tests(project):
+    project.makepyfile(test_fixtures="""
+import pytest
+
+from counter import Counter, hammer
+
+
+@pytest.fixture
+def raced_in_setup():
+    hammer(Counter())
+    yield
+
+
+@pytest.fixture
+def raced_in_teardown():
+    yield
+    hammer(Counter())
+
+
+def test_setup(raced_in_setup):
+    pass
+
+
+def test_teardown(raced_in_teardown):
+    pass
+""")
+    result = race(project, "test_fixtures.py")
+    result.assert_outcomes(passed=1, errors=2)  # teardown errors after a passed call
+    errors = section(result, "ERRORS")
+    assert "ERROR at setup of test_setup" in errors
+    assert "ERROR at teardown of test_teardown" in errors
+    assert errors.count(FAILED) == 2
+
+
+def test_a_race_outside_any_test_fails_the_session(project):
+    project.makeconftest("""
+from counter import Counter, hammer
+
+hammer(Counter())  # at import: during no test
+""")
+    result = race(project, "-p", "no:randomly")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["race detected outside of test execution"])
+    clean_only = race(project, "-k", "clean")
+    clean_only.assert_outcomes(passed=1, deselected=1)
+    assert clean_only.ret == 1  # every test passed; the session fails all the same
+
+
+@pytest.mark.parametrize("extra", [["-p", "xdist", "-n", "2"], ["--parallel-threads=2"]])
+def test_xdist_and_run_parallel_give_the_same_verdicts(project, extra):
+    pytest.importorskip("xdist" if "xdist" in extra else "pytest_run_parallel")
+    serial = verdicts(race(project, "-rA"))
+    result = race(project, "-rA", *extra)
+    assert verdicts(result) == serial == {"test_racy": False, "test_clean": True}
+    assert FAILED in result.stdout.str()
+    result.stdout.fnmatch_lines(["racewatch: found * data race(s)"])
+
+
+def test_run_parallel_turns_single_threaded_tests_into_racy_ones(project):
+    """The README recipe: unsynchronized lazy caching passes single-threaded tests."""
+    pytest.importorskip("pytest_run_parallel")
+    project.makepyfile(memo="""
+_cache = {}
+
+
+def square(n):
+    if n not in _cache:
+        _cache[n] = n * n
+    return _cache[n]
+""", test_memo="""
+from memo import square
+
+
+def test_square():
+    assert square(4) == 16
+
+
+def test_local_state_only():
+    seen = {}
+    seen[1] = 1
+    assert seen == {1: 1}
+""")
+    race(project, "test_memo.py").assert_outcomes(passed=2)
+    result = race(project, "test_memo.py", "-rA", "--parallel-threads=4")
+    assert verdicts(result) == {"test_square": False, "test_local_state_only": True}
+    assert "memo.py" in result.stdout.str() and FAILED in result.stdout.str()
+
+
+def test_xdist_race_outside_tests_fails_the_session(project):
+    pytest.importorskip("xdist")
+    project.makeconftest("""
+from counter import Counter, hammer
+
+hammer(Counter())
+""")
+    result = race(project, "-p", "xdist", "-n", "2", "-k", "clean")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["race detected outside of test execution"])
+
+
+def test_pythonrace_runs_pytest_with_the_plugin(project, monkeypatch):
+    monkeypatch.setenv("PYTHONRACE", f"runtime={RUNTIME}")
+    result = run(project, "-rA")
+    assert verdicts(result) == {"test_racy": False, "test_clean": True}
+    assert result.ret == 1  # pytest's own status: the plugin had the last word, not 66
+    assert result.stdout.str().count("racewatch: found") == 1
+    assert "racewatch: found" not in result.stderr.str()
+
+
+def test_pythonrace_and_pytest_options_conflict(project, monkeypatch):
+    monkeypatch.setenv("PYTHONRACE", f"runtime={RUNTIME}")
+    result = run(project, "--race-exitcode=3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: racewatch: already started by -X race / PYTHONRACE*"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--race-exitcode=abc"], "ERROR: racewatch: bad value 'abc' for option 'exitcode' "
+                              "(pytest option --race-exitcode): expected an integer"),
+    (["--race-halt-on-error=maybe"], "ERROR: racewatch: bad value 'maybe' for option "
+                                     "'halt_on_error'*"),
+    (["--race-suppressions=missing.supp"], "ERROR: racewatch: cannot read suppressions file*"),
+])
+def test_malformed_options_are_one_line_errors(project, args, message):
+    result = race(project, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_unknown_pytest_option_is_refused(project):
+    result = race(project, "--race-bogus=1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unrecognized arguments: --race-bogus=1*"])
+
+
+def test_bad_pyproject_option_is_refused(project):
+    project.makefile(".toml", pyproject="[project]\nname = 'demo'\n[tool.racewatch]\nnope = 1\n")
+    result = race(project)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: racewatch: unknown option 'nope' (*pyproject.toml*"])
+
+
+def test_suppressions_file_and_inline_comment(project):
+    project.makefile(".supp", race="# the counter's race is known\nrace_top:Counter.bump\n")
+    result = race(project, "--race-suppressions=race.supp")
+    result.assert_outcomes(passed=2)
+    assert "racewatch: found" not in result.stdout.str()
+    project.makepyfile(counter=COUNTER.replace("self.n += 1", "self.n += 1  # racewatch: ignore"))
+    race(project).assert_outcomes(passed=2)
+
+
+def test_pyproject_options_apply_to_pytest(project):
+    project.makefile(".toml", pyproject="[project]\nname = 'demo'\n"
+                                        "[tool.racewatch]\nsuppressions = 'race.supp'\n")
+    project.makefile(".supp", race="race:counter.py\n")
+    race(project).assert_outcomes(passed=2)
+
+
+def test_log_path_keeps_every_report_and_the_summary(project):
+    (project.path / "reports").mkdir()
+    result = race(project, f"--race-log-path={project.path / 'reports' / 'race'}")
+    result.assert_outcomes(failed=1, passed=1)
+    logs = list((project.path / "reports").iterdir())
+    assert len(logs) == 1 and logs[0].name.startswith("race.")
+    text = logs[0].read_text()
+    assert "WARNING: DATA RACE" in text and "racewatch: found" in text
