@@ -1,6 +1,7 @@
 """`python -X race` and PYTHONRACE: startup activation through the installed .pth file."""
 
 import os
+import shutil
 import signal
 import sys
 
@@ -95,8 +96,7 @@ def test_dash_m_runs_as_under_python():
 def test_main_is_instrumented_as_a_script_and_with_dash_m(tmp_path):
     assert run(xrace("activate_probe.py"), cwd=PROGRAMS).stdout == "instrumented True True\n"
     (tmp_path / "probepkg").mkdir()
-    with open(os.path.join(PROGRAMS, "activate_probe.py"), encoding="utf-8") as f:
-        (tmp_path / "probepkg" / "__main__.py").write_text(f.read(), encoding="utf-8")
+    shutil.copy(os.path.join(PROGRAMS, "activate_probe.py"), tmp_path / "probepkg" / "__main__.py")
     (tmp_path / "probepkg" / "__init__.py").write_text("", encoding="utf-8")
     (tmp_path / "pyproject.toml").write_text("", encoding="utf-8")
     proc = run(xrace("-m", "probepkg"), cwd=tmp_path)
@@ -107,8 +107,7 @@ def test_dash_m_race_in_a_package(tmp_path):
     (tmp_path / "pyproject.toml").write_text("", encoding="utf-8")
     (tmp_path / "racepkg").mkdir()
     (tmp_path / "racepkg" / "__init__.py").write_text("", encoding="utf-8")
-    with open(os.path.join(PROGRAMS, RACE), encoding="utf-8") as f:
-        (tmp_path / "racepkg" / "__main__.py").write_text(f.read(), encoding="utf-8")
+    shutil.copy(os.path.join(PROGRAMS, RACE), tmp_path / "racepkg" / "__main__.py")
     proc = run(xrace("-m", "racepkg"), cwd=tmp_path)
     assert proc.returncode == 66 and reports(proc.stderr) == 1, proc.stderr
 
@@ -183,12 +182,17 @@ def test_malformed_pythonrace_is_a_one_line_error():
                            "expected an integer\n")
 
 
-def test_pyproject_options_then_environment(tmp_path):
+def racy_project(tmp_path, pyproject):
+    """tmp_path/proj with that pyproject.toml and the racy program as app.py."""
     project = tmp_path / "proj"
     project.mkdir()
-    (project / "pyproject.toml").write_text("[tool.racewatch]\nexitcode = 9\nformat = 'json'\n")
-    with open(os.path.join(PROGRAMS, RACE), encoding="utf-8") as f:
-        (project / "app.py").write_text(f.read(), encoding="utf-8")
+    (project / "pyproject.toml").write_text(pyproject)
+    shutil.copy(os.path.join(PROGRAMS, RACE), project / "app.py")
+    return project
+
+
+def test_pyproject_options_then_environment(tmp_path):
+    project = racy_project(tmp_path, "[tool.racewatch]\nexitcode = 9\nformat = 'json'\n")
     proc = run(python_args("app.py"), cwd=project, env=env_race())
     assert proc.returncode == 9 and '"type": "race"' in proc.stderr
     proc = run(python_args("app.py"), cwd=project, env=env_race("exitcode=4"))
@@ -196,11 +200,7 @@ def test_pyproject_options_then_environment(tmp_path):
 
 
 def test_pyproject_is_found_from_the_script(tmp_path):
-    project = tmp_path / "proj"
-    project.mkdir()
-    (project / "pyproject.toml").write_text("[tool.racewatch]\nexitcode = 9\n")
-    with open(os.path.join(PROGRAMS, RACE), encoding="utf-8") as f:
-        (project / "app.py").write_text(f.read(), encoding="utf-8")
+    project = racy_project(tmp_path, "[tool.racewatch]\nexitcode = 9\n")
     assert run(xrace(str(project / "app.py")), cwd=tmp_path).returncode == 9
 
 
