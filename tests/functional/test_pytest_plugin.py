@@ -197,7 +197,8 @@ def test_second():
 """)
     result = race(project, "test_twice.py")
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*the same race as first reported during test_twice.py::test_first*"])
+    result.stdout.fnmatch_lines(
+        ["*the same race as first reported during test_twice.py::test_first*"])
 
 
 def test_racy_marker(project):

@@ -38,8 +38,10 @@ def instrument_run_path(instrument):
     `instrument(path, code)` for a source file; `instrument` decides whether to rewrite."""
     import runpy
     real = getattr(runpy, "_get_code_from_file", None)
-    if _arguments(real) not in (("run_name", "fname"), ("fname",)):  # PYVERSIONS: 3.13 drops run_name
-        warn("runpy.run_path code is not instrumented: runpy._get_code_from_file is not as expected")
+    # PYVERSIONS: 3.13 dropped the run_name argument; both shapes return (code, fname).
+    if _arguments(real) not in (("run_name", "fname"), ("fname",)):
+        warn("runpy.run_path code is not instrumented: "
+             "runpy._get_code_from_file is not as expected")
         return
     if getattr(real, "_racewatch", False):
         return
