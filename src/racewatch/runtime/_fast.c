@@ -810,10 +810,21 @@ static int safe_key(PyObject *key, int depth) {
     return 0;
 }
 
+/* A key's hash: a str's cached hash read in place, else its value hash if compared by value,
+ * else its address. Never user code. */
+static inline Py_hash_t key_hash(PyObject *key, int safe) {
+    if (PyUnicode_CheckExact(key) && ((PyASCIIObject *)key)->hash != -1)
+        return ((PyASCIIObject *)key)->hash;
+    if (!safe) return (Py_hash_t)((uintptr_t)key >> 4);
+    Py_hash_t h = PyObject_Hash(key);   /* a builtin scalar: cached or cheap */
+    if (h == -1) PyErr_Clear();
+    return h;
+}
+
 static int key_info(PyObject *key, Py_hash_t *hash, uint8_t *safe) {
     *safe = (uint8_t)safe_key(key, 0);
-    *hash = *safe ? PyObject_Hash(key) : (Py_hash_t)((uintptr_t)key >> 4);
-    return *hash == -1 && PyErr_Occurred() ? -1 : 0;
+    *hash = key_hash(key, *safe);
+    return 0;
 }
 
 /* What a weakref or weakref.proxy refers to (borrowed), or NULL once it is dead. */
@@ -983,6 +994,14 @@ static int container_kind(PyObject *o) {
     PyTypeObject *tp = Py_TYPE(o);
     if (tp == &PyDict_Type) return C_DICT;
     if (tp == &PyList_Type) return C_LIST;
+    if (tp == &PySet_Type) return C_SET;
+    if (tp == deque_type) return C_DEQUE;
+    if (tp == &PyByteArray_Type) return C_BYTEARRAY;
+    /* a static type that is not a list or dict subclass (int, str, tuple...) is no container:
+     * decided by its flags, since it may have no version tag to cache the answer under */
+    if (!(tp->tp_flags & (Py_TPFLAGS_HEAPTYPE | Py_TPFLAGS_LIST_SUBCLASS |
+                          Py_TPFLAGS_DICT_SUBCLASS)))
+        return C_NONE;
     unsigned int version = tp->tp_version_tag;
     size_t i = (size_t)(((uint64_t)(uintptr_t)tp * 0x9E3779B97F4A7C15ull) >> (64 - KIND_CACHE_BITS));
     if (version && kind_cache[i].type == tp && kind_cache[i].version == version)
@@ -1001,9 +1020,20 @@ static int find_dict(PyObject *o, void *arg) {
     return 0;
 }
 
+static inline int is_view_type(PyTypeObject *tp) {
+    return tp == &PyDictKeys_Type || tp == &PyDictValues_Type || tp == &PyDictItems_Type;
+}
+
+/* Dict views cannot be subclassed from Python; OrderedDict's views derive directly from
+ * them in C. So the type or its base decides, without a subtype walk per probe. */
+static inline int is_dict_view(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    return is_view_type(tp) || (tp->tp_base && is_view_type(tp->tp_base));
+}
+
 /* The container whose shape reading `obj` reads: a dict view reads its dict. */
 static PyObject *shape_owner(PyObject *obj) {
-    if (PyDictKeys_Check(obj) || PyDictValues_Check(obj) || PyDictItems_Check(obj)) {
+    if (is_dict_view(obj)) {
         PyObject *dict = NULL;
         Py_TYPE(obj)->tp_traverse(obj, find_dict, &dict);
         return dict;
@@ -1357,10 +1387,6 @@ static inline int exact_container(PyTypeObject *tp) {
     return C_NONE;
 }
 
-static inline int is_dict_view(PyObject *o) {
-    return PyDictKeys_Check(o) || PyDictValues_Check(o) || PyDictItems_Check(o);
-}
-
 /* The fast path (FastTrack's same-epoch test) for the commonest probes: attributes of
  * instances of classes written in Python, globals, closure cells, and the probes on exact
  * builtin containers whose location needs no allocation. True when nothing is left to do;
@@ -1441,13 +1467,8 @@ static inline int same_epoch(PyObject *obj, PyObject *key, PyObject *site_obj, i
     const Hot *h = rec->hot;
     uint32_t i = 0, n = rec->ncells;
     if (rec->index) {   /* many cells: find the one by hash (same hash as find_cell uses) */
-        Py_hash_t hash;
-        if (safe_key(key, 0)) {
-            hash = PyObject_Hash(key);   /* a builtin scalar: cached or cheap, no user code */
-            if (hash == -1) { PyErr_Clear(); return 0; }
-        } else {
-            hash = (Py_hash_t)((uintptr_t)key >> 4);
-        }
+        Py_hash_t hash = key_hash(key, PyUnicode_CheckExact(key) || safe_key(key, 0));
+        if (hash == -1) return 0;
         uint32_t mask = rec->capindex - 1;
         for (uint32_t j = (uint32_t)hash & mask;; j = (j + 1) & mask) {
             uint32_t slot = rec->index[j];
