@@ -56,6 +56,16 @@ class _Code:
     def __init__(self, code, module_level):
         self.function = code.co_qualname
         self.module_level = module_level
+        self.extra_stack = 0  # the most any inserted sequence pushes above where it starts
+
+
+def _peak(seq):
+    """How far `seq` (a stack-neutral probe) pushes above the depth it starts at."""
+    depth = peak = 0
+    for ins in seq:
+        depth += ins.stack_effect(jump=False)
+        peak = max(peak, depth)
+    return peak
 
 
 class _Pass:
@@ -94,7 +104,10 @@ class _Pass:
         return sites.finalize(new_code, self.layouts)
 
     def _rewrite_one(self, code):
-        bc = Bytecode.from_code(code)
+        # Probes are stack-neutral, so handlers keep the stack depths of the table, and the
+        # stack size only grows by the highest probe: `bytecode`'s own analysis gets a few
+        # nested handlers wrong (runpy, subprocess), and fails on split handler regions.
+        bc = Bytecode.from_code(code, conserve_exception_block_stackdepth=True)
         ctx = _Code(code, code is self.root)
         calls = self.race and self._uses_accessors(bc, ctx)
         out = []
@@ -114,6 +127,7 @@ class _Pass:
                     if probe:
                         for ins in probe:
                             ins.location = item.location  # tracebacks and line events unchanged
+                        ctx.extra_stack = max(ctx.extra_stack, _peak(probe))
                         out.extend(probe)
                         changed = True
                 previous = item
@@ -125,7 +139,8 @@ class _Pass:
         if not changed:
             return code
         bc[:] = out
-        return opcodes.fix_cell_loads(bc.to_code())
+        return opcodes.fix_cell_loads(bc.to_code(stacksize=code.co_stacksize + ctx.extra_stack,
+                                                 compute_exception_stack_depths=False))
 
     def _uses_accessors(self, bc, ctx):
         """Whether this code loads a builtin accessor (len, getattr...) by name: only then do
@@ -162,6 +177,7 @@ class _Pass:
         seq = self._emit("hit", "line", "", instr, ctx, [])
         for ins in seq:
             ins.location = instr.location
+        ctx.extra_stack = max(ctx.extra_stack, _peak(seq))
         return seq
 
     # -- attributes ---------------------------------------------------------------------------

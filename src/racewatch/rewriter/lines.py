@@ -36,8 +36,16 @@ class _Plan:
         self.linear_fires = linear_fires  # None when nothing falls into the instruction
         self.jumps = jumps  # [(jump instr, fires)]
         self.regions = regions  # {TryBegin: fires, or None for "per raiser"}
-        self.fire = Label()
-        self.skip = Label()
+        self.used = {}  # fires -> the label before (True) or after (False) the probe
+
+    def label(self, fires):
+        """The label for entries that fire (before the probe) or not (after it)."""
+        return self.used.setdefault(fires, Label())
+
+    def labels(self, fires):
+        """The label as an item list: empty when nothing enters there (an unused label would
+        split a basic block, which throws `bytecode`'s stack depths off in handlers)."""
+        return [self.used[fires]] if fires in self.used else []
 
 
 class _Flow:
@@ -183,71 +191,73 @@ class _Flow:
 
     def emit(self, plans, probe):
         """The new instruction list: probes placed, jumps and handlers retargeted."""
-        for k, instr in enumerate(self.instrs):
-            plan = plans.get(id(instr))
-            if plan is None:
-                continue
+        for plan in plans.values():
             for jump, fire in plan.jumps:
-                jump.arg = plan.fire if fire else plan.skip
+                jump.arg = plan.label(fire)
             for region, fire in plan.regions.items():
                 if fire is not None:
-                    region.target = plan.fire if fire else plan.skip
+                    region.target = plan.label(fire)
         split = {id(region): plan for plan in plans.values()
                  for region, fire in plan.regions.items() if fire is None}
         out = []
-        open_region = None  # the region being copied, when it is split by raiser
-        current = None  # the TryBegin emitted for the current part of a split region
+        pending = []  # labels and region markers since the last instruction
+        open_region = None  # a region being split by raiser as it is copied
+        current = None  # the TryBegin of the part of `open_region` being copied
         for item in self.items:
             if isinstance(item, TryBegin) and id(item) in split:
                 open_region, current = item, None
-                continue
-            if isinstance(item, TryEnd) and open_region is not None and item.entry is open_region:
+            elif isinstance(item, TryEnd) and item.entry is open_region:
                 if current is not None:
-                    out.append(TryEnd(current))
+                    pending.append(TryEnd(current))
                 open_region = current = None
-                continue
-            if not isinstance(item, Instr):
-                out.append(item)
-                continue
-            k = self.index[id(item)]
-            if open_region is not None:
-                current = self._switch(out, open_region, current, k, split[id(open_region)])
-            plan = plans.get(id(item))
-            if plan is not None:
-                out.extend(self._placed(item, plan, probe))
+            elif not isinstance(item, Instr):
+                pending.append(item)
             else:
-                out.append(item)
+                if open_region is not None:
+                    current = self._switch(pending, open_region, current, item,
+                                           split[id(open_region)])
+                self._place(out, pending, item, plans.get(id(item)), probe)
+                pending = []
+        out.extend(pending)
         return out
 
-    def _switch(self, out, region, current, k, plan):
-        """Keep raiser `k` of a split region in the part whose handler entry fits it."""
+    def _switch(self, pending, region, current, instr, plan):
+        """Keep a raiser of a split region in the part whose handler entry fits it."""
         handler = self.at_label[id(region.target)]
-        target = plan.fire if self.fires(k, handler, _RAISE) else plan.skip
+        target = plan.label(self.fires(self.index[id(instr)], handler, _RAISE))
         if current is not None and current.target is target:
             return current
         if current is not None:
-            out.append(TryEnd(current))
+            pending.append(TryEnd(current))
         current = TryBegin(target, region.push_lasti, region.stack_depth)
-        out.append(current)
+        pending.append(current)
         return current
 
-    def _placed(self, instr, plan, probe):
-        """The probe and its labels around `instr`."""
+    def _place(self, out, pending, instr, plan, probe):
+        """`instr` after the markers before it, with its probe and labels if it has a plan.
+
+        Jumps must land before a region's TryBegin (as `bytecode` lays them out, so that its
+        stack analysis sees the region), so the markers are reordered: region ends, labels,
+        the probe and its labels, region starts, the instruction.
+        """
+        if plan is None:
+            out.extend(pending)
+            out.append(instr)
+            return
+        k = self.index[id(instr)]
+        if k and self.instrs[k - 1].name in opcodes.NO_INSERT_AFTER:
+            raise ValueError(f"a line starts right after {self.instrs[k - 1].name}")
+        starts = [item for item in pending if isinstance(item, TryBegin)]
+        out.extend(item for item in pending if not isinstance(item, TryBegin))
         calls = probe(instr)
-        if instr.name in opcodes.PROBE_AFTER:
-            # Entered only by exceptions: count after it, where the handler's own cleanup
-            # region expects the stack it leaves (a probe before it could unwind wrongly).
-            after = Label()
-            if any(fire is False or fire is None for fire in plan.regions.values()):
-                return [plan.fire, instr, *calls, Instr("JUMP_FORWARD", after, location=instr.location),
-                        plan.skip, instr.copy(), after]
-            return [plan.fire, plan.skip, instr, *calls]
-        if opcodes.NO_INSERT_AFTER & {getattr(self.instrs[self.index[id(instr)] - 1], "name", "")}:
-            raise ValueError(f"a line starts right after {self.instrs[self.index[id(instr)] - 1].name}")
-        head = []
+        if instr.name in opcodes.PROBE_AFTER and all(plan.regions.values()):
+            # Entered only by exceptions, all of which fire: count after it, inside the
+            # cleanup region that expects the stack it leaves.
+            out.extend([*plan.labels(True), *plan.labels(False), *starts, instr, *calls])
+            return
         if plan.linear_fires is False:
-            head.append(Instr("JUMP_FORWARD", plan.skip, location=instr.location))
-        return [*head, plan.fire, *calls, plan.skip, instr]
+            out.append(Instr("JUMP_FORWARD", plan.label(False), location=instr.location))
+        out.extend([*plan.labels(True), *calls, *plan.labels(False), *starts, instr])
 
 
 def _line(instr):
