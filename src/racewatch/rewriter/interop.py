@@ -38,7 +38,7 @@ def instrument_run_path(instrument):
     `instrument(path, code)` for a source file; `instrument` decides whether to rewrite."""
     import runpy
     real = getattr(runpy, "_get_code_from_file", None)
-    # PYVERSIONS: 3.13 dropped the run_name argument; both shapes return (code, fname).
+    # PYVERSIONS: (run_name, fname) -> (code, fname) up to 3.12; (fname) -> code from 3.13.
     if _arguments(real) not in (("run_name", "fname"), ("fname",)):
         warn("runpy.run_path code is not instrumented: "
              "runpy._get_code_from_file is not as expected")
@@ -47,10 +47,11 @@ def instrument_run_path(instrument):
         return
 
     def _get_code_from_file(*args):
-        code, fname = real(*args)
+        result = real(*args)
+        code, fname = result if isinstance(result, tuple) else (result, args[-1])
         if isinstance(fname, str) and fname.endswith(".py"):
             code = instrument(fname, code)
-        return code, fname
+        return (code, fname) if isinstance(result, tuple) else code
 
     _get_code_from_file._racewatch = True
     runpy._get_code_from_file = _get_code_from_file
