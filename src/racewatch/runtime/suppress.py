@@ -1,18 +1,17 @@
 """Suppressions: TSan-style `race:` / `race_top:` patterns, and `# racewatch: ignore` lines."""
 
-import linecache
 import os
-import re
 import sys
 
 from racewatch.config import ConfigError
 
 KINDS = ("race", "race_top")
-INLINE = re.compile(r"#\s*racewatch:\s*ignore\b")
+INLINE = r"#\s*racewatch:\s*ignore\b"  # `re` and `linecache` load only once a race is found
 
 
 def _regex(pattern):
     """TSan's matching: `*` is any substring, implied at both ends unless `^` / `$` anchor."""
+    import re
     head = "^" if pattern.startswith("^") else ""
     tail = "$" if pattern.endswith("$") and len(pattern) > len(head) else ""
     core = pattern[len(head):len(pattern) - len(tail)]
@@ -67,10 +66,12 @@ class Suppressions:
     def match(self, race):
         """The matching rule as written (`race_top:app.py`), `inline` for a `# racewatch:
         ignore` comment on either access's line, or None."""
+        import linecache
+        import re
         tops = [race.current["stack"][:1], race.previous["stack"][:1]]
         for frames in tops:
             for _, file, line in frames:
-                if INLINE.search(linecache.getline(file, line)):
+                if re.search(INLINE, linecache.getline(file, line)):
                     return "inline"
         if not self.rules:
             return None
