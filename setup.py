@@ -58,6 +58,9 @@ setup(
     ext_modules=[
         Extension("racewatch.runtime._fast", ["src/racewatch/runtime/_fast.c"],
                   extra_compile_args=["-O2"], optional=True),
+        # Coverage counters; without them racewatch.cover.pycounters counts, just as exactly.
+        Extension("racewatch.cover._counters", ["src/racewatch/cover/_counters.c"],
+                  extra_compile_args=["-O2"], optional=True),
     ],
     cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithPth},
 )

@@ -1,4 +1,4 @@
-"""The `racewatch` command line: `racewatch run`."""
+"""The `racewatch` command line: `racewatch run`, `racewatch cover ...`."""
 
 import os
 import sys
@@ -10,6 +10,7 @@ from racewatch.session import Session, default_roots
 USAGE = """\
 usage: racewatch run [OPTIONS] SCRIPT [ARGS...]
        racewatch run [OPTIONS] -m MODULE [ARGS...]
+       racewatch cover combine|report|html|lcov|erase ...   (see racewatch cover --help)
        racewatch --version
 
 Run a Python program with its modules instrumented, like `python SCRIPT` / `python -m MODULE`.
@@ -46,6 +47,9 @@ def _dispatch(argv):
         return 0
     if argv[0] == "run":
         return _run(argv[1:])
+    if argv[0] == "cover":
+        from racewatch.cover import commands
+        return commands.main(argv[1:])
     raise config.ConfigError(f"unknown command {argv[0]!r} (try 'racewatch --help')")
 
 

@@ -37,8 +37,31 @@ def _choice(*allowed):
     return parse
 
 
-# metavar: empty for on/off options, which are CLI flags without a value
-Option = namedtuple("Option", "name parse default help metavar", defaults=("",))
+def _cover(text):
+    """A coverage mode; on/off words mean "the default mode" / "no coverage"."""
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return "on"
+    if lowered in ("", "0", "false", "no", "off"):
+        return ""
+    if lowered not in ("set", "count", "atomic"):
+        raise ValueError("expected set, count or atomic (or 1/0)")
+    return lowered
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if not value >= 0:
+        raise ValueError("expected a number of seconds, 0 or more")
+    return value
+
+
+# metavar: empty for on/off options, which are CLI flags without a value.
+# implicit: the value of a flag given without one (`--cover` means `--cover=on`).
+Option = namedtuple("Option", "name parse default help metavar implicit", defaults=("", None))
 
 
 OPTIONS = (
@@ -67,6 +90,18 @@ OPTIONS = (
            "cheapest) or its `full` stack, recorded at every shadow update.", "MODE"),
     Option("cache", _bool, True,
            "Keep rewritten code in __pycache__ so a warm start does not rewrite again."),
+    Option("race", _bool, True,
+           "Race detection. `race=0` (`--no-race`) instruments for coverage only: no race "
+           "probes, no race runtime."),
+    Option("cover", _cover, "",
+           "Line coverage: `set` (ran or not), `count` (hits; plain increments) or `atomic` "
+           "(hits, exact under any number of threads). `--cover` alone means `atomic` with race "
+           "detection (which refuses `count`, as `go test -race` does) and `set` without. Each "
+           "process writes a coverage.py data file `.coverage.racewatch.*` and a counts file "
+           "`.racewatch-cover.*.json` (see `racewatch cover`).", "MODE", "on"),
+    Option("cover_flush", _seconds, 0.0,
+           "Also write the coverage files every SECONDS while the program runs, so that a "
+           "kill -9 loses at most that much; 0: only when the process ends.", "SECONDS"),
     Option("suppressions", str, "",
            "A suppressions file of `race:PATTERN` / `race_top:PATTERN` lines (TSan's "
            "format); a relative path in pyproject.toml is relative to that file.", "FILE"),
@@ -141,6 +176,9 @@ def parse_cli(args):
         if not eq:
             if not option.metavar:
                 values[option.name] = True
+                continue
+            if option.implicit is not None:
+                values[option.name] = parse_value(option.name, option.implicit, "command line")
                 continue
             if i >= len(args):
                 raise ConfigError(f"option '{key}' needs a value")
@@ -218,12 +256,17 @@ def native_value(name, value, where):
         raise ConfigError(f"unknown option '{name}' ({where})")
     if isinstance(value, str):
         return parse_value(name, value, where)
+    if isinstance(value, bool) and option.implicit is not None:  # `cover = true`
+        return parse_value(name, "on" if value else "off", where)
     fits = (isinstance(value, bool) and option.parse is _bool
             or type(value) is int and option.parse is _int
+            or type(value) in (int, float) and option.parse is _seconds and value >= 0
             or isinstance(value, (list, tuple)) and option.parse is _patterns
             and all(isinstance(v, str) for v in value))
     if not fits:
         raise ConfigError(f"bad value {value!r} for option '{name}' ({where})")
+    if option.parse is _seconds:
+        return float(value)
     return tuple(value) if isinstance(value, (list, tuple)) else value
 
 

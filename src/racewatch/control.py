@@ -66,7 +66,7 @@ def races():
     (location, access and previous access with their threads and stacks, threads, mutexes)."""
     from racewatch import session
     running = session.current
-    if running is None:
+    if running is None or running.reporter is None:  # not running, or coverage only
         return []
     from racewatch.runtime import report
     strip = running.options.strip_path_prefix

@@ -22,7 +22,10 @@ def pytest_addoption(parser):
                          "runs fails that test")
     for option in config.OPTIONS:
         spelled = option_flag(option)
-        if option.metavar:
+        if option.metavar and option.implicit is not None:  # `--race-cover[=MODE]`
+            group.addoption(spelled, nargs="?", const=option.implicit, default=None,
+                            metavar=option.metavar, help=_plain(option.help))
+        elif option.metavar:
             group.addoption(spelled, metavar=option.metavar, default=None,
                             help=_plain(option.help))
         else:  # on/off: `--race-cache` means on, `--race-cache=0` off
@@ -54,8 +57,9 @@ def pytest_load_initial_conftests(early_config, parser, args):
 
 
 def _wanted(early_config):
-    if getattr(early_config.known_args_namespace, "race", False):
-        return True
+    args = early_config.known_args_namespace
+    if getattr(args, "race", False) or getattr(args, "race_cover", None) is not None:
+        return True  # --race-cover alone starts racewatch too
     try:
         if early_config.getini("race"):
             return True

@@ -41,7 +41,8 @@ def start(config):
     from racewatch.rewriter import interop
     from racewatch.runtime import stacks
     stacks.BOUNDARIES.update(interop.pytest_stack_boundaries())
-    config.pluginmanager.register(RacePlugin(config, session, owned), "racewatch-race")
+    if session.race:  # with race=0 racewatch only measures coverage: nothing to attribute
+        config.pluginmanager.register(RacePlugin(config, session, owned), "racewatch-race")
 
 
 def _flags(config):

@@ -19,6 +19,28 @@ class Session:
         global current
         self.options = options
         self.finished = False  # the summary was printed: later finish() calls change nothing
+        self.race = options.race
+        cover = cover_mode(options)
+        self.engine = self.reporter = self.collector = None
+        if self.race:
+            self._start_race()
+        if cover:
+            from racewatch.cover.collector import Collector
+            self.collector = Collector(cover, options.runtime, options.cover_flush)
+            self.collector.bind()
+        self.selector = select.Selector(options.include, options.exclude, roots)
+        self.instrumenter = hook.Instrumenter(
+            options=(options.include, options.exclude), use_cache=options.cache,
+            race=self.race, line_probes=bool(cover))
+        self.installed = hook.install(self.selector, self.instrumenter)
+        if self.race:
+            interceptors.install(self.engine)  # after the hook: it patches what it instruments
+            processes.install()
+        self.active = True
+        current = self
+
+    def _start_race(self):
+        options = self.options
         self.engine = engine = runtime.load(options.runtime)
         engine.current_tid()  # the thread starting racewatch is thread 0
         self.reporter = report.Reporter(options, engine)
@@ -31,14 +53,6 @@ class Session:
             lambda base, records: engine.register_sites(base, sites.kind_bytes(records)))
         runtime.install_api(engine)
         os.register_at_fork(after_in_child=self._after_fork)
-        self.selector = select.Selector(options.include, options.exclude, roots)
-        self.instrumenter = hook.Instrumenter(
-            options=(options.include, options.exclude), use_cache=options.cache)
-        self.installed = hook.install(self.selector, self.instrumenter)
-        interceptors.install(engine)  # after the hook: it patches what the hook instruments too
-        processes.install()
-        self.active = True
-        current = self
 
     def _after_fork(self):
         self.engine.reset_after_fork()
@@ -53,8 +67,9 @@ class Session:
             return
         from racewatch.runtime import null
         self.installed.uninstall()
-        interceptors.uninstall()
-        null.install()
+        if self.race:
+            interceptors.uninstall()
+        null.install()  # line probes too: coverage stops with racewatch
         self.active = False
 
     def resume(self):
@@ -62,9 +77,12 @@ class Session:
         if self.active:
             return
         self.installed = hook.install(self.selector, self.instrumenter)
-        runtime.install_api(self.engine)
-        interceptors.install(self.engine)
-        processes.install()
+        if self.race:
+            runtime.install_api(self.engine)
+            interceptors.install(self.engine)
+            processes.install()
+        if self.collector is not None:
+            self.collector.bind()
         self.active = True
 
     def shutdown(self):
@@ -100,7 +118,20 @@ class Session:
         if self.finished:
             return status
         self.finished = True
-        return self.reporter.finish(status)
+        return self.reporter.finish(status) if self.race else status
+
+
+def cover_mode(options):
+    """The coverage mode in force, or None; `count` is refused under race detection, as
+    `go test -race` refuses it: its plain increments would be data races themselves."""
+    mode = options.cover
+    if mode == "on":
+        mode = "atomic" if options.race else "set"
+    if mode == "count" and options.race:
+        from racewatch.config import ConfigError
+        raise ConfigError("cover mode must be 'atomic' or 'set', not 'count', when race "
+                          "detection is on (or turn it off with race=0 / --no-race)")
+    return mode or None
 
 
 def default_roots(script=None):

@@ -8,8 +8,9 @@ from racewatch.rewriter import cache, interop, sites
 class Instrumenter:
     """Turns a source file's code into instrumented code, through the cache."""
 
-    def __init__(self, options=(), use_cache=True):
-        self.fingerprint = cache.fingerprint(*options)
+    def __init__(self, options=(), use_cache=True, race=True, line_probes=False):
+        self.probes = {"race": race, "line_probes": line_probes}
+        self.fingerprint = cache.fingerprint(*options, race, line_probes)
         self.use_cache = use_cache
 
     def code_for(self, path, get_original):
@@ -29,7 +30,7 @@ class Instrumenter:
                 return None
             # imported here: a warm start never needs the pass, `bytecode` or `ast`
             from racewatch.rewriter import instrument
-            entry = instrument.instrument_module(original, path)
+            entry = instrument.instrument_module(original, path, **self.probes)
             if stamp is not None:
                 cache.store(path, self.fingerprint, stamp, entry)
         code, records, layout = entry

@@ -1,0 +1,69 @@
+"""Coverage counters in pure Python, the twin of _counters.c: same functions, still exact."""
+
+import _thread
+
+# Counters of every thread that counted, by thread ident: a thread only ever adds to its own
+# list, so `atomic` needs no lock and loses nothing, whatever the interpreter switches.
+_tables = {}
+# `set` and `count` share one list: storing 1 is idempotent, and `count` is the plain
+# increment Go's `count` mode is (exact while the GIL serializes the read-modify-write).
+_shared = []
+_capacity = 0
+
+
+def hit_set(site, _shared=_shared):
+    try:
+        _shared[site] = 1
+    except (IndexError, TypeError):
+        pass  # an id no module registered: a probe never raises into the code it measures
+
+
+def hit_count(site, _shared=_shared):
+    try:
+        _shared[site] += 1
+    except (IndexError, TypeError):
+        pass
+
+
+def hit_atomic(site, _get_ident=_thread.get_ident, _tables=_tables):
+    try:
+        _tables[_get_ident()][site] += 1
+    except (KeyError, IndexError):
+        _first_hit(site)
+    except TypeError:
+        pass
+
+
+def _first_hit(site):
+    """A thread's first count, or one past the end of its list: make room, then count."""
+    table = _tables.setdefault(_thread.get_ident(), [])
+    if len(table) < _capacity:
+        table.extend([0] * (_capacity - len(table)))
+    if 0 <= site < len(table):
+        table[site] += 1
+
+
+def reserve(wanted):
+    """Make site ids below `wanted` countable; returns the capacity."""
+    global _capacity
+    if wanted > _capacity:
+        _shared.extend([0] * (wanted - _capacity))
+        _capacity = wanted
+    return _capacity
+
+
+def counts(start, stop):
+    """The counters of site ids in [start, stop), as a list of ints."""
+    total = [0] * (stop - start)
+    for table in [_shared, *list(_tables.values())]:
+        part = table[start:stop]
+        for i, n in enumerate(part):
+            if n:
+                total[i] += n
+    return total
+
+
+def reset():
+    """Zero every counter: a fork child counts only what it runs itself."""
+    _tables.clear()
+    _shared[:] = [0] * len(_shared)
