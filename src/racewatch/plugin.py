@@ -63,7 +63,7 @@ def _wanted(early_config):
     try:
         if early_config.getini("race"):
             return True
-    except ValueError as exc:  # a malformed `race = ...` ini value
+    except (ValueError, pytest.UsageError) as exc:  # a malformed `race = ...` ini value
         raise pytest.UsageError(f"racewatch: bad value for ini option 'race': {exc}") from None
     running = sys.modules.get("racewatch.session")  # started by -X race / PYTHONRACE
     return running is not None and running.current is not None and running.current.active

@@ -356,6 +356,13 @@ def test_malformed_options_are_one_line_errors(project, args, message):
     assert "Traceback" not in result.stderr.str()
 
 
+def test_malformed_ini_option_names_it(project):
+    project.makeini("[pytest]\nrace = maybe\n")
+    result = run(project)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: racewatch: bad value for ini option 'race': *maybe*"])
+
+
 def test_unknown_pytest_option_is_refused(project):
     result = race(project, "--race-bogus=1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
