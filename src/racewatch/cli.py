@@ -74,8 +74,25 @@ def _run(args):
     script, module, program_args = _split_target(rest)
     start = os.path.dirname(os.path.abspath(script)) if script is not None else os.getcwd()
     session = Session(config.resolve(start, values), default_roots(script))
+    _pass_to_children(values)
     if script is not None:
         outcome = runmain.run_path(script, program_args, session.instrumenter.code_for)
     else:
         outcome = runmain.run_module(module, program_args)
     return session.end(outcome)
+
+
+def _pass_to_children(values):
+    """Subprocesses and multiprocessing children run under racewatch too, with the options of
+    this command line (after any PYTHONRACE they would inherit anyway): the startup .pth reads
+    PYTHONRACE, as under `-X race`."""
+    inherited = os.environ.get("PYTHONRACE", "")
+    parts = [] if inherited.strip().lower() in config.OFF else [inherited.strip()]
+    for name, value in values.items():
+        text = config.text_value(value)
+        if any(c.isspace() for c in text):
+            sys.stderr.write(f"racewatch: warning: option '{name}' is not passed to child "
+                             "processes (its value has spaces)\n")
+            continue
+        parts.append(f"{name}={text}")
+    os.environ["PYTHONRACE"] = " ".join(parts) or "1"

@@ -149,6 +149,15 @@ def parse_string(text, where):
     return values
 
 
+def text_value(value):
+    """An option value as PYTHONRACE spells it (what parse_value reads back)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (tuple, list)):
+        return ",".join(value)
+    return str(value)
+
+
 def flag(option):
     return "--" + option.name.replace("_", "-")
 

@@ -44,6 +44,8 @@ class Collector:
         self.lock = _thread.RLock()  # a SIGTERM handler may flush inside a flush
         self.settings = None  # the user's coverage configuration, read at the first flush
         self.written_final = False
+        self.writer = None  # the thread writing the files now
+        self.sigterm_pending = False  # SIGTERM came while this thread was writing
         self.warned = set()
         self._new_process()
         for site_id in range(len(sites.SITES)):  # sites registered before coverage started
@@ -100,12 +102,17 @@ class Collector:
         with self.lock:
             if self.written_final:
                 return
+            self.writer = _thread.get_ident()
             try:
                 self._write(final)
             except Exception as exc:  # noqa: BLE001 - the program's exit must not fail here
                 self._warn("write", f"cannot write coverage data: {type(exc).__name__}: {exc}")
+            finally:
+                self.writer = None
             if final:
                 self.written_final = True
+        if self.sigterm_pending:
+            _die_of_sigterm()
 
     def _write(self, final):
         snapshot = self.snapshot()
@@ -197,7 +204,32 @@ def _catch_sigterm():
 
 
 def _on_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the write short
     if current is not None:
+        if current.writer == _thread.get_ident():
+            current.sigterm_pending = True  # inside a write (say os._exit's): finish it first
+            return
+        if _importing():
+            # Interrupted in the middle of an import: importing coverage.py in this thread now
+            # could meet that module half done; another thread just waits for it.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _thread.start_new_thread(_flush_and_die, ())
+            return
         current.flush_final()
+    _die_of_sigterm()
+
+
+def _flush_and_die():
+    current.flush_final()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _importing():
+    """Whether some module is half imported: importing coverage.py now could meet it."""
+    return any(getattr(getattr(module, "__spec__", None), "_initializing", False)
+               for module in list(sys.modules.values()))
+
+
+def _die_of_sigterm():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
