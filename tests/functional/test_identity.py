@@ -8,15 +8,21 @@ import pytest
 from tests import helpers
 
 TORTURE = os.path.join(helpers.PROGRAMS, "torture.py")
-MODES = {"plain": [], "settrace": ["--trace"]}
+# mode -> (the program's flags, racewatch's flags): with coverage on too, line probes and all.
+MODES = {"plain": ([], []), "settrace": (["--trace"], []),
+         "cover": ([], ["--cover"]), "cover-settrace": (["--trace"], ["--cover"]),
+         "cover-only": ([], ["--cover", "--no-race"])}
 # A runtime fallback notice is racewatch talking, not the program (until the C runtime is built).
 NOTICE = "racewatch: C runtime unavailable"
 LAST_LINE = "AttributeError: 'Box' object has no attribute 'history'"
 
 
-def identity_env():
-    """Both runs hash strings alike, so set and dict orders cannot differ by chance."""
-    return helpers.clean_env(PYTHONHASHSEED="0")
+def identity_env(tmp):
+    """Both runs hash strings alike, so set and dict orders cannot differ by chance; coverage
+    data goes to `tmp`, by way of a coverage config naming the data file there."""
+    rcfile = tmp / "coveragerc"
+    rcfile.write_text(f"[run]\ndata_file = {tmp / '.coverage'}\n")
+    return helpers.clean_env(PYTHONHASHSEED="0", COVERAGE_RCFILE=str(rcfile))
 
 
 def program_stderr(text):
@@ -28,17 +34,20 @@ def program_stderr(text):
 def runs(request, tmp_path_factory):
     """The torture program run with `python` and with `racewatch run`, plus their side files."""
     tmp = tmp_path_factory.mktemp(request.param)
-    flags = MODES[request.param]
+    flags, watch_flags = MODES[request.param]
     side = {"python": tmp / "python.json", "racewatch": tmp / "racewatch.json"}
     results = {
         "python": helpers.run(helpers.python_args(
             TORTURE, *flags, f"--instrumented={side['python']}"),
-            cwd=helpers.ROOT, env=identity_env()),
+            cwd=helpers.ROOT, env=identity_env(tmp)),
         # --no-cache: rewrite in this run, whatever a __pycache__ may hold.
         "racewatch": helpers.run(helpers.racewatch_args(
-            "--no-cache", TORTURE, *flags, f"--instrumented={side['racewatch']}"),
-            cwd=helpers.ROOT, env=identity_env()),
+            "--no-cache", *watch_flags, TORTURE, *flags, f"--instrumented={side['racewatch']}"),
+            cwd=helpers.ROOT, env=identity_env(tmp)),
     }
+    if watch_flags:  # the coverage runs really measured
+        assert len(list(tmp.glob(".racewatch-cover.*.json"))) == 1, results["racewatch"].stderr
+        assert len(list(tmp.glob(".coverage.racewatch.*"))) == 1
     reports = {name: json.loads(path.read_text()) if path.exists() else None
                for name, path in side.items()}
     return results, reports
