@@ -5,7 +5,7 @@ import sys
 
 import racewatch
 from racewatch import config, runmain
-from racewatch.session import Session, default_roots
+from racewatch.session import ROOTS_VARIABLE, Session, default_roots
 
 USAGE = """\
 usage: racewatch run [OPTIONS] SCRIPT [ARGS...]
@@ -73,8 +73,9 @@ def _run(args):
     values, rest = config.parse_cli(args)
     script, module, program_args = _split_target(rest)
     start = os.path.dirname(os.path.abspath(script)) if script is not None else os.getcwd()
-    session = Session(config.resolve(start, values), default_roots(script))
-    _pass_to_children(values)
+    roots = default_roots(script)
+    session = Session(config.resolve(start, values), roots)
+    _pass_to_children(values, roots)
     if script is not None:
         outcome = runmain.run_path(script, program_args, session.instrumenter.code_for)
     else:
@@ -82,10 +83,11 @@ def _run(args):
     return session.end(outcome)
 
 
-def _pass_to_children(values):
+def _pass_to_children(values, roots):
     """Subprocesses and multiprocessing children run under racewatch too, with the options of
-    this command line (after any PYTHONRACE they would inherit anyway): the startup .pth reads
-    PYTHONRACE, as under `-X race`."""
+    this command line (after any PYTHONRACE they would inherit anyway) and this program's code
+    as their own: the startup .pth reads PYTHONRACE, as under `-X race`."""
+    os.environ[ROOTS_VARIABLE] = os.pathsep.join(dict.fromkeys(roots))
     inherited = os.environ.get("PYTHONRACE", "")
     parts = [] if inherited.strip().lower() in config.OFF else [inherited.strip()]
     for name, value in values.items():

@@ -134,9 +134,16 @@ def cover_mode(options):
     return mode or None
 
 
+# Set by `racewatch run` for its child processes: the directories of the parent's own code, so
+# that a spawned worker instruments the parent's script wherever the child starts.
+ROOTS_VARIABLE = "RACEWATCH_ROOTS"
+
+
 def default_roots(script=None):
-    """The user's own code: the script's directory and the current project."""
+    """The user's own code: the script's directory and the current project (and the parent's
+    when `racewatch run` started this process's parent)."""
     roots = [select.project_root(os.getcwd())]
     if script is not None:
         roots.append(os.path.dirname(os.path.realpath(script)))
+    roots += [r for r in os.environ.get(ROOTS_VARIABLE, "").split(os.pathsep) if r]
     return roots
