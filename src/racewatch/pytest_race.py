@@ -155,7 +155,8 @@ class RacePlugin:
     # -- the end -------------------------------------------------------------------------------
 
     def pytest_report_header(self, config):
-        return f"racewatch: race detection on ({self.session.engine.__name__.rpartition('.')[2]})"
+        engine = self.session.engine.__name__.rpartition(".")[2]
+        return f"racewatch: race detection on ({'C' if engine == '_fast' else 'pure-Python'} runtime)"
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
