@@ -34,7 +34,7 @@ def read_all(files, warn):
         try:
             counts = countsfile.read(path)
         except countsfile.BadFile as exc:
-            warn(f"skipping {path}: {exc} (left in place)")
+            warn(f"skipping {os.path.relpath(path)}: {exc} (left in place)")
             continue
         if total is None:
             total = countsfile.Counts(counts.mode)
