@@ -63,6 +63,9 @@ def main(argv):
     except combine.CombineError as exc:
         sys.stderr.write(f"racewatch: {exc}\n")
         return 1
+    except BrokenPipeError:  # `racewatch cover report --lines | head`
+        sys.stderr.close()
+        return 0
     except OSError as exc:
         sys.stderr.write(f"racewatch: {exc.filename or ''}: {exc.strerror}\n")
         return 1
