@@ -141,7 +141,83 @@ reset(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+#ifndef _WIN32
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+
+/* SIGTERM, caught in C: the handler only writes a byte to a pipe, and a thread of the collector
+ * that waits on the pipe writes the coverage files, then dies of SIGTERM. A Python-level handler
+ * would run only when the main thread next executes bytecode, which it may never do when the
+ * signal lands just before it blocks in C (a multiprocessing worker entering sem_wait): the
+ * process would hang instead of dying. */
+static volatile int sigterm_fd = -1;
+static volatile pid_t sigterm_pid = 0; /* a fork child before re-arming must not wake its parent */
+
+static void
+on_sigterm(int signum)
+{
+    int saved = errno;
+    if (getpid() != sigterm_pid) {
+        signal(SIGTERM, SIG_DFL);
+        kill(getpid(), SIGTERM); /* delivered when this handler returns: death, as by default */
+    }
+    else if (sigterm_fd >= 0) {
+        char byte = 1;
+        ssize_t ignored = write(sigterm_fd, &byte, 1);
+        (void)ignored;
+    }
+    errno = saved;
+}
+
+static PyObject *
+catch_sigterm(PyObject *module, PyObject *arg)
+{
+    long fd = PyLong_AsLong(arg);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    struct sigaction current;
+    if (sigaction(SIGTERM, NULL, &current) != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (current.sa_handler != SIG_DFL && current.sa_handler != on_sigterm) {
+        Py_RETURN_FALSE; /* the program's own choice stands */
+    }
+    sigterm_fd = (int)fd;
+    sigterm_pid = getpid();
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = on_sigterm;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART; /* the program's own system calls go on undisturbed */
+    if (sigaction(SIGTERM, &action, NULL) != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+die_of_sigterm(PyObject *module, PyObject *unused)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = SIG_DFL;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, NULL);
+    kill(getpid(), SIGTERM);
+    Py_RETURN_NONE;
+}
+#endif
+
 static PyMethodDef methods[] = {
+#ifndef _WIN32
+    {"catch_sigterm", catch_sigterm, METH_O,
+     "catch_sigterm(fd): on SIGTERM write a byte to fd (unless SIGTERM has a handler); "
+     "whether it is caught."},
+    {"die_of_sigterm", die_of_sigterm, METH_NOARGS,
+     "die_of_sigterm(): restore SIGTERM's default action and send it to this process."},
+#endif
     {"hit_set", hit_set, METH_O, "hit_set(site): mark the site's line as run."},
     {"hit_count", hit_count, METH_O, "hit_count(site): count a run (plain increment)."},
     {"hit_atomic", hit_atomic, METH_O, "hit_atomic(site): count a run (atomic increment)."},

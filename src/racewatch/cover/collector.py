@@ -41,11 +41,9 @@ class Collector:
         self.start_dir = start_dir or os.getcwd()
         self.flush_interval = flush_interval
         self.files = {}  # registered path -> [real path, sha256, [(site, line), ...]]
-        self.lock = _thread.RLock()  # a SIGTERM handler may flush inside a flush
+        self.lock = _thread.RLock()  # one write at a time: exit, timer, SIGTERM's thread
         self.settings = None  # the user's coverage configuration, read at the first flush
         self.written_final = False
-        self.writer = None  # the thread writing the files now
-        self.sigterm_pending = False  # SIGTERM came while this thread was writing
         self.warned = set()
         self._new_process()
         for site_id in range(len(sites.SITES)):  # sites registered before coverage started
@@ -58,7 +56,7 @@ class Collector:
         atexit.register(self.flush_final)
         os.register_at_fork(after_in_child=self._after_fork_in_child)
         _patch_exit()
-        _catch_sigterm()
+        _catch_sigterm(self)
         self._start_timer()
 
     def bind(self):
@@ -102,17 +100,12 @@ class Collector:
         with self.lock:
             if self.written_final:
                 return
-            self.writer = _thread.get_ident()
             try:
                 self._write(final)
             except Exception as exc:  # noqa: BLE001 - the program's exit must not fail here
                 self._warn("write", f"cannot write coverage data: {type(exc).__name__}: {exc}")
-            finally:
-                self.writer = None
             if final:
                 self.written_final = True
-        if self.sigterm_pending:
-            _die_of_sigterm()
 
     def _write(self, final):
         snapshot = self.snapshot()
@@ -162,6 +155,7 @@ class Collector:
         self.lock = _thread.RLock()
         self.written_final = False
         self._new_process()
+        _catch_sigterm(self)  # a pipe and a waiting thread of its own
         self._start_timer()
 
     def _start_timer(self):
@@ -194,42 +188,48 @@ def _patch_exit():
     os._exit = _exit
 
 
-def _catch_sigterm():
-    """Under SIGTERM's default action (death), write first, then die of it as before."""
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+def _catch_sigterm(collector):
+    """Under SIGTERM's default action (death), write first, then die of it as before.
+
+    With the C counters the signal is caught in C and handed to a waiting thread; the pure
+    Python twin can only set a Python handler, which runs when the main thread next executes
+    bytecode (never, if the signal lands just before it blocks in a C call)."""
+    catch = getattr(collector.counters, "catch_sigterm", None)
+    if catch is not None:
+        read_end, write_end = os.pipe()
+        if catch(write_end):
+            _thread.start_new_thread(_wait_for_sigterm, (read_end,))
+        else:
+            os.close(read_end)
+            os.close(write_end)
+    elif signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         try:
             signal.signal(signal.SIGTERM, _on_sigterm)
         except ValueError:
             pass  # not the main thread: only it may set handlers
 
 
+def _wait_for_sigterm(fd):
+    try:
+        os.read(fd, 1)
+    except OSError:
+        return
+    _flush_and_die()
+
+
 def _on_sigterm(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the write short
-    if current is not None:
-        if current.writer == _thread.get_ident():
-            current.sigterm_pending = True  # inside a write (say os._exit's): finish it first
-            return
-        if _importing():
-            # Interrupted in the middle of an import: importing coverage.py in this thread now
-            # could meet that module half done; another thread just waits for it.
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            _thread.start_new_thread(_flush_and_die, ())
-            return
-        current.flush_final()
-    _die_of_sigterm()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
+    # Written from another thread: this one may be in the middle of an import, which importing
+    # coverage.py here could meet half done.
+    _thread.start_new_thread(_flush_and_die, ())
 
 
 def _flush_and_die():
-    current.flush_final()
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _importing():
-    """Whether some module is half imported: importing coverage.py now could meet it."""
-    return any(getattr(getattr(module, "__spec__", None), "_initializing", False)
-               for module in list(sys.modules.values()))
-
-
-def _die_of_sigterm():
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+    collector = current
+    if collector is not None:
+        collector.flush_final()
+    die = getattr(getattr(collector, "counters", None), "die_of_sigterm", None)
+    if die is not None:
+        die()
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)

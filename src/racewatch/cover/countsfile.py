@@ -3,8 +3,6 @@
 import glob
 import json
 import os
-import secrets
-import socket
 import string
 import sys
 import time
@@ -25,12 +23,6 @@ class BadFile(Exception):
 
 class Mismatch(Exception):
     """Two inputs that must not be added: different sources of one file, or modes."""
-
-
-def process_file_name():
-    """A name no other process (or host) writes: `.racewatch-cover.HOST.pidPID.XRANDx.json`."""
-    host = socket.gethostname().replace(".", "_") or "host"
-    return f"{STEM}.{host}.pid{os.getpid()}.X{secrets.token_hex(3)}x.json"
 
 
 def digest(data):

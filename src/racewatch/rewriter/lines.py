@@ -43,8 +43,7 @@ class _Plan:
         return self.used.setdefault(fires, Label())
 
     def labels(self, fires):
-        """The label as an item list: empty when nothing enters there (an unused label would
-        split a basic block, which throws `bytecode`'s stack depths off in handlers)."""
+        """The label as an item list, empty when nothing enters there."""
         return [self.used[fires]] if fires in self.used else []
 
 
@@ -87,7 +86,7 @@ class _Flow:
     def _reachable(self):
         live = [False] * len(self.instrs)
         work = [0]
-        handlers = {}
+        handlers = set()
         while work:
             k = work.pop()
             if k >= len(live) or live[k]:
@@ -100,7 +99,7 @@ class _Flow:
                 work.append(self.landing(instr))
             region = self.region[k]
             if region is not None and id(region) not in handlers:
-                handlers[id(region)] = True
+                handlers.add(id(region))
                 work.append(self.at_label[id(region.target)])
         return live
 
@@ -199,6 +198,9 @@ class _Flow:
                     region.target = plan.label(fire)
         split = {id(region): plan for plan in plans.values()
                  for region, fire in plan.regions.items() if fire is None}
+        for plan in split.values():  # both entries exist before the handler is placed
+            plan.label(True)
+            plan.label(False)
         out = []
         pending = []  # labels and region markers since the last instruction
         open_region = None  # a region being split by raiser as it is copied
@@ -252,7 +254,8 @@ class _Flow:
         calls = probe(instr)
         if instr.name in opcodes.PROBE_AFTER and all(plan.regions.values()):
             # Entered only by exceptions, all of which fire: count after it, inside the
-            # cleanup region that expects the stack it leaves.
+            # cleanup region that expects the stack it leaves (when only some fire, the
+            # probe must go before it, on the firing entry).
             out.extend([*plan.labels(True), *plan.labels(False), *starts, instr, *calls])
             return
         if plan.linear_fires is False:
