@@ -6,7 +6,9 @@ strongly and sweeps.
 """
 
 import _thread
+import os
 import threading
+import time
 
 import pytest
 
@@ -134,4 +136,17 @@ def _run_in_thread(fn):
     thread = threading.Thread(target=lambda: box.append(fn()))
     thread.start()
     thread.join()
+    _wait_until_os_thread_exits(thread.native_id)
     return box[0]
+
+
+def _wait_until_os_thread_exits(native_id):
+    """join() returns once the Python thread is done, a moment before its OS thread exits and
+    glibc caches its stack for reuse (and its ident with it): wait for that condition."""
+    task = f"/proc/self/task/{native_id}"
+    if not os.path.exists("/proc/self/task"):
+        return
+    for _ in range(100_000):  # a bound, not a timing: the exit normally takes microseconds
+        if not os.path.exists(task):
+            return
+        time.sleep(0)

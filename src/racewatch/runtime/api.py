@@ -155,7 +155,7 @@ def _probe(obj, key, site, is_write, how=None):
 
 def _record_access(target, key, is_write, atomic, site, state):
     with _lock:
-        _objects.forget_dead()  # before any lookup: a dead object's address may be reused
+        shadow.forget_dead(_objects, _syncs)  # before any lookup: an address may be reused
     record = _objects.get(target)
     if record is None:
         ignore = issubclass(type(target), _config["ignored_types"])  # not obj.__class__
@@ -277,7 +277,7 @@ def _capture_stack():
 def _sync_var(obj, is_lock):
     released = None
     with _lock:
-        _syncs.forget_dead()
+        shadow.forget_dead(_objects, _syncs)
         if _syncs.sweep_due():
             released = _syncs.sweep()
     del released  # outside the lock: dropping them may run finalizers

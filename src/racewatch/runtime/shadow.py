@@ -48,6 +48,14 @@ class Record:
         self.ignore = ignore
 
 
+def forget_dead(*tables):
+    """Drop the records of watched objects that died from every table (call before looking
+    anything up). The C runtime keeps one list of deaths, so all tables share one drain."""
+    for key in (_deaths() if _deaths is not None else None) or ():
+        for table in tables:
+            table.forget(key)
+
+
 class LifetimeTable:
     """Maps live objects to records (anything with a `ref` slot). A record goes when its
     object dies: a weakref callback for weak-referenceable objects; otherwise the record holds
@@ -75,13 +83,11 @@ class LifetimeTable:
             return key, make(obj), True
         return key, make(ref), False
 
-    def forget_dead(self):
-        """Drop the records of watched objects that died (call before looking anything up)."""
-        dead = _deaths() if _deaths is not None else None
-        for key in dead or ():
-            record = self.records.get(key)
-            if record is not None and record.ref is None:
-                del self.records[key]
+    def forget(self, key):
+        """Drop the record at `key` if its object was watched (the C runtime saw it die)."""
+        record = self.records.get(key)
+        if record is not None and record.ref is None:
+            del self.records[key]
 
     def insert(self, key, record, strong):
         """Insert unless another thread got there first; returns the record in the table."""
