@@ -1,7 +1,10 @@
 """Measure every variant of one workload on one Python: warm up, then repeat round-robin."""
 
+import atexit
 import dataclasses
 import os
+import shutil
+import tempfile
 from typing import NamedTuple
 
 import measure
@@ -47,8 +50,21 @@ def child_env(variant):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTHON", "RACEWATCH_", "COVERAGE_"))}
     env["PYTHONHASHSEED"] = "0"  # the same dict and set layouts in every run
+    # Coverage variants write their data files where coverage.py's data file would go.
+    env["COVERAGE_FILE"] = os.path.join(scratch_dir(), ".coverage")
     env.update(variant.env)
     return env
+
+
+_scratch = []
+
+
+def scratch_dir():
+    """A directory for what runs write (coverage data), removed when the runner exits."""
+    if not _scratch:
+        _scratch.append(tempfile.mkdtemp(prefix="racewatch-bench-"))
+        atexit.register(shutil.rmtree, _scratch[0], True)
+    return _scratch[0]
 
 
 def checksum_of(stdout):

@@ -17,6 +17,9 @@ VARIANTS = (
     Variant("plain", ()),
     Variant("race-c", (*RACEWATCH_RUN, "--runtime=c")),
     Variant("race-py", (*RACEWATCH_RUN, "--runtime=python"), slow=True),
+    Variant("cover-atomic", (*RACEWATCH_RUN, "--cover=atomic", "--no-race")),
+    Variant("race-c-cover", (*RACEWATCH_RUN, "--runtime=c", "--cover=atomic")),
+    Variant("coverage-py", ("-m", "coverage", "run")),  # coverage.py's default core, to compare
 )
 BASELINE = VARIANTS[0]
 BY_NAME = {v.name: v for v in VARIANTS}
