@@ -12,24 +12,43 @@ def _consts(code):
             yield from _consts(const)
 
 
+def _token(site, is_write, key):
+    return ("token", site, is_write, key)
+
+
+def _tokens(code):
+    return [c for consts in _consts(code) for c in consts if isinstance(c, tuple)
+            and c[:1] == ("token",)]
+
+
 def test_relocation_leaves_equal_user_constants_alone():
     source = "def f(o):\n    return (o.a, 0, 1, 2, 3, o.b)\n"
     code, records, layout = instrument.instrument_module(compile(source, "<t>", "exec"), None)
     # f's two sites are 0 and 1, equal in value to the user's constants 0 and 1
     assert [r[3] for r in records[:2]] == ["a", "b"]
-    moved = sites.relocate(code, layout, 1000)
+    moved = sites.relocate(code, layout, 1000, _token)
     inner = [c for c in moved.co_consts if hasattr(c, "co_code")][0]
-    assert {1000, 1001} <= set(inner.co_consts)
+    assert {("token", 1000, False, "a"), ("token", 1001, False, "b")} <= set(inner.co_consts)
     assert {0, 1, 2, 3} <= set(inner.co_consts)  # the tuple's own constants are unchanged
+
+
+def test_token_sites_say_read_or_write_and_called_probes_keep_int_sites():
+    source = "def f(o, lock):\n    o.a = o.b\n    with lock:\n        pass\n"
+    code, records, layout = instrument.instrument_module(compile(source, "<t>", "exec"), None)
+    moved = sites.relocate(code, layout, 10, _token)
+    kinds = {r[2]: 10 + i for i, r in enumerate(records)}
+    assert {("token", kinds["read"], False, "b"), ("token", kinds["write"], True, "a")} <= \
+        set(_tokens(moved))
+    inner = [c for c in moved.co_consts if hasattr(c, "co_code")][0]
+    assert kinds["sync"] in inner.co_consts  # `with` calls sync(obj, site): a plain int
 
 
 def test_rewritten_code_marshals_and_relocates_after_a_round_trip():
     source = "class C:\n    def m(self):\n        return [self.x for _ in range(2)]\n"
     code, records, layout = instrument.instrument_module(compile(source, "<t>", "exec"), None)
     again = marshal.loads(marshal.dumps(code))
-    moved = sites.relocate(again, layout, 50)
-    ids = {c for consts in _consts(moved) for c in consts if isinstance(c, int) and c >= 50}
-    assert len(ids) == len(records)
+    moved = sites.relocate(again, layout, 50, _token)
+    assert sorted(t[1] for t in _tokens(moved)) == list(range(50, 50 + len(records)))
 
 
 def test_register_returns_consecutive_bases():

@@ -2,6 +2,7 @@
 
 import sys
 
+from racewatch import runtime
 from racewatch.rewriter import cache, interop, sites
 
 
@@ -34,7 +35,7 @@ class Instrumenter:
             if stamp is not None:
                 cache.store(path, self.fingerprint, stamp, entry)
         code, records, layout = entry
-        return sites.relocate(code, layout, sites.SITES.register(path, records))
+        return sites.relocate(code, layout, sites.SITES.register(path, records), runtime.token)
 
 
 class _InstrumentingLoader:

@@ -82,21 +82,22 @@ DEREF_LOADS, DEREF_STORES, DEREF_DELETES = {"LOAD_DEREF"}, {"STORE_DEREF"}, {"DE
 CELL_LOAD = "LOAD_DEREF" if env.PY313_PLUS else "LOAD_CLOSURE"
 
 
-def fix_cell_loads(code):
-    """3.13: in the code `bytecode` produced, the LOAD_DEREF that directly follows a
-    `LOAD_GLOBAL @racewatch.*` is the probe's cell operand: make it LOAD_FAST (same slot)."""
+def fix_cell_loads(code, is_site):
+    """3.13: in the code `bytecode` produced, a cell probe is `LOAD_DEREF v; LOAD_CONST site;
+    CONTAINS_OP` (`is_site(const)` tells a site constant): make its LOAD_DEREF a LOAD_FAST of
+    the same slot. (Every other probe starts with COPY, or is `LOAD_CONST site; UNARY_INVERT`.)"""
     if not env.PY313_PLUS:
         return code
     raw = bytearray(code.co_code)
-    load_global, load_deref = dis.opmap["LOAD_GLOBAL"], dis.opmap["LOAD_DEREF"]
-    after_probe = False
+    window = []
     for ins in dis.get_instructions(code):
         if ins.opname == "EXTENDED_ARG":
             continue  # a prefix of the next instruction, not an instruction of its own
-        if ins.opcode == load_deref and after_probe:
-            raw[ins.offset] = dis.opmap["LOAD_FAST"]
-        after_probe = (ins.opcode == load_global and isinstance(ins.argval, str)
-                       and ins.argval.startswith(API_PREFIX))
+        window = (window + [ins])[-3:]
+        if len(window) == 3 and window[0].opname == "LOAD_DEREF" and \
+                window[1].opname == "LOAD_CONST" and is_site(window[1].argval) and \
+                window[2].opname == "CONTAINS_OP":
+            raw[window[0].offset] = dis.opmap["LOAD_FAST"]
     return code.replace(co_code=bytes(raw)) if raw != code.co_code else code
 
 

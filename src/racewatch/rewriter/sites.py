@@ -28,7 +28,8 @@ Site = namedtuple("Site", "file line function kind name")
 
 
 class SiteId(int):
-    """A module-local site id while code is being rewritten.
+    """A module-local site id while code is being rewritten: a plain int in the finished code
+    (the argument of a called probe).
 
     `bytecode` merges equal constants by their marshal form; an int subclass cannot be
     marshalled, so each SiteId keeps a co_consts slot of its own and can be rebased later
@@ -38,49 +39,74 @@ class SiteId(int):
     __slots__ = ()
 
 
+class ReadSite(SiteId):
+    """A site whose constant becomes a read probe token at load (see runtime `token`)."""
+
+    __slots__ = ()
+
+
+class WriteSite(SiteId):
+    """A site whose constant becomes a write probe token at load."""
+
+    __slots__ = ()
+
+
+# Stored last in the constants of every code object with sites: how is_instrumented knows
+# rewritten code (token probes name no API function). No source constant can be this string
+# object's equal by accident of the compiler: it is not an identifier.
+MARKER = "@racewatch:instrumented"
+
+
 class ModuleSites:
     """The sites of one module, numbered from 0 while its code is rewritten."""
 
     def __init__(self):
         self.records = []
 
-    def new(self, line, function, kind, name):
+    def new(self, line, function, kind, name, cls=SiteId):
         self.records.append((line, function, kind, name))
-        return SiteId(len(self.records) - 1)
+        return cls(len(self.records) - 1)
+
+    def finalize(self, code, children):
+        """Replace SiteId constants by plain ints; return the code and its relocation layout.
+
+        `children` maps id() of nested code objects already finalized to their layouts. A
+        layout is `(positions, tokens, ((const_index, child_layout), ...))`, `tokens` holding
+        `(const_index, is_write, key)` of the token sites: plain data, so it marshals.
+        """
+        consts = list(code.co_consts)
+        positions = []
+        tokens = []
+        nested = []
+        for index, const in enumerate(consts):
+            if isinstance(const, SiteId):
+                consts[index] = int(const)
+                if type(const) is SiteId:
+                    positions.append(index)
+                else:  # the key of a named probe is its record's name ("" for the others)
+                    tokens.append((index, type(const) is WriteSite,
+                                   self.records[const][3] or None))
+            elif isinstance(const, CodeType) and id(const) in children:
+                nested.append((index, children[id(const)]))
+        if positions or tokens:
+            consts.append(MARKER)
+            code = code.replace(co_consts=tuple(consts))
+        return code, (tuple(positions), tuple(tokens), tuple(nested))
 
 
-def finalize(code, children):
-    """Replace SiteId constants by plain ints; return the code and its relocation layout.
-
-    `children` maps id() of nested code objects already finalized to their layouts. A layout
-    is `(positions, ((const_index, child_layout), ...))`: plain tuples, so it marshals.
-    """
-    consts = list(code.co_consts)
-    positions = []
-    nested = []
-    for index, const in enumerate(consts):
-        if type(const) is SiteId:
-            consts[index] = int(const)
-            positions.append(index)
-        elif isinstance(const, CodeType) and id(const) in children:
-            nested.append((index, children[id(const)]))
-    if positions:
-        code = code.replace(co_consts=tuple(consts))
-    return code, (tuple(positions), tuple(nested))
-
-
-def relocate(code, layout, base):
-    """Add `base` to every site constant of `code` and its nested code objects."""
-    if base == 0:
-        return code
-    positions, nested = layout
-    if not positions and not nested:
+def relocate(code, layout, base, token):
+    """Add `base` to every site constant of `code` and its nested code objects, and turn
+    token sites into `token(site, is_write, key)`: the constants their probes work on."""
+    positions, tokens, nested = layout
+    if not positions and not tokens and not nested:
         return code
     consts = list(code.co_consts)
     for index in positions:
         consts[index] += base
+    for index, is_write, key in tokens:
+        consts[index] = token(consts[index] + base, is_write, key)
     for index, child in nested:
-        consts[index] = relocate(consts[index], child, base)
+        consts[index] = relocate(consts[index], child, base, token)
     return code.replace(co_consts=tuple(consts))
 
 

@@ -29,18 +29,32 @@ def load(name):
 
 # The hot-path module bound to the probes' names, or None when racewatch is not running.
 active = None
+# The engine whose tokens code loaded from now on gets: it stays when racewatch stops (its
+# tokens are then switched off), so code loaded by then keeps the engine of the session.
+engine = None
+
+
+def token(site, is_write, key):
+    """The constant of the token probe `site` (see rewriter/instrument.py)."""
+    if engine is None:
+        from racewatch.runtime import null
+        return null.Token()
+    return engine.token(site, is_write, key)
 
 
 def install_api(impl):
     """Bind `impl`'s hot-path functions to the builtins names probes load."""
-    global active
-    active = impl
+    global active, engine
+    active = engine = impl
+    impl.enable(True)
     for function in API_FUNCTIONS:
         setattr(builtins, api_name(function), getattr(impl, function))
 
 
 def uninstall_api():
-    global active
-    active = None
+    global active, engine
+    if engine is not None:
+        engine.enable(False)
+    active = engine = None
     for function in API_FUNCTIONS:
         builtins.__dict__.pop(api_name(function), None)

@@ -566,6 +566,7 @@ typedef struct {
     PyTypeObject *type;
     PyObject *name;
     unsigned int version;
+    int container;     /* instances are builtin containers (method-kind probes read the shape) */
     PyObject *owner;
 } AttrCache;
 #define ATTR_CACHE_BITS 12
@@ -576,6 +577,13 @@ static inline AttrCache *attr_slot(PyTypeObject *tp, PyObject *name) {
                  0x9E3779B97F4A7C15ull;
     return &attr_cache[h >> (64 - ATTR_CACHE_BITS)];
 }
+/* The cache entry for reads of `name` on instances of `tp`, or NULL if it is not filled. */
+static inline const AttrCache *attr_hit(PyTypeObject *tp, PyObject *name) {
+    const AttrCache *ac = attr_slot(tp, name);
+    return ac->type == tp && ac->name == name && ac->version == tp->tp_version_tag &&
+           tp->tp_version_tag ? ac : NULL;
+}
+
 static PyObject *on_race;          /* callable(event) or NULL */
 static PyObject *ignored_types;    /* tuple of types whose instances are never shared */
 static PyObject *proxy_types;      /* dict: lock type -> None or callable giving its clock obj */
@@ -1071,13 +1079,12 @@ static PyObject *method_owner(PyTypeObject *tp, PyObject *key) {
 static PyObject *read_owner(PyObject *obj, PyObject *key, long site) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return obj;
-    const AttrCache *ac = attr_slot(tp, key);
-    if (ac->type == tp && ac->name == key && ac->version == tp->tp_version_tag &&
-        tp->tp_version_tag)
-        return ac->owner ? ac->owner : obj;
+    const AttrCache *ac = attr_hit(tp, key);
+    if (ac) return ac->owner ? ac->owner : obj;
     PyObject *owner = method_owner(tp, key);
     if (tp->tp_version_tag)   /* borrowed pointers: a changed or new type has another tag */
-        *attr_slot(tp, key) = (AttrCache){tp, key, tp->tp_version_tag, owner};
+        *attr_slot(tp, key) = (AttrCache){tp, key, tp->tp_version_tag,
+                                          container_kind(obj) != C_NONE, owner};
     return owner ? owner : obj;
 }
 
@@ -1387,30 +1394,93 @@ static inline int exact_container(PyTypeObject *tp) {
     return C_NONE;
 }
 
-/* The fast path (FastTrack's same-epoch test) for the commonest probes: attributes of
- * instances of classes written in Python, globals, closure cells, and the probes on exact
- * builtin containers whose location needs no allocation. True when nothing is left to do;
- * anything else, new or uncertain, goes the whole way through `probe`. It allocates nothing
- * and takes no references, so no code can run in the middle of it. */
-static inline int same_epoch(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
-    long site = site_of(site_obj);
+/* The record of `owner` if it has one, through a one-entry cache (consecutive probes often
+ * touch one object). */
+static inline Record *record_of(PyObject *owner) {
+    if ((uintptr_t)owner == last_addr) return last_record;
+    Record *rec = map_get(&objects, (uintptr_t)owner);
+    if (rec) {
+        last_addr = (uintptr_t)owner;
+        last_record = rec;
+    }
+    return rec;
+}
+
+/* The hot cell of `key` in `rec`, or -1: by hash when the record is indexed (the same hash
+ * find_cell uses), else by scanning. A tagged key (weak, or raced) never equals a probe's
+ * key: those take the full check. */
+static inline int32_t find_hot(const Record *rec, PyObject *key) {
+    const Hot *h = rec->hot;
+    if (rec->index) {
+        Py_hash_t hash = key_hash(key, PyUnicode_CheckExact(key) || safe_key(key, 0));
+        if (hash == -1) return -1;
+        uint32_t mask = rec->capindex - 1;
+        for (uint32_t j = (uint32_t)hash & mask;; j = (j + 1) & mask) {
+            uint32_t slot = rec->index[j];
+            if (!slot) return -1;
+            if (h[slot - 1].key == (uintptr_t)key) return (int32_t)slot - 1;
+        }
+    }
+    for (uint32_t i = 0; i < rec->ncells; i++)
+        if (h[i].key == (uintptr_t)key) return (int32_t)i;
+    return -1;
+}
+
+/* FastTrack's same-epoch test: whether this thread's last access of this kind to the
+ * location (owner, key) is the current epoch, so nothing is left to do. `hint` is where the
+ * caller last found the key's cell: instances of one class keep their attributes' cells in
+ * the same order, so a site's hint is nearly always right and saves the search. */
+static inline int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic,
+                                uint32_t *hint) {
+    ThreadState *t = tls_state;
+    if (!t) return 0;
+    Record *rec = record_of(owner);
+    if (!rec) return 0;
+    if (rec->head.ignore) return 1;
+    const Hot *h = rec->hot;
+    uint32_t i = *hint;
+    if (i >= rec->ncells || h[i].key != (uintptr_t)key) {
+        int32_t found = find_hot(rec, key);
+        if (found < 0) return 0;
+        *hint = i = (uint32_t)found;
+    }
+    uint64_t now = t->epoch | (uint64_t)atomic;
+    uint64_t last = is_write ? h[i].w : h[i].r;
+    if (last == SHARED_READS) {
+        const Shared *sh = COLD(rec)[i].r.shared;
+        if (t->tid >= sh->n) return 0;
+        last = sh->a[t->tid].epoch;
+    }
+    return last == now || (atomic && (last | 1) == now);
+}
+
+/* The owner of a read of attribute `key` of `obj` when the fast path can tell (an instance
+ * of a class written in Python whose (type, name) cache entry holds), else NULL. */
+static inline PyObject *fast_read_owner(PyObject *obj, PyObject *key) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return NULL;
+    const AttrCache *ac = attr_hit(tp, key);
+    if (!ac) return NULL;
+    return ac->owner ? ac->owner : obj;
+}
+
+/* The fast path for every probe kind: attributes of instances of classes written in Python,
+ * globals, closure cells, and the probes on exact builtin containers whose location needs no
+ * allocation. True when nothing is left to do; anything else, new or uncertain, goes the
+ * whole way through `probe`. It allocates nothing and takes no references, so no code can
+ * run in the middle of it. (Token probes of the commonest kinds have their own copies.) */
+static inline int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
+                             uint32_t *hint) {
     if (site < 0 || (size_t)site >= nsite_kinds) return 0;
     PyObject *owner = obj;
     int atomic = 0;
     uint8_t kind = site_kinds[site];
     switch (kind) {
-    case K_ATTR: {
-        PyTypeObject *tp = Py_TYPE(obj);
-        if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return 0;
-        if (!is_write) {
-            const AttrCache *ac = attr_slot(tp, key);
-            if (ac->type != tp || ac->name != key || ac->version != tp->tp_version_tag ||
-                !tp->tp_version_tag)
-                return 0;
-            if (ac->owner) owner = ac->owner;
-        }
+    case K_ATTR:
+        if (!is_write) owner = fast_read_owner(obj, key);
+        else if (!(Py_TYPE(obj)->tp_flags & Py_TPFLAGS_HEAPTYPE)) return 0;
+        if (!owner) return 0;
         break;
-    }
     case K_GLOBAL: owner = PyEval_GetGlobals(); break;
     case K_CELL: break;
     case K_ITEM:
@@ -1420,13 +1490,13 @@ static inline int same_epoch(PyObject *obj, PyObject *key, PyObject *site_obj, i
         return 0;
     case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
     case K_METHOD_ATOMIC_WRITE:
-        if (!exact_container(Py_TYPE(obj))) {   /* not a container: an attribute read */
+        if (!exact_container(Py_TYPE(obj))) {
+            /* a method of an object of a class written in Python: an attribute read, unless
+             * the class is a container subclass (the cache entry knows) */
             PyTypeObject *tp = Py_TYPE(obj);
-            if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) || container_kind(obj)) return 0;
-            const AttrCache *ac = attr_slot(tp, key);
-            if (ac->type != tp || ac->name != key || ac->version != tp->tp_version_tag ||
-                !tp->tp_version_tag)
-                return 0;
+            if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return 0;
+            const AttrCache *ac = attr_hit(tp, key);
+            if (!ac || ac->container) return 0;
             if (ac->owner) owner = ac->owner;
             is_write = 0;
             break;
@@ -1450,55 +1520,178 @@ static inline int same_epoch(PyObject *obj, PyObject *key, PyObject *site_obj, i
         return !container_kind(obj) && !container_kind(key);
     default: return 0;
     }
-    ThreadState *t = tls_state;
-    if (!t) return 0;
-    Record *rec;
-    if ((uintptr_t)owner == last_addr) {
-        rec = last_record;
-    } else {
-        rec = map_get(&objects, (uintptr_t)owner);
-        if (!rec) return 0;
-        last_addr = (uintptr_t)owner;
-        last_record = rec;
-    }
-    if (rec->head.ignore) return 1;
-    /* a tagged key (weak, or raced) never equals the probe's: those take the full check */
-    uint64_t now = t->epoch | (uint64_t)atomic;
-    const Hot *h = rec->hot;
-    uint32_t i = 0, n = rec->ncells;
-    if (rec->index) {   /* many cells: find the one by hash (same hash as find_cell uses) */
-        Py_hash_t hash = key_hash(key, PyUnicode_CheckExact(key) || safe_key(key, 0));
-        if (hash == -1) return 0;
-        uint32_t mask = rec->capindex - 1;
-        for (uint32_t j = (uint32_t)hash & mask;; j = (j + 1) & mask) {
-            uint32_t slot = rec->index[j];
-            if (!slot) return 0;
-            if (h[slot - 1].key == (uintptr_t)key) { i = slot - 1; n = slot; break; }
-        }
-    }
-    for (; i < n; i++) {
-        if (h[i].key != (uintptr_t)key) continue;
-        uint64_t last = is_write ? h[i].w : h[i].r;
-        if (last == SHARED_READS) {
-            const Shared *sh = COLD(rec)[i].r.shared;
-            if (t->tid >= sh->n) return 0;
-            last = sh->a[t->tid].epoch;
-        }
-        return last == now || (atomic && (last | 1) == now);
-    }
-    return 0;
+    return same_epoch_at(owner, key, is_write, atomic, hint);
 }
 
 static PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "read(obj, key, site)"); return NULL; }
-    if (same_epoch(args[0], args[1], args[2], 0)) Py_RETURN_NONE;
+    uint32_t hint = 0;
+    if (same_epoch(args[0], args[1], site_of(args[2]), 0, &hint)) Py_RETURN_NONE;
     return probe(args[0], args[1], args[2], 0);
 }
 
 static PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "write(obj, key, site)"); return NULL; }
-    if (same_epoch(args[0], args[1], args[2], 1)) Py_RETURN_NONE;
+    uint32_t hint = 0;
+    if (same_epoch(args[0], args[1], site_of(args[2]), 1, &hint)) Py_RETURN_NONE;
     return probe(args[0], args[1], args[2], 1);
+}
+
+/* ---- token probes ------------------------------------------------------------------------- */
+
+/* The constant of a token probe site (rewriter/instrument.py). Instrumented code reaches the
+ * runtime through the token's C slots straight from the eval loop, without the call sequence
+ * a probe function costs (half of it, measured): `obj in token` is an access of obj's
+ * location token->key (attributes, cells, super, iteration), `~token` of the running code's
+ * global token->key, and `token[key] = obj` of obj with a key from the stack (items,
+ * operators). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *site_obj;   /* the site id as read()/write() take it */
+    PyObject *key;        /* the name accessed, or None for keyed and iteration probes */
+    long site;
+    int is_write;
+    uint32_t hint;        /* where the key's cell was last found (see same_epoch_at) */
+} Token;
+
+static int tokens_enabled = 1;   /* 0 once racewatch stops: tokens record nothing */
+
+/* Everything past the fast path: kept out of line so the slots stay small. */
+static Py_NO_INLINE int token_slow(Token *t, PyObject *obj, PyObject *key) {
+    if (!tokens_enabled) return 0;
+    PyObject *r = probe(obj, key, t->site_obj, t->is_write);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Generic tokens (every kind but the three below): `obj in token`, `token[key] = obj`. */
+static int token_contains(Token *t, PyObject *obj) {
+    if (tokens_enabled && same_epoch(obj, t->key, t->site, t->is_write, &t->hint)) return 0;
+    return token_slow(t, obj, t->key);
+}
+
+static int token_setitem(Token *t, PyObject *key, PyObject *obj) {
+    if (!obj) obj = Py_None;
+    if (tokens_enabled && same_epoch(obj, key, t->site, t->is_write, &t->hint)) return 0;
+    return token_slow(t, obj, key);
+}
+
+/* Attribute tokens: `obj in token` for obj.key. */
+static int attr_contains(Token *t, PyObject *obj) {
+    if (tokens_enabled) {
+        PyObject *owner = obj;
+        if (!t->is_write) owner = fast_read_owner(obj, t->key);
+        else if (!(Py_TYPE(obj)->tp_flags & Py_TPFLAGS_HEAPTYPE)) owner = NULL;
+        if (owner && same_epoch_at(owner, t->key, t->is_write, 0, &t->hint)) return 0;
+    }
+    return token_slow(t, obj, t->key);
+}
+
+/* Closure cell tokens: `cell in token`. */
+static int cell_contains(Token *t, PyObject *cell) {
+    if (tokens_enabled && same_epoch_at(cell, t->key, t->is_write, 0, &t->hint)) return 0;
+    return token_slow(t, cell, t->key);
+}
+
+/* Global tokens: `~token` for the running code's global key. */
+static PyObject *global_invert(Token *t) {
+    if (tokens_enabled) {
+        PyObject *globals = PyEval_GetGlobals();
+        if (globals && same_epoch_at(globals, t->key, t->is_write, 0, &t->hint))
+            Py_RETURN_NONE;
+    }
+    if (token_slow(t, Py_None, t->key) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static void token_dealloc(Token *t) {
+    Py_XDECREF(t->site_obj);
+    Py_XDECREF(t->key);
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static PyObject *token_repr(Token *t) {
+    return PyUnicode_FromFormat("<racewatch probe %ld>", t->site);
+}
+
+/* A site id means nothing in another process: a pickled token comes back as one that
+ * records nothing (racewatch.runtime.null.Token). */
+static PyObject *token_reduce(PyObject *t, PyObject *noargs) {
+    PyObject *null = PyImport_ImportModule("racewatch.runtime.null");
+    if (!null) return NULL;
+    PyObject *cls = PyObject_GetAttrString(null, "Token");
+    Py_DECREF(null);
+    if (!cls) return NULL;
+    return Py_BuildValue("(N())", cls);
+}
+
+static PyMethodDef token_methods[] = {
+    {"__reduce__", token_reduce, METH_NOARGS, NULL},
+    {NULL},
+};
+
+/* One type per fast path, all with the Token layout: the slot a probe runs is its kind's. */
+#define TOKEN_TYPE(var, name, number, sequence, mapping)                                     \
+    static PyTypeObject var = {                                                               \
+        PyVarObject_HEAD_INIT(NULL, 0)                                                        \
+        .tp_name = "racewatch.runtime._fast." name,                                          \
+        .tp_basicsize = sizeof(Token),                                                        \
+        .tp_dealloc = (destructor)token_dealloc,                                              \
+        .tp_repr = (reprfunc)token_repr,                                                      \
+        .tp_as_number = number,                                                               \
+        .tp_as_sequence = sequence,                                                           \
+        .tp_as_mapping = mapping,                                                             \
+        .tp_flags = Py_TPFLAGS_DEFAULT,                                                       \
+        .tp_doc = "The constant of one token probe site: operations on it are accesses.",    \
+        .tp_methods = token_methods,                                                          \
+    };
+
+/* Every type has every form (a site of an unregistered kind gets the generic type whatever
+ * its form); each specialised type overrides its own kind's. */
+static PyObject *token_invert(Token *t) {
+    if (token_setitem(t, t->key, Py_None) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyNumberMethods token_number = {.nb_invert = (unaryfunc)token_invert};
+static PySequenceMethods token_sequence = {.sq_contains = (objobjproc)token_contains};
+static PyMappingMethods token_mapping = {.mp_ass_subscript = (objobjargproc)token_setitem};
+static PySequenceMethods attr_sequence = {.sq_contains = (objobjproc)attr_contains};
+static PySequenceMethods cell_sequence = {.sq_contains = (objobjproc)cell_contains};
+static PyNumberMethods global_number = {.nb_invert = (unaryfunc)global_invert};
+
+TOKEN_TYPE(TokenType, "Token", &token_number, &token_sequence, &token_mapping)
+TOKEN_TYPE(AttrTokenType, "AttrToken", &token_number, &attr_sequence, &token_mapping)
+TOKEN_TYPE(CellTokenType, "CellToken", &token_number, &cell_sequence, &token_mapping)
+TOKEN_TYPE(GlobalTokenType, "GlobalToken", &global_number, &token_sequence, &token_mapping)
+
+static PyObject *fast_token(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyLong_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "token(site, is_write, key)");
+        return NULL;
+    }
+    int is_write = PyObject_IsTrue(args[1]);
+    if (is_write < 0) return NULL;
+    long site = site_of(args[0]);
+    uint8_t kind = site >= 0 && (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
+    PyTypeObject *tp = kind == K_ATTR ? &AttrTokenType : kind == K_CELL ? &CellTokenType :
+                       kind == K_GLOBAL ? &GlobalTokenType : &TokenType;
+    Token *t = PyObject_New(Token, tp);
+    if (!t) return NULL;
+    t->site_obj = Py_NewRef(args[0]);
+    t->key = Py_NewRef(args[2]);
+    t->site = site;
+    t->is_write = is_write;
+    t->hint = 0;
+    return (PyObject *)t;
+}
+
+static PyObject *fast_enable(PyObject *m, PyObject *flag) {
+    int on = PyObject_IsTrue(flag);
+    if (on < 0) return NULL;
+    tokens_enabled = on;
+    Py_RETURN_NONE;
 }
 
 /* A call site: if the callee is a builtin accessor, the access it makes. Callees are told
@@ -1843,6 +2036,8 @@ static PyMethodDef module_methods[] = {
     FAST(acquire, "acquire(sync, site): a lock was acquired."),
     FAST(release, "release(sync, site): a lock is about to be released."),
     FAST(sync, "sync(obj, site): obj, or a proxy recording its acquire/release if a lock."),
+    FAST(token, "token(site, is_write, key): the constant of a token probe site."),
+    {"enable", fast_enable, METH_O, "enable(flag): token probes record (True) or not."},
     {"hit", fast_hit, METH_O, "hit(index): a line ran (coverage)."},
     {"happens_before", fast_happens_before, METH_O, "Release-like edge on obj."},
     {"happens_after", fast_happens_after, METH_O, "Acquire-like edge on obj."},
@@ -1870,7 +2065,11 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__fast(void) {
     RefType.tp_base = &_PyWeakref_RefType;
-    if (PyType_Ready(&RefType) < 0 || PyType_Ready(&SyncProxyType) < 0) return NULL;
+    if (PyType_Ready(&RefType) < 0 || PyType_Ready(&SyncProxyType) < 0 ||
+        PyType_Ready(&TokenType) < 0 ||
+        PyType_Ready(&AttrTokenType) < 0 || PyType_Ready(&CellTokenType) < 0 ||
+        PyType_Ready(&GlobalTokenType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
     died_callback = PyCFunction_New(&died_def, NULL);

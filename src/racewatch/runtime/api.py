@@ -121,6 +121,51 @@ def write(obj, key, site):
     _probe(obj, key, site, True)
 
 
+class Token:
+    """The constant of a token probe site: `obj in token` is an access of obj's location
+    token.key, `~token` of the running code's global token.key, `token[key] = obj` of obj
+    with a key from the stack (see the C runtime's Token)."""
+
+    __slots__ = ("site", "is_write", "key")
+
+    def __init__(self, site, is_write, key):
+        self.site, self.is_write, self.key = site, is_write, key
+
+    # each calls _probe directly: it finds the accessing frame two frames up
+    def __contains__(self, obj):
+        if _enabled:
+            _probe(obj, self.key, self.site, self.is_write)
+        return False
+
+    def __invert__(self):
+        if _enabled:
+            _probe(None, self.key, self.site, self.is_write)
+
+    def __setitem__(self, key, obj):
+        if _enabled:
+            _probe(obj, key, self.site, self.is_write)
+
+    def __reduce__(self):
+        from racewatch.runtime import null
+        return null.Token, ()   # a site id means nothing in another process
+
+    def __repr__(self):
+        return f"<racewatch probe {self.site}>"
+
+
+_enabled = True
+
+
+def token(site, is_write, key):
+    return Token(site, is_write, key)
+
+
+def enable(flag):
+    """Token probes record (True) or do nothing (False: racewatch stopped)."""
+    global _enabled
+    _enabled = bool(flag)
+
+
 def call(func, arg0, arg1, site):
     """A call site: if `func` is a builtin accessor (len, getattr, ...), record its access."""
     action = _accessors.get(id(func))

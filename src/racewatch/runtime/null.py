@@ -16,9 +16,28 @@ def _table():
     return {name: sync if name == "sync" else _nothing for name in runtime.API_FUNCTIONS}
 
 
+class Token:
+    """A token probe that records nothing: code whose site belongs to no engine (a code
+    object unpickled in another process, code loaded with no session)."""
+
+    __slots__ = ()
+
+    def __contains__(self, obj):
+        return False
+
+    def __invert__(self):
+        return None
+
+    def __setitem__(self, key, obj):
+        pass
+
+
 def install():
-    """Bind the do-nothing probes; `runtime.active` becomes None (annotations stop too)."""
+    """Bind the do-nothing probes and switch the engine's tokens off; `runtime.active`
+    becomes None (annotations stop too)."""
     import builtins
+    if runtime.engine is not None:
+        runtime.engine.enable(False)
     for name, function in _table().items():
         setattr(builtins, runtime.api_name(name), function)
     runtime.active = None
