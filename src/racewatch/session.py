@@ -69,7 +69,9 @@ class Session:
         self.installed.uninstall()
         if self.race:
             interceptors.uninstall()
-        null.install()  # line probes too: coverage stops with racewatch
+        null.install()
+        if self.collector is not None:
+            self.collector.unbind()  # coverage stops with racewatch
         self.active = False
 
     def resume(self):

@@ -2,6 +2,7 @@
 
 import array
 import importlib
+import pickle
 import threading
 
 import pytest
@@ -70,3 +71,54 @@ def test_reset(counters):
     counters.hit_atomic(2)
     counters.reset()
     assert values(counters, 0, 3) == [0, 0, 0]
+
+
+def test_hit_tokens_count_in_their_mode(counters):
+    tokens = [counters.hit_token(1, "set"), counters.hit_token(2, "count"),
+              counters.hit_token(3, "atomic")]
+    for _ in range(3):
+        for token in tokens:
+            assert ~token is None  # the probe drops the result; it must still be a value
+    assert values(counters, 0, 5) == [0, 1, 3, 3, 0]
+
+
+def test_hit_tokens_beyond_the_table_count_nothing(counters):
+    size = counters.reserve(0)
+    ~counters.hit_token(size, "atomic")
+    assert sum(values(counters, 0, size)) == 0
+
+
+def test_hit_tokens_stop_when_disabled(counters):
+    token = counters.hit_token(4, "atomic")
+    counters.enable(False)
+    try:
+        ~token
+    finally:
+        counters.enable(True)
+    ~token
+    assert values(counters, 4, 5) == [1]
+
+
+def test_hit_tokens_are_exact_in_threads(counters):
+    token = counters.hit_token(7, "atomic")
+
+    def bump():
+        for _ in range(20_000):
+            ~token
+    threads = [threading.Thread(target=bump) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert values(counters, 7, 8) == [160_000]
+
+
+def test_a_pickled_hit_token_is_inert(counters):
+    copy = pickle.loads(pickle.dumps(counters.hit_token(5, "atomic")))
+    ~copy
+    assert values(counters, 5, 6) == [0]
+
+
+def test_bad_hit_token_arguments_raise(counters):
+    with pytest.raises((ValueError, KeyError)):
+        counters.hit_token(1, "sometimes")

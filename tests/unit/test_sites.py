@@ -1,8 +1,11 @@
 """Site ids: module-local while rewriting, relocated at load without touching user constants."""
 
 import marshal
+import pickle
 
 from racewatch.rewriter import instrument, sites
+from racewatch.runtime import api, null
+from tests.helpers import RUNTIME
 
 
 def _consts(code):
@@ -64,3 +67,24 @@ def test_a_code_object_is_never_rewritten_twice():
                                                       "exec"), None)
     again, records, _ = instrument.instrument_module(code, None)
     assert records == () and again is code
+
+
+def test_line_probes_are_hit_tokens():
+    source = "def f(o):\n    x = 1\n    return x\n"
+    code, records, layout = instrument.instrument_module(compile(source, "<t>", "exec"), None,
+                                                         race=False, line_probes=True)
+    moved = sites.relocate(code, layout, 7, _token)
+    lines = sorted(7 + i for i, r in enumerate(records) if r[2] == "line")
+    assert lines and sorted(t[1] for t in _tokens(moved)) == lines
+    assert {t[2:] for t in _tokens(moved)} == {(None, None)}  # is_write None: a hit token
+
+
+def test_a_pickled_race_token_is_inert():
+    engines = [api]
+    if RUNTIME == "c":
+        from racewatch.runtime import _fast
+        engines.append(_fast)
+    for engine in engines:
+        copy = pickle.loads(pickle.dumps(engine.token(1, True, "x")))
+        assert type(copy) is null.Token
+        assert (0 in copy, ~copy) == (False, None)

@@ -7,6 +7,8 @@
  *   hit_set(site)     counter = 1 (idempotent: exact under any threading)
  *   hit_count(site)   counter += 1, a plain increment (exact under the GIL only, as Go's `count`)
  *   hit_atomic(site)  atomic fetch-add (exact under any threading, with or without a GIL)
+ *
+ * Line probes use hit tokens (below), which do the same from a type slot.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -74,6 +76,118 @@ hit_atomic(PyObject *module, PyObject *arg)
     if (counter != NULL) {
         ATOMIC_ADD(counter);
     }
+    Py_RETURN_NONE;
+}
+
+/* Hit tokens: the line probe `~token` (LOAD_CONST token; UNARY_INVERT; POP_TOP) runs the
+ * token type's nb_invert straight from the eval loop, without a call sequence: about half a
+ * called probe's cost, the bulk of what counting adds to a line. The token holds its site id
+ * (not a counter pointer), so a reset or an id beyond the table stays safe. */
+
+enum { MODE_SET, MODE_COUNT, MODE_ATOMIC };
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t site;
+    int mode;
+} HitToken;
+
+static int tokens_enabled = 1; /* 0 once racewatch stops: tokens already loaded do nothing */
+
+static PyObject *
+hit_token_invert(PyObject *self)
+{
+    HitToken *token = (HitToken *)self;
+    Py_ssize_t i = token->site;
+    if (tokens_enabled && i < capacity) {
+        uint64_t *counter = &chunks[i >> CHUNK_BITS][i & (CHUNK_SIZE - 1)];
+        switch (token->mode) {
+        case MODE_ATOMIC: ATOMIC_ADD(counter); break;
+        case MODE_COUNT: (*counter)++; break;
+        default: ATOMIC_STORE_ONE(counter);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hit_token_reduce(PyObject *self, PyObject *unused)
+{
+    /* a site id means nothing in another process: an inert token there */
+    PyObject *null = PyImport_ImportModule("racewatch.runtime.null");
+    if (null == NULL) {
+        return NULL;
+    }
+    PyObject *cls = PyObject_GetAttrString(null, "Token");
+    Py_DECREF(null);
+    if (cls == NULL) {
+        return NULL;
+    }
+    return Py_BuildValue("(N())", cls);
+}
+
+static PyObject *
+hit_token_repr(PyObject *self)
+{
+    return PyUnicode_FromFormat("<racewatch line probe %zd>", ((HitToken *)self)->site);
+}
+
+static PyNumberMethods hit_token_number = {.nb_invert = hit_token_invert};
+static PyMethodDef hit_token_methods[] = {
+    {"__reduce__", hit_token_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject HitTokenType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "racewatch.cover._counters.HitToken",
+    .tp_basicsize = sizeof(HitToken),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A line probe's constant: ~token counts a run of its line.",
+    .tp_as_number = &hit_token_number,
+    .tp_methods = hit_token_methods,
+    .tp_repr = hit_token_repr,
+};
+
+static PyObject *
+hit_token(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *const modes[] = {"set", "count", "atomic"};
+    if (nargs != 2 || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "hit_token(site, mode)");
+        return NULL;
+    }
+    Py_ssize_t site = PyLong_AsSsize_t(args[0]);
+    if (site == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int mode = -1;
+    for (int m = 0; m < 3; m++) {
+        if (PyUnicode_CompareWithASCIIString(args[1], modes[m]) == 0) {
+            mode = m;
+        }
+    }
+    if (site < 0 || mode < 0) {
+        PyErr_SetString(PyExc_ValueError, "hit_token: bad site or mode");
+        return NULL;
+    }
+    HitToken *token = PyObject_New(HitToken, &HitTokenType);
+    if (token == NULL) {
+        return NULL;
+    }
+    token->site = site;
+    token->mode = mode;
+    return (PyObject *)token;
+}
+
+static PyObject *
+enable(PyObject *module, PyObject *arg)
+{
+    int flag = PyObject_IsTrue(arg);
+    if (flag < 0) {
+        return NULL;
+    }
+    tokens_enabled = flag;
     Py_RETURN_NONE;
 }
 
@@ -221,6 +335,9 @@ static PyMethodDef methods[] = {
     {"hit_set", hit_set, METH_O, "hit_set(site): mark the site's line as run."},
     {"hit_count", hit_count, METH_O, "hit_count(site): count a run (plain increment)."},
     {"hit_atomic", hit_atomic, METH_O, "hit_atomic(site): count a run (atomic increment)."},
+    {"hit_token", (PyCFunction)(void (*)(void))hit_token, METH_FASTCALL,
+     "hit_token(site, mode): the constant of a line probe; ~token counts in `mode`."},
+    {"enable", enable, METH_O, "enable(flag): hit tokens count (True) or do nothing (False)."},
     {"reserve", reserve, METH_O, "reserve(n): make site ids below n countable; the capacity."},
     {"counts", (PyCFunction)(void (*)(void))counts, METH_FASTCALL,
      "counts(start, stop): the counters of site ids in [start, stop) as native uint64 bytes."},
@@ -236,5 +353,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__counters(void)
 {
+    if (PyType_Ready(&HitTokenType) < 0) {
+        return NULL;
+    }
     return PyModule_Create(&module);
 }

@@ -3,7 +3,6 @@
 
 import _thread
 import atexit
-import builtins
 import importlib
 import os
 import secrets
@@ -36,7 +35,6 @@ class Collector:
         global current
         self.mode = mode
         self.counters = load_counters(implementation)
-        self.hit = getattr(self.counters, f"hit_{mode}")
         self.native = not self.counters.__name__.endswith("pycounters")
         self.start_dir = start_dir or os.getcwd()
         self.flush_interval = flush_interval
@@ -60,8 +58,18 @@ class Collector:
         self._start_timer()
 
     def bind(self):
-        """Make line probes count (again, after the race runtime bound its own names)."""
-        setattr(builtins, runtime.api_name("hit"), self.hit)
+        """Make line probes count: code loaded from now on gets hit tokens, and tokens already
+        loaded count again (after a stop)."""
+        runtime.hit_token = self.token
+        self.counters.enable(True)
+
+    def unbind(self):
+        """Line probes stop counting (racewatch stopped); code loaded later gets inert tokens."""
+        runtime.hit_token = None
+        self.counters.enable(False)
+
+    def token(self, site):
+        return self.counters.hit_token(site, self.mode)
 
     # -- sites -------------------------------------------------------------------------------
 

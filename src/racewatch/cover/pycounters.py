@@ -67,3 +67,36 @@ def reset():
     """Zero every counter: a fork child counts only what it runs itself."""
     _tables.clear()
     _shared[:] = [0] * len(_shared)
+
+
+_enabled = [True]  # a list: read by the tokens' bound default, switched by enable()
+
+
+class HitToken:
+    """A line probe's constant: `~token` counts a run of its line, as _counters.c's does."""
+
+    __slots__ = ("site", "hit")
+
+    def __init__(self, site, hit):
+        self.site = site
+        self.hit = hit
+
+    def __invert__(self, _enabled=_enabled):
+        if _enabled[0]:
+            self.hit(self.site)
+
+    def __reduce__(self):
+        from racewatch.runtime import null
+        return null.Token, ()  # a site id means nothing in another process
+
+    def __repr__(self):
+        return f"<racewatch line probe {self.site}>"
+
+
+def hit_token(site, mode):
+    return HitToken(site, {"set": hit_set, "count": hit_count, "atomic": hit_atomic}[mode])
+
+
+def enable(flag):
+    """Hit tokens count (True) or do nothing (False: racewatch stopped)."""
+    _enabled[0] = bool(flag)

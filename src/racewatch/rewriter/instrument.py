@@ -208,8 +208,9 @@ class _Pass:
                 Instr("STORE_SUBSCR")]
 
     def _line_probe(self, instr, ctx):
-        """`hit(site)` for the line of `instr`, its result dropped."""
-        seq = self._emit("hit", "line", "", instr, ctx, [])
+        """`~token` for the line of `instr`, dropped: the collector's hit token counts it."""
+        site = self._site("line", "", instr, ctx, sites.HitSite)
+        seq = [Instr("LOAD_CONST", site), Instr("UNARY_INVERT"), Instr("POP_TOP")]
         for ins in seq:
             ins.location = instr.location
         ctx.extra_stack = max(ctx.extra_stack, _peak(seq))

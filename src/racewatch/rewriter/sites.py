@@ -51,6 +51,12 @@ class WriteSite(SiteId):
     __slots__ = ()
 
 
+class HitSite(SiteId):
+    """A line probe's site: its constant becomes the coverage collector's hit token at load."""
+
+    __slots__ = ()
+
+
 # Stored last in the constants of every code object with sites: how is_instrumented knows
 # rewritten code (token probes name no API function). No source constant can be this string
 # object's equal by accident of the compiler: it is not an identifier.
@@ -72,7 +78,8 @@ class ModuleSites:
 
         `children` maps id() of nested code objects already finalized to their layouts. A
         layout is `(positions, tokens, ((const_index, child_layout), ...))`, `tokens` holding
-        `(const_index, is_write, key)` of the token sites: plain data, so it marshals.
+        `(const_index, is_write, key)` of the token sites (is_write None for a line probe's hit
+        token): plain data, so it marshals.
         """
         consts = list(code.co_consts)
         positions = []
@@ -83,6 +90,8 @@ class ModuleSites:
                 consts[index] = int(const)
                 if type(const) is SiteId:
                     positions.append(index)
+                elif type(const) is HitSite:
+                    tokens.append((index, None, None))
                 else:  # the key of a named probe is its record's name ("" for the others)
                     tokens.append((index, type(const) is WriteSite,
                                    self.records[const][3] or None))
