@@ -7,7 +7,7 @@ import threading
 
 from racewatch import processes, runtime
 from racewatch.rewriter import hook, select, sites
-from racewatch.runtime import interceptors, locations, report, superattr, threads
+from racewatch.runtime import interceptors, locations, report, threads
 
 # The session of this process, whoever started it (racewatch run, -X race / PYTHONRACE,
 # pytest --race, racewatch.start()); None when racewatch is not running here.
@@ -46,7 +46,7 @@ class Session:
         self.reporter = report.Reporter(options, engine)
         engine.configure(on_race=self.reporter.on_race, history_full=options.history == "full",
                          ignored_types=interceptors.ignored_types(),
-                         proxy_types=interceptors.proxy_types(), super_owner=superattr.owner,
+                         proxy_types=interceptors.proxy_types(),
                          shape=locations.SHAPE, accessors=locations.ACCESSORS,
                          deque_type=collections.deque, defaultdict_type=collections.defaultdict)
         sites.SITES.listeners.append(

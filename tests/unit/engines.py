@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from racewatch.runtime import api, locations, sitekinds, superattr
+from racewatch.runtime import api, locations, sitekinds
 from tests.unit.stepper import Stepper
 
 try:
@@ -57,7 +57,6 @@ def reset(engine, sites=None, **config):
     # Interceptors patch threading.Thread; a test that left them installed would add events.
     assert threading.Thread.start.__module__ == "threading", "racewatch interceptors installed"
     # As the session configures it (the C engine takes the location tables as arguments).
-    config.setdefault("super_owner", superattr.owner)
     config.setdefault("shape", locations.SHAPE)
     config.setdefault("accessors", locations.ACCESSORS)
     config.setdefault("deque_type", collections.deque)
@@ -118,4 +117,4 @@ class Driver:
 
     def __exit__(self, *exc):
         self.stepper.close()
-        self.engine.configure(super_owner=superattr.owner)  # drop the test's on_race
+        self.engine.configure()  # drop the test's on_race

@@ -191,10 +191,3 @@ def test_super_read_of_a_missing_attribute_is_nothing(engine):
     assert d.races() == {}
 
 
-@pytest.mark.parametrize("engine", engines())
-def test_configure_without_super_owner_still_resolves_super(engine):
-    inst = Derived()
-    with Driver(engine, sites=SITES, super_owner=None) as d:
-        d(1, "write", Base, "shared", ATTR1)
-        d(0, "read", (Derived, inst), "shared", SUPER)
-    assert d.races() == {(ATTR1, SUPER): 1}

@@ -590,7 +590,6 @@ static PyObject *proxy_types;      /* dict: lock type -> None or callable giving
 #define MAX_PROXIED 8
 static PyTypeObject *proxied[MAX_PROXIED];   /* the keys of proxy_types */
 static int nproxied;
-static PyObject *super_owner;      /* callable(obj, key) -> class or None */
 static PyObject *shape_key;        /* the key of a container's shape (locations.SHAPE) */
 static PyTypeObject *deque_type;   /* collections.deque */
 static PyTypeObject *defaultdict_type;   /* collections.defaultdict */
@@ -870,6 +869,11 @@ static inline int same_key(Record *rec, uint32_t i, PyObject *key, Py_hash_t has
     PyObject *held = untag(tagged);
     if (tagged & TAG_WEAK) return weak_target(held) == key;   /* dead: an address reused */
     if (held == key) return 1;
+    /* attribute names and most dict keys are strs with their hash cached: a different hash
+     * settles it without hashing anything (a new attribute is compared with every cell) */
+    if (PyUnicode_CheckExact(held) && ((PyASCIIObject *)held)->hash != -1 &&
+        ((PyASCIIObject *)held)->hash != hash)
+        return 0;
     if (!safe || !safe_key(held, 0) || cell_hash(rec, i) != hash) return 0;
     int eq = PyObject_RichCompareBool(held, key, Py_EQ);   /* builtin scalars only */
     if (eq < 0) { PyErr_Clear(); return 0; }
@@ -1088,17 +1092,57 @@ static PyObject *read_owner(PyObject *obj, PyObject *key, long site) {
     return owner ? owner : obj;
 }
 
+/* CPython's `super` object (Objects/typeobject.c, the same on 3.11-3.13): its fields are
+ * read directly, as attribute lookups on it could run descriptors. */
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *type;       /* __thisclass__ */
+    PyObject *obj;
+    PyTypeObject *obj_type;   /* __self_class__ */
+} SuperObject;
+
+/* The class whose attribute `super().key` reads, or NULL (no error): what
+ * runtime/superattr.py's owner() computes for the twin. `obj` is a `super` object (3.11
+ * probes) or the (class, self) pair 3.12+ probes pass. Borrowed: classes in a live MRO. */
+static PyObject *super_lookup(PyObject *obj, PyObject *key) {
+    PyTypeObject *start, *instance;
+    if (Py_IS_TYPE(obj, &PySuper_Type)) {
+        start = ((SuperObject *)obj)->type;
+        instance = ((SuperObject *)obj)->obj_type;
+    } else if (PyTuple_CheckExact(obj) && PyTuple_GET_SIZE(obj) == 2 &&
+               PyType_Check(PyTuple_GET_ITEM(obj, 0))) {
+        start = (PyTypeObject *)PyTuple_GET_ITEM(obj, 0);
+        PyObject *self = PyTuple_GET_ITEM(obj, 1);
+        instance = PyType_Check(self) ? (PyTypeObject *)self : Py_TYPE(self);
+    } else {
+        return NULL;
+    }
+    if (!instance || !start || !PyUnicode_CheckExact(key)) return NULL;
+    PyObject *mro = instance->tp_mro;
+    if (!mro || !PyTuple_Check(mro)) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(mro), i = 0;
+    while (i < n && PyTuple_GET_ITEM(mro, i) != (PyObject *)start) i++;
+    for (i++; i < n; i++) {
+        PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *dict = PyType_GetDict(cls);   /* static builtin types keep it elsewhere */
+#else
+        PyObject *dict = Py_XNewRef(cls->tp_dict);
+#endif
+        if (!dict) { PyErr_Clear(); continue; }
+        int has = PyDict_Contains(dict, key);   /* an exact str key: no user code runs */
+        Py_DECREF(dict);
+        if (has < 0) { PyErr_Clear(); return NULL; }
+        if (has) return (PyObject *)cls;
+    }
+    return NULL;
+}
+
 /* The owner of attribute `key` of `obj`, or NULL (no error) when it cannot race. */
 static PyObject *attr_owner(PyObject *obj, PyObject *key) {
     if (PyWeakref_CheckProxy(obj) && !(obj = weak_target(obj))) return NULL;
     PyTypeObject *tp = Py_TYPE(obj);
-    if (tp == &PySuper_Type) {
-        if (!super_owner) return NULL;
-        PyObject *owner = PyObject_CallFunctionObjArgs(super_owner, obj, key, NULL);
-        if (!owner) return NULL;
-        Py_DECREF(owner);   /* a class: alive as long as the instance's type is */
-        return owner == Py_None ? NULL : owner;
-    }
+    if (tp == &PySuper_Type) return super_lookup(obj, key);
     if (PyModule_CheckExact(obj)) return PyModule_GetDict(obj);   /* attribute == global */
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && tp->tp_dictoffset == 0)
         return NULL;   /* an instance of a static type without a __dict__ */
@@ -1215,13 +1259,7 @@ static int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, lon
         if (owner && !is_write) owner = read_owner(owner, key, site);
         return add_loc(locs, 0, owner, key, is_write, 0);
     }
-    case K_SUPER: {
-        if (!super_owner) return 0;
-        PyObject *owner = PyObject_CallFunctionObjArgs(super_owner, obj, key, NULL);
-        if (!owner) return -1;
-        Py_DECREF(owner);
-        return owner == Py_None ? 0 : add_loc(locs, 0, owner, key, 0, 0);
-    }
+    case K_SUPER: return add_loc(locs, 0, super_lookup(obj, key), key, 0, 0);
     case K_GLOBAL: return add_loc(locs, 0, PyEval_GetGlobals(), key, is_write, 0);
     case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
     case K_METHOD_ATOMIC_WRITE:
@@ -1430,7 +1468,7 @@ static inline int32_t find_hot(const Record *rec, PyObject *key) {
  * location (owner, key) is the current epoch, so nothing is left to do. `hint` is where the
  * caller last found the key's cell: instances of one class keep their attributes' cells in
  * the same order, so a site's hint is nearly always right and saves the search. */
-static inline int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic,
+static inline Py_ALWAYS_INLINE int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic,
                                 uint32_t *hint) {
     ThreadState *t = tls_state;
     if (!t) return 0;
@@ -1464,6 +1502,18 @@ static inline PyObject *fast_read_owner(PyObject *obj, PyObject *key) {
     return ac->owner ? ac->owner : obj;
 }
 
+/* The owner of an access of attribute `key` of `obj` when the fast path can tell it without
+ * allocating or looking anything up beyond the (type, name) cache, else NULL: an instance of a
+ * class written in Python, a class (its own attribute, as attr_owner has it) or a module (its
+ * globals). */
+static inline PyObject *fast_attr_owner(PyObject *obj, PyObject *key, int is_write) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) return is_write ? obj : fast_read_owner(obj, key);
+    if (tp == &PyType_Type) return obj;
+    if (tp == &PyModule_Type) return PyModule_GetDict(obj);
+    return NULL;
+}
+
 /* The fast path for every probe kind: attributes of instances of classes written in Python,
  * globals, closure cells, and the probes on exact builtin containers whose location needs no
  * allocation. True when nothing is left to do; anything else, new or uncertain, goes the
@@ -1477,12 +1527,15 @@ static inline int same_epoch(PyObject *obj, PyObject *key, long site, int is_wri
     uint8_t kind = site_kinds[site];
     switch (kind) {
     case K_ATTR:
-        if (!is_write) owner = fast_read_owner(obj, key);
-        else if (!(Py_TYPE(obj)->tp_flags & Py_TPFLAGS_HEAPTYPE)) return 0;
+        owner = fast_attr_owner(obj, key, is_write);
         if (!owner) return 0;
         break;
     case K_GLOBAL: owner = PyEval_GetGlobals(); break;
     case K_CELL: break;
+    case K_SUPER:
+        owner = super_lookup(obj, key);
+        if (!owner) return 0;
+        break;
     case K_ITEM:
         /* a list index (small ints are shared objects, so found by address), a dict read */
         if (Py_IS_TYPE(obj, &PyList_Type) && PyLong_CheckExact(key) && site_of(key) >= 0) break;
@@ -1580,9 +1633,7 @@ static int token_setitem(Token *t, PyObject *key, PyObject *obj) {
 /* Attribute tokens: `obj in token` for obj.key. */
 static int attr_contains(Token *t, PyObject *obj) {
     if (tokens_enabled) {
-        PyObject *owner = obj;
-        if (!t->is_write) owner = fast_read_owner(obj, t->key);
-        else if (!(Py_TYPE(obj)->tp_flags & Py_TPFLAGS_HEAPTYPE)) owner = NULL;
+        PyObject *owner = fast_attr_owner(obj, t->key, t->is_write);
         if (owner && same_epoch_at(owner, t->key, t->is_write, 0, &t->hint)) return 0;
     }
     return token_slow(t, obj, t->key);
@@ -1631,6 +1682,24 @@ static PyMethodDef token_methods[] = {
     {NULL},
 };
 
+/* Whether a comparison operand may read a shape: a container or a dict view. The scalar types
+ * most comparisons see are answered first, by pointer. */
+static inline int maybe_container(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == &PyLong_Type || tp == &PyUnicode_Type || tp == &PyFloat_Type ||
+        tp == &PyBool_Type || o == Py_None)
+        return 0;
+    return is_dict_view(o) || container_kind(o);
+}
+
+/* Comparison tokens: `token[right] = left` for `left OP right`; nothing to record unless an
+ * operand is a container. */
+static int eq_setitem(Token *t, PyObject *key, PyObject *obj) {
+    if (!obj) obj = Py_None;
+    if (!tokens_enabled || (!maybe_container(obj) && !maybe_container(key))) return 0;
+    return token_slow(t, obj, key);
+}
+
 /* One type per fast path, all with the Token layout: the slot a probe runs is its kind's. */
 #define TOKEN_TYPE(var, name, number, sequence, mapping)                                     \
     static PyTypeObject var = {                                                               \
@@ -1660,11 +1729,13 @@ static PyMappingMethods token_mapping = {.mp_ass_subscript = (objobjargproc)toke
 static PySequenceMethods attr_sequence = {.sq_contains = (objobjproc)attr_contains};
 static PySequenceMethods cell_sequence = {.sq_contains = (objobjproc)cell_contains};
 static PyNumberMethods global_number = {.nb_invert = (unaryfunc)global_invert};
+static PyMappingMethods eq_mapping = {.mp_ass_subscript = (objobjargproc)eq_setitem};
 
 TOKEN_TYPE(TokenType, "Token", &token_number, &token_sequence, &token_mapping)
 TOKEN_TYPE(AttrTokenType, "AttrToken", &token_number, &attr_sequence, &token_mapping)
 TOKEN_TYPE(CellTokenType, "CellToken", &token_number, &cell_sequence, &token_mapping)
 TOKEN_TYPE(GlobalTokenType, "GlobalToken", &global_number, &token_sequence, &token_mapping)
+TOKEN_TYPE(EqTokenType, "EqToken", &token_number, &token_sequence, &eq_mapping)
 
 static PyObject *fast_token(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyLong_CheckExact(args[0])) {
@@ -1676,7 +1747,8 @@ static PyObject *fast_token(PyObject *m, PyObject *const *args, Py_ssize_t nargs
     long site = site_of(args[0]);
     uint8_t kind = site >= 0 && (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
     PyTypeObject *tp = kind == K_ATTR ? &AttrTokenType : kind == K_CELL ? &CellTokenType :
-                       kind == K_GLOBAL ? &GlobalTokenType : &TokenType;
+                       kind == K_GLOBAL ? &GlobalTokenType : kind == K_EQ ? &EqTokenType :
+                       &TokenType;
     Token *t = PyObject_New(Token, tp);
     if (!t) return NULL;
     t->site_obj = Py_NewRef(args[0]);
@@ -1873,13 +1945,13 @@ static PyObject *fast_hit(PyObject *m, PyObject *index) { Py_RETURN_NONE; }
 
 static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     static char *names[] = {"on_race", "history_full", "ignored_types", "proxy_types",
-                            "super_owner", "shape", "accessors", "deque_type",
+                            "shape", "accessors", "deque_type",
                             "defaultdict_type", NULL};
-    PyObject *race = Py_None, *ignored = NULL, *proxies = NULL, *owner = NULL, *shape = NULL;
+    PyObject *race = Py_None, *ignored = NULL, *proxies = NULL, *shape = NULL;
     PyObject *table = NULL, *deque = NULL, *ddict = NULL;
     int full = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOOOOOOO", names, &race, &full, &ignored,
-                                     &proxies, &owner, &shape, &table, &deque, &ddict))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOOOOOO", names, &race, &full, &ignored,
+                                     &proxies, &shape, &table, &deque, &ddict))
         return NULL;
     Py_XSETREF(on_race, race == Py_None ? NULL : Py_NewRef(race));
     history_full = full;
@@ -1895,7 +1967,6 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     PyObject *tp, *how;
     while (PyDict_Next(dict, &pos, &tp, &how) && nproxied < MAX_PROXIED)
         if (PyType_Check(tp)) proxied[nproxied++] = (PyTypeObject *)tp;
-    if (owner && owner != Py_None) Py_XSETREF(super_owner, Py_NewRef(owner));
     if (shape) Py_XSETREF(shape_key, Py_NewRef(shape));
     if (deque && PyType_Check(deque)) {
         deque_type = (PyTypeObject *)Py_NewRef(deque);
@@ -2043,7 +2114,7 @@ static PyMethodDef module_methods[] = {
     {"happens_after", fast_happens_after, METH_O, "Acquire-like edge on obj."},
     {"thread_end", fast_thread_end, METH_O, "The calling thread ends; obj is its Thread."},
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_VARARGS | METH_KEYWORDS,
-     "configure(on_race, history_full, ignored_types, proxy_types, super_owner, shape, "
+     "configure(on_race, history_full, ignored_types, proxy_types, shape, "
      "accessors, deque_type, defaultdict_type)."},
     {"register_sites", fast_register_sites, METH_VARARGS, "register_sites(base, kinds)."},
     {"current_tid", fast_current_tid, METH_NOARGS, "The calling thread's id (0: main)."},
@@ -2068,7 +2139,7 @@ PyMODINIT_FUNC PyInit__fast(void) {
     if (PyType_Ready(&RefType) < 0 || PyType_Ready(&SyncProxyType) < 0 ||
         PyType_Ready(&TokenType) < 0 ||
         PyType_Ready(&AttrTokenType) < 0 || PyType_Ready(&CellTokenType) < 0 ||
-        PyType_Ready(&GlobalTokenType) < 0)
+        PyType_Ready(&GlobalTokenType) < 0 || PyType_Ready(&EqTokenType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
@@ -2083,11 +2154,6 @@ PyMODINIT_FUNC PyInit__fast(void) {
     ignored_types = PyTuple_New(0);
     shape_key = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);   /* until configured */
     deaths = PyList_New(0);
-    /* super() lookups are resolved by superattr.owner unless configure() names another */
-    PyObject *superattr = PyImport_ImportModule("racewatch.runtime.superattr");
-    super_owner = superattr ? PyObject_GetAttrString(superattr, "owner") : NULL;
-    Py_XDECREF(superattr);
-    if (!super_owner) { Py_DECREF(m); return NULL; }
     /* a throwaway class tells which deallocator heap types use */
     PyObject *probe_class = PyObject_CallFunction((PyObject *)&PyType_Type, "s()N",
                                                   "_racewatch_probe", PyDict_New());
