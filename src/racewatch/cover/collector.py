@@ -42,6 +42,7 @@ class Collector:
         self.lock = _thread.RLock()  # one write at a time: exit, timer, SIGTERM's thread
         self.settings = None  # the user's coverage configuration, read at the first flush
         self.written_final = False
+        self.die_when_written = False  # a SIGTERM came while the final write was under way
         self.warned = set()
         self._new_process()
         for site_id in range(len(sites.SITES)):  # sites registered before coverage started
@@ -114,6 +115,8 @@ class Collector:
                 self._warn("write", f"cannot write coverage data: {type(exc).__name__}: {exc}")
             if final:
                 self.written_final = True
+        if final and self.die_when_written:
+            _die_of_sigterm(self)
 
     def _write(self, final):
         snapshot = self.snapshot()
@@ -229,13 +232,27 @@ def _on_sigterm(signum, frame):
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
     # Written from another thread: this one may be in the middle of an import, which importing
     # coverage.py here could meet half done.
-    _thread.start_new_thread(_flush_and_die, ())
+    try:
+        _thread.start_new_thread(_flush_and_die, ())
+    except RuntimeError:
+        # The interpreter is shutting down (3.12+ refuses new threads): the final write, an
+        # atexit function, is under way in this very thread, or about to run, or done. Let it
+        # finish, then die; raising here would break the write the signal interrupted.
+        collector = current
+        if collector is None or collector.written_final:
+            _die_of_sigterm(collector)
+        else:
+            collector.die_when_written = True
 
 
 def _flush_and_die():
     collector = current
     if collector is not None:
         collector.flush_final()
+    _die_of_sigterm(collector)
+
+
+def _die_of_sigterm(collector):
     die = getattr(getattr(collector, "counters", None), "die_of_sigterm", None)
     if die is not None:
         die()
