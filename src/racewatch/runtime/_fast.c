@@ -132,11 +132,17 @@ typedef struct {
 typedef struct {
     Slot *slots;
     size_t cap, used;
-    int shift;   /* 64 - log2(cap) */
 } Map;
 
+/* Objects allocated together (one allocator pool) are mostly used together: their slots are
+ * kept together too, in address order within each 64 KiB of memory, and only the 64 KiB
+ * regions are scattered. A lookup then mostly finds its slot in a cache line a neighbour's
+ * lookup just loaded, where a hash of the whole address would miss the cache every time
+ * (measured with perf on an allocation-heavy workload: the slot load was the costliest
+ * instruction of the fast path). Objects are 16-byte aligned, hence the shift by 4. */
 static inline size_t map_home(const Map *m, uintptr_t k) {
-    return (size_t)(((uint64_t)k * 0x9E3779B97F4A7C15ull) >> m->shift);
+    uint64_t region = (uint64_t)(k >> 16) * 0x9E3779B97F4A7C15ull;
+    return (size_t)((k >> 4) + (region >> 32)) & (m->cap - 1);
 }
 
 static inline void *map_get(const Map *m, uintptr_t key) {
@@ -165,11 +171,8 @@ static int map_resize(Map *m, size_t cap) {
     size_t oldcap = m->cap;
     Slot *slots = PyMem_RawCalloc(cap, sizeof(Slot));
     if (!slots) { PyErr_NoMemory(); return -1; }
-    int bits = 0;
-    while (((size_t)1 << bits) < cap) bits++;
     m->slots = slots;
-    m->cap = cap;
-    m->shift = 64 - bits;
+    m->cap = cap;   /* a power of two */
     m->used = 0;
     for (size_t i = 0; i < oldcap; i++)
         if (old[i].key) map_insert(m, old[i].key, old[i].value);
