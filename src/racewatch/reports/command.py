@@ -1,0 +1,109 @@
+"""`racewatch report FILE... --format text|json|sarif [-o OUT]`: merge and convert JSON reports."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from racewatch.reports import merge, reader, sarif, stream, text
+
+DESCRIPTION = """\
+Read JSON reports (written with --format=json, e.g. --log-path=race: one file race.<pid> per
+process), merge them (the same race found by several processes is one finding, its counts
+summed), and write them as Go-style text, one JSON report, or SARIF 2.1.0 for code scanning.
+A report cut off by a killed process is read up to its last complete line.
+"""
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="racewatch report", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="+", metavar="FILE", help="JSON report files")
+    parser.add_argument("--format", choices=("text", "json", "sarif"), default="text",
+                        help="what to write (default: text)")
+    parser.add_argument("-o", "--output", default="-",
+                        help="the file to write, replaced atomically (default: - for stdout)")
+    parser.add_argument("--root", default=None,
+                        help="SARIF: paths under this directory are written relative to it "
+                             "(%%SRCROOT%%); default: the git top level of the current "
+                             "directory, else the current directory")
+    return parser
+
+
+def main(argv):
+    args = _parser().parse_args(argv)
+    try:
+        reports = [r for path in args.files for r in reader.read(path, _warn)]
+        findings = merge.merge(reports)
+        output = _render(args, reports, findings)
+        _write(args.output, output)
+    except reader.ReportError as exc:
+        sys.stderr.write(f"racewatch: {exc}\n")
+        return 1
+    except BrokenPipeError:  # `racewatch report ... | head`
+        sys.stderr.close()
+        return 0
+    except OSError as exc:
+        sys.stderr.write(f"racewatch: {exc.filename or args.output}: {exc.strerror or exc}\n")
+        return 1
+    return 0
+
+
+def _warn(message):
+    sys.stderr.write(f"racewatch: warning: {message}\n")
+
+
+def _render(args, reports, findings):
+    from racewatch import __version__
+    if args.format == "sarif":
+        log = sarif.sarif_log(findings, args.root or _default_root(), __version__)
+        return json.dumps(log, indent=2) + "\n"
+    if args.format == "json":
+        return "".join(stream.dumps(r) for r in merged_records(reports, findings))
+    races = [f for f in findings if f.type == "race"]
+    return "".join([*(text.finding_text(f.record) for f in findings),
+                    text.summary_text([(*f.sites, f.count) for f in races],
+                                      len(findings) - len(races))])
+
+
+def merged_records(reports, findings):
+    """The merged report as records: a header naming its sources, the findings numbered
+    anew with their counts, and the summary."""
+    sources = [{"file": r.path, "pid": r.header.get("pid"), "python": r.header.get("python"),
+                "racewatch": r.header.get("racewatch"), "argv": r.header.get("argv"),
+                "complete": r.complete} for r in reports]
+    first = reports[0].header if reports else {}
+    header = stream.header(sources=sources)
+    # Paths stay as the processes wrote them: keep what says how to resolve them.
+    header.update(cwd=first.get("cwd"), strip_path_prefix=first.get("strip_path_prefix", ""))
+    records = [header]
+    pairs = []
+    for ident, finding in enumerate(findings, 1):
+        records.append({**finding.record, "id": ident, "count": finding.count,
+                        "processes": finding.processes})
+        if finding.type == "race":
+            pairs.append({"id": ident, "sites": finding.sites, "count": finding.count,
+                          "processes": finding.processes})
+    records.append(stream.summary(pairs, inversions=len(findings) - len(pairs),
+                                  processes=len(reports)))
+    return records
+
+
+def _default_root():
+    try:
+        found = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True,
+                               text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return os.getcwd()
+    top = found.stdout.strip()
+    return top if found.returncode == 0 and top else os.getcwd()
+
+
+def _write(path, data):
+    if path == "-":
+        sys.stdout.write(data)
+        sys.stdout.flush()
+        return
+    from racewatch.cover import atomicwrite
+    atomicwrite.write_bytes(path, data.encode("utf-8"))
