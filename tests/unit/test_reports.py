@@ -297,3 +297,20 @@ def test_sarif_fingerprint_is_the_same_from_another_checkout(tmp_path):
     prints = [sarif.sarif_log(f, root, "0")["runs"][0]["results"][0]["partialFingerprints"]
               for f, root in ((here, "/ci/build-1"), (there, "/ci/build-2"))]
     assert prints[0] == prints[1] and list(prints[0]) == [identity.FINGERPRINT]
+
+
+def test_merged_json_makes_paths_absolute_when_sources_resolve_them_differently(tmp_path):
+    from racewatch.reports import command
+    one = read(write(tmp_path / "r.1", [header(1, cwd="/a"), race(file="app.py"), summary()]))[0]
+    two = read(write(tmp_path / "r.2", [header(2, cwd="/b"),
+                                        race(file="lib.py", location="global 'x' of module 'm'"),
+                                        summary()]))[0]
+    same = command.merged_records(one, merge.merge(one))
+    assert same[0]["cwd"] == "/a" and same[1]["access"]["stack"][0]["file"] == "app.py"
+    mixed = command.merged_records(one + two, merge.merge(one + two))
+    files = {r["access"]["stack"][0]["file"] for r in mixed if r["type"] == "race"}
+    assert files == {"/a/app.py", "/b/lib.py"} and mixed[0]["strip_path_prefix"] == ""
+    assert {f["file"] for r in mixed[1:-1] for t in r["threads"] for f in t["created_at"]} \
+        == {"/a/app.py", "/b/lib.py"}
+    for record in mixed:
+        REPORT_VALIDATOR.validate(record)

@@ -73,14 +73,19 @@ def merged_records(reports, findings):
     sources = [{"file": r.path, "pid": r.header.get("pid"), "python": r.header.get("python"),
                 "racewatch": r.header.get("racewatch"), "argv": r.header.get("argv"),
                 "complete": r.complete} for r in reports]
-    first = reports[0].header if reports else {}
     header = stream.header(sources=sources)
-    # Paths stay as the processes wrote them: keep what says how to resolve them.
-    header.update(cwd=first.get("cwd"), strip_path_prefix=first.get("strip_path_prefix", ""))
+    bases = {(r.header.get("cwd"), r.header.get("strip_path_prefix") or "") for r in reports}
+    if len(bases) == 1:  # one way to resolve paths: keep them as the processes wrote them
+        (cwd, strip), = bases
+        header.update(cwd=cwd, strip_path_prefix=strip)
+    else:  # sources disagree on how relative paths resolve: make them absolute
+        header.update(strip_path_prefix="")
     records = [header]
     pairs = []
     for ident, finding in enumerate(findings, 1):
-        records.append({**finding.record, "id": ident, "count": finding.count,
+        record = finding.record if len(bases) == 1 else _absolute(finding.record,
+                                                                  finding.origin.header)
+        records.append({**record, "id": ident, "count": finding.count,
                         "processes": finding.processes})
         if finding.type == "race":
             pairs.append({"id": ident, "sites": finding.sites, "count": finding.count,
@@ -88,6 +93,17 @@ def merged_records(reports, findings):
     records.append(stream.summary(pairs, inversions=len(findings) - len(pairs),
                                   processes=len(reports)))
     return records
+
+
+def _absolute(record, header):
+    """A copy of `record` with the file of every frame resolved against its report's header."""
+    if type(record) is list:
+        return [_absolute(item, header) for item in record]
+    if type(record) is not dict:
+        return record
+    if "function" in record and type(record.get("file")) is str:
+        return dict(record, file=sarif.resolve(record["file"], header))
+    return {key: _absolute(value, header) for key, value in record.items()}
 
 
 def _default_root():

@@ -33,26 +33,27 @@ _RULE_INDEX = {rule["id"]: i for i, rule in enumerate(RULES)}
 _RULE_OF = {"race": "data-race", "lock-order-inversion": "lock-order-inversion"}
 
 
+def resolve(path, header):
+    """Where a report's path points: paths were written as the code object named them, less
+    `strip_path_prefix`; a relative one is relative to the process's cwd."""
+    if not os.path.isabs(path):
+        prefix = header.get("strip_path_prefix") or ""
+        if prefix and os.path.isabs(prefix + path):
+            path = prefix + path
+        else:
+            path = os.path.join(header.get("cwd") or os.getcwd(), path)
+    return os.path.normpath(path)
+
+
 class Paths:
     """File paths of a report, made relative to the repository root where they lie under it."""
 
     def __init__(self, root):
         self.root = os.path.realpath(root)
 
-    def absolute(self, path, header):
-        """Where a report's path points: paths were written as the code object named them,
-        less `strip_path_prefix`; a relative one is relative to the process's cwd."""
-        if not os.path.isabs(path):
-            prefix = header.get("strip_path_prefix") or ""
-            if prefix and os.path.isabs(prefix + path):
-                path = prefix + path
-            else:
-                path = os.path.join(header.get("cwd") or os.getcwd(), path)
-        return os.path.normpath(path)
-
     def relative(self, path, header):
         """`pkg/mod.py` under the root, else None."""
-        absolute = os.path.realpath(self.absolute(path, header))
+        absolute = os.path.realpath(resolve(path, header))
         rel = os.path.relpath(absolute, self.root)
         return None if rel == ".." or rel.startswith(".." + os.sep) else rel.replace(os.sep, "/")
 
@@ -60,7 +61,7 @@ class Paths:
         rel = self.relative(path, header)
         if rel is not None:
             return {"uri": urllib.parse.quote(rel), "uriBaseId": ROOT_ID}
-        return {"uri": pathlib.Path(self.absolute(path, header)).as_uri()}
+        return {"uri": pathlib.Path(resolve(path, header)).as_uri()}
 
     def stable(self, header):
         """The path a fingerprint hashes: relative under the root, else as written."""
