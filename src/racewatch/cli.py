@@ -1,4 +1,4 @@
-"""The `racewatch` command line: `racewatch run`, `racewatch cover ...`."""
+"""The `racewatch` command line: `racewatch run`, `racewatch cover ...`, `racewatch report`."""
 
 import os
 import sys
@@ -11,6 +11,7 @@ USAGE = """\
 usage: racewatch run [OPTIONS] SCRIPT [ARGS...]
        racewatch run [OPTIONS] -m MODULE [ARGS...]
        racewatch cover combine|report|html|lcov|erase ...   (see racewatch cover --help)
+       racewatch report FILE... [--format text|json|sarif] [-o OUT]   (see racewatch report --help)
        racewatch --version
 
 Run a Python program with its modules instrumented, like `python SCRIPT` / `python -m MODULE`.
@@ -50,6 +51,9 @@ def _dispatch(argv):
     if argv[0] == "cover":
         from racewatch.cover import commands
         return commands.main(argv[1:])
+    if argv[0] == "report":
+        from racewatch.reports import command
+        return command.main(argv[1:])
     raise config.ConfigError(f"unknown command {argv[0]!r} (try 'racewatch --help')")
 
 

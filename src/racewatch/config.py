@@ -84,7 +84,9 @@ OPTIONS = (
     Option("strip_path_prefix", str, "",
            "Prefix removed from file paths in reports.", "PREFIX"),
     Option("format", _choice("text", "json"), "text",
-           "Report format: Go-style `text`, or `json` (one JSON object per line).", "FORMAT"),
+           "Report format: Go-style `text`, or `json`: JSON Lines of the versioned schema "
+           "`racewatch/report_schema.json` (a header, one record per finding, a summary), "
+           "which `racewatch report` merges and converts to text or SARIF.", "FORMAT"),
     Option("history", _choice("site", "full"), "site",
            "What reports show of the previous access: its `site` (file, line, function; "
            "cheapest) or its `full` stack, recorded at every shadow update.", "MODE"),

@@ -3,6 +3,9 @@
 import sys
 
 PYVERSION = sys.version_info[:2]
+# What reports say this interpreter is: "3.12.1", "cpython".
+PYTHON_VERSION = ".".join(map(str, sys.version_info[:3]))
+IMPLEMENTATION = sys.implementation.name
 
 # PYVERSIONS: every version-dependent behaviour is one named boolean here or a table entry in
 # rewriter/opcodes.py; nothing else in racewatch compares sys.version_info.

@@ -212,7 +212,8 @@ class RacePlugin:
             write(f"racewatch: {len(failed)} test(s) failed by races")
 
     def pytest_unconfigure(self, config):
-        if self.reporter.echo and self.reporter.pairs():  # a log file gets its summary too
+        # A log file gets its summary too; a JSON stream always ends with one.
+        if self.reporter.echo and (self.reporter.pairs() or self.reporter.json):
             self.reporter.sink.write(self.reporter.summary())
         self.session.finished = True  # that was the summary; the exit status is pytest's
         if self.owned:

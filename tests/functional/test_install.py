@@ -52,6 +52,9 @@ def test_install_puts_the_pth_in_purelib(tmp_path, source, editable):
     race = os.path.join(PROGRAMS, "activate_race.py")
     proc = run([python, "-X", "race", race], cwd=PROGRAMS)
     assert proc.returncode == 66 and "WARNING: DATA RACE" in proc.stderr, proc.stderr
+    schema = ("import importlib.resources as r; "
+              "print((r.files('racewatch') / 'report_schema.json').is_file())")
+    assert run([python, "-c", schema]).stdout == "True\n"  # package data, in a wheel too
     code = "import sys; print([m for m in sys.modules if m.startswith('racewatch')])"
     assert run([python, "-c", code]).stdout == "[]\n"
 

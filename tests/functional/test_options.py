@@ -78,8 +78,9 @@ def test_strip_path_prefix():
 def test_json_format_lines_parse():
     proc = race_program("--format=json")
     records = json_records(proc.stderr)
-    assert [r["type"] for r in records] == ["race", "race", "summary"]
-    race = records[0]
+    assert [r["type"] for r in records] == ["header", "race", "race", "summary"]
+    assert records[0]["schema"] == "racewatch-report" and records[0]["version"] == 1
+    race = records[1]
     assert race["location"].startswith("attribute 'first' of Box object at 0x")
     assert race["access"]["thread"] == "main thread"
     assert race["previous"]["stack"][0]["function"] == "set_first"

@@ -400,3 +400,14 @@ def test_log_path_keeps_every_report_and_the_summary(project):
     assert len(logs) == 1 and logs[0].name.startswith("race.")
     text = logs[0].read_text()
     assert "WARNING: DATA RACE" in text and "racewatch: found" in text
+
+
+@pytest.mark.parametrize("select, racy", [((), True), (("-k", "clean"), False)])
+def test_json_log_is_a_complete_report_with_or_without_races(project, select, racy):
+    (project.path / "reports").mkdir()
+    prefix = project.path / "reports" / "race"
+    race(project, "--race-format=json", f"--race-log-path={prefix}", *select)
+    (log,) = (project.path / "reports").iterdir()
+    kinds = [line.split('"type": "')[1].split('"')[0] for line in log.read_text().splitlines()]
+    assert kinds[0] == "header" and kinds[-1] == "summary"
+    assert set(kinds[1:-1]) == ({"race"} if racy else set())  # read/write and write/write

@@ -5,35 +5,45 @@ import os
 import sys
 
 from racewatch.rewriter.sites import SITES
+from racewatch.reports import stream as jsonl
+from racewatch.reports import text as render
 from racewatch.runtime import locations, stacks, suppress, threads
-
-BAR = "=================="
 
 
 class Sink:
-    """Where reports go: stderr, stdout, or `PREFIX.<pid>` files (one per process)."""
+    """Where reports go: stderr, stdout, or `PREFIX.<pid>` files (one per process).
 
-    def __init__(self, log_path):
+    `preamble()`, if given, is written before the first report of each process (the JSON
+    stream's header), so every file, and a forked child's output, starts with one."""
+
+    def __init__(self, log_path, preamble=None):
         self.log_path = log_path
+        self.preamble = preamble
         self._file = None
         self._pid = None
 
     def write(self, text):
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._file = None
+            if self.preamble is not None:
+                text = self.preamble() + text
         if self.log_path in ("stderr", "stdout"):
-            stream = sys.stderr if self.log_path == "stderr" else sys.stdout
+            out = sys.stderr if self.log_path == "stderr" else sys.stdout
             try:
-                stream.flush()
+                out.flush()
             except Exception:  # noqa: BLE001 - a broken stream must not stop a report
-                stream = None
-            if stream is None:
+                out = None
+            if out is None:
                 os.write(2, text.encode(errors="replace"))
                 return
-            stream.write(text)
-            stream.flush()
+            out.write(text)
+            out.flush()
             return
-        if self._file is None or self._pid != os.getpid():
-            self._pid = os.getpid()
+        if self._file is None:
             self._file = open(f"{self.log_path}.{self._pid}", "a", encoding="utf-8")
+        # One write per record, flushed: a process killed mid-run leaves complete lines
+        # and at most one cut-off last line, which `racewatch report` skips.
         self._file.write(text)
         self._file.flush()
 
@@ -93,6 +103,7 @@ class Race:
         self.pair = tuple(sorted(self.sites))  # how the runtime keys racing pairs
         self.current = {
             "access": _word(site, is_write, atomic), "tid": tid, "thread": threads.describe(tid),
+            "thread_name": threads.name(tid),
             "mutexes": [f"M{i}" for i in lockset], "stack": stacks.capture(),
         }
         prev = SITES[prev_site]
@@ -102,7 +113,8 @@ class Race:
             prev_frames = ((prev.function, prev.file, prev.line),)
         self.previous = {
             "access": _word(prev_site, prev_write, prev_atomic), "tid": prev_tid,
-            "thread": threads.describe(prev_tid), "mutexes": [f"M{i}" for i in prev_lockset],
+            "thread": threads.describe(prev_tid), "thread_name": threads.name(prev_tid),
+            "mutexes": [f"M{i}" for i in prev_lockset],
             "stack": prev_frames,
         }
         self.mutexes = {f"M{i}": _describe_lock(sync_name(i))
@@ -112,7 +124,7 @@ class Race:
             info = threads.info(t)
             if t != 0 and info is not None:
                 status = "finished" if info.finished else "running"
-                self.thread_origins.append((threads.describe(t), status, info.created_at))
+                self.thread_origins.append((t, threads.describe(t), status, info.created_at))
 
 
 def _describe_lock(found):
@@ -123,52 +135,37 @@ def _describe_lock(found):
     return f"{tp.__module__}.{tp.__qualname__} at 0x{address:x}"
 
 
-def _frames(frames, strip, width):
-    return "".join(f"  {func + '()':<{width}} {_strip(file, strip)}:{line}\n"
-                   for func, file, line in frames)
-
-
 def _strip(path, prefix):
     return path[len(prefix):] if prefix and path.startswith(prefix) else path
 
 
 def format_text(race, strip=""):
-    cur, prev = race.current, race.previous
-    all_frames = [*cur["stack"], *prev["stack"], *(f for o in race.thread_origins for f in o[2])]
-    width = max([len(f[0]) + 2 for f in all_frames] + [16])
-    held = f" (mutexes: {', '.join(cur['mutexes'])})" if cur["mutexes"] else ""
-    prev_held = f" (mutexes: {', '.join(prev['mutexes'])})" if prev["mutexes"] else ""
-    parts = [f"{BAR}\nWARNING: DATA RACE\n",
-             f"{cur['access'].capitalize()} of {race.location} by {cur['thread']}{held}:\n",
-             _frames(cur["stack"], strip, width),
-             f"\nPrevious {prev['access']} by {prev['thread']}{prev_held}:\n",
-             _frames(prev["stack"], strip, width)]
-    for name, status, created_at in race.thread_origins:
-        parts.append(f"\n{name[0].upper()}{name[1:]} ({status}) created at:\n")
-        parts.append(_frames(created_at, strip, width) if created_at else "  [unknown]\n")
-    for mutex, desc in race.mutexes.items():
-        parts.append(f"\nMutex {mutex} is {desc}\n")
-    parts.append(f"{BAR}\n")
-    return "".join(parts)
+    """The Go-style text of a race: rendered from its JSON form, as `racewatch report` does."""
+    return render.race_text(as_dict(race, strip))
 
 
 def as_dict(race, strip=""):
     """The JSON form of a race as plain data (also what `racewatch.races()` returns)."""
     def frames(fs):
         return [{"function": f, "file": _strip(p, strip), "line": n} for f, p, n in fs]
+
+    def side(access):
+        return dict(access, stack=frames(access["stack"]))
     return {
         "type": "race", "location": race.location,
-        "access": dict(race.current, stack=frames(race.current["stack"])),
-        "previous": dict(race.previous, stack=frames(race.previous["stack"])),
-        "threads": [{"thread": n, "status": s, "created_at": frames(c)}
-                    for n, s, c in race.thread_origins],
+        "access": side(race.current), "previous": side(race.previous),
+        "threads": [{"thread": n, "tid": t, "status": s, "created_at": frames(c)}
+                    for t, n, s, c in race.thread_origins],
         "mutexes": race.mutexes,
     }
 
 
-def format_json(race, strip=""):
-    import json  # only for this format: imported eagerly, json could not be instrumented
-    return json.dumps(as_dict(race, strip)) + "\n"
+def format_json(race, strip="", ident=None):
+    """One line of the JSON report stream; `ident` numbers the finding in its process."""
+    record = as_dict(race, strip)
+    if ident is not None:
+        record = {"type": "race", "id": ident, **record}
+    return jsonl.dumps(record)
 
 
 class Reporter:
@@ -177,7 +174,8 @@ class Reporter:
     def __init__(self, options, engine):
         self.options = options
         self.engine = engine
-        self.sink = Sink(options.log_path)
+        self.json = options.format == "json"
+        self.sink = Sink(options.log_path, self._header if self.json else None)
         self.suppressions = suppress.load(options.suppressions)  # a bad file stops the start
         self.echo = True      # write each report to the sink as it is found
         self.listeners = []   # listener(race, text) per report: the pytest plugin's attribution
@@ -195,11 +193,12 @@ class Reporter:
         if self.suppressions.match(race) is not None:
             self.suppressed.add(race.pair)
             return
-        form = format_json if self.options.format == "json" else format_text
-        text = form(race, self.options.strip_path_prefix)
+        strip = self.options.strip_path_prefix
         with self._lock:
             self.found += 1
             self.records.append(race)
+            text = (format_json(race, strip, self.found) if self.json
+                    else format_text(race, strip))
             if self.echo or self.options.halt_on_error:
                 self.sink.write(text)
         for listener in list(self.listeners):
@@ -213,25 +212,27 @@ class Reporter:
         """{(site, site): times raced} of the racing pairs no suppression matched."""
         return {pair: n for pair, n in self.engine.races().items() if pair not in self.suppressed}
 
+    def _header(self):
+        return jsonl.dumps(jsonl.header(self.options.strip_path_prefix, self.options.runtime))
+
     def summary(self):
-        pairs = self.pairs()
-        if self.options.format == "json":
-            import json
-            return json.dumps({"type": "summary", "races": len(pairs), "pairs": [
-                {"sites": [site_text(a, self.options.strip_path_prefix),
-                           site_text(b, self.options.strip_path_prefix)], "count": n}
-                for (a, b), n in sorted(pairs.items())]}) + "\n"
-        lines = [f"racewatch: found {len(pairs)} data race(s)\n"]
-        for (a, b), n in sorted(pairs.items()):
-            lines.append(f"  {site_text(a, self.options.strip_path_prefix)} vs "
-                         f"{site_text(b, self.options.strip_path_prefix)}"
-                         f" ({n} time{'s' if n != 1 else ''})\n")
-        return "".join(lines)
+        strip = self.options.strip_path_prefix
+        pairs = sorted(self.pairs().items())
+        if self.json:
+            ids = {race.pair: i for i, race in enumerate(self.records, 1)}
+            return jsonl.dumps(jsonl.summary([
+                {"id": ids.get((a, b)), "sites": [site_text(a, strip), site_text(b, strip)],
+                 "count": n} for (a, b), n in pairs]))
+        return render.summary_text([(site_text(a, strip), site_text(b, strip), n)
+                                    for (a, b), n in pairs])
 
     def finish(self, status):
         """Print the summary; the exit status: `exitcode` when races were found and the
-        program itself would have exited 0 (as Go's runtime does)."""
+        program itself would have exited 0 (as Go's runtime does). A JSON stream always
+        ends with its summary, so a reader can tell a clean run from a killed one."""
         if not self.pairs():
+            if self.json and self.echo:
+                self.sink.write(self.summary())
             return status
         self.sink.write(self.summary())
         return self.options.exitcode if status == 0 else status

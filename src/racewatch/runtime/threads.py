@@ -55,6 +55,17 @@ def info(tid):
     return _infos.get(tid)
 
 
+def name(tid):
+    """The thread's name (`MainThread` for thread 0), or None if unknown."""
+    found = _infos.get(tid)
+    if found is not None:
+        return found.current_name()
+    if tid == 0:
+        import threading  # already imported: racewatch's interceptors patch it
+        return threading.main_thread().name
+    return None
+
+
 def describe(tid):
     """`main thread`, or `thread T3 'worker-2'` as in the report headers."""
     if tid == 0:

@@ -1,0 +1,125 @@
+"""`racewatch report FILE... --format text|json|sarif [-o OUT]`: merge and convert JSON reports."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from racewatch.reports import merge, reader, sarif, stream, text
+
+DESCRIPTION = """\
+Read JSON reports (written with --format=json, e.g. --log-path=race: one file race.<pid> per
+process), merge them (the same race found by several processes is one finding, its counts
+summed), and write them as Go-style text, one JSON report, or SARIF 2.1.0 for code scanning.
+A report cut off by a killed process is read up to its last complete line.
+"""
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="racewatch report", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="+", metavar="FILE", help="JSON report files")
+    parser.add_argument("--format", choices=("text", "json", "sarif"), default="text",
+                        help="what to write (default: text)")
+    parser.add_argument("-o", "--output", default="-",
+                        help="the file to write, replaced atomically (default: - for stdout)")
+    parser.add_argument("--root", default=None,
+                        help="SARIF: paths under this directory are written relative to it "
+                             "(%%SRCROOT%%); default: the git top level of the current "
+                             "directory, else the current directory")
+    return parser
+
+
+def main(argv):
+    args = _parser().parse_args(argv)
+    try:
+        reports = [r for path in args.files for r in reader.read(path, _warn)]
+        findings = merge.merge(reports)
+        output = _render(args, reports, findings)
+        _write(args.output, output)
+    except reader.ReportError as exc:
+        sys.stderr.write(f"racewatch: {exc}\n")
+        return 1
+    except BrokenPipeError:  # `racewatch report ... | head`
+        sys.stderr.close()
+        return 0
+    except OSError as exc:
+        sys.stderr.write(f"racewatch: {exc.filename or args.output}: {exc.strerror or exc}\n")
+        return 1
+    return 0
+
+
+def _warn(message):
+    sys.stderr.write(f"racewatch: warning: {message}\n")
+
+
+def _render(args, reports, findings):
+    from racewatch import __version__
+    if args.format == "sarif":
+        log = sarif.sarif_log(findings, args.root or _default_root(), __version__)
+        return json.dumps(log, indent=2) + "\n"
+    if args.format == "json":
+        return "".join(stream.dumps(r) for r in merged_records(reports, findings))
+    races = [f for f in findings if f.type == "race"]
+    return "".join([*(text.finding_text(f.record) for f in findings),
+                    text.summary_text([(*f.sites, f.count) for f in races],
+                                      len(findings) - len(races))])
+
+
+def merged_records(reports, findings):
+    """The merged report as records: a header naming its sources, the findings numbered
+    anew with their counts, and the summary."""
+    sources = [{"file": r.path, "pid": r.header.get("pid"), "python": r.header.get("python"),
+                "racewatch": r.header.get("racewatch"), "argv": r.header.get("argv"),
+                "complete": r.complete} for r in reports]
+    header = stream.header(sources=sources)
+    bases = {(r.header.get("cwd"), r.header.get("strip_path_prefix") or "") for r in reports}
+    if len(bases) == 1:  # one way to resolve paths: keep them as the processes wrote them
+        (cwd, strip), = bases
+        header.update(cwd=cwd, strip_path_prefix=strip)
+    else:  # sources disagree on how relative paths resolve: make them absolute
+        header.update(strip_path_prefix="")
+    records = [header]
+    pairs = []
+    for ident, finding in enumerate(findings, 1):
+        record = finding.record if len(bases) == 1 else _absolute(finding.record,
+                                                                  finding.origin.header)
+        records.append({**record, "id": ident, "count": finding.count,
+                        "processes": finding.processes})
+        if finding.type == "race":
+            pairs.append({"id": ident, "sites": finding.sites, "count": finding.count,
+                          "processes": finding.processes})
+    records.append(stream.summary(pairs, inversions=len(findings) - len(pairs),
+                                  processes=len(reports)))
+    return records
+
+
+def _absolute(record, header):
+    """A copy of `record` with the file of every frame resolved against its report's header."""
+    if type(record) is list:
+        return [_absolute(item, header) for item in record]
+    if type(record) is not dict:
+        return record
+    if "function" in record and type(record.get("file")) is str:
+        return dict(record, file=sarif.resolve(record["file"], header))
+    return {key: _absolute(value, header) for key, value in record.items()}
+
+
+def _default_root():
+    try:
+        found = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True,
+                               text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return os.getcwd()
+    top = found.stdout.strip()
+    return top if found.returncode == 0 and top else os.getcwd()
+
+
+def _write(path, data):
+    if path == "-":
+        sys.stdout.write(data)
+        sys.stdout.flush()
+        return
+    from racewatch.cover import atomicwrite
+    atomicwrite.write_bytes(path, data.encode("utf-8"))
