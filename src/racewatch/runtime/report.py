@@ -85,6 +85,8 @@ def _word(site_id, is_write, atomic):
 class Race:
     """One reported pair of accesses, in a form both output formats are made from."""
 
+    type = "race"
+
     def __init__(self, event, history_full, sync_name):
         (target, key, site, tid, is_write, atomic, lockset,
          prev_site, prev_tid, prev_write, prev_atomic, prev_lockset, prev_stack) = event
@@ -105,17 +107,24 @@ class Race:
             "thread": threads.describe(prev_tid), "mutexes": [f"M{i}" for i in prev_lockset],
             "stack": prev_frames,
         }
-        self.mutexes = {f"M{i}": _describe_lock(sync_name(i))
+        self.mutexes = {f"M{i}": describe_lock(sync_name(i))
                         for i in sorted(set(lockset) | set(prev_lockset))}
-        self.thread_origins = []
-        for t in sorted({tid, prev_tid}):
-            info = threads.info(t)
-            if t != 0 and info is not None:
-                status = "finished" if info.finished else "running"
-                self.thread_origins.append((threads.describe(t), status, info.created_at))
+        self.thread_origins = thread_origins({tid, prev_tid})
+        self.tids = (tid, prev_tid)
 
 
-def _describe_lock(found):
+def thread_origins(tids):
+    """(description, status, creation stack) of each thread but the main one, by id."""
+    origins = []
+    for t in sorted(tids):
+        info = threads.info(t)
+        if t != 0 and info is not None:
+            status = "finished" if info.finished else "running"
+            origins.append((threads.describe(t), status, info.created_at))
+    return origins
+
+
+def describe_lock(found):
     """`_thread.lock at 0x7f...` from the (type, address) a runtime keeps for each lock."""
     if found is None:
         return "a lock"
@@ -123,12 +132,12 @@ def _describe_lock(found):
     return f"{tp.__module__}.{tp.__qualname__} at 0x{address:x}"
 
 
-def _frames(frames, strip, width):
-    return "".join(f"  {func + '()':<{width}} {_strip(file, strip)}:{line}\n"
+def frames_text(frames, strip, width):
+    return "".join(f"  {func + '()':<{width}} {strip_path(file, strip)}:{line}\n"
                    for func, file, line in frames)
 
 
-def _strip(path, prefix):
+def strip_path(path, prefix):
     return path[len(prefix):] if prefix and path.startswith(prefix) else path
 
 
@@ -140,12 +149,12 @@ def format_text(race, strip=""):
     prev_held = f" (mutexes: {', '.join(prev['mutexes'])})" if prev["mutexes"] else ""
     parts = [f"{BAR}\nWARNING: DATA RACE\n",
              f"{cur['access'].capitalize()} of {race.location} by {cur['thread']}{held}:\n",
-             _frames(cur["stack"], strip, width),
+             frames_text(cur["stack"], strip, width),
              f"\nPrevious {prev['access']} by {prev['thread']}{prev_held}:\n",
-             _frames(prev["stack"], strip, width)]
+             frames_text(prev["stack"], strip, width)]
     for name, status, created_at in race.thread_origins:
         parts.append(f"\n{name[0].upper()}{name[1:]} ({status}) created at:\n")
-        parts.append(_frames(created_at, strip, width) if created_at else "  [unknown]\n")
+        parts.append(frames_text(created_at, strip, width) if created_at else "  [unknown]\n")
     for mutex, desc in race.mutexes.items():
         parts.append(f"\nMutex {mutex} is {desc}\n")
     parts.append(f"{BAR}\n")
@@ -155,7 +164,7 @@ def format_text(race, strip=""):
 def as_dict(race, strip=""):
     """The JSON form of a race as plain data (also what `racewatch.races()` returns)."""
     def frames(fs):
-        return [{"function": f, "file": _strip(p, strip), "line": n} for f, p, n in fs]
+        return [{"function": f, "file": strip_path(p, strip), "line": n} for f, p, n in fs]
     return {
         "type": "race", "location": race.location,
         "access": dict(race.current, stack=frames(race.current["stack"])),
@@ -164,6 +173,14 @@ def as_dict(race, strip=""):
                     for n, s, c in race.thread_origins],
         "mutexes": race.mutexes,
     }
+
+
+def record_dict(record, strip=""):
+    """The JSON form of any report: a race or a lock-order inversion."""
+    if record.type == "race":
+        return as_dict(record, strip)
+    from racewatch.runtime import inversion
+    return inversion.as_dict(record, strip)
 
 
 def format_json(race, strip=""):
@@ -178,17 +195,26 @@ class Reporter:
         self.options = options
         self.engine = engine
         self.sink = Sink(options.log_path)
-        self.suppressions = suppress.load(options.suppressions)  # a bad file stops the start
+        # a bad file or rule stops the start
+        self.suppressions = suppress.load(options.suppressions, options.suppress)
         self.echo = True      # write each report to the sink as it is found
-        self.listeners = []   # listener(race, text) per report: the pytest plugin's attribution
+        self.listeners = []   # listener(record, text) per report: the pytest plugin's attribution
+        self.graph = None
+        if options.detect_deadlocks:
+            from racewatch.runtime import lockorder
+            self.graph = lockorder.Graph(engine.sync_name, describe_lock, self.on_inversion)
         self.reset()
 
     def reset(self):
         """Forget what was reported (a fork child starts over)."""
         self.found = 0
-        self.records = []        # the Race of every report, in order
+        self.records = []        # the Race or lockorder.Inversion of every report, in order
+        self.inversions = []     # the lock-order inversions among them
         self.suppressed = set()  # site pairs a suppression matched: never counted
         self._lock = _thread.allocate_lock()  # reports from two threads must not interleave
+        self.suppressions.fired.clear()
+        if self.graph is not None:
+            self.graph.reset()
 
     def on_race(self, event):
         race = Race(event, self.options.history == "full", self.engine.sync_name)
@@ -196,14 +222,30 @@ class Reporter:
             self.suppressed.add(race.pair)
             return
         form = format_json if self.options.format == "json" else format_text
-        text = form(race, self.options.strip_path_prefix)
+        self._emit(race, form(race, self.options.strip_path_prefix))
+
+    def on_inversion(self, found):
+        """A lock-order cycle from the lock-order graph (lockorder.Inversion)."""
+        from racewatch.runtime import inversion
+        tops = [frame for _, _, edge in found.steps
+                for frame in (*edge.stack[:1], *edge.held_stack[:1])]
+        tids = {edge.tid for _, _, edge in found.steps}
+        if self.suppressions.match_inversion(inversion.frames_of(found), tids, tops):
+            return
+        form = inversion.format_json if self.options.format == "json" else inversion.format_text
+        text = form(found, self.options.strip_path_prefix)
+        with self._lock:
+            self.inversions.append(found)
+        self._emit(found, text)
+
+    def _emit(self, record, text):
         with self._lock:
             self.found += 1
-            self.records.append(race)
+            self.records.append(record)
             if self.echo or self.options.halt_on_error:
                 self.sink.write(text)
         for listener in list(self.listeners):
-            listener(race, text)
+            listener(record, text)
         if self.options.halt_on_error:
             self.sink.write(self.summary())
             _flush_std()
@@ -215,23 +257,31 @@ class Reporter:
 
     def summary(self):
         pairs = self.pairs()
+        inversions = len(self.inversions)
         if self.options.format == "json":
             import json
             return json.dumps({"type": "summary", "races": len(pairs), "pairs": [
                 {"sites": [site_text(a, self.options.strip_path_prefix),
                            site_text(b, self.options.strip_path_prefix)], "count": n}
-                for (a, b), n in sorted(pairs.items())]}) + "\n"
-        lines = [f"racewatch: found {len(pairs)} data race(s)\n"]
+                for (a, b), n in sorted(pairs.items())],
+                "lock_order_inversions": inversions}) + "\n"
+        lines = [f"racewatch: found {len(pairs)} data race(s)\n"] if pairs or not inversions \
+            else []
         for (a, b), n in sorted(pairs.items()):
             lines.append(f"  {site_text(a, self.options.strip_path_prefix)} vs "
                          f"{site_text(b, self.options.strip_path_prefix)}"
                          f" ({n} time{'s' if n != 1 else ''})\n")
+        if inversions:
+            lines.append(f"racewatch: found {inversions} lock-order inversion(s) "
+                         "(potential deadlock)\n")
         return "".join(lines)
 
     def finish(self, status):
-        """Print the summary; the exit status: `exitcode` when races were found and the
-        program itself would have exited 0 (as Go's runtime does)."""
-        if not self.pairs():
+        """Print the summary; the exit status: `exitcode` when races or lock-order inversions
+        were found and the program itself would have exited 0 (as Go's runtime does)."""
+        if self.options.print_suppressions:
+            self.sink.write(self.suppressions.used() or "racewatch: no suppressions used\n")
+        if not self.pairs() and not self.inversions:
             return status
         self.sink.write(self.summary())
         return self.options.exitcode if status == 0 else status
@@ -239,7 +289,7 @@ class Reporter:
 
 def site_text(site_id, strip):
     site = SITES[site_id]
-    return f"{_strip(site.file, strip)}:{site.line}"
+    return f"{strip_path(site.file, strip)}:{site.line}"
 
 
 def _flush_std():
