@@ -400,3 +400,42 @@ def test_log_path_keeps_every_report_and_the_summary(project):
     assert len(logs) == 1 and logs[0].name.startswith("race.")
     text = logs[0].read_text()
     assert "WARNING: DATA RACE" in text and "racewatch: found" in text
+
+
+def test_a_lock_order_inversion_fails_the_test_that_closed_the_cycle(project):
+    project.makepyfile(test_locks="""
+import threading
+
+first, second = threading.Lock(), threading.Lock()
+
+
+def take(a, b):
+    with a:
+        with b:
+            pass
+
+
+def run(a, b):
+    worker = threading.Thread(target=take, args=(a, b))
+    worker.start()
+    worker.join()
+
+
+def test_one_order():
+    run(first, second)
+
+
+def test_other_order():
+    run(second, first)
+
+
+def test_same_order_again():
+    run(first, second)
+""")
+    result = race(project, "-rA", "test_locks.py")
+    assert verdicts(result) == {"test_one_order": True, "test_other_order": False,
+                                "test_same_order_again": True}
+    failures = section(result, "FAILURES")
+    assert "WARNING: lock-order-inversion (potential deadlock)" in failures
+    result.stdout.fnmatch_lines(
+        ["racewatch: found 1 lock-order inversion(s) (potential deadlock)"])
