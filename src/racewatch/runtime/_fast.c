@@ -1798,8 +1798,8 @@ static PyObject *sync_event(PyObject *obj, int is_acquire, int is_lock, uint32_t
     if (order) {   /* last: the graph runs Python code, which may run probes */
         PyObject *r = PyObject_Call(lock_order, order, NULL);
         Py_DECREF(order);
-        if (!r) return NULL;
-        Py_DECREF(r);
+        if (!r) PyErr_WriteUnraisable(lock_order);   /* never into the program's `with` */
+        Py_XDECREF(r);
     }
     Py_RETURN_NONE;
 }

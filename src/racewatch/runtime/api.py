@@ -223,12 +223,12 @@ def _record_access(target, key, is_write, atomic, site, state):
     return target, key, events, released
 
 
-def _report(on_race, event):
+def _report(callback, *args):
     try:
-        on_race(event)
+        callback(*args)
     except Exception:  # noqa: BLE001 - like C's PyErr_WriteUnraisable: never into the program
         import traceback
-        sys.stderr.write(f"Exception ignored in: {on_race!r}\n{traceback.format_exc()}")
+        sys.stderr.write(f"Exception ignored in: {callback!r}\n{traceback.format_exc()}")
 
 
 def _drain(state):
@@ -385,7 +385,7 @@ def _sync_event(obj, is_acquire, is_lock, site=0):
     finally:
         state.busy = False
     if order is not None:  # outside the lock: the graph captures stacks and may report
-        _config["lock_order"](state.tid, *order)
+        _report(_config["lock_order"], state.tid, *order)
     if state.pending:
         _drain(state)
 

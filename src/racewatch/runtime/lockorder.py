@@ -19,8 +19,9 @@ MAX_CHOICES = 10000    # combinations of edge instances tried per cycle
 
 # id(lock) -> (weakref, creation stack) of locks made through threading's patched factories;
 # a lock's entry dies with it, so an address that is reused never inherits a creation site.
+# No lock of ours around it: single dict operations are atomic under the GIL, and an insert
+# may allocate, run a finalizer that makes a lock, and so re-enter `created`.
 _created = {}
-_created_lock = _thread.allocate_lock()
 
 
 def created(lock, stack):
@@ -31,21 +32,18 @@ def created(lock, stack):
         ref = weakref.ref(lock, lambda _r, key=key: _forget(key, _r))
     except TypeError:  # not weakly referenceable: its address could be reused, so keep nothing
         return
-    with _created_lock:
-        _created[key] = (ref, stack)
+    _created[key] = (ref, stack)
 
 
 def _forget(key, ref):
-    with _created_lock:
-        entry = _created.get(key)
-        if entry is not None and entry[0] is ref:
-            del _created[key]
+    entry = _created.get(key)
+    if entry is not None and entry[0] is ref:  # not a newer lock's entry at that address
+        _created.pop(key, None)
 
 
 def creation_of(address):
     """The creation stack of the live lock at `address`, or None if its creation was not seen."""
-    with _created_lock:
-        entry = _created.get(address)
+    entry = _created.get(address)
     return entry[1] if entry is not None and entry[0]() is not None else None
 
 
@@ -85,10 +83,14 @@ class Graph:
         self._sync_name = sync_name  # lock id -> (type, address), from the runtime
         self._describe = describe    # (type, address) -> text
         self._on_cycle = on_cycle    # called with an Inversion, outside this graph's lock
-        self._lock = _thread.allocate_lock()
         self.reset()
 
     def reset(self):
+        """Start empty (also in a fork child, where another thread may have held the lock)."""
+        self._lock = _thread.allocate_lock()
+        # A finalizer run by an allocation inside an update may take locks and call back in:
+        # such calls wait in the thread's `pending` list instead of taking the lock twice.
+        self._local = _thread._local()
         self.edges = {}      # (a, b) -> [Edge]
         self.succ = {}       # a -> {b}
         self.nodes = {}      # lock id -> Node
@@ -97,7 +99,23 @@ class Graph:
     def on_edges(self, tid, held, held_sites, lock, site):
         """The runtime's callback: thread `tid` acquired lock `lock` at probe site `site`
         while holding the locks `held` (sorted ids), taken at `held_sites`."""
-        stack = stacks.capture()
+        local = self._local
+        call = (tid, held, held_sites, lock, stacks.capture())
+        if getattr(local, "busy", False):
+            local.pending.append(call)
+            return
+        local.busy, local.pending = True, [call]
+        found = []
+        try:
+            while local.pending:
+                found += self._add(*local.pending.pop(0))
+        finally:
+            local.busy = False
+        for inversion in found:
+            self._on_cycle(inversion)
+
+    def _add(self, tid, held, held_sites, lock, stack):
+        """Add the edges held -> lock; the new reportable cycles they close."""
         nodes = {lock: self._node(lock, stack)}
         new = []
         for a, a_site in zip(held, held_sites):
@@ -114,8 +132,7 @@ class Graph:
                 self.succ.setdefault(a, set()).add(lock)
             for a, _ in new:
                 found += self._cycles_through(a, lock)
-        for inversion in found:
-            self._on_cycle(inversion)
+        return found
 
     def _node(self, lock_id, seen_at):
         if lock_id in self.nodes:
