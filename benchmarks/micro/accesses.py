@@ -1,6 +1,7 @@
 """Per-access costs by kind: prints ns per access of each loop body (run plain and under racewatch)."""
 
 import sys
+import threading
 import time
 
 LIMIT = 10          # a module variable: a location, so its reads are probed
@@ -63,6 +64,45 @@ def list_item(items, n):
         items[3]; items[3]; items[3]; items[3]; items[3]
 
 
+def with_lock(lock, n):
+    for _ in range(n):
+        with lock: pass
+        with lock: pass
+        with lock: pass
+        with lock: pass
+        with lock: pass
+        with lock: pass
+        with lock: pass
+        with lock: pass
+        with lock: pass
+        with lock: pass
+
+
+def acquire_release(lock, n):
+    for _ in range(n):
+        lock.acquire(); lock.release(); lock.acquire(); lock.release()
+        lock.acquire(); lock.release(); lock.acquire(); lock.release()
+        lock.acquire(); lock.release(); lock.acquire(); lock.release()
+        lock.acquire(); lock.release(); lock.acquire(); lock.release()
+        lock.acquire(); lock.release(); lock.acquire(); lock.release()
+
+
+def nested_lock(locks, n):
+    outer, inner = locks
+    with outer:  # the inner acquires run while holding another lock: the lock-order check
+        for _ in range(n):
+            with inner: pass
+            with inner: pass
+            with inner: pass
+            with inner: pass
+            with inner: pass
+            with inner: pass
+            with inner: pass
+            with inner: pass
+            with inner: pass
+            with inner: pass
+
+
 def empty(box, n):
     for _ in range(n):
         pass
@@ -71,7 +111,10 @@ def empty(box, n):
 CASES = [("attribute read", attribute_read, Box), ("attribute write", attribute_write, Box),
          ("method call", method_call, Box), ("stable global", stable_global, Box),
          ("builtin name", builtin_name, Box), ("variable global", variable_global, Box),
-         ("dict item", dict_item, lambda: {"k": 1}), ("list item", list_item, lambda: [0] * 8)]
+         ("dict item", dict_item, lambda: {"k": 1}), ("list item", list_item, lambda: [0] * 8),
+         ("with lock", with_lock, threading.Lock),
+         ("acquire+release", acquire_release, threading.Lock),
+         ("with lock nested", nested_lock, lambda: (threading.Lock(), threading.Lock()))]
 
 
 def best(function, arg, n, rounds=7):

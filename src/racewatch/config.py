@@ -29,6 +29,22 @@ def _patterns(text):
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
+def _rules(text):
+    """Suppression rules (`kind:pattern`), comma-separated; each is checked as it is read."""
+    rules = _patterns(text)
+    for rule in rules:
+        _rule(rule)
+    return rules
+
+
+def _rule(rule):
+    from racewatch.runtime import suppress  # not at import: suppress imports ConfigError
+    try:
+        suppress.parse_rule(rule, "")
+    except ConfigError:
+        raise ValueError(f"malformed suppression {rule!r}: {suppress.EXPECTED}") from None
+
+
 def _choice(*allowed):
     def parse(text):
         if text not in allowed:
@@ -105,8 +121,18 @@ OPTIONS = (
            "Also write the coverage files every SECONDS while the program runs, so that a "
            "kill -9 loses at most that much; 0: only when the process ends.", "SECONDS"),
     Option("suppressions", str, "",
-           "A suppressions file of `race:PATTERN` / `race_top:PATTERN` lines (TSan's "
-           "format); a relative path in pyproject.toml is relative to that file.", "FILE"),
+           "A suppressions file of `race:`, `race_top:`, `deadlock:` and `thread:` PATTERN "
+           "lines (TSan's format); a relative path in pyproject.toml is relative to that "
+           "file.", "FILE"),
+    Option("suppress", _rules, (),
+           "More suppression rules, comma-separated (a list in pyproject.toml), added to "
+           "those of the `suppressions` file.", "RULES"),
+    Option("print_suppressions", _bool, False,
+           "At exit, list the suppressions that fired and how often (TSan's `Suppressions "
+           "used:`)."),
+    Option("detect_deadlocks", _bool, True,
+           "Report lock-order inversions (potential deadlocks): a cycle in the order threads "
+           "take locks, even if the run did not deadlock."),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -272,10 +298,16 @@ def native_value(name, value, where):
     fits = (isinstance(value, bool) and option.parse is _bool
             or type(value) is int and option.parse is _int
             or type(value) in (int, float) and option.parse is _seconds and value >= 0
-            or isinstance(value, (list, tuple)) and option.parse is _patterns
+            or isinstance(value, (list, tuple)) and option.parse in (_patterns, _rules)
             and all(isinstance(v, str) for v in value))
     if not fits:
         raise ConfigError(f"bad value {value!r} for option '{name}' ({where})")
+    if option.parse is _rules:
+        for rule in value:
+            try:
+                _rule(rule)
+            except ValueError as exc:
+                raise ConfigError(f"bad value for option '{name}' ({where}): {exc}") from None
     if option.parse is _seconds:
         return float(value)
     return tuple(value) if isinstance(value, (list, tuple)) else value

@@ -62,12 +62,13 @@ def stop():
 
 
 def races():
-    """Every race reported in this process so far, as dicts in the shape of the JSON format
-    (location, access and previous access with their threads and stacks, threads, mutexes)."""
+    """Every report of this process so far, as dicts in the shape of the JSON format: races
+    (`"type": "race"`: location, access and previous access with their threads and stacks,
+    threads, mutexes) and lock-order inversions (`"type": "lock-order-inversion"`: cycle)."""
     from racewatch import session
     running = session.current
     if running is None or running.reporter is None:  # not running, or coverage only
         return []
     from racewatch.runtime import report
     strip = running.options.strip_path_prefix
-    return [report.as_dict(race, strip) for race in running.reporter.records]
+    return [report.record_dict(record, strip) for record in running.reporter.records]

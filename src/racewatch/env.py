@@ -16,6 +16,11 @@ PY313_PLUS = PYVERSION >= (3, 13)
 # PYVERSIONS: 3.12 added sys.last_exc next to sys.last_type/value/traceback.
 HAS_SYS_LAST_EXC = PY312_PLUS
 
+# PYVERSIONS: 3.13 made threading.Lock the lock class itself (before: a factory function).
+# A function cannot stand in for a class (isinstance), so lock creation is only observed
+# through threading.Lock where it is a factory.
+THREADING_LOCK_IS_CLASS = PY313_PLUS
+
 CPYTHON = sys.implementation.name == "cpython"
 CACHE_TAG = sys.implementation.cache_tag  # e.g. "cpython-311"; None means "no bytecode caching"
 

@@ -78,13 +78,17 @@ class RacePlugin:
         self._texts = {}     # racing pair -> (its report, the test running when it was found)
         self._counts = {}    # racing pair -> times raced, at the last phase boundary
         self._running = None  # nodeid of the test running now
+        self._inversions = []  # texts of lock-order inversions found since the last _take
         self.outside = []    # report texts of races outside any test
         self.failed = []     # nodeids of tests failed by races
         self.workers = []    # what xdist workers sent back (on the controller)
 
-    def _on_race(self, race, text):
+    def _on_race(self, record, text):
         with self._lock:
-            self._texts.setdefault(race.pair, (text, self._running))
+            if record.type == "race":
+                self._texts.setdefault(record.pair, (text, self._running))
+            else:  # a lock-order inversion: reported once, when its cycle closes
+                self._inversions.append(text)
         if self.session.options.halt_on_error:
             self._halt(text)
 
@@ -111,6 +115,8 @@ class RacePlugin:
                 elif first is not None and first != self._running:
                     text = f"(the same race as first reported during {first})\n{text}"
                 texts.append(text)
+            texts += self._inversions
+            self._inversions = []
         return texts
 
     # -- attribution ---------------------------------------------------------------------------
@@ -166,7 +172,8 @@ class RacePlugin:
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: the controller reports for everyone
             workeroutput["racewatch"] = {"outside": self.outside, "failed": self.failed,
-                                         "pairs": self._pairs()}
+                                         "pairs": self._pairs(),
+                                         "inversions": len(self.reporter.inversions)}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
@@ -198,7 +205,9 @@ class RacePlugin:
                 nth = seen[a, b] = seen.get((a, b), -1) + 1  # (a read and a write on one line)
                 pairs[a, b, nth] = pairs.get((a, b, nth), 0) + n
         outside = self._everyone("outside")
-        if not pairs and not outside:
+        inversions = len(self.reporter.inversions) + sum(w.get("inversions", 0)
+                                                         for w in self.workers)
+        if not pairs and not outside and not inversions:
             return
         write = terminalreporter.write_line
         terminalreporter.section("racewatch")
@@ -207,13 +216,16 @@ class RacePlugin:
         write(f"racewatch: found {len(pairs)} data race(s)")
         for (a, b, _), n in sorted(pairs.items()):
             write(f"  {a} vs {b} ({n} time{'s' if n != 1 else ''})")
+        if inversions:
+            write(f"racewatch: found {inversions} lock-order inversion(s) (potential deadlock)")
         failed = self._everyone("failed")
         if failed:
             write(f"racewatch: {len(failed)} test(s) failed by races")
 
     def pytest_unconfigure(self, config):
         # A log file gets its summary too; a JSON stream always ends with one.
-        if self.reporter.echo and (self.reporter.pairs() or self.reporter.json):
+        if self.reporter.echo and (self.reporter.pairs() or self.reporter.inversions or
+                                   self.reporter.json):
             self.reporter.sink.write(self.reporter.summary())
         self.session.finished = True  # that was the summary; the exit status is pytest's
         if self.owned:

@@ -35,9 +35,15 @@ class Session:
         self.installed = hook.install(self.selector, self.instrumenter)
         if self.race:
             interceptors.install(self.engine)  # after the hook: it patches what it instruments
+            self._lock_factories()
             processes.install()
         self.active = True
         current = self
+
+    def _lock_factories(self):
+        if self.reporter.graph is not None:
+            from racewatch.runtime import lockorder
+            interceptors.lock_factories(lockorder.created)
 
     def _start_race(self):
         options = self.options
@@ -48,7 +54,8 @@ class Session:
                          ignored_types=interceptors.ignored_types(),
                          proxy_types=interceptors.proxy_types(),
                          shape=locations.SHAPE, accessors=locations.ACCESSORS,
-                         deque_type=collections.deque, defaultdict_type=collections.defaultdict)
+                         deque_type=collections.deque, defaultdict_type=collections.defaultdict,
+                         lock_order=self.reporter.graph and self.reporter.graph.on_edges)
         sites.SITES.listeners.append(
             lambda base, records: engine.register_sites(base, sites.kind_bytes(records)))
         runtime.install_api(engine)
@@ -82,6 +89,7 @@ class Session:
         if self.race:
             runtime.install_api(self.engine)
             interceptors.install(self.engine)
+            self._lock_factories()
             processes.install()
         if self.collector is not None:
             self.collector.bind()

@@ -1,4 +1,5 @@
-"""Every fixture gets its verdict: race_* report exactly their `# RACE` lines, norace_* nothing."""
+"""Every fixture gets its verdict: race_* report exactly their `# RACE` lines, norace_* nothing;
+deadlock_* report a lock-order inversion on exactly their `# DEADLOCK` lines, nodeadlock_* none."""
 
 import glob
 import json
@@ -10,6 +11,7 @@ import pytest
 from tests.helpers import FIXTURES, racewatch_args, run
 
 MARK = re.compile(r"#\s*RACE\b")
+DEADLOCK_MARK = re.compile(r"#\s*DEADLOCK\b")
 IMPORT = re.compile(r"^\s*(?:from|import)\s+(mod_\w+)", re.M)
 
 
@@ -17,8 +19,9 @@ def _fixtures(prefix):
     return sorted(os.path.basename(p) for p in glob.glob(os.path.join(FIXTURES, prefix + "*.py")))
 
 
-def marked_lines(name):
-    """(file, line) of every `# RACE` line in the fixture and the helper modules it imports."""
+def marked_lines(name, mark=MARK):
+    """(file, line) of every `# RACE` (or `mark`) line in the fixture and the helper modules
+    it imports."""
     files = [name]
     with open(os.path.join(FIXTURES, name), encoding="utf-8") as f:
         source = f.read()
@@ -27,13 +30,13 @@ def marked_lines(name):
     for file in files:
         with open(os.path.join(FIXTURES, file), encoding="utf-8") as f:
             for number, line in enumerate(f, 1):
-                if MARK.search(line):
+                if mark.search(line):
                     marks.add((file, number))
     return marks
 
 
-def run_fixture(name, tmp_path, *options):
-    """Run a fixture under racewatch; returns (process, race records of every process)."""
+def run_fixture(name, tmp_path, *options, kind="race"):
+    """Run a fixture under racewatch; returns (process, records of `kind` of every process)."""
     log = tmp_path / "race"
     proc = run(racewatch_args("--format=json", f"--log-path={log}", *options,
                               os.path.join(FIXTURES, name)), cwd=FIXTURES)
@@ -41,7 +44,14 @@ def run_fixture(name, tmp_path, *options):
     for path in glob.glob(f"{log}.*"):
         with open(path, encoding="utf-8") as f:
             records += [json.loads(line) for line in f if line.strip()]
-    return proc, [r for r in records if r["type"] == "race"]
+    return proc, [r for r in records if kind is None or r["type"] == kind]
+
+
+def run_verdicts(name, tmp_path):
+    """(process, race records, lock-order inversion records) of a fixture's run."""
+    proc, records = run_fixture(name, tmp_path, kind=None)
+    return (proc, [r for r in records if r["type"] == "race"],
+            [r for r in records if r["type"] == "lock-order-inversion"])
 
 
 def reported_lines(races):
@@ -55,19 +65,60 @@ def reported_lines(races):
     return lines
 
 
+def acquisition_lines(inversions):
+    """(file basename, line) of the top frames of every acquisition in the cycles: the lock
+    taken and the lock held, where they are fixture files."""
+    lines = set()
+    for inversion in inversions:
+        for step in inversion["cycle"]:
+            acquired = step["acquired"]
+            for stack in (acquired["stack"], acquired["while_holding"]["stack"]):
+                if stack and os.path.dirname(stack[0]["file"]) == FIXTURES:
+                    lines.add((os.path.basename(stack[0]["file"]), stack[0]["line"]))
+    return lines
+
+
 @pytest.mark.parametrize("name", _fixtures("race_"))
 def test_race_fixture(name, tmp_path):
-    proc, races = run_fixture(name, tmp_path)
+    proc, races, inversions = run_verdicts(name, tmp_path)
     assert races, f"no race reported\n{proc.stderr}"
     assert proc.returncode == 66, proc.stderr
     assert reported_lines(races) == marked_lines(name)
+    assert inversions == [], json.dumps(inversions, indent=1)
 
 
 @pytest.mark.parametrize("name", _fixtures("norace_"))
 def test_norace_fixture(name, tmp_path):
-    proc, races = run_fixture(name, tmp_path)
+    proc, races, inversions = run_verdicts(name, tmp_path)
+    assert races == [], json.dumps(races, indent=1)
+    assert inversions == [], json.dumps(inversions, indent=1)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", _fixtures("deadlock_"))
+def test_deadlock_fixture(name, tmp_path):
+    proc, races, inversions = run_verdicts(name, tmp_path)
+    assert len(inversions) == 1, f"expected one lock-order inversion\n{proc.stderr}"
+    assert races == [], json.dumps(races, indent=1)
+    assert proc.returncode == 66, proc.stderr
+    assert acquisition_lines(inversions) == marked_lines(name, DEADLOCK_MARK)
+    threads = {step["acquired"]["thread"] for step in inversions[0]["cycle"]}
+    assert len(threads) >= 2, threads  # a cycle of one thread's edges is never reported
+
+
+@pytest.mark.parametrize("name", _fixtures("nodeadlock_"))
+def test_nodeadlock_fixture(name, tmp_path):
+    proc, races, inversions = run_verdicts(name, tmp_path)
+    assert inversions == [], json.dumps(inversions, indent=1)
     assert races == [], json.dumps(races, indent=1)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", ["deadlock_two_threads_opposite_order.py"])
+def test_no_deadlock_report_when_turned_off(name, tmp_path):
+    proc, records = run_fixture(name, tmp_path, "--no-detect-deadlocks", kind=None)
+    findings = [r for r in records if r["type"] not in ("header", "summary")]
+    assert findings == [] and proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.parametrize("name", _fixtures("failing_"))

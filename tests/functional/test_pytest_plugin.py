@@ -411,3 +411,42 @@ def test_json_log_is_a_complete_report_with_or_without_races(project, select, ra
     kinds = [line.split('"type": "')[1].split('"')[0] for line in log.read_text().splitlines()]
     assert kinds[0] == "header" and kinds[-1] == "summary"
     assert set(kinds[1:-1]) == ({"race"} if racy else set())  # read/write and write/write
+
+
+def test_a_lock_order_inversion_fails_the_test_that_closed_the_cycle(project):
+    project.makepyfile(test_locks="""
+import threading
+
+first, second = threading.Lock(), threading.Lock()
+
+
+def take(a, b):
+    with a:
+        with b:
+            pass
+
+
+def run(a, b):
+    worker = threading.Thread(target=take, args=(a, b))
+    worker.start()
+    worker.join()
+
+
+def test_one_order():
+    run(first, second)
+
+
+def test_other_order():
+    run(second, first)
+
+
+def test_same_order_again():
+    run(first, second)
+""")
+    result = race(project, "-rA", "test_locks.py")
+    assert verdicts(result) == {"test_one_order": True, "test_other_order": False,
+                                "test_same_order_again": True}
+    failures = section(result, "FAILURES")
+    assert "WARNING: lock-order-inversion (potential deadlock)" in failures
+    result.stdout.fnmatch_lines(
+        ["racewatch: found 1 lock-order inversion(s) (potential deadlock)"])

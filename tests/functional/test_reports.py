@@ -149,3 +149,26 @@ def test_help_lists_the_report_command():
     assert "racewatch report FILE..." in proc.stdout
     usage = report("--help")
     assert usage.returncode == 0 and "--format {text,json,sarif}" in usage.stdout
+
+
+def test_a_lock_order_inversion_goes_through_json_report_and_sarif(tmp_path):
+    """The runtime's inversion record validates, converts to text and SARIF, and keeps its
+    fingerprint across two processes."""
+    program = os.path.join(FIXTURES, "deadlock_two_threads_opposite_order.py")
+    runs = [json_run(program, tmp_path, name) for name in ("one", "two")]
+    validator = jsonschema.Draft7Validator(load(stream.SCHEMA_FILE))
+    for proc, files in runs:
+        assert proc.returncode == 66, proc.stderr
+        lines = records(files[0])
+        for record in lines:
+            validator.validate(record)
+        found = [r for r in lines if r["type"] == "lock-order-inversion"]
+        assert len(found) == 1 and lines[-1]["lock_order_inversions"] == 1
+    text = report(*runs[0][1])
+    assert text.returncode == 0, text.stderr
+    assert "WARNING: lock-order-inversion (potential deadlock)" in text.stdout
+    prints = [fingerprints(sarif_results(files, tmp_path, f"{i}.sarif"))
+              for i, (_, files) in enumerate(runs)]
+    assert prints[0] == prints[1] and len(prints[0]) == 1
+    rules = {r["ruleId"] for r in sarif_results(runs[0][1], tmp_path, "rules.sarif")}
+    assert rules == {"lock-order-inversion"}

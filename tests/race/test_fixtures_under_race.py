@@ -1,6 +1,7 @@
 """Every fixture run in-process under `pytest --race` (tox -e race): race_* tests are marked
-racy and must report exactly their `# RACE` lines, norace_* must not race, failing_* are known
-misses. Collected only when racewatch runs in this pytest process."""
+racy and must report exactly their `# RACE` lines, norace_* must not race, deadlock_* (racy too)
+must report a lock-order inversion on their `# DEADLOCK` lines, nodeadlock_* nothing, failing_*
+are known misses. Collected only when racewatch runs in this pytest process."""
 
 import importlib
 import sys
@@ -8,7 +9,8 @@ import sys
 import pytest
 
 import racewatch
-from tests.functional.test_fixtures import _fixtures, marked_lines, reported_lines
+from tests.functional.test_fixtures import (DEADLOCK_MARK, _fixtures, acquisition_lines,
+                                            marked_lines, reported_lines)
 from tests.helpers import FIXTURES
 
 
@@ -29,11 +31,12 @@ def fixtures_importable(monkeypatch):
         monkeypatch.delitem(sys.modules, name)
 
 
-def run_fixture(name):
-    """Import the fixture (it runs its program at import); the races it reported."""
+def run_fixture(name, kind="race"):
+    """Import the fixture (it runs its program at import); the reports of `kind` it made
+    (None: all)."""
     before = len(racewatch.races())
     importlib.import_module(name[:-3])
-    return racewatch.races()[before:]
+    return [r for r in racewatch.races()[before:] if kind is None or r["type"] == kind]
 
 
 @pytest.mark.racy
@@ -44,7 +47,19 @@ def test_race_fixture(name):
 
 @pytest.mark.parametrize("name", _fixtures("norace_"))
 def test_norace_fixture(name):
-    assert run_fixture(name) == []
+    assert run_fixture(name, kind=None) == []
+
+
+@pytest.mark.racy
+@pytest.mark.parametrize("name", _fixtures("deadlock_"))
+def test_deadlock_fixture(name):
+    found = run_fixture(name, kind="lock-order-inversion")
+    assert acquisition_lines(found) == marked_lines(name, DEADLOCK_MARK)
+
+
+@pytest.mark.parametrize("name", _fixtures("nodeadlock_"))
+def test_nodeadlock_fixture(name):
+    assert run_fixture(name, kind=None) == []
 
 
 @pytest.mark.racy

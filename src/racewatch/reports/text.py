@@ -86,9 +86,10 @@ def finding_text(finding):
 def summary_text(pairs, inversions=0):
     """`racewatch: found N data race(s)` and one line per racing pair: pairs are
     (site text, site text, times raced)."""
-    lines = [f"racewatch: found {len(pairs)} data race(s)\n"]
+    lines = [f"racewatch: found {len(pairs)} data race(s)\n"] if pairs or not inversions else []
     for a, b, n in pairs:
         lines.append(f"  {a} vs {b} ({n} time{'s' if n != 1 else ''})\n")
     if inversions:
-        lines.append(f"racewatch: found {inversions} lock-order inversion(s)\n")
+        lines.append(f"racewatch: found {inversions} lock-order inversion(s) "
+                     "(potential deadlock)\n")
     return "".join(lines)

@@ -75,6 +75,8 @@ typedef struct {
     VC vc;
     uint32_t nheld, capheld;
     uint32_t *held_id, *held_count;   /* locks held: sync id and re-entry count */
+    uint32_t *held_site;   /* probe site of each held lock's outermost acquisition */
+    void *order_seen;      /* Map: (lockset << 32 | lock) already shown to the lock-order graph */
     uint32_t lockset;      /* interned id of the sorted held ids */
     uint32_t extra;        /* interned (lockset, no stack): what its accesses record */
 } ThreadState;
@@ -640,7 +642,7 @@ static int intern_lockset(ThreadState *t) {
     return 0;
 }
 
-static int update_lockset(ThreadState *t, uint32_t sync_id, int delta) {
+static int update_lockset(ThreadState *t, uint32_t sync_id, int delta, uint32_t site) {
     uint32_t i = 0;
     while (i < t->nheld && t->held_id[i] < sync_id) i++;
     if (i < t->nheld && t->held_id[i] == sync_id) {
@@ -649,6 +651,7 @@ static int update_lockset(ThreadState *t, uint32_t sync_id, int delta) {
         memmove(&t->held_id[i], &t->held_id[i + 1], (t->nheld - i - 1) * sizeof(uint32_t));
         memmove(&t->held_count[i], &t->held_count[i + 1],
                 (t->nheld - i - 1) * sizeof(uint32_t));
+        memmove(&t->held_site[i], &t->held_site[i + 1], (t->nheld - i - 1) * sizeof(uint32_t));
         t->nheld--;
     } else {
         if (delta < 0) return 0;   /* released a lock acquired out of our sight */
@@ -660,12 +663,17 @@ static int update_lockset(ThreadState *t, uint32_t sync_id, int delta) {
             uint32_t *b = PyMem_RawRealloc(t->held_count, cap * sizeof(uint32_t));
             if (!b) { PyErr_NoMemory(); return -1; }
             t->held_count = b;
+            uint32_t *c = PyMem_RawRealloc(t->held_site, cap * sizeof(uint32_t));
+            if (!c) { PyErr_NoMemory(); return -1; }
+            t->held_site = c;
             t->capheld = cap;
         }
         memmove(&t->held_id[i + 1], &t->held_id[i], (t->nheld - i) * sizeof(uint32_t));
         memmove(&t->held_count[i + 1], &t->held_count[i], (t->nheld - i) * sizeof(uint32_t));
+        memmove(&t->held_site[i + 1], &t->held_site[i], (t->nheld - i) * sizeof(uint32_t));
         t->held_id[i] = sync_id;
         t->held_count[i] = 1;
+        t->held_site[i] = site;
         t->nheld++;
     }
     if (intern_lockset(t) < 0) return -1;
@@ -1811,7 +1819,38 @@ static int name_lock(SyncVar *var, PyObject *obj) {
     return 0;
 }
 
-static PyObject *sync_event(PyObject *obj, int is_acquire, int is_lock) {
+static PyObject *lock_order;   /* callable(tid, held, held_sites, lock, site), or NULL: off */
+
+static inline int holds(const ThreadState *t, uint32_t id) {
+    for (uint32_t i = 0; i < t->nheld; i++)
+        if (t->held_id[i] == id) return 1;
+    return 0;
+}
+
+/* Taking lock `id` while holding others: a new (held set, lock) combination for this thread
+ * is handed to the lock-order graph (runtime/lockorder.py), the same as the Python twin;
+ * a known one costs one map lookup. Called before the lockset changes. Returns the arguments
+ * of the call to make once the runtime's state is consistent, or NULL (none, or an error). */
+static PyObject *new_order(ThreadState *t, uint32_t id, uint32_t site) {
+    if (!lock_order || !t->nheld || holds(t, id)) return NULL;   /* re-entry adds no edge */
+    if (!t->order_seen) {
+        t->order_seen = PyMem_RawCalloc(1, sizeof(Map));
+        if (!t->order_seen) { PyErr_NoMemory(); return NULL; }
+    }
+    uintptr_t key = (uintptr_t)((uint64_t)t->lockset << 32 | id);   /* lockset >= 1: never 0 */
+    if (map_get(t->order_seen, key)) return NULL;
+    if (map_put(t->order_seen, key, (void *)1) < 0) return NULL;
+    PyObject *sites = PyTuple_New(t->nheld);
+    if (!sites) return NULL;
+    for (uint32_t i = 0; i < t->nheld; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(t->held_site[i]);
+        if (!v) { Py_DECREF(sites); return NULL; }
+        PyTuple_SET_ITEM(sites, i, v);
+    }
+    return Py_BuildValue("(INNII)", t->tid, lockset_tuple(t->lockset), sites, id, site);
+}
+
+static PyObject *sync_event(PyObject *obj, int is_acquire, int is_lock, uint32_t site) {
     ThreadState *t = current();
     if (!t) return NULL;
     SyncVar *var = sync_var(obj);
@@ -1822,24 +1861,38 @@ static PyObject *sync_event(PyObject *obj, int is_acquire, int is_lock) {
     uint32_t id = var->id;
     if (is_acquire ? vc_join(&t->vc, &var->vc) : vc_join(&var->vc, &t->vc)) return NULL;
     tick(t);
-    if (is_lock && update_lockset(t, id, is_acquire ? 1 : -1) < 0) return NULL;
+    PyObject *order = NULL;
+    if (is_lock && is_acquire && t->nheld) {
+        order = new_order(t, id, site);
+        if (!order && PyErr_Occurred()) return NULL;
+    }
+    if (is_lock && update_lockset(t, id, is_acquire ? 1 : -1, site) < 0) {
+        Py_XDECREF(order);
+        return NULL;
+    }
+    if (order) {   /* last: the graph runs Python code, which may run probes */
+        PyObject *r = PyObject_Call(lock_order, order, NULL);
+        Py_DECREF(order);
+        if (!r) PyErr_WriteUnraisable(lock_order);   /* never into the program's `with` */
+        Py_XDECREF(r);
+    }
     Py_RETURN_NONE;
 }
 
 static PyObject *fast_acquire(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "acquire(sync, site)"); return NULL; }
-    return sync_event(args[0], 1, 1);
+    return sync_event(args[0], 1, 1, (uint32_t)site_of(args[1]));
 }
 
 static PyObject *fast_release(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "release(sync, site)"); return NULL; }
-    return sync_event(args[0], 0, 1);
+    return sync_event(args[0], 0, 1, (uint32_t)site_of(args[1]));
 }
 
-static PyObject *fast_happens_after(PyObject *m, PyObject *obj) { return sync_event(obj, 1, 0); }
-static PyObject *fast_happens_before(PyObject *m, PyObject *obj) { return sync_event(obj, 0, 0); }
+static PyObject *fast_happens_after(PyObject *m, PyObject *obj) { return sync_event(obj, 1, 0, 0); }
+static PyObject *fast_happens_before(PyObject *m, PyObject *obj) { return sync_event(obj, 0, 0, 0); }
 
-static PyObject *fast_thread_end(PyObject *m, PyObject *obj) { return sync_event(obj, 0, 0); }
+static PyObject *fast_thread_end(PyObject *m, PyObject *obj) { return sync_event(obj, 0, 0, 0); }
 
 /* ---- the lock proxy used at instrumented call sites ---------------------------------------- */
 
@@ -1868,7 +1921,7 @@ static PyObject *proxy_acquire(SyncProxy *self, PyObject *args, PyObject *kw) {
     if (!got) return NULL;
     int ok = PyObject_IsTrue(got);
     if (ok > 0) {
-        PyObject *r = sync_event(self->target, 1, 1);
+        PyObject *r = sync_event(self->target, 1, 1, (uint32_t)self->site);
         if (!r) { Py_DECREF(got); return NULL; }
         Py_DECREF(r);
     }
@@ -1878,7 +1931,7 @@ static PyObject *proxy_acquire(SyncProxy *self, PyObject *args, PyObject *kw) {
 /* The release is recorded first: a Python-level release (Condition) could switch threads
  * between the real release and its recording and let a waiter in unordered. */
 static PyObject *proxy_release(SyncProxy *self, PyObject *args, PyObject *kw) {
-    PyObject *r = sync_event(self->target, 0, 1);
+    PyObject *r = sync_event(self->target, 0, 1, (uint32_t)self->site);
     if (!r) return NULL;
     Py_DECREF(r);
     return proxy_call(self, "release", args, kw);
@@ -1887,14 +1940,14 @@ static PyObject *proxy_release(SyncProxy *self, PyObject *args, PyObject *kw) {
 static PyObject *proxy_enter(SyncProxy *self, PyObject *args, PyObject *kw) {
     PyObject *result = proxy_call(self, "__enter__", args, kw);
     if (!result) return NULL;
-    PyObject *r = sync_event(self->target, 1, 1);
+    PyObject *r = sync_event(self->target, 1, 1, (uint32_t)self->site);
     if (!r) { Py_DECREF(result); return NULL; }
     Py_DECREF(r);
     return result;
 }
 
 static PyObject *proxy_exit(SyncProxy *self, PyObject *args, PyObject *kw) {
-    PyObject *r = sync_event(self->target, 0, 1);
+    PyObject *r = sync_event(self->target, 0, 1, (uint32_t)self->site);
     if (!r) return NULL;
     Py_DECREF(r);
     return proxy_call(self, "__exit__", args, kw);
@@ -1942,21 +1995,21 @@ static PyObject *fast_sync(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)proxy;
 }
 
-static PyObject *fast_hit(PyObject *m, PyObject *index) { Py_RETURN_NONE; }
 
 /* ---- control (not hot) -------------------------------------------------------------------- */
 
 static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     static char *names[] = {"on_race", "history_full", "ignored_types", "proxy_types",
                             "shape", "accessors", "deque_type",
-                            "defaultdict_type", NULL};
+                            "defaultdict_type", "lock_order", NULL};
     PyObject *race = Py_None, *ignored = NULL, *proxies = NULL, *shape = NULL;
-    PyObject *table = NULL, *deque = NULL, *ddict = NULL;
+    PyObject *table = NULL, *deque = NULL, *ddict = NULL, *order = Py_None;
     int full = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOOOOOO", names, &race, &full, &ignored,
-                                     &proxies, &shape, &table, &deque, &ddict))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOOOOOOO", names, &race, &full, &ignored,
+                                     &proxies, &shape, &table, &deque, &ddict, &order))
         return NULL;
     Py_XSETREF(on_race, race == Py_None ? NULL : Py_NewRef(race));
+    Py_XSETREF(lock_order, order == Py_None ? NULL : Py_NewRef(order));
     history_full = full;
     PyObject *tuple = ignored ? PySequence_Tuple(ignored) : PyTuple_New(0);
     if (!tuple) return NULL;
@@ -2044,6 +2097,11 @@ static PyObject *fast_reset_after_fork(PyObject *m, PyObject *noargs) {
         PyMem_RawFree(all_threads[i]->vc.c);
         PyMem_RawFree(all_threads[i]->held_id);
         PyMem_RawFree(all_threads[i]->held_count);
+        PyMem_RawFree(all_threads[i]->held_site);
+        if (all_threads[i]->order_seen) {
+            PyMem_RawFree(((Map *)all_threads[i]->order_seen)->slots);
+            PyMem_RawFree(all_threads[i]->order_seen);
+        }
         PyMem_RawFree(all_threads[i]);
     }
     nthreads = 0;
@@ -2112,13 +2170,12 @@ static PyMethodDef module_methods[] = {
     FAST(sync, "sync(obj, site): obj, or a proxy recording its acquire/release if a lock."),
     FAST(token, "token(site, is_write, key): the constant of a token probe site."),
     {"enable", fast_enable, METH_O, "enable(flag): token probes record (True) or not."},
-    {"hit", fast_hit, METH_O, "hit(index): a line ran (coverage)."},
     {"happens_before", fast_happens_before, METH_O, "Release-like edge on obj."},
     {"happens_after", fast_happens_after, METH_O, "Acquire-like edge on obj."},
     {"thread_end", fast_thread_end, METH_O, "The calling thread ends; obj is its Thread."},
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_VARARGS | METH_KEYWORDS,
      "configure(on_race, history_full, ignored_types, proxy_types, shape, "
-     "accessors, deque_type, defaultdict_type)."},
+     "accessors, deque_type, defaultdict_type, lock_order)."},
     {"register_sites", fast_register_sites, METH_VARARGS, "register_sites(base, kinds)."},
     {"current_tid", fast_current_tid, METH_NOARGS, "The calling thread's id (0: main)."},
     {"races", fast_races, METH_NOARGS, "{(site, site): count} of racing site pairs."},

@@ -24,18 +24,22 @@ _lock_ids = [None]  # lock id (M<id>, from 1) -> (type, address) of the lock
 _reported = {}    # (site, site) -> number of times the pair raced
 _site_kinds = bytearray(1)
 _accessors = {}   # id(builtin) -> (builtin, is_write, how): see locations.ACCESSORS
-_config = {"on_race": None, "history_full": False, "ignored_types": (), "proxy_types": {}}
+_config = {"on_race": None, "history_full": False, "ignored_types": (), "proxy_types": {},
+           "lock_order": None}
 
 
 class ThreadState:
-    __slots__ = ("tid", "vc", "epoch", "held", "lockset", "busy", "pending")
+    __slots__ = ("tid", "vc", "epoch", "held", "held_site", "lockset", "order_seen", "busy",
+                 "pending")
 
     def __init__(self, tid):
         self.tid = tid
         self.vc = [0] * tid + [1]
         self.epoch = 1 << CLOCK_SHIFT | tid << 1
         self.held = {}       # sync id -> re-entry count
+        self.held_site = {}  # sync id -> probe site of its outermost acquisition
         self.lockset = ()    # sorted sync ids of the locks held
+        self.order_seen = set()  # (lockset, lock) this thread already told the lock-order graph
         self.busy = False
         self.pending = []
 
@@ -67,10 +71,13 @@ def _current():
 
 # -- configuration (not hot) -------------------------------------------------------------------
 
-def configure(on_race=None, history_full=False, ignored_types=(), proxy_types=None, **_c_only):
-    """`on_race(event)` is called, outside the runtime's lock, once per new racing site pair.
+def configure(on_race=None, history_full=False, ignored_types=(), proxy_types=None,
+              lock_order=None, **_c_only):
+    """`on_race(event)` is called, outside the runtime's lock, once per new racing site pair;
+    `lock_order(tid, held, held_sites, lock, site)` once per new (held set, lock) of a thread
+    taking a lock while holding others (lockorder.Graph.on_edges).
     (The C runtime takes the tables of locations.py as arguments; this twin imports them.)"""
-    _config.update(on_race=on_race, history_full=history_full,
+    _config.update(on_race=on_race, history_full=history_full, lock_order=lock_order,
                    ignored_types=tuple(ignored_types), proxy_types=dict(proxy_types or {}))
     _accessors.clear()
     _accessors.update((id(f), (f, w, how)) for f, (w, how) in locations.ACCESSORS.items())
@@ -216,12 +223,12 @@ def _record_access(target, key, is_write, atomic, site, state):
     return target, key, events, released
 
 
-def _report(on_race, event):
+def _report(callback, *args):
     try:
-        on_race(event)
+        callback(*args)
     except Exception:  # noqa: BLE001 - like C's PyErr_WriteUnraisable: never into the program
         import traceback
-        sys.stderr.write(f"Exception ignored in: {on_race!r}\n{traceback.format_exc()}")
+        sys.stderr.write(f"Exception ignored in: {callback!r}\n{traceback.format_exc()}")
 
 
 def _drain(state):
@@ -339,12 +346,12 @@ def _sync_var(obj, is_lock):
 
 def acquire(sync, site):
     """A lock was acquired: its last release happens-before what this thread does next."""
-    _sync_event(sync, True, True)
+    _sync_event(sync, True, True, site)
 
 
 def release(sync, site):
     """A lock is being released: what this thread did happens-before its next acquire."""
-    _sync_event(sync, False, True)
+    _sync_event(sync, False, True, site)
 
 
 def happens_after(obj):
@@ -357,12 +364,13 @@ def happens_before(obj):
     _sync_event(obj, False, False)
 
 
-def _sync_event(obj, is_acquire, is_lock):
+def _sync_event(obj, is_acquire, is_lock, site=0):
     state = _current()
     if state.busy:
-        state.pending.append((_sync_event, (obj, is_acquire, is_lock)))
+        state.pending.append((_sync_event, (obj, is_acquire, is_lock, site)))
         return
     state.busy = True
+    order = None
     try:
         var = _sync_var(obj, is_lock)
         with _lock:
@@ -372,20 +380,38 @@ def _sync_event(obj, is_acquire, is_lock):
                 join(var.vc, state.vc)
             state.tick()
             if is_lock:
-                _update_lockset(state, var.id, 1 if is_acquire else -1)
+                order = _new_order(state, var.id, site) if is_acquire else None
+                _update_lockset(state, var.id, 1 if is_acquire else -1, site)
     finally:
         state.busy = False
+    if order is not None:  # outside the lock: the graph captures stacks and may report
+        _report(_config["lock_order"], state.tid, *order)
     if state.pending:
         _drain(state)
 
 
-def _update_lockset(state, sync_id, delta):
+def _new_order(state, sync_id, site):
+    """(held, held sites, lock, site) when taking `sync_id` while holding other locks in a
+    combination this thread has not shown the lock-order graph yet; else None. Re-entering a
+    lock already held adds no edge."""
+    if not state.held or sync_id in state.held or _config["lock_order"] is None:
+        return None
+    key = (state.lockset, sync_id)
+    if key in state.order_seen:
+        return None
+    state.order_seen.add(key)
+    return state.lockset, tuple(state.held_site[i] for i in state.lockset), sync_id, site
+
+
+def _update_lockset(state, sync_id, delta, site=0):
     held = state.held
     count = held.get(sync_id, 0) + delta
     if count > 0:
         held[sync_id] = count
+        state.held_site.setdefault(sync_id, site)
     else:
         held.pop(sync_id, None)
+        state.held_site.pop(sync_id, None)
     state.lockset = tuple(sorted(held))
 
 
@@ -430,7 +456,3 @@ class SyncProxy:
     def __exit__(self, *exc):
         release(self._target, self._site)
         return self._obj.__exit__(*exc)
-
-
-def hit(index):
-    pass  # coverage counters arrive with the coverage issue

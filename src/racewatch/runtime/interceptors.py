@@ -44,6 +44,27 @@ def install(engine):
         sys.meta_path.insert(0, _AfterImport)
 
 
+def lock_factories(on_created):
+    """Patch threading's lock factories so that `on_created(lock, stack)` hears where each
+    lock is made (for lock-order reports). threading.Lock is patched only where it is a
+    factory function (see env.THREADING_LOCK_IS_CLASS); RLock always is one. Condition,
+    Event, Semaphore and Barrier make their locks through these names too."""
+    from racewatch import env
+
+    def factory(real):
+        def make(*args, **kwargs):
+            lock = real(*args, **kwargs)
+            on_created(lock, stacks.capture())
+            return lock
+        make.__name__ = make.__qualname__ = real.__name__
+        make.__doc__ = real.__doc__
+        return make
+
+    names = ("RLock",) if env.THREADING_LOCK_IS_CLASS else ("Lock", "RLock")
+    for name in names:
+        _patch(threading, name, factory(threading.__dict__[name]))
+
+
 def on_import(name, patch):
     """Run `patch(module)` once the module `name` has been imported (now, if it already is)."""
     if name in sys.modules:

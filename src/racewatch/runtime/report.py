@@ -95,6 +95,8 @@ def _word(site_id, is_write, atomic):
 class Race:
     """One reported pair of accesses, in a form both output formats are made from."""
 
+    type = "race"
+
     def __init__(self, event, history_full, sync_name):
         (target, key, site, tid, is_write, atomic, lockset,
          prev_site, prev_tid, prev_write, prev_atomic, prev_lockset, prev_stack) = event
@@ -117,17 +119,24 @@ class Race:
             "mutexes": [f"M{i}" for i in prev_lockset],
             "stack": prev_frames,
         }
-        self.mutexes = {f"M{i}": _describe_lock(sync_name(i))
+        self.mutexes = {f"M{i}": describe_lock(sync_name(i))
                         for i in sorted(set(lockset) | set(prev_lockset))}
-        self.thread_origins = []
-        for t in sorted({tid, prev_tid}):
-            info = threads.info(t)
-            if t != 0 and info is not None:
-                status = "finished" if info.finished else "running"
-                self.thread_origins.append((t, threads.describe(t), status, info.created_at))
+        self.thread_origins = thread_origins({tid, prev_tid})
+        self.tids = (tid, prev_tid)
 
 
-def _describe_lock(found):
+def thread_origins(tids):
+    """(id, description, status, creation stack) of each thread but the main one, by id."""
+    origins = []
+    for t in sorted(tids):
+        info = threads.info(t)
+        if t != 0 and info is not None:
+            status = "finished" if info.finished else "running"
+            origins.append((t, threads.describe(t), status, info.created_at))
+    return origins
+
+
+def describe_lock(found):
     """`_thread.lock at 0x7f...` from the (type, address) a runtime keeps for each lock."""
     if found is None:
         return "a lock"
@@ -135,7 +144,12 @@ def _describe_lock(found):
     return f"{tp.__module__}.{tp.__qualname__} at 0x{address:x}"
 
 
-def _strip(path, prefix):
+def frames_text(frames, strip, width):
+    return "".join(f"  {func + '()':<{width}} {strip_path(file, strip)}:{line}\n"
+                   for func, file, line in frames)
+
+
+def strip_path(path, prefix):
     return path[len(prefix):] if prefix and path.startswith(prefix) else path
 
 
@@ -147,7 +161,7 @@ def format_text(race, strip=""):
 def as_dict(race, strip=""):
     """The JSON form of a race as plain data (also what `racewatch.races()` returns)."""
     def frames(fs):
-        return [{"function": f, "file": _strip(p, strip), "line": n} for f, p, n in fs]
+        return [{"function": f, "file": strip_path(p, strip), "line": n} for f, p, n in fs]
 
     def side(access):
         return dict(access, stack=frames(access["stack"]))
@@ -168,6 +182,14 @@ def format_json(race, strip="", ident=None):
     return jsonl.dumps(record)
 
 
+def record_dict(record, strip=""):
+    """The JSON form of any report: a race or a lock-order inversion."""
+    if record.type == "race":
+        return as_dict(record, strip)
+    from racewatch.runtime import inversion
+    return inversion.as_dict(record, strip)
+
+
 class Reporter:
     """Receives race events from the runtime and writes reports as they are found."""
 
@@ -176,17 +198,26 @@ class Reporter:
         self.engine = engine
         self.json = options.format == "json"
         self.sink = Sink(options.log_path, self._header if self.json else None)
-        self.suppressions = suppress.load(options.suppressions)  # a bad file stops the start
+        # a bad file or rule stops the start
+        self.suppressions = suppress.load(options.suppressions, options.suppress)
         self.echo = True      # write each report to the sink as it is found
-        self.listeners = []   # listener(race, text) per report: the pytest plugin's attribution
+        self.listeners = []   # listener(record, text) per report: the pytest plugin's attribution
+        self.graph = None
+        if options.detect_deadlocks:
+            from racewatch.runtime import lockorder
+            self.graph = lockorder.Graph(engine.sync_name, describe_lock, self.on_inversion)
         self.reset()
 
     def reset(self):
         """Forget what was reported (a fork child starts over)."""
         self.found = 0
-        self.records = []        # the Race of every report, in order
+        self.records = []        # the Race or lockorder.Inversion of every report, in order
+        self.inversions = []     # the lock-order inversions among them
         self.suppressed = set()  # site pairs a suppression matched: never counted
         self._lock = _thread.allocate_lock()  # reports from two threads must not interleave
+        self.suppressions.fired.clear()
+        if self.graph is not None:
+            self.graph.reset()
 
     def on_race(self, event):
         race = Race(event, self.options.history == "full", self.engine.sync_name)
@@ -194,15 +225,33 @@ class Reporter:
             self.suppressed.add(race.pair)
             return
         strip = self.options.strip_path_prefix
+        self._emit(race, lambda ident: format_json(race, strip, ident) if self.json
+                   else format_text(race, strip))
+
+    def on_inversion(self, found):
+        """A lock-order cycle from the lock-order graph (lockorder.Inversion)."""
+        from racewatch.runtime import inversion
+        tops = [frame for _, _, edge in found.steps
+                for frame in (*edge.stack[:1], *edge.held_stack[:1])]
+        tids = {edge.tid for _, _, edge in found.steps}
+        if self.suppressions.match_inversion(inversion.frames_of(found), tids, tops):
+            return
+        strip = self.options.strip_path_prefix
+        self._emit(found, lambda ident: inversion.format_json(found, strip, ident) if self.json
+                   else inversion.format_text(found, strip), is_inversion=True)
+
+    def _emit(self, record, form, is_inversion=False):
+        """Count and write one report; `form(ident)` is its text (ident: its number here)."""
         with self._lock:
             self.found += 1
-            self.records.append(race)
-            text = (format_json(race, strip, self.found) if self.json
-                    else format_text(race, strip))
+            self.records.append(record)
+            if is_inversion:
+                self.inversions.append(record)
+            text = form(self.found)
             if self.echo or self.options.halt_on_error:
                 self.sink.write(text)
         for listener in list(self.listeners):
-            listener(race, text)
+            listener(record, text)
         if self.options.halt_on_error:
             self.sink.write(self.summary())
             _flush_std()
@@ -218,19 +267,23 @@ class Reporter:
     def summary(self):
         strip = self.options.strip_path_prefix
         pairs = sorted(self.pairs().items())
+        inversions = len(self.inversions)
         if self.json:
-            ids = {race.pair: i for i, race in enumerate(self.records, 1)}
+            ids = {race.pair: i for i, race in enumerate(self.records, 1) if race.type == "race"}
             return jsonl.dumps(jsonl.summary([
                 {"id": ids.get((a, b)), "sites": [site_text(a, strip), site_text(b, strip)],
-                 "count": n} for (a, b), n in pairs]))
+                 "count": n} for (a, b), n in pairs], inversions))
         return render.summary_text([(site_text(a, strip), site_text(b, strip), n)
-                                    for (a, b), n in pairs])
+                                    for (a, b), n in pairs], inversions)
 
     def finish(self, status):
-        """Print the summary; the exit status: `exitcode` when races were found and the
-        program itself would have exited 0 (as Go's runtime does). A JSON stream always
-        ends with its summary, so a reader can tell a clean run from a killed one."""
-        if not self.pairs():
+        """Print the summary; the exit status: `exitcode` when races or lock-order inversions
+        were found and the program itself would have exited 0 (as Go's runtime does). A JSON
+        stream always ends with its summary, so a reader can tell a clean run from a killed
+        one."""
+        if self.options.print_suppressions:
+            self.sink.write(self.suppressions.used() or "racewatch: no suppressions used\n")
+        if not self.pairs() and not self.inversions:
             if self.json and self.echo:
                 self.sink.write(self.summary())
             return status
@@ -240,7 +293,7 @@ class Reporter:
 
 def site_text(site_id, strip):
     site = SITES[site_id]
-    return f"{_strip(site.file, strip)}:{site.line}"
+    return f"{strip_path(site.file, strip)}:{site.line}"
 
 
 def _flush_std():

@@ -1,11 +1,13 @@
-"""Suppressions: TSan-style `race:` / `race_top:` patterns, and `# racewatch: ignore` lines."""
+"""Suppressions: TSan-style `race:` / `race_top:` / `deadlock:` / `thread:` patterns, and
+`# racewatch: ignore` lines; counts of which fired."""
 
 import os
 import sys
 
 from racewatch.config import ConfigError
 
-KINDS = ("race", "race_top")
+KINDS = ("race", "race_top", "deadlock", "thread")
+EXPECTED = "expected race:PATTERN, race_top:PATTERN, deadlock:PATTERN or thread:PATTERN"
 INLINE = r"#\s*racewatch:\s*ignore\b"  # `re` and `linecache` load only once a race is found
 
 
@@ -23,28 +25,33 @@ def parse(text, path):
     rules = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        kind, colon, pattern = line.partition(":")
-        kind, pattern = kind.strip(), pattern.strip()
-        if not colon or kind not in KINDS or not pattern:
-            raise ConfigError(f"malformed suppression {line!r} ({path}, line {number}): "
-                              "expected race:PATTERN or race_top:PATTERN")
-        rules.append((kind, pattern, _regex(pattern)))
+        if line:
+            rules.append(parse_rule(line, f"{path}, line {number}"))
     return rules
 
 
-def load(path):
-    """The suppressions of the file at `path` (none for an empty path)."""
+def parse_rule(line, where):
+    """One `kind:pattern` rule as (kind, pattern, regex); a ConfigError naming `where`."""
+    kind, colon, pattern = line.partition(":")
+    kind, pattern = kind.strip(), pattern.strip()
+    if not colon or kind not in KINDS or not pattern:
+        raise ConfigError(f"malformed suppression {line!r} ({where}): {EXPECTED}")
+    return (kind, pattern, _regex(pattern))
+
+
+def load(path, extra=()):
+    """The suppressions of the file at `path` (none for an empty path), then the `extra`
+    rules (the `suppress` option: `[tool.racewatch] suppress = [...]`)."""
+    more = [parse_rule(rule, "option 'suppress'") for rule in extra]
     if not path:
-        return Suppressions([])
+        return Suppressions(more)
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise ConfigError(f"cannot read suppressions file {path!r}: {reason}") from None
-    return Suppressions(parse(text, path))
+    return Suppressions(parse(text, path) + more)
 
 
 def _module_names():
@@ -62,27 +69,71 @@ class Suppressions:
 
     def __init__(self, rules):
         self.rules = rules
+        self.fired = {}  # rule as written -> how many reports it suppressed
 
     def match(self, race):
         """The matching rule as written (`race_top:app.py`), `inline` for a `# racewatch:
         ignore` comment on either access's line, or None."""
-        import linecache
-        import re
         tops = [race.current["stack"][:1], race.previous["stack"][:1]]
-        for frames in tops:
-            for _, file, line in frames:
-                if re.search(INLINE, linecache.getline(file, line)):
-                    return "inline"
+        every = [race.current["stack"], race.previous["stack"]]
+        return self._count(_inline(tops) or self._rules(
+            {"race_top": tops, "race": every}, getattr(race, "tids", ())))
+
+    def match_inversion(self, frames, tids, tops):
+        """The same for a lock-order inversion: `deadlock:` patterns match any frame of its
+        acquisition stacks (`frames`), `thread:` its threads, the inline comment `tops`."""
+        return self._count(_inline([tops]) or self._rules({"deadlock": [frames]}, tids))
+
+    def _count(self, rule):
+        if rule is not None:
+            self.fired[rule] = self.fired.get(rule, 0) + 1
+        return rule
+
+    def _rules(self, stacks_by_kind, tids):
         if not self.rules:
             return None
         modules = _module_names()
-        every = [race.current["stack"], race.previous["stack"]]
         for kind, pattern, regex in self.rules:
-            for frames in (tops if kind == "race_top" else every):
-                if any(regex.search(name) for frame in frames
-                       for name in _names(frame, modules)):
-                    return f"{kind}:{pattern}"
+            if kind == "thread":
+                found = any(_thread_matches(regex, tid, modules) for tid in tids)
+            else:
+                found = any(regex.search(name) for frames in stacks_by_kind.get(kind, ())
+                            for frame in frames for name in _names(frame, modules))
+            if found:
+                return f"{kind}:{pattern}"
         return None
+
+    def used(self):
+        """TSan's `Suppressions used:` lines: count and rule, most fired first."""
+        if not self.fired:
+            return ""
+        rows = sorted(self.fired.items(), key=lambda item: (-item[1], item[0]))
+        return "racewatch: suppressions used:\n" + "".join(
+            f"  {count:5} {rule}\n" for rule, count in rows)
+
+
+def _inline(tops):
+    """`inline` if a top frame's line carries `# racewatch: ignore`."""
+    import linecache
+    import re
+    for frames in tops:
+        for _, file, line in frames:
+            if re.search(INLINE, linecache.getline(file, line)):
+                return "inline"
+    return None
+
+
+def _thread_matches(regex, tid, modules):
+    """A `thread:` pattern matches the thread's name or a frame of the stack that created it."""
+    from racewatch.runtime import threads
+    info = threads.info(tid)
+    if tid == 0 or info is None:
+        import threading
+        return bool(regex.search(threading.main_thread().name)) if tid == 0 else False
+    name = info.current_name()
+    if name and regex.search(name):
+        return True
+    return any(regex.search(n) for frame in info.created_at or () for n in _names(frame, modules))
 
 
 def _names(frame, modules):
