@@ -202,10 +202,12 @@ def _patch_exit():
 def _catch_sigterm(collector):
     """Under SIGTERM's default action (death), write first, then die of it as before.
 
-    With the C counters the signal is caught in C and handed to a waiting thread; the pure
-    Python twin can only set a Python handler, which runs when the main thread next executes
-    bytecode (never, if the signal lands just before it blocks in a C call)."""
-    catch = getattr(collector.counters, "catch_sigterm", None)
+    The signal is caught in C (by the C counters' module, built with the C runtime, whichever
+    counters count) and handed to a waiting thread. Only where it is not built, a Python
+    handler does it: that runs when the main thread next executes bytecode, never if the
+    signal lands just before it blocks in a C call (the process then hangs until killed)."""
+    signals = _signal_module()
+    catch = getattr(signals, "catch_sigterm", None)
     if catch is not None:
         read_end, write_end = os.pipe()
         if catch(write_end):
@@ -252,8 +254,16 @@ def _flush_and_die():
     _die_of_sigterm(collector)
 
 
+def _signal_module():
+    """The C module that catches SIGTERM (the C counters' own), or None where it is not built."""
+    try:
+        return importlib.import_module("racewatch.cover._counters")
+    except ImportError:
+        return None
+
+
 def _die_of_sigterm(collector):
-    die = getattr(getattr(collector, "counters", None), "die_of_sigterm", None)
+    die = getattr(_signal_module(), "die_of_sigterm", None)
     if die is not None:
         die()
     else:
