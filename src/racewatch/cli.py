@@ -75,6 +75,9 @@ def _split_target(rest):
 
 def _run(args):
     values, rest = config.parse_cli(args)
+    if rest[:1] in (["-h"], ["--help"]):  # among run's options, before the program
+        sys.stdout.write(_usage())
+        return 0
     script, module, program_args = _split_target(rest)
     start = os.path.dirname(os.path.abspath(script)) if script is not None else os.getcwd()
     roots = default_roots(script)

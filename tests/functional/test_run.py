@@ -90,3 +90,11 @@ def test_bad_command_line_is_one_line(args, message):
     watched = run(racewatch_args(*args), cwd=PROGRAMS)
     assert watched.returncode == 2
     assert watched.stderr == f"racewatch: {message}\n"
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_run_help_prints_the_usage(flag):
+    watched = run(racewatch_args(flag), cwd=PROGRAMS)
+    assert watched.returncode == 0 and watched.stderr == ""
+    assert watched.stdout.startswith("usage: racewatch run [OPTIONS] SCRIPT")
+    assert "--include=PATTERNS" in watched.stdout
