@@ -74,10 +74,13 @@ def _split_target(rest):
 
 
 def _run(args):
+    for arg in args:  # -h/--help among run's options, before the program and its arguments
+        if arg in ("-h", "--help"):
+            sys.stdout.write(_usage())
+            return 0
+        if not arg.startswith("--") or arg == "--":
+            break
     values, rest = config.parse_cli(args)
-    if rest[:1] in (["-h"], ["--help"]):  # among run's options, before the program
-        sys.stdout.write(_usage())
-        return 0
     script, module, program_args = _split_target(rest)
     start = os.path.dirname(os.path.abspath(script)) if script is not None else os.getcwd()
     roots = default_roots(script)
