@@ -192,7 +192,7 @@ class RacePlugin:
     def _pairs_text(self, pairs):
         from racewatch.runtime import report
         strip = self.session.options.strip_path_prefix
-        return [[report.site_text(a, strip), report.site_text(b, strip), n]
+        return [[report.site_label(a, strip), report.site_label(b, strip), n]
                 for (a, b), n in pairs]
 
     def pytest_terminal_summary(self, terminalreporter):

@@ -94,6 +94,8 @@ def test_report_merges_two_processes(tmp_path):
     assert text.returncode == 0, text.stderr
     assert text.stdout.count("WARNING: DATA RACE") == 1  # one race, found by both processes
     assert "racewatch: found 1 data race(s)" in text.stdout and "(2 times)" in text.stdout
+    summary = text.stdout.splitlines()[-1]  # each site with what it does, as the runtime says
+    assert summary.count("(write)") == 2 and summary.endswith("(2 times)"), summary
     merged = tmp_path / "merged.json"
     assert report(*files, "--format=json", "-o", str(merged)).returncode == 0
     lines = records(merged)

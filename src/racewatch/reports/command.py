@@ -63,8 +63,13 @@ def _render(args, reports, findings):
         return "".join(stream.dumps(r) for r in merged_records(reports, findings))
     races = [f for f in findings if f.type == "race"]
     return "".join([*(text.finding_text(f.record) for f in findings),
-                    text.summary_text([(*f.sites, f.count) for f in races],
+                    text.summary_text([(*_labels(f), f.count) for f in races],
                                       len(findings) - len(races))])
+
+
+def _labels(finding):
+    accesses = finding.accesses or (None, None)
+    return [text.site_label(site, access) for site, access in zip(finding.sites, accesses)]
 
 
 def merged_records(reports, findings):
@@ -88,8 +93,11 @@ def merged_records(reports, findings):
         records.append({**record, "id": ident, "count": finding.count,
                         "processes": finding.processes})
         if finding.type == "race":
-            pairs.append({"id": ident, "sites": finding.sites, "count": finding.count,
-                          "processes": finding.processes})
+            pair = {"id": ident, "sites": finding.sites, "count": finding.count,
+                    "processes": finding.processes}
+            if finding.accesses:
+                pair["accesses"] = finding.accesses
+            pairs.append(pair)
     records.append(stream.summary(pairs, inversions=len(findings) - len(pairs),
                                   processes=len(reports)))
     return records

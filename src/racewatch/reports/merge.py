@@ -6,10 +6,11 @@ from racewatch.reports import identity
 class Finding:
     """One distinct finding over all reports: its first record, and where and how often."""
 
-    def __init__(self, record, origin, sites):
+    def __init__(self, record, origin, sites, accesses=None):
         self.record = record
         self.origin = origin    # the Report it was first read from (paths resolve against it)
         self.sites = sites      # `file:line` of both sites (races), from a summary if known
+        self.accesses = accesses  # what each site does (`write`...), where the summary says
         self.count = 0
         self.processes = 0
 
@@ -36,7 +37,8 @@ def merge(reports):
             k = identity.key(record)
             finding = found.get(k)
             if finding is None:
-                finding = found[k] = Finding(record, report, _sites(report, record))
+                finding = found[k] = Finding(record, report, _sites(report, record),
+                                             report.accesses.get(record.get("id")))
             finding.count += report.count(record)
             finding.processes += record.get("processes") or 1
     return [found[k] for k in sorted(found, key=repr)]

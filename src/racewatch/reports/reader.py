@@ -23,6 +23,7 @@ class Report:
         self.findings = []
         self.counts = {}    # finding id -> times raced, from the summary
         self.sites = {}     # finding id -> the summary's two `file:line` texts
+        self.accesses = {}  # finding id -> the summary's two access words (if written)
         self.complete = False
 
     def count(self, finding):
@@ -98,6 +99,7 @@ def _take(reports, path, number, record, warn):
             if type(pair) is dict and pair.get("id") is not None:
                 report.counts[pair["id"]] = pair.get("count", 1)
                 report.sites[pair["id"]] = pair.get("sites")
+                report.accesses[pair["id"]] = pair.get("accesses")
     else:  # a kind of record this racewatch does not know (a newer one's, same version)
         warn(f"{path}:{number}: skipped a record of unknown type {kind!r}")
 

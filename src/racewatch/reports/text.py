@@ -83,6 +83,11 @@ def finding_text(finding):
     return race_text(finding)
 
 
+def site_label(site, access=None):
+    """`file:line (access)`, or `file:line` where the access is not known."""
+    return f"{site} ({access})" if access else site
+
+
 def summary_text(pairs, inversions=0):
     """`racewatch: found N data race(s)` and one line per racing pair: pairs are
     (site text, site text, times raced)."""

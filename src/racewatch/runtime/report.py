@@ -272,8 +272,9 @@ class Reporter:
             ids = {race.pair: i for i, race in enumerate(self.records, 1) if race.type == "race"}
             return jsonl.dumps(jsonl.summary([
                 {"id": ids.get((a, b)), "sites": [site_text(a, strip), site_text(b, strip)],
-                 "count": n} for (a, b), n in pairs], inversions))
-        return render.summary_text([(site_text(a, strip), site_text(b, strip), n)
+                 "accesses": [site_access(a), site_access(b)], "count": n}
+                for (a, b), n in pairs], inversions))
+        return render.summary_text([(site_label(a, strip), site_label(b, strip), n)
                                     for (a, b), n in pairs], inversions)
 
     def finish(self, status):
@@ -294,6 +295,16 @@ class Reporter:
 def site_text(site_id, strip):
     site = SITES[site_id]
     return f"{strip_path(site.file, strip)}:{site.line}"
+
+
+def site_access(site_id):
+    """What a site does, as the summary names it: `write`, `read`, `item write`..."""
+    return SITES[site_id].kind.replace("_", " ")
+
+
+def site_label(site_id, strip):
+    """`file:line (access)`: a read and a write on one line are two sites, told apart."""
+    return render.site_label(site_text(site_id, strip), site_access(site_id))
 
 
 def _flush_std():
