@@ -54,15 +54,20 @@ def test_growth_keeps_counts(counters):
     assert got[5] == 2 and got[49_999] == 1 and sum(got) == 3
 
 
-def test_atomic_is_exact_in_threads(counters):
+def in_8_threads(hit):
+    """Call `hit()` 20,000 times in each of 8 threads, all done on return."""
     def bump():
         for _ in range(20_000):
-            counters.hit_atomic(7)
+            hit()
     threads = [threading.Thread(target=bump) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def test_atomic_is_exact_in_threads(counters):
+    in_8_threads(lambda: counters.hit_atomic(7))
     assert values(counters, 7, 8) == [160_000]
 
 
@@ -101,15 +106,7 @@ def test_hit_tokens_stop_when_disabled(counters):
 
 def test_hit_tokens_are_exact_in_threads(counters):
     token = counters.hit_token(7, "atomic")
-
-    def bump():
-        for _ in range(20_000):
-            ~token
-    threads = [threading.Thread(target=bump) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_8_threads(lambda: ~token)
     assert values(counters, 7, 8) == [160_000]
 
 

@@ -49,42 +49,52 @@ slot(PyObject *arg)
     return &chunks[i >> CHUNK_BITS][i & (CHUNK_SIZE - 1)];
 }
 
+enum { MODE_SET, MODE_COUNT, MODE_ATOMIC };
+
+/* One run of a line, counted the mode's way: what the probes (hit tokens, below) and the
+ * hit_* functions both do. */
+static inline void
+bump(uint64_t *counter, int mode)
+{
+    switch (mode) {
+    case MODE_ATOMIC: ATOMIC_ADD(counter); break;
+    case MODE_COUNT: (*counter)++; break;
+    default: ATOMIC_STORE_ONE(counter);
+    }
+}
+
 static PyObject *
-hit_set(PyObject *module, PyObject *arg)
+hit(PyObject *arg, int mode)
 {
     uint64_t *counter = slot(arg);
     if (counter != NULL) {
-        ATOMIC_STORE_ONE(counter);
+        bump(counter, mode);
     }
     Py_RETURN_NONE;
+}
+
+static PyObject *
+hit_set(PyObject *module, PyObject *arg)
+{
+    return hit(arg, MODE_SET);
 }
 
 static PyObject *
 hit_count(PyObject *module, PyObject *arg)
 {
-    uint64_t *counter = slot(arg);
-    if (counter != NULL) {
-        (*counter)++;
-    }
-    Py_RETURN_NONE;
+    return hit(arg, MODE_COUNT);
 }
 
 static PyObject *
 hit_atomic(PyObject *module, PyObject *arg)
 {
-    uint64_t *counter = slot(arg);
-    if (counter != NULL) {
-        ATOMIC_ADD(counter);
-    }
-    Py_RETURN_NONE;
+    return hit(arg, MODE_ATOMIC);
 }
 
 /* Hit tokens: the line probe `~token` (LOAD_CONST token; UNARY_INVERT; POP_TOP) runs the
  * token type's nb_invert straight from the eval loop, without a call sequence: about half a
  * called probe's cost, the bulk of what counting adds to a line. The token holds its site id
  * (not a counter pointer), so a reset or an id beyond the table stays safe. */
-
-enum { MODE_SET, MODE_COUNT, MODE_ATOMIC };
 
 typedef struct {
     PyObject_HEAD
@@ -100,12 +110,7 @@ hit_token_invert(PyObject *self)
     HitToken *token = (HitToken *)self;
     Py_ssize_t i = token->site;
     if (tokens_enabled && i < capacity) {
-        uint64_t *counter = &chunks[i >> CHUNK_BITS][i & (CHUNK_SIZE - 1)];
-        switch (token->mode) {
-        case MODE_ATOMIC: ATOMIC_ADD(counter); break;
-        case MODE_COUNT: (*counter)++; break;
-        default: ATOMIC_STORE_ONE(counter);
-        }
+        bump(&chunks[i >> CHUNK_BITS][i & (CHUNK_SIZE - 1)], token->mode);
     }
     Py_RETURN_NONE;
 }

@@ -116,7 +116,7 @@ class Collector:
             if final:
                 self.written_final = True
         if final and self.die_when_written:
-            _die_of_sigterm(self)
+            _die_of_sigterm()
 
     def _write(self, final):
         snapshot = self.snapshot()
@@ -242,7 +242,7 @@ def _on_sigterm(signum, frame):
         # finish, then die; raising here would break the write the signal interrupted.
         collector = current
         if collector is None or collector.written_final:
-            _die_of_sigterm(collector)
+            _die_of_sigterm()
         else:
             collector.die_when_written = True
 
@@ -251,7 +251,7 @@ def _flush_and_die():
     collector = current
     if collector is not None:
         collector.flush_final()
-    _die_of_sigterm(collector)
+    _die_of_sigterm()
 
 
 def _signal_module():
@@ -262,7 +262,8 @@ def _signal_module():
         return None
 
 
-def _die_of_sigterm(collector):
+def _die_of_sigterm():
+    """Die of SIGTERM, as the default action would have."""
     die = getattr(_signal_module(), "die_of_sigterm", None)
     if die is not None:
         die()

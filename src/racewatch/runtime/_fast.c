@@ -1503,23 +1503,27 @@ static inline Py_ALWAYS_INLINE int same_epoch_at(PyObject *owner, PyObject *key,
     return last == now || (atomic && (last | 1) == now);
 }
 
-/* The owner of a read of attribute `key` of `obj` when the fast path can tell (an instance
- * of a class written in Python whose (type, name) cache entry holds), else NULL. */
-static inline PyObject *fast_read_owner(PyObject *obj, PyObject *key) {
-    PyTypeObject *tp = Py_TYPE(obj);
-    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return NULL;
-    const AttrCache *ac = attr_hit(tp, key);
-    if (!ac) return NULL;
-    return ac->owner ? ac->owner : obj;
+/* Whether a comparison operand may read a shape: a container or a dict view. The scalar types
+ * most comparisons see are answered first, by pointer. */
+static inline int maybe_container(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == &PyLong_Type || tp == &PyUnicode_Type || tp == &PyFloat_Type ||
+        tp == &PyBool_Type || o == Py_None)
+        return 0;
+    return is_dict_view(o) || container_kind(o);
 }
 
 /* The owner of an access of attribute `key` of `obj` when the fast path can tell it without
  * allocating or looking anything up beyond the (type, name) cache, else NULL: an instance of a
- * class written in Python, a class (its own attribute, as attr_owner has it) or a module (its
- * globals). */
+ * class written in Python (a read: whose cache entry holds), a class (its own attribute, as
+ * attr_owner has it) or a module (its globals). */
 static inline PyObject *fast_attr_owner(PyObject *obj, PyObject *key, int is_write) {
     PyTypeObject *tp = Py_TYPE(obj);
-    if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) return is_write ? obj : fast_read_owner(obj, key);
+    if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+        if (is_write) return obj;
+        const AttrCache *ac = attr_hit(tp, key);
+        return !ac ? NULL : ac->owner ? ac->owner : obj;
+    }
     if (tp == &PyType_Type) return obj;
     if (tp == &PyModule_Type) return PyModule_GetDict(obj);
     return NULL;
@@ -1580,8 +1584,7 @@ static inline int same_epoch(PyObject *obj, PyObject *key, long site, int is_wri
         break;
     }
     case K_EQ:   /* nothing to record unless an operand is a container (or a dict view) */
-        if (is_dict_view(obj) || is_dict_view(key)) return 0;
-        return !container_kind(obj) && !container_kind(key);
+        return !maybe_container(obj) && !maybe_container(key);
     default: return 0;
     }
     return same_epoch_at(owner, key, is_write, atomic, hint);
@@ -1692,16 +1695,6 @@ static PyMethodDef token_methods[] = {
     {"__reduce__", token_reduce, METH_NOARGS, NULL},
     {NULL},
 };
-
-/* Whether a comparison operand may read a shape: a container or a dict view. The scalar types
- * most comparisons see are answered first, by pointer. */
-static inline int maybe_container(PyObject *o) {
-    PyTypeObject *tp = Py_TYPE(o);
-    if (tp == &PyLong_Type || tp == &PyUnicode_Type || tp == &PyFloat_Type ||
-        tp == &PyBool_Type || o == Py_None)
-        return 0;
-    return is_dict_view(o) || container_kind(o);
-}
 
 /* Comparison tokens: `token[right] = left` for `left OP right`; nothing to record unless an
  * operand is a container. */
