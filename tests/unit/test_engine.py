@@ -382,6 +382,62 @@ def test_atomic_after_plain_in_same_epoch_keeps_the_plain_access(engine):
     assert d.races() == {(A2, S2): 1}
 
 
+# -- a record's history survives the change of its layout (C keeps one-epoch records compact) --
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("breaker", ["other_lockset", "new_epoch", "other_thread"])
+def test_history_survives_the_record_turning_full(engine, breaker):
+    """Accesses made in one epoch under one lockset are kept compactly by the C engine; the
+    first access that does not fit turns the record full. Every earlier access must still be
+    there, with its site, kind, atomicity and lockset, when a later thread races with it."""
+    obj, box, lock, other = Obj(), [], threading.Lock(), threading.Lock()
+    with Driver(engine, threads=3, sites=SITES) as d:
+        d(1, "acquire", lock, 100)
+        d(1, "write", obj, "a", 1)
+        d(1, "read", obj, "b", 2)
+        d(1, "write", obj, "c", 3)
+        d(1, "read", obj, "c", 4)  # same epoch: the write stays the one that counts
+        d(1, "atomic_write", box, A1)
+        if breaker == "other_lockset":
+            d(1, "acquire", other, 100)
+            d(1, "write", obj, "d", 5)
+            d(1, "release", other, 101)
+        elif breaker == "new_epoch":
+            d(1, "happens_before", Obj())
+            d(1, "write", obj, "d", 5)
+        else:
+            d(0, "write", obj, "d", 5)
+        d(2, "write", obj, "a", 11)
+        d(2, "write", obj, "b", 12)
+        d(2, "read", obj, "c", 13)
+        d(2, "shape_read", box, S1)
+        d(1, "release", lock, 101)
+    assert d.races() == {(1, 11): 1, (2, 12): 1, (3, 13): 1, (A1, S1): 1}
+    by_site = {e.site: e for e in d.events}
+    for site, prev_write, prev_atomic in ((11, True, 0), (12, False, 0), (13, True, 0),
+                                          (S1, True, 1)):
+        event = by_site[site]
+        assert (bool(event.prev_write), event.prev_atomic, event.prev_tid) == \
+            (prev_write, prev_atomic, 1)
+        assert lock_addresses(engine, event.prev_lockset) == (id(lock),)
+
+
+def test_one_epoch_records_stay_compact_until_an_access_does_not_fit():
+    from racewatch.runtime import _fast  # the C engine only: its memory layout
+    objs = [Obj() for _ in range(3)]
+    with Driver(_fast, threads=2) as d:
+        for obj in objs:
+            d(0, "write", obj, "a", 1)
+            d(0, "read", obj, "b", 2)
+        assert _fast.stats()["compact_records"] == 3
+        d(1, "read", objs[0], "b", 3)  # concurrent reads: full, with a reader per thread
+        d(0, "happens_before", Obj())
+        d(0, "write", objs[1], "a", 4)  # the same thread in a later epoch
+        stats = _fast.stats()
+        assert (stats["objects"], stats["compact_records"]) == (3, 1)
+    assert d.races() == {}
+
+
 # -- what is reported: once per unordered pair of sites, counted every time ---------------------
 
 @pytest.mark.parametrize("engine", ENGINES)

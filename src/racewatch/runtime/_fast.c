@@ -121,10 +121,11 @@ static inline void tick(ThreadState *t) {
 }
 
 /* ---- pointer-keyed hash map --------------------------------------------------------------
- * Open addressing with linear probing, Fibonacci hashing on the high bits, at most half full,
- * and deletion by shifting back the entries that follow (no tombstones): programs that make
- * and drop millions of objects would otherwise fill the table with dead slots that every
- * lookup of a new object has to walk. Key 0 is the empty slot. */
+ * Open addressing with linear probing, at most three quarters full (the table of every
+ * tracked object is a good part of racewatch's memory), and deletion by shifting back the
+ * entries that follow (no tombstones): programs that make and drop millions of objects would
+ * otherwise fill the table with dead slots that every lookup of a new object has to walk.
+ * Key 0 is the empty slot. */
 
 typedef struct {
     uintptr_t key;
@@ -183,7 +184,8 @@ static int map_resize(Map *m, size_t cap) {
 }
 
 static int map_put(Map *m, uintptr_t key, void *value) {
-    if ((m->used + 1) * 2 > m->cap && map_resize(m, m->cap ? m->cap * 2 : 1024) < 0) return -1;
+    if ((m->used + 1) * 4 > m->cap * 3 && map_resize(m, m->cap ? m->cap * 2 : 1024) < 0)
+        return -1;
     map_insert(m, key, value);
     return 0;
 }
@@ -241,19 +243,24 @@ typedef struct {
     uint32_t extra;   /* interned (lockset, stack) of the access; 0: no lock held, no stack */
 } Access;
 
-/* A record is one allocation: a header, then `capcells` hot entries (all the fast path reads:
- * the key and the epochs of the last write and read), then as many cold entries (the rest,
- * for the full check and for reports). */
-#define TAG_WEAK 1u    /* hot key: the key is held through a weakref (compared by identity) */
-#define TAG_RACED 2u   /* hot key: a race was found here; the fast path leaves it to the full
+/* A record is one allocation: a header, the keys of its `capcells` cells (all the fast path
+ * compares), then the cells' state in one of two layouts:
+ * - compact: every access recorded so far was made in one epoch (`epoch0`) with one interned
+ *   (lockset, stack) (`extra0`). That is how most objects live and die: made, used and dropped
+ *   by one thread between two synchronizations. A cell then keeps only which of its last write
+ *   and read happened, where, and whether atomically: 8 bytes instead of 32.
+ * - full: FastTrack's epochs of the last write and read (hot: the fast path reads them), then
+ *   their sites and extras (cold: for the full check and for reports).
+ * A record starts compact and turns full for good at the first access that does not fit. */
+#define TAG_WEAK 1u    /* key: held through a weakref (compared by identity) */
+#define TAG_RACED 2u   /* key: a race was found here; the fast path leaves it to the full
                         * check, which then compares sites too */
 #define TAG_MASK ((uintptr_t)3)
-#define SHARED_READS UINT64_MAX   /* hot r: reads are concurrent, see the cold entry */
+#define SHARED_READS UINT64_MAX   /* full r: reads are concurrent, see the cold entry */
 
 typedef struct {
-    uintptr_t key;   /* the key (a strong reference), or under TAG_WEAK a weakref to it */
     uint64_t w, r;   /* epochs of the last write and read */
-} Hot;
+} Epochs;
 
 typedef struct {
     uint32_t n;      /* one Access per tid below n */
@@ -264,28 +271,79 @@ typedef struct {
     uint32_t w_site, w_extra;
     union {
         struct { uint32_t site, extra; } one;
-        Shared *shared;   /* when hot r is SHARED_READS */
+        Shared *shared;   /* when full r is SHARED_READS */
     } r;
 } Cold;
 
+/* A compact cell's last write and read: 0 for none, else the site + 1, with the top bit set
+ * for an atomic access (its epoch is epoch0 | 1). */
+typedef struct {
+    uint32_t w, r;
+} Marks;
+#define ATOMIC_MARK 0x80000000u
+
 enum { KIND_RECORD = 1, KIND_SYNC = 2 };
 
-typedef struct {    /* what records and sync vars share: the tie to their object */
-    uintptr_t addr;
+/* What records and sync vars share: the tie to their object. Its address is not kept (the
+ * table is keyed by it): whoever frees a tracker knows it from the object, the Ref or `ref`. */
+typedef struct {
     PyObject *ref;  /* a Ref (weak), the object itself (strong), or NULL (hooked) */
     uint8_t kind, strong, ignore, hooked;
+    uint8_t compact;   /* records: the layout of the cells' state */
 } Tracked;
+
+/* A record's index of its cells by hash, once there are many: cell number + 1, 0 for none. */
+typedef struct {
+    uint32_t cap;   /* a power of two */
+    uint32_t slot[];
+} Index;
 
 typedef struct {
     Tracked head;
     uint32_t ncells, capcells;
-    uint32_t *index, capindex;   /* by hash, once there are many cells: cell number + 1 */
-    Hot hot[];
+    uint32_t extra0;   /* compact: the extra of every access */
+    uint64_t epoch0;   /* compact: the epoch of every access (0: none yet) */
+    Index *index;
+    uintptr_t keys[];  /* a strong reference, or under TAG_WEAK a weakref to the key */
 } Record;
 
-#define COLD(rec) ((Cold *)((rec)->hot + (rec)->capcells))
+#define EPOCHS(rec) ((Epochs *)((rec)->keys + (rec)->capcells))
+#define COLD(rec) ((Cold *)(EPOCHS(rec) + (rec)->capcells))
+#define MARKS(rec) ((Marks *)((rec)->keys + (rec)->capcells))
 #define FIRST_CELLS 2
-#define RECORD_SIZE(cap) (sizeof(Record) + (size_t)(cap) * (sizeof(Hot) + sizeof(Cold)))
+#define CELL_SIZE(compact) \
+    (sizeof(uintptr_t) + ((compact) ? sizeof(Marks) : sizeof(Epochs) + sizeof(Cold)))
+#define RECORD_SIZE(cap, compact) (sizeof(Record) + (size_t)(cap) * CELL_SIZE(compact))
+
+/* A cell's state in the full layout's terms, wherever the record keeps it. */
+typedef struct {
+    uint64_t w, r;
+    Cold c;
+} CellState;
+
+static inline uint64_t mark_epoch(const Record *rec, uint32_t mark) {
+    return mark ? rec->epoch0 | (mark >> 31) : 0;
+}
+
+static inline uint32_t mark_site(uint32_t mark) {
+    return mark ? (mark & ~ATOMIC_MARK) - 1 : 0;
+}
+
+static void cell_load(const Record *rec, uint32_t i, CellState *s) {
+    if (!rec->head.compact) {
+        s->w = EPOCHS(rec)[i].w;
+        s->r = EPOCHS(rec)[i].r;
+        s->c = COLD(rec)[i];
+        return;
+    }
+    Marks m = MARKS(rec)[i];
+    s->w = mark_epoch(rec, m.w);
+    s->r = mark_epoch(rec, m.r);
+    s->c.w_site = mark_site(m.w);
+    s->c.w_extra = m.w ? rec->extra0 : 0;
+    s->c.r.one.site = mark_site(m.r);
+    s->c.r.one.extra = m.r ? rec->extra0 : 0;
+}
 
 typedef struct {
     Tracked head;
@@ -309,6 +367,7 @@ static size_t nstrong, capstrong, strong_since_sweep;
 typedef struct {
     PyWeakReference base;
     Tracked *owner;
+    uintptr_t addr;   /* the referent's, which is gone when the callback runs */
 } Ref;
 
 static PyTypeObject RefType = {
@@ -329,12 +388,12 @@ static inline PyObject *untag(uintptr_t key) { return (PyObject *)(key & ~TAG_MA
 static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
     if (tr->kind == KIND_RECORD) {
         Record *rec = (Record *)tr;
-        account(-(Py_ssize_t)RECORD_SIZE(rec->capcells));
-        Cold *cold = COLD(rec);
+        account(-(Py_ssize_t)RECORD_SIZE(rec->capcells, rec->head.compact));
         for (uint32_t i = 0; i < rec->ncells; i++) {
-            PyObject *held = untag(rec->hot[i].key);
+            PyObject *held = untag(rec->keys[i]);
             if (defer) defer[(*ndefer)++] = held; else Py_XDECREF(held);
-            if (rec->hot[i].r == SHARED_READS) PyMem_RawFree(cold[i].r.shared);
+            if (!rec->head.compact && EPOCHS(rec)[i].r == SHARED_READS)
+                PyMem_RawFree(COLD(rec)[i].r.shared);
         }
         PyMem_RawFree(rec->index);
     } else {
@@ -356,7 +415,7 @@ static PyObject *ref_died(PyObject *module, PyObject *wr) {
     Tracked *tr = ref->owner;
     if (tr) {
         Map *m = tr->kind == KIND_RECORD ? &objects : &syncs;
-        if (map_get(m, tr->addr) == tr) map_del(m, tr->addr);
+        if (map_get(m, ref->addr) == tr) map_del(m, ref->addr);
         ref->owner = NULL;
         tr->ref = NULL;   /* the Ref is being released by its referent's death */
         free_tracked(tr, NULL, NULL);
@@ -469,16 +528,18 @@ static void note_cells(PyTypeObject *tp, uint32_t cells) {
 
 static Tracked *tracked_new(PyObject *obj, uint8_t kind) {
     uint32_t cap = kind == KIND_RECORD ? first_cells(Py_TYPE(obj)) : 0;
-    size_t size = kind == KIND_RECORD ? RECORD_SIZE(cap) : sizeof(SyncVar);
+    size_t size = kind == KIND_RECORD ? RECORD_SIZE(cap, 1) : sizeof(SyncVar);
     Tracked *tr = PyMem_RawCalloc(1, size);
     if (!tr) { PyErr_NoMemory(); return NULL; }
     account((Py_ssize_t)size);
-    if (kind == KIND_RECORD) ((Record *)tr)->capcells = cap;
-    tr->addr = (uintptr_t)obj;
+    if (kind == KIND_RECORD) {
+        ((Record *)tr)->capcells = cap;
+        tr->compact = 1;
+    }
     tr->kind = kind;
     if (dies_through_hook(Py_TYPE(obj))) {   /* its death is seen without any reference */
         tr->hooked = 1;
-        death_note(tr->addr);
+        death_note((uintptr_t)obj);
         return tr;
     }
     int refusing = PySet_Contains(weakrefable_no, (PyObject *)Py_TYPE(obj));
@@ -488,6 +549,7 @@ static Tracked *tracked_new(PyObject *obj, uint8_t kind) {
                                                      NULL);
         if (ref) {
             ((Ref *)ref)->owner = tr;
+            ((Ref *)ref)->addr = (uintptr_t)obj;
             tr->ref = ref;
             return tr;
         }
@@ -505,13 +567,13 @@ static Tracked *tracked_new(PyObject *obj, uint8_t kind) {
 }
 
 /* Insert, unless a nested call made one meanwhile: then drop ours and return that one. */
-static Tracked *tracked_insert(Map *m, Tracked *tr) {
-    Tracked *existing = map_get(m, tr->addr);
+static Tracked *tracked_insert(Map *m, PyObject *obj, Tracked *tr) {
+    Tracked *existing = map_get(m, (uintptr_t)obj);
     if (existing) {
         free_tracked(tr, NULL, NULL);
         return existing;
     }
-    if (map_put(m, tr->addr, tr) < 0) { free_tracked(tr, NULL, NULL); return NULL; }
+    if (map_put(m, (uintptr_t)obj, tr) < 0) { free_tracked(tr, NULL, NULL); return NULL; }
     if (tr->strong) {
         if (nstrong == capstrong) {
             size_t cap = capstrong ? capstrong * 2 : 256;
@@ -548,7 +610,7 @@ static void sweep(void) {
         Tracked *tr = strong_list[i];
         if (Py_REFCNT(tr->ref) == 1) {
             Map *m = tr->kind == KIND_RECORD ? &objects : &syncs;
-            if (map_get(m, tr->addr) == tr) map_del(m, tr->addr);
+            if (map_get(m, (uintptr_t)tr->ref) == tr) map_del(m, (uintptr_t)tr->ref);
             dead[ndead++] = tr;
         } else {
             strong_list[kept++] = tr;
@@ -860,7 +922,7 @@ static PyObject *weak_target(PyObject *ref) {
 
 /* The hash a cell is indexed by: its key's value hash if compared by value, else address. */
 static Py_hash_t cell_hash(Record *rec, uint32_t i) {
-    uintptr_t tagged = rec->hot[i].key;
+    uintptr_t tagged = rec->keys[i];
     PyObject *held = untag(tagged);
     if (tagged & TAG_WEAK) {
         PyObject *target = weak_target(held);
@@ -876,7 +938,7 @@ static Py_hash_t cell_hash(Record *rec, uint32_t i) {
 
 static inline int same_key(Record *rec, uint32_t i, PyObject *key, Py_hash_t hash,
                            uint8_t safe) {
-    uintptr_t tagged = rec->hot[i].key;
+    uintptr_t tagged = rec->keys[i];
     PyObject *held = untag(tagged);
     if (tagged & TAG_WEAK) return weak_target(held) == key;   /* dead: an address reused */
     if (held == key) return 1;
@@ -897,9 +959,9 @@ static int find_cell(Record *rec, PyObject *key, Py_hash_t hash, uint8_t safe) {
             if (same_key(rec, i, key, hash, safe)) return (int)i;
         return -1;
     }
-    uint32_t mask = rec->capindex - 1;
+    uint32_t mask = rec->index->cap - 1;
     for (uint32_t i = (uint32_t)hash & mask;; i = (i + 1) & mask) {
-        uint32_t slot = rec->index[i];
+        uint32_t slot = rec->index->slot[i];
         if (!slot) return -1;
         if (same_key(rec, slot - 1, key, hash, safe)) return (int)slot - 1;
     }
@@ -909,32 +971,48 @@ static int find_cell(Record *rec, PyObject *key, Py_hash_t hash, uint8_t safe) {
 static int reindex(Record *rec) {
     uint32_t cap = 16;
     while (cap < rec->ncells * 2 + 2) cap *= 2;
-    uint32_t *index = PyMem_RawCalloc(cap, sizeof(uint32_t));
+    Index *index = PyMem_RawCalloc(1, sizeof(Index) + cap * sizeof(uint32_t));
     if (!index) { PyErr_NoMemory(); return -1; }
+    index->cap = cap;
     for (uint32_t n = 0; n < rec->ncells; n++) {
         uint32_t i = (uint32_t)cell_hash(rec, n) & (cap - 1);
-        while (index[i]) i = (i + 1) & (cap - 1);
-        index[i] = n + 1;
+        while (index->slot[i]) i = (i + 1) & (cap - 1);
+        index->slot[i] = n + 1;
     }
     PyMem_RawFree(rec->index);
     rec->index = index;
-    rec->capindex = cap;
     return 0;
 }
 
-/* Make room for one more cell. The record moves: everything that points at it follows. */
-static Record *grow_record(Record *rec) {
-    if (rec->ncells < rec->capcells) return rec;
-    /* small records (most objects have a handful of attributes) grow a cell at a time */
-    uint32_t cap = rec->capcells < 6 ? rec->capcells + 1 : rec->capcells + rec->capcells / 2;
-    Record *moved = PyMem_RawMalloc(RECORD_SIZE(cap));
+/* Remake `rec` with room for `cap` cells in the given layout (a compact record may turn full,
+ * never the reverse). The record moves: everything that points at it follows. */
+static Record *resize_record(PyObject *obj, Record *rec, uint32_t cap, int compact) {
+    Record *moved = PyMem_RawMalloc(RECORD_SIZE(cap, compact));
     if (!moved) { PyErr_NoMemory(); return NULL; }
-    account((Py_ssize_t)(RECORD_SIZE(cap) - RECORD_SIZE(rec->capcells)));
+    account((Py_ssize_t)(RECORD_SIZE(cap, compact) -
+                         RECORD_SIZE(rec->capcells, rec->head.compact)));
     memcpy(moved, rec, sizeof(Record));
-    memcpy(moved->hot, rec->hot, rec->ncells * sizeof(Hot));
     moved->capcells = cap;
-    memcpy(COLD(moved), COLD(rec), rec->ncells * sizeof(Cold));
-    if (map_put(&objects, moved->head.addr, moved) < 0) {   /* replaces the entry */
+    moved->head.compact = (uint8_t)compact;
+    memcpy(moved->keys, rec->keys, rec->ncells * sizeof(uintptr_t));
+    if (compact) {
+        memcpy(MARKS(moved), MARKS(rec), rec->ncells * sizeof(Marks));
+    } else if (!rec->head.compact) {
+        memcpy(EPOCHS(moved), EPOCHS(rec), rec->ncells * sizeof(Epochs));
+        memcpy(COLD(moved), COLD(rec), rec->ncells * sizeof(Cold));
+    } else {
+        for (uint32_t i = 0; i < rec->ncells; i++) {
+            CellState st;
+            cell_load(rec, i, &st);
+            EPOCHS(moved)[i] = (Epochs){st.w, st.r};
+            COLD(moved)[i] = st.c;
+        }
+        moved->epoch0 = 0;
+        moved->extra0 = 0;
+    }
+    if (map_put(&objects, (uintptr_t)obj, moved) < 0) {   /* replaces the entry */
+        account((Py_ssize_t)(RECORD_SIZE(rec->capcells, rec->head.compact) -
+                             RECORD_SIZE(cap, compact)));
         PyMem_RawFree(moved);
         return NULL;
     }
@@ -947,30 +1025,88 @@ static Record *grow_record(Record *rec) {
     return moved;
 }
 
+/* Make room for one more cell. */
+static Record *grow_record(PyObject *obj, Record *rec) {
+    if (rec->ncells < rec->capcells) return rec;
+    /* small records (most objects have a handful of attributes) grow a cell at a time */
+    uint32_t cap = rec->capcells < 6 ? rec->capcells + 1 : rec->capcells + rec->capcells / 2;
+    return resize_record(obj, rec, cap, rec->head.compact);
+}
+
+static inline uint32_t mark_of(uint64_t epoch, uint32_t site) {
+    return epoch ? (site + 1) | (epoch & 1 ? ATOMIC_MARK : 0) : 0;
+}
+
+/* Whether state `s` can be kept in compact `rec`: its accesses share the record's epoch and
+ * extra (which the first access sets). */
+static int fits_compact(Record *rec, const CellState *s) {
+    if (s->r == SHARED_READS) return 0;
+    uint64_t epoch = rec->epoch0;
+    uint32_t extra = rec->extra0;
+    const struct { uint64_t epoch; uint32_t site, extra; } acc[2] = {
+        {s->w, s->c.w_site, s->c.w_extra}, {s->r, s->c.r.one.site, s->c.r.one.extra}};
+    for (int k = 0; k < 2; k++) {
+        if (!acc[k].epoch) continue;
+        if (acc[k].site >= ATOMIC_MARK - 1) return 0;
+        if (!epoch) {
+            epoch = acc[k].epoch & ~(uint64_t)1;
+            extra = acc[k].extra;
+        } else if ((acc[k].epoch & ~(uint64_t)1) != epoch || acc[k].extra != extra) {
+            return 0;
+        }
+    }
+    rec->epoch0 = epoch;
+    rec->extra0 = extra;
+    return 1;
+}
+
+/* Keep `s` as cell i's state; a compact record that cannot hold it turns full (and moves). */
+static int cell_store(PyObject *obj, Record **recp, uint32_t i, const CellState *s) {
+    Record *rec = *recp;
+    if (rec->head.compact) {
+        if (fits_compact(rec, s)) {
+            MARKS(rec)[i] = (Marks){mark_of(s->w, s->c.w_site), mark_of(s->r, s->c.r.one.site)};
+            return 0;
+        }
+        if (!(rec = resize_record(obj, rec, rec->capcells, 0))) return -1;
+        *recp = rec;
+    }
+    EPOCHS(rec)[i] = (Epochs){s->w, s->r};
+    COLD(rec)[i] = s->c;
+    return 0;
+}
+
 /* Add a cell for `key`; returns its number and sets *recp to the (maybe moved) record. */
-static int add_cell(Record **recp, PyObject *key, Py_hash_t hash, uint8_t safe) {
+static int add_cell(PyObject *obj, Record **recp, PyObject *key, Py_hash_t hash,
+                    uint8_t safe) {
     /* A key compared by identity is held weakly where it can be: a cell must not keep a
      * program's object alive (its finalizer, its weakrefs, its refcount would change). */
     PyObject *held = NULL;
     if (!safe && PyType_SUPPORTS_WEAKREFS(Py_TYPE(key))) {
-        uintptr_t addr = (*recp)->head.addr;
         held = PyWeakref_NewRef(key, NULL);   /* may run GC: find the record again after it */
         if (!held) PyErr_Clear();
-        *recp = map_get(&objects, addr);
+        *recp = map_get(&objects, (uintptr_t)obj);
         if (!*recp) { Py_XDECREF(held); return -1; }
     }
-    Record *rec = grow_record(*recp);
+    Record *rec = grow_record(obj, *recp);
     if (!rec) { Py_XDECREF(held); return -1; }
     *recp = rec;
     uint32_t i = rec->ncells++;
-    if (!held) note_cells(Py_TYPE((PyObject *)rec->head.addr), rec->ncells);
-    rec->hot[i] = (Hot){held ? (uintptr_t)held | TAG_WEAK : (uintptr_t)Py_NewRef(key), 0, 0};
-    memset(&COLD(rec)[i], 0, sizeof(Cold));
-    if (rec->ncells > 8 && (rec->ncells * 2 + 2 > rec->capindex) && reindex(rec) < 0) return -1;
+    if (!held) note_cells(Py_TYPE(obj), rec->ncells);
+    rec->keys[i] = held ? (uintptr_t)held | TAG_WEAK : (uintptr_t)Py_NewRef(key);
+    if (rec->head.compact) {
+        MARKS(rec)[i] = (Marks){0, 0};
+    } else {
+        EPOCHS(rec)[i] = (Epochs){0, 0};
+        memset(&COLD(rec)[i], 0, sizeof(Cold));
+    }
+    if (rec->ncells > 8 && (!rec->index || rec->ncells * 2 + 2 > rec->index->cap) &&
+        reindex(rec) < 0)
+        return -1;
     if (rec->index) {
-        uint32_t mask = rec->capindex - 1, j = (uint32_t)hash & mask;
-        while (rec->index[j]) j = (j + 1) & mask;
-        rec->index[j] = rec->ncells;
+        uint32_t mask = rec->index->cap - 1, j = (uint32_t)hash & mask;
+        while (rec->index->slot[j]) j = (j + 1) & mask;
+        rec->index->slot[j] = rec->ncells;
     }
     return (int)i;
 }
@@ -1300,15 +1436,13 @@ static int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, lon
     }
 }
 
-/* FastTrack's same-epoch test on cell i (nothing new to learn from this access). */
-static int same_as_last(Record *rec, int i, ThreadState *t, uint64_t now, int atomic,
-                        uint32_t site, int is_write) {
-    Hot *h = &rec->hot[i];
-    Cold *c = &COLD(rec)[i];
-    int raced = (h->key & TAG_RACED) != 0;
-    if (is_write) return seen(h->w, c->w_site, now, atomic, site, raced);
-    if (h->r != SHARED_READS) return seen(h->r, c->r.one.site, now, atomic, site, raced);
-    Shared *sh = c->r.shared;
+/* FastTrack's same-epoch test on a cell's state (nothing new to learn from this access). */
+static int same_as_last(const CellState *s, uintptr_t key, ThreadState *t, uint64_t now,
+                        int atomic, uint32_t site, int is_write) {
+    int raced = (key & TAG_RACED) != 0;
+    if (is_write) return seen(s->w, s->c.w_site, now, atomic, site, raced);
+    if (s->r != SHARED_READS) return seen(s->r, s->c.r.one.site, now, atomic, site, raced);
+    Shared *sh = s->c.r.shared;
     return t->tid < sh->n && seen(sh->a[t->tid].epoch, sh->a[t->tid].site, now, atomic, site,
                                   raced);
 }
@@ -1324,7 +1458,7 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     if (!rec) {
         Tracked *fresh = tracked_new(target, KIND_RECORD);   /* may run GC */
         if (!fresh) return NULL;
-        if (!map_get(&objects, fresh->addr)) {
+        if (!map_get(&objects, (uintptr_t)target)) {
             /* by type only: isinstance() could read obj.__class__ through user code */
             for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(ignored_types); i++) {
                 PyObject *tp = PyTuple_GET_ITEM(ignored_types, i);
@@ -1332,13 +1466,17 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
                     fresh->ignore = 1;
             }
         }
-        rec = (Record *)tracked_insert(&objects, fresh);
+        rec = (Record *)tracked_insert(&objects, target, fresh);
         if (!rec) return NULL;
     }
     if (rec->head.ignore) Py_RETURN_NONE;
     int i = find_cell(rec, key, hash, safe);
-    if (i >= 0 && same_as_last(rec, i, t, now, atomic, (uint32_t)site, is_write))
-        Py_RETURN_NONE;
+    CellState st;
+    if (i >= 0) {
+        cell_load(rec, i, &st);
+        if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write))
+            Py_RETURN_NONE;
+    }
     uint32_t extra = t->extra;
     if (history_full) {
         uint32_t stack = capture_stack();   /* may run GC: look the record up again */
@@ -1347,16 +1485,19 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
         extra = intern_extra(t->lockset, stack);
         i = find_cell(rec, key, hash, safe);
     }
-    if (i < 0 && (i = add_cell(&rec, key, hash, safe)) < 0) return NULL;
+    if (i < 0 && (i = add_cell(target, &rec, key, hash, safe)) < 0) return NULL;
 
-    Hot *h = &rec->hot[i];
-    Cold *c = &COLD(rec)[i];
+    /* the record stays put from here to cell_store: nothing below allocates Python objects */
+    cell_load(rec, i, &st);
+    CellState *h = &st;
+    Cold *c = &st.c;
     Found on_stack[FOUND_ON_STACK], *found = on_stack;
     int nfound = 0;
     const VC *vc = &t->vc;
     Access last_write = {h->w, c->w_site, c->w_extra};
     Access mine = {now, (uint32_t)site, extra};
-    if (same_as_last(rec, i, t, now, atomic, (uint32_t)site, is_write)) Py_RETURN_NONE;
+    if (same_as_last(h, rec->keys[i], t, now, atomic, (uint32_t)site, is_write))
+        Py_RETURN_NONE;
     if (conflicts(&last_write, atomic, vc)) found[nfound++] = (Found){last_write, 1};
     if (is_write) {
         if (h->r == SHARED_READS) {
@@ -1403,9 +1544,11 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
         c->r.one.site = (uint32_t)site;
         c->r.one.extra = extra;
     }
-    if (nfound) h->key |= TAG_RACED;
-    int err = nfound && report_found(target, key, t, (uint32_t)site, is_write, atomic, found,
-                                     nfound) < 0;
+    if (nfound) rec->keys[i] |= TAG_RACED;
+    int err = cell_store(target, &rec, (uint32_t)i, &st) < 0;
+    if (err && st.r == SHARED_READS) PyMem_RawFree(st.c.r.shared);
+    err = err || (nfound && report_found(target, key, t, (uint32_t)site, is_write, atomic,
+                                         found, nfound) < 0);
     if (found != on_stack) PyMem_RawFree(found);
     if (err) return NULL;
     Py_RETURN_NONE;
@@ -1459,19 +1602,19 @@ static inline Record *record_of(PyObject *owner) {
  * find_cell uses), else by scanning. A tagged key (weak, or raced) never equals a probe's
  * key: those take the full check. */
 static inline int32_t find_hot(const Record *rec, PyObject *key) {
-    const Hot *h = rec->hot;
+    const uintptr_t *keys = rec->keys;
     if (rec->index) {
         Py_hash_t hash = key_hash(key, PyUnicode_CheckExact(key) || safe_key(key, 0));
         if (hash == -1) return -1;
-        uint32_t mask = rec->capindex - 1;
+        uint32_t mask = rec->index->cap - 1;
         for (uint32_t j = (uint32_t)hash & mask;; j = (j + 1) & mask) {
-            uint32_t slot = rec->index[j];
+            uint32_t slot = rec->index->slot[j];
             if (!slot) return -1;
-            if (h[slot - 1].key == (uintptr_t)key) return (int32_t)slot - 1;
+            if (keys[slot - 1] == (uintptr_t)key) return (int32_t)slot - 1;
         }
     }
     for (uint32_t i = 0; i < rec->ncells; i++)
-        if (h[i].key == (uintptr_t)key) return (int32_t)i;
+        if (keys[i] == (uintptr_t)key) return (int32_t)i;
     return -1;
 }
 
@@ -1486,19 +1629,24 @@ static inline Py_ALWAYS_INLINE int same_epoch_at(PyObject *owner, PyObject *key,
     Record *rec = record_of(owner);
     if (!rec) return 0;
     if (rec->head.ignore) return 1;
-    const Hot *h = rec->hot;
     uint32_t i = *hint;
-    if (i >= rec->ncells || h[i].key != (uintptr_t)key) {
+    if (i >= rec->ncells || rec->keys[i] != (uintptr_t)key) {
         int32_t found = find_hot(rec, key);
         if (found < 0) return 0;
         *hint = i = (uint32_t)found;
     }
     uint64_t now = t->epoch | (uint64_t)atomic;
-    uint64_t last = is_write ? h[i].w : h[i].r;
-    if (last == SHARED_READS) {
-        const Shared *sh = COLD(rec)[i].r.shared;
-        if (t->tid >= sh->n) return 0;
-        last = sh->a[t->tid].epoch;
+    uint64_t last;
+    if (rec->head.compact) {
+        const Marks *m = &MARKS(rec)[i];
+        last = mark_epoch(rec, is_write ? m->w : m->r);
+    } else {
+        last = is_write ? EPOCHS(rec)[i].w : EPOCHS(rec)[i].r;
+        if (last == SHARED_READS) {
+            const Shared *sh = COLD(rec)[i].r.shared;
+            if (t->tid >= sh->n) return 0;
+            last = sh->a[t->tid].epoch;
+        }
     }
     return last == now || (atomic && (last | 1) == now);
 }
@@ -1796,7 +1944,7 @@ static SyncVar *sync_var(PyObject *obj) {
     SyncVar *var = map_get(&syncs, (uintptr_t)obj);
     if (var) return var;
     Tracked *fresh = tracked_new(obj, KIND_SYNC);   /* may run GC */
-    return fresh ? (SyncVar *)tracked_insert(&syncs, fresh) : NULL;
+    return fresh ? (SyncVar *)tracked_insert(&syncs, obj, fresh) : NULL;
 }
 
 /* Locks get a number (M<id> in reports) the first time they are held. */
@@ -2135,21 +2283,23 @@ static PyObject *fast_referent(PyObject *m, PyObject *obj) {
 }
 
 static PyObject *fast_stats(PyObject *m, PyObject *noargs) {
-    size_t cells = 0, capacity = 0, bytes = 0;
+    size_t cells = 0, capacity = 0, bytes = 0, compact = 0;
     for (size_t i = 0; i < objects.cap; i++) {
         Record *rec = objects.slots[i].value;
         if (!objects.slots[i].key) continue;
         cells += rec->ncells;
         capacity += rec->capcells;
-        bytes += RECORD_SIZE(rec->capcells) + rec->capindex * sizeof(uint32_t);
+        bytes += RECORD_SIZE(rec->capcells, rec->head.compact) +
+                 (rec->index ? sizeof(Index) + rec->index->cap * sizeof(uint32_t) : 0);
+        compact += rec->head.compact;
     }
-    return Py_BuildValue("{s:n,s:n,s:n,s:I,s:n,s:n,s:n,s:n,s:n}", "shadow_bytes",
+    return Py_BuildValue("{s:n,s:n,s:n,s:I,s:n,s:n,s:n,s:n,s:n,s:n}", "shadow_bytes",
                          (Py_ssize_t)shadow_bytes, "shadow_peak", (Py_ssize_t)shadow_peak,
                          "objects", (Py_ssize_t)objects.used,
                          "syncs", (Py_ssize_t)syncs.used, "strong", (Py_ssize_t)nstrong,
                          "threads", nthreads, "cells", (Py_ssize_t)cells,
                          "cell_capacity", (Py_ssize_t)capacity, "record_bytes",
-                         (Py_ssize_t)bytes);
+                         (Py_ssize_t)bytes, "compact_records", (Py_ssize_t)compact);
 }
 
 #define FAST(name, doc) {#name, (PyCFunction)(void (*)(void))fast_##name, METH_FASTCALL, doc}
