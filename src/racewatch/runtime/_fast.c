@@ -184,7 +184,7 @@ static int map_resize(Map *m, size_t cap) {
 }
 
 static int map_put(Map *m, uintptr_t key, void *value) {
-    if ((m->used + 1) * 4 > m->cap * 3 && map_resize(m, m->cap ? m->cap * 2 : 1024) < 0)
+    if ((m->used + 1) * 2 > m->cap && map_resize(m, m->cap ? m->cap * 2 : 1024) < 0)
         return -1;
     map_insert(m, key, value);
     return 0;
@@ -288,8 +288,9 @@ enum { KIND_RECORD = 1, KIND_SYNC = 2 };
  * table is keyed by it): whoever frees a tracker knows it from the object, the Ref or `ref`. */
 typedef struct {
     PyObject *ref;  /* a Ref (weak), the object itself (strong), or NULL (hooked) */
-    uint8_t kind, strong, ignore, hooked;
-    uint8_t compact;   /* records: the layout of the cells' state */
+    uint8_t kind : 2, strong : 1, ignore : 1, hooked : 1;
+    uint8_t compact : 1;   /* records: the layout of the cells' state */
+    uint32_t ncells;       /* records: cells in use (here, where padding would be) */
 } Tracked;
 
 /* A record's index of its cells by hash, once there are many: cell number + 1, 0 for none. */
@@ -300,7 +301,7 @@ typedef struct {
 
 typedef struct {
     Tracked head;
-    uint32_t ncells, capcells;
+    uint32_t capcells;
     uint32_t extra0;   /* compact: the extra of every access */
     uint64_t epoch0;   /* compact: the epoch of every access (0: none yet) */
     Index *index;
@@ -389,7 +390,7 @@ static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
     if (tr->kind == KIND_RECORD) {
         Record *rec = (Record *)tr;
         account(-(Py_ssize_t)RECORD_SIZE(rec->capcells, rec->head.compact));
-        for (uint32_t i = 0; i < rec->ncells; i++) {
+        for (uint32_t i = 0; i < rec->head.ncells; i++) {
             PyObject *held = untag(rec->keys[i]);
             if (defer) defer[(*ndefer)++] = held; else Py_XDECREF(held);
             if (!rec->head.compact && EPOCHS(rec)[i].r == SHARED_READS)
@@ -402,12 +403,12 @@ static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
     }
     if (tr->ref && !tr->strong) ((Ref *)tr->ref)->owner = NULL;   /* hooked: ref is NULL */
     PyObject *ref = tr->ref;
-    PyMem_RawFree(tr);
+    PyMem_Free(tr);
     if (defer) defer[(*ndefer)++] = ref; else Py_XDECREF(ref);
 }
 
 static size_t tracked_refs(Tracked *tr) {   /* how many references free_tracked defers */
-    return 1 + (tr->kind == KIND_RECORD ? ((Record *)tr)->ncells : 0);
+    return 1 + (tr->kind == KIND_RECORD ? ((Record *)tr)->head.ncells : 0);
 }
 
 static PyObject *ref_died(PyObject *module, PyObject *wr) {
@@ -526,10 +527,12 @@ static void note_cells(PyTypeObject *tp, uint32_t cells) {
     }
 }
 
+/* Trackers come from pymalloc (the GIL is held wherever one is made or freed): no per-block
+ * header, and size classes 16 bytes apart. */
 static Tracked *tracked_new(PyObject *obj, uint8_t kind) {
     uint32_t cap = kind == KIND_RECORD ? first_cells(Py_TYPE(obj)) : 0;
     size_t size = kind == KIND_RECORD ? RECORD_SIZE(cap, 1) : sizeof(SyncVar);
-    Tracked *tr = PyMem_RawCalloc(1, size);
+    Tracked *tr = PyMem_Calloc(1, size);
     if (!tr) { PyErr_NoMemory(); return NULL; }
     account((Py_ssize_t)size);
     if (kind == KIND_RECORD) {
@@ -543,7 +546,7 @@ static Tracked *tracked_new(PyObject *obj, uint8_t kind) {
         return tr;
     }
     int refusing = PySet_Contains(weakrefable_no, (PyObject *)Py_TYPE(obj));
-    if (refusing < 0) { PyMem_RawFree(tr); return NULL; }
+    if (refusing < 0) { PyMem_Free(tr); return NULL; }
     if (!refusing) {
         PyObject *ref = PyObject_CallFunctionObjArgs((PyObject *)&RefType, obj, died_callback,
                                                      NULL);
@@ -553,10 +556,10 @@ static Tracked *tracked_new(PyObject *obj, uint8_t kind) {
             tr->ref = ref;
             return tr;
         }
-        if (!PyErr_ExceptionMatches(PyExc_TypeError)) { PyMem_RawFree(tr); return NULL; }
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) { PyMem_Free(tr); return NULL; }
         PyErr_Clear();
         if (PySet_Add(weakrefable_no, (PyObject *)Py_TYPE(obj)) < 0) {
-            PyMem_RawFree(tr);
+            PyMem_Free(tr);
             return NULL;
         }
     }
@@ -955,7 +958,7 @@ static inline int same_key(Record *rec, uint32_t i, PyObject *key, Py_hash_t has
 
 static int find_cell(Record *rec, PyObject *key, Py_hash_t hash, uint8_t safe) {
     if (!rec->index) {
-        for (uint32_t i = 0, n = rec->ncells; i < n; i++)
+        for (uint32_t i = 0, n = rec->head.ncells; i < n; i++)
             if (same_key(rec, i, key, hash, safe)) return (int)i;
         return -1;
     }
@@ -970,11 +973,11 @@ static int find_cell(Record *rec, PyObject *key, Py_hash_t hash, uint8_t safe) {
 /* Records with many cells (a module's globals, a big dict) find them through an index. */
 static int reindex(Record *rec) {
     uint32_t cap = 16;
-    while (cap < rec->ncells * 2 + 2) cap *= 2;
+    while (cap < rec->head.ncells * 2 + 2) cap *= 2;
     Index *index = PyMem_RawCalloc(1, sizeof(Index) + cap * sizeof(uint32_t));
     if (!index) { PyErr_NoMemory(); return -1; }
     index->cap = cap;
-    for (uint32_t n = 0; n < rec->ncells; n++) {
+    for (uint32_t n = 0; n < rec->head.ncells; n++) {
         uint32_t i = (uint32_t)cell_hash(rec, n) & (cap - 1);
         while (index->slot[i]) i = (i + 1) & (cap - 1);
         index->slot[i] = n + 1;
@@ -987,21 +990,21 @@ static int reindex(Record *rec) {
 /* Remake `rec` with room for `cap` cells in the given layout (a compact record may turn full,
  * never the reverse). The record moves: everything that points at it follows. */
 static Record *resize_record(PyObject *obj, Record *rec, uint32_t cap, int compact) {
-    Record *moved = PyMem_RawMalloc(RECORD_SIZE(cap, compact));
+    Record *moved = PyMem_Malloc(RECORD_SIZE(cap, compact));
     if (!moved) { PyErr_NoMemory(); return NULL; }
     account((Py_ssize_t)(RECORD_SIZE(cap, compact) -
                          RECORD_SIZE(rec->capcells, rec->head.compact)));
     memcpy(moved, rec, sizeof(Record));
     moved->capcells = cap;
     moved->head.compact = (uint8_t)compact;
-    memcpy(moved->keys, rec->keys, rec->ncells * sizeof(uintptr_t));
+    memcpy(moved->keys, rec->keys, rec->head.ncells * sizeof(uintptr_t));
     if (compact) {
-        memcpy(MARKS(moved), MARKS(rec), rec->ncells * sizeof(Marks));
+        memcpy(MARKS(moved), MARKS(rec), rec->head.ncells * sizeof(Marks));
     } else if (!rec->head.compact) {
-        memcpy(EPOCHS(moved), EPOCHS(rec), rec->ncells * sizeof(Epochs));
-        memcpy(COLD(moved), COLD(rec), rec->ncells * sizeof(Cold));
+        memcpy(EPOCHS(moved), EPOCHS(rec), rec->head.ncells * sizeof(Epochs));
+        memcpy(COLD(moved), COLD(rec), rec->head.ncells * sizeof(Cold));
     } else {
-        for (uint32_t i = 0; i < rec->ncells; i++) {
+        for (uint32_t i = 0; i < rec->head.ncells; i++) {
             CellState st;
             cell_load(rec, i, &st);
             EPOCHS(moved)[i] = (Epochs){st.w, st.r};
@@ -1013,7 +1016,7 @@ static Record *resize_record(PyObject *obj, Record *rec, uint32_t cap, int compa
     if (map_put(&objects, (uintptr_t)obj, moved) < 0) {   /* replaces the entry */
         account((Py_ssize_t)(RECORD_SIZE(rec->capcells, rec->head.compact) -
                              RECORD_SIZE(cap, compact)));
-        PyMem_RawFree(moved);
+        PyMem_Free(moved);
         return NULL;
     }
     if (moved->head.ref && !moved->head.strong) ((Ref *)moved->head.ref)->owner = &moved->head;
@@ -1021,13 +1024,13 @@ static Record *resize_record(PyObject *obj, Record *rec, uint32_t cap, int compa
         for (size_t i = 0; i < nstrong; i++)
             if (strong_list[i] == &rec->head) strong_list[i] = &moved->head;
     last_addr = 0;
-    PyMem_RawFree(rec);
+    PyMem_Free(rec);
     return moved;
 }
 
 /* Make room for one more cell. */
 static Record *grow_record(PyObject *obj, Record *rec) {
-    if (rec->ncells < rec->capcells) return rec;
+    if (rec->head.ncells < rec->capcells) return rec;
     /* small records (most objects have a handful of attributes) grow a cell at a time */
     uint32_t cap = rec->capcells < 6 ? rec->capcells + 1 : rec->capcells + rec->capcells / 2;
     return resize_record(obj, rec, cap, rec->head.compact);
@@ -1091,8 +1094,8 @@ static int add_cell(PyObject *obj, Record **recp, PyObject *key, Py_hash_t hash,
     Record *rec = grow_record(obj, *recp);
     if (!rec) { Py_XDECREF(held); return -1; }
     *recp = rec;
-    uint32_t i = rec->ncells++;
-    if (!held) note_cells(Py_TYPE(obj), rec->ncells);
+    uint32_t i = rec->head.ncells++;
+    if (!held) note_cells(Py_TYPE(obj), rec->head.ncells);
     rec->keys[i] = held ? (uintptr_t)held | TAG_WEAK : (uintptr_t)Py_NewRef(key);
     if (rec->head.compact) {
         MARKS(rec)[i] = (Marks){0, 0};
@@ -1100,13 +1103,13 @@ static int add_cell(PyObject *obj, Record **recp, PyObject *key, Py_hash_t hash,
         EPOCHS(rec)[i] = (Epochs){0, 0};
         memset(&COLD(rec)[i], 0, sizeof(Cold));
     }
-    if (rec->ncells > 8 && (!rec->index || rec->ncells * 2 + 2 > rec->index->cap) &&
+    if (rec->head.ncells > 8 && (!rec->index || rec->head.ncells * 2 + 2 > rec->index->cap) &&
         reindex(rec) < 0)
         return -1;
     if (rec->index) {
         uint32_t mask = rec->index->cap - 1, j = (uint32_t)hash & mask;
         while (rec->index->slot[j]) j = (j + 1) & mask;
-        rec->index->slot[j] = rec->ncells;
+        rec->index->slot[j] = rec->head.ncells;
     }
     return (int)i;
 }
@@ -1613,7 +1616,7 @@ static inline int32_t find_hot(const Record *rec, PyObject *key) {
             if (keys[slot - 1] == (uintptr_t)key) return (int32_t)slot - 1;
         }
     }
-    for (uint32_t i = 0; i < rec->ncells; i++)
+    for (uint32_t i = 0; i < rec->head.ncells; i++)
         if (keys[i] == (uintptr_t)key) return (int32_t)i;
     return -1;
 }
@@ -1630,7 +1633,7 @@ static inline Py_ALWAYS_INLINE int same_epoch_at(PyObject *owner, PyObject *key,
     if (!rec) return 0;
     if (rec->head.ignore) return 1;
     uint32_t i = *hint;
-    if (i >= rec->ncells || rec->keys[i] != (uintptr_t)key) {
+    if (i >= rec->head.ncells || rec->keys[i] != (uintptr_t)key) {
         int32_t found = find_hot(rec, key);
         if (found < 0) return 0;
         *hint = i = (uint32_t)found;
@@ -2287,7 +2290,7 @@ static PyObject *fast_stats(PyObject *m, PyObject *noargs) {
     for (size_t i = 0; i < objects.cap; i++) {
         Record *rec = objects.slots[i].value;
         if (!objects.slots[i].key) continue;
-        cells += rec->ncells;
+        cells += rec->head.ncells;
         capacity += rec->capcells;
         bytes += RECORD_SIZE(rec->capcells, rec->head.compact) +
                  (rec->index ? sizeof(Index) + rec->index->cap * sizeof(uint32_t) : 0);
