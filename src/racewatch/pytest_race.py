@@ -173,7 +173,8 @@ class RacePlugin:
         if workeroutput is not None:  # an xdist worker: the controller reports for everyone
             workeroutput["racewatch"] = {"outside": self.outside, "failed": self.failed,
                                          "pairs": self._pairs(),
-                                         "inversions": len(self.reporter.inversions)}
+                                         "inversions": len(self.reporter.inversions),
+                                         "suppressed": dict(self.reporter.suppressions.fired)}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
@@ -207,10 +208,15 @@ class RacePlugin:
         outside = self._everyone("outside")
         inversions = len(self.reporter.inversions) + sum(w.get("inversions", 0)
                                                          for w in self.workers)
-        if not pairs and not outside and not inversions:
+        used = self._suppressions_used()
+        if not pairs and not outside and not inversions and not used:
             return
         write = terminalreporter.write_line
         terminalreporter.section("racewatch")
+        if used:
+            write(used.rstrip("\n"))
+        if not pairs and not outside and not inversions:
+            return
         for text in outside:
             write(f"{OUTSIDE}\n{text}")
         write(f"racewatch: found {len(pairs)} data race(s)")
@@ -221,6 +227,17 @@ class RacePlugin:
         failed = self._everyone("failed")
         if failed:
             write(f"racewatch: {len(failed)} test(s) failed by races")
+
+    def _suppressions_used(self):
+        """With `print_suppressions`: the rules that fired here and in every xdist worker."""
+        if not self.session.options.print_suppressions:
+            return ""
+        from racewatch.runtime import suppress
+        fired = dict(self.reporter.suppressions.fired)
+        for worker in self.workers:
+            for rule, count in worker.get("suppressed", {}).items():
+                fired[rule] = fired.get(rule, 0) + count
+        return suppress.used_text(fired) or "racewatch: no suppressions used\n"
 
     def pytest_unconfigure(self, config):
         # A log file gets its summary too; a JSON stream always ends with one.

@@ -385,6 +385,19 @@ def test_suppressions_file_and_inline_comment(project):
     race(project).assert_outcomes(passed=2)
 
 
+@pytest.mark.parametrize("extra", [[], ["-p", "xdist", "-n", "2"]])
+def test_print_suppressions_counts_every_process(project, extra):
+    project.makefile(".supp", race="race_top:Counter.bump\nrace:never_called\n")
+    result = race(project, "--race-suppressions=race.supp", "--race-print-suppressions", *extra)
+    result.assert_outcomes(passed=2)
+    text = result.stdout.str()
+    assert "racewatch: suppressions used:" in text and "race_top:Counter.bump" in text
+    assert "never_called" not in text and "racewatch: found" not in text
+    assert "suppressions used" not in result.stderr.str()
+    result = race(project, "--race-print-suppressions", "-k", "clean", *extra)
+    assert "racewatch: no suppressions used" in result.stdout.str()
+
+
 def test_pyproject_options_apply_to_pytest(project):
     project.makefile(".toml", pyproject="[project]\nname = 'demo'\n"
                                         "[tool.racewatch]\nsuppressions = 'race.supp'\n")

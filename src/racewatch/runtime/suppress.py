@@ -105,11 +105,16 @@ class Suppressions:
 
     def used(self):
         """TSan's `Suppressions used:` lines: count and rule, most fired first."""
-        if not self.fired:
-            return ""
-        rows = sorted(self.fired.items(), key=lambda item: (-item[1], item[0]))
-        return "racewatch: suppressions used:\n" + "".join(
-            f"  {count:5} {rule}\n" for rule, count in rows)
+        return used_text(self.fired)
+
+
+def used_text(fired):
+    """The `Suppressions used:` lines of {rule: times fired}; "" when none fired."""
+    if not fired:
+        return ""
+    rows = sorted(fired.items(), key=lambda item: (-item[1], item[0]))
+    return "racewatch: suppressions used:\n" + "".join(
+        f"  {count:5} {rule}\n" for rule, count in rows)
 
 
 def _inline(tops):
