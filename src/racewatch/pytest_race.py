@@ -14,8 +14,10 @@ import pytest
 
 from racewatch import config as options_table
 from racewatch import plugin
+from racewatch.runtime.inversion import HEADER as INVERSION_HEADER
 
 FAILED = "race detected during execution of test"
+FAILED_INVERSION = "lock-order inversion (potential deadlock) detected during execution of test"
 OUTSIDE = "race detected outside of test execution"
 EXPECTED = "expected a data race (marked racy), none was detected"
 _PHASE_RACES = pytest.StashKey()  # item -> [text] of races in its setup and call
@@ -150,11 +152,13 @@ class RacePlugin:
 
     def _fail(self, item, report, found):
         text = "".join(found)
+        inversions_only = all(INVERSION_HEADER in t for t in found)
+        title = FAILED_INVERSION if inversions_only else FAILED
         if report.passed or report.skipped and not hasattr(report, "wasxfail"):
             report.outcome = "failed"
-            report.longrepr = f"{FAILED}\n\n{text}"
+            report.longrepr = f"{title}\n\n{text}"
         else:  # failed (or xfailed) on its own: keep its own failure, add the races
-            report.sections.append((f"racewatch: {FAILED} ({report.when})", text))
+            report.sections.append((f"racewatch: {title} ({report.when})", text))
         if item.nodeid not in self.failed:
             self.failed.append(item.nodeid)
 

@@ -461,5 +461,7 @@ def test_same_order_again():
                                 "test_same_order_again": True}
     failures = section(result, "FAILURES")
     assert "WARNING: lock-order-inversion (potential deadlock)" in failures
+    assert "lock-order inversion (potential deadlock) detected during execution of test" in \
+        failures and "race detected" not in failures
     result.stdout.fnmatch_lines(
         ["racewatch: found 1 lock-order inversion(s) (potential deadlock)"])
