@@ -121,6 +121,13 @@ site_counter(Py_ssize_t i)
     return i < known ? &chunks[i >> CHUNK_BITS][i & (CHUNK_SIZE - 1)] : NULL;
 }
 
+/* A relaxed load: late_counter may store the address from another thread (a mov on x86). */
+#if defined(_MSC_VER)
+#define LOAD_COUNTER(token) ((token)->counter)
+#else
+#define LOAD_COUNTER(token) __atomic_load_n(&(token)->counter, __ATOMIC_RELAXED)
+#endif
+
 /* The rare path: the token's site had no counter when it was made. */
 static uint64_t *
 late_counter(HitToken *token)
@@ -142,7 +149,7 @@ late_counter(HitToken *token)
     NAME(PyObject *self)                                                \
     {                                                                   \
         HitToken *token = (HitToken *)self;                             \
-        uint64_t *counter = token->counter;                             \
+        uint64_t *counter = LOAD_COUNTER(token);                        \
         if (counter == NULL) {                                          \
             counter = late_counter(token);                              \
         }                                                               \
