@@ -187,9 +187,10 @@ class Collector:
 
 @contextlib.contextmanager
 def _collections_paused(final):
-    """No garbage collection during the final write: importing coverage.py there (some 90
-    modules) sets off collections that each walk the whole heap of the program, which is about
-    to end. What they would have freed is collected once collections are back on."""
+    """No garbage collection during the final write: importing coverage.py there (some 160
+    modules with what they use) sets off collections that each walk the whole heap of the
+    program, which is about to end. What they would have freed is collected once collections
+    are back on."""
     paused = final and gc.isenabled()
     if paused:
         gc.disable()
