@@ -139,6 +139,17 @@ def test_source_filters_and_lists_unexecuted_files(tmp_path):
     assert text == report(theirs)
 
 
+def test_source_packages_select_by_module_name(tmp_path):
+    config = "[run]\nsource_pkgs = pkg.calc\n"  # a name, not a directory: matched by module
+    ours = project(tmp_path / "ours", config)
+    theirs = project(tmp_path / "theirs", config)
+    assert racewatch(ours, "--cover", "main.py").returncode == 0
+    assert coverage(theirs, "run", "-p", "main.py").returncode == 0
+    text = report(ours)
+    assert os.path.join("pkg", "calc.py") in text and os.path.join("pkg", "other.py") not in text
+    assert text == report(theirs)
+
+
 def test_relative_files_and_data_file(tmp_path):
     config = "[run]\nrelative_files = true\ndata_file = data/.cov\n"
     ours = project(tmp_path / "ours", config)

@@ -93,6 +93,15 @@ def test_hit_tokens_beyond_the_table_count_nothing(counters):
     assert sum(values(counters, 0, size)) == 0
 
 
+def test_a_hit_token_made_beyond_the_table_counts_once_the_table_reaches_it(counters):
+    size = counters.reserve(0)
+    token = counters.hit_token(size, "count")
+    ~token
+    counters.reserve(size + 1)
+    ~token
+    assert values(counters, size, size + 1) == [1]
+
+
 def test_hit_tokens_stop_when_disabled(counters):
     token = counters.hit_token(4, "atomic")
     counters.enable(False)

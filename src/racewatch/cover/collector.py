@@ -3,6 +3,8 @@
 
 import _thread
 import atexit
+import contextlib
+import gc
 import importlib
 import os
 import secrets
@@ -110,7 +112,8 @@ class Collector:
             if self.written_final:
                 return
             try:
-                self._write(final)
+                with _collections_paused(final):
+                    self._write(final)
             except Exception as exc:  # noqa: BLE001 - the program's exit must not fail here
                 self._warn("write", f"cannot write coverage data: {type(exc).__name__}: {exc}")
             if final:
@@ -180,6 +183,22 @@ class Collector:
             if generation is not self.generation or self.written_final:
                 return
             self.flush(final=False)
+
+
+@contextlib.contextmanager
+def _collections_paused(final):
+    """No garbage collection during the final write: importing coverage.py there (some 160
+    modules with what they use) sets off collections that each walk the whole heap of the
+    program, which is about to end. What they would have freed is collected once collections
+    are back on."""
+    paused = final and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _patch_exit():

@@ -72,7 +72,7 @@ class Selection:
         self.tree = TreeMatcher(self.source_dirs) if self.source_dirs else None
         self.include = GlobMatcher(_prep(settings.include, start)) if settings.include else None
         self.omit = GlobMatcher(_prep(settings.omit, start)) if settings.omit else None
-        self.modules = _module_files()
+        self._modules = None  # {real path: module name}, made only if a source package asks
 
     def wants(self, path):
         if self.omit is not None and self.omit.match(path):
@@ -84,7 +84,11 @@ class Selection:
         return True
 
     def _in_source_package(self, path):
-        name = self.modules.get(path)
+        if not self.source_pkgs:
+            return False
+        if self._modules is None:  # a realpath per loaded module: hundreds of syscalls
+            self._modules = _module_files()
+        name = self._modules.get(path)
         return bool(name) and any(name == pkg or name.startswith(pkg + ".")
                                   for pkg in self.source_pkgs)
 
