@@ -1487,24 +1487,27 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
         if (!rec) Py_RETURN_NONE;   /* cannot happen while `target` is alive; be safe */
         extra = intern_extra(t->lockset, stack);
         i = find_cell(rec, key, hash, safe);
+        if (i >= 0) {   /* code run by that GC may have made this very access meanwhile */
+            cell_load(rec, i, &st);
+            if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write))
+                Py_RETURN_NONE;
+        }
     }
-    if (i < 0 && (i = add_cell(target, &rec, key, hash, safe)) < 0) return NULL;
+    if (i < 0) {
+        if ((i = add_cell(target, &rec, key, hash, safe)) < 0) return NULL;
+        cell_load(rec, i, &st);
+    }
 
     /* the record stays put from here to cell_store: nothing below allocates Python objects */
-    cell_load(rec, i, &st);
-    CellState *h = &st;
-    Cold *c = &st.c;
     Found on_stack[FOUND_ON_STACK], *found = on_stack;
     int nfound = 0;
     const VC *vc = &t->vc;
-    Access last_write = {h->w, c->w_site, c->w_extra};
+    Access last_write = {st.w, st.c.w_site, st.c.w_extra};
     Access mine = {now, (uint32_t)site, extra};
-    if (same_as_last(h, rec->keys[i], t, now, atomic, (uint32_t)site, is_write))
-        Py_RETURN_NONE;
     if (conflicts(&last_write, atomic, vc)) found[nfound++] = (Found){last_write, 1};
     if (is_write) {
-        if (h->r == SHARED_READS) {
-            Shared *sh = c->r.shared;
+        if (st.r == SHARED_READS) {
+            Shared *sh = st.c.r.shared;
             if (sh->n + 1 > FOUND_ON_STACK) {
                 found = PyMem_RawMalloc((sh->n + 1) * sizeof(Found));
                 if (!found) return PyErr_NoMemory();
@@ -1514,38 +1517,38 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
                 if (conflicts(&sh->a[k], atomic, vc)) found[nfound++] = (Found){sh->a[k], 0};
             PyMem_RawFree(sh);
         } else {
-            Access last_read = {h->r, c->r.one.site, c->r.one.extra};
+            Access last_read = {st.r, st.c.r.one.site, st.c.r.one.extra};
             if (conflicts(&last_read, atomic, vc)) found[nfound++] = (Found){last_read, 0};
         }
-        h->w = now;
-        c->w_site = (uint32_t)site;
-        c->w_extra = extra;
-        h->r = 0;
-        c->r.one.site = c->r.one.extra = 0;
-    } else if (h->r == SHARED_READS) {
-        Shared *sh = c->r.shared;
+        st.w = now;
+        st.c.w_site = (uint32_t)site;
+        st.c.w_extra = extra;
+        st.r = 0;
+        st.c.r.one.site = st.c.r.one.extra = 0;
+    } else if (st.r == SHARED_READS) {
+        Shared *sh = st.c.r.shared;
         if (t->tid >= sh->n) {
             Shared *bigger = PyMem_RawRealloc(sh, sizeof(Shared) + (t->tid + 1) * sizeof(Access));
             if (!bigger) return PyErr_NoMemory();
             memset(bigger->a + bigger->n, 0, (t->tid + 1 - bigger->n) * sizeof(Access));
             bigger->n = t->tid + 1;
-            c->r.shared = sh = bigger;
+            st.c.r.shared = sh = bigger;
         }
         sh->a[t->tid] = mine;
-    } else if (h->r && !ordered(h->r, vc)) {   /* concurrent reads: one per thread from now */
-        uint32_t other = EPOCH_TID(h->r);
+    } else if (st.r && !ordered(st.r, vc)) {   /* concurrent reads: one per thread from now */
+        uint32_t other = EPOCH_TID(st.r);
         uint32_t n = (other > t->tid ? other : t->tid) + 1;
         Shared *sh = PyMem_RawCalloc(1, sizeof(Shared) + n * sizeof(Access));
         if (!sh) return PyErr_NoMemory();
         sh->n = n;
-        sh->a[other] = (Access){h->r, c->r.one.site, c->r.one.extra};
+        sh->a[other] = (Access){st.r, st.c.r.one.site, st.c.r.one.extra};
         sh->a[t->tid] = mine;
-        h->r = SHARED_READS;
-        c->r.shared = sh;
+        st.r = SHARED_READS;
+        st.c.r.shared = sh;
     } else {
-        h->r = now;
-        c->r.one.site = (uint32_t)site;
-        c->r.one.extra = extra;
+        st.r = now;
+        st.c.r.one.site = (uint32_t)site;
+        st.c.r.one.extra = extra;
     }
     if (nfound) rec->keys[i] |= TAG_RACED;
     int err = cell_store(target, &rec, (uint32_t)i, &st) < 0;
