@@ -21,6 +21,7 @@ class Settings(NamedTuple):
     repeat_slow: int
     scale: float
     timeout: float
+    count_instructions: bool = False
 
     def repeats(self, variant):
         return self.repeat_slow if variant.slow else self.repeat
@@ -83,10 +84,13 @@ def measure_workload(python, label, script, chosen, settings, on_problem):
         scale = min(settings.scale, WARMUP_SCALE) if warmup else settings.scale
         argv = variants.command(variant, python, script, scale)
         result = measure.measure(argv, child_env(variant), os.path.dirname(script),
-                                 settings.timeout)
+                                 settings.timeout, settings.count_instructions and not warmup)
         run = Run(label, os.path.basename(script)[:-3], variant.name, warmup, result,
                   checksum_of(result.stdout))
         _judge(run, expected.get(warmup), settings.timeout)
+        counted = not warmup and settings.count_instructions
+        if run.verdict == OK and counted and result.instructions is None:
+            run.verdict, run.detail = FAILED, "valgrind reported no instruction count"
         if run.verdict == OK and variant is variants.BASELINE:
             expected.setdefault(warmup, run.checksum)
         elif run.verdict != OK:

@@ -4,6 +4,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -41,8 +42,14 @@ def parse_args(argv):
                         help="multiply every workload's amount of work (default: 1)")
     parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
                         help="kill a run after this long (default: 600)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="compare instructions executed, counted by valgrind (cachegrind), "
+                             "instead of CPU time: the same on a loaded machine, 30-60x slower "
+                             "to measure, blind to cache misses; use a small --scale")
     parser.add_argument("--json", metavar="FILE", help="also save every run's raw results")
     args = parser.parse_args(argv)
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind on PATH (Debian: apt install valgrind)")
     if args.repeat < 1 or args.repeat_slow < 1 or args.scale <= 0 or args.timeout <= 0:
         parser.error("--repeat and --repeat-slow must be >= 1, --scale and --timeout > 0")
     try:
@@ -86,9 +93,13 @@ def labels_for(pythons):
 
 def progress(cells):
     """One line per finished workload, so a long invocation shows it is alive."""
-    return ", ".join(f"{variant} {cell.cpu:.3f} s" if cell.verdict == rounds.OK
+    return ", ".join(f"{variant} {_cost(cell.cost)}" if cell.verdict == rounds.OK
                      else f"{variant} {cell.verdict.upper()}"
                      for (_, _, variant), cell in cells.items())
+
+
+def _cost(cost):
+    return f"{cost / 1e9:.3f} G instr" if isinstance(cost, int) else f"{cost:.3f} s"
 
 
 def stderr_notes(runs):
@@ -120,12 +131,18 @@ def main(argv=None):
     load_before, started = os.getloadavg()[0], time.time()
     runs = measure_all(args, labels)
     cells = table.summarize(runs)
-    print(f"CPU s: best of {args.repeat} (slow variants: best of {args.repeat_slow}) timed runs, "
-          f"user+sys of the whole process; slow and rss: ratios to {variants.BASELINE.name}.")
+    if args.instructions:
+        print(f"G instr: billions of instructions of the whole process (valgrind), fewest of "
+              f"{args.repeat} (slow variants: {args.repeat_slow}) timed runs; slow: ratio to "
+              f"{variants.BASELINE.name}.")
+    else:
+        print(f"CPU s: best of {args.repeat} (slow variants: best of {args.repeat_slow}) timed "
+              f"runs, user+sys of the whole process; slow and rss: ratios to "
+              f"{variants.BASELINE.name}.")
     print(f"scale {args.scale:g}; load average {load_before:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after; {time.time() - started:.0f} s in all.\n")
     print(table.render(cells, labels, args.workloads, [v.name for v in args.variants],
-                       variants.BASELINE.name))
+                       variants.BASELINE.name, args.instructions))
     notes = stderr_notes(runs)
     if notes:
         print("\nSaid on stderr by runs that succeeded (a fallback or warning changes what "
@@ -141,7 +158,8 @@ def main(argv=None):
 
 def measure_all(args, labels):
     """Every run of the invocation, one Python and one workload at a time."""
-    settings = rounds.Settings(args.repeat, args.repeat_slow, args.scale, args.timeout)
+    settings = rounds.Settings(args.repeat, args.repeat_slow, args.scale, args.timeout,
+                               args.instructions)
     runs = []
     for python, label in zip(args.python, labels):
         for workload in args.workloads:
@@ -157,6 +175,7 @@ def save_json(args, labels, runs, cells):
     data = {
         "settings": {"repeat": args.repeat, "repeat_slow": args.repeat_slow,
                      "scale": args.scale, "timeout": args.timeout,
+                     "instructions": args.instructions,
                      "variants": [v._asdict() for v in args.variants],
                      "pythons": dict(zip(labels, args.python))},
         "runs": [r.to_json() for r in runs],

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import sys
 
 import pytest
@@ -38,6 +39,21 @@ def test_runner_prints_the_table_and_equal_checksums(tmp_path):
     assert sorted(r["variant"] for r in timed) == sorted(["plain", VARIANT])
     assert all(r["verdict"] == "ok" and r["status"] == 0 and r["cpu"] > 0 for r in runs)
     assert len({r["checksum"] for r in timed}) == 1
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+def test_runner_counts_instructions_under_valgrind(tmp_path):
+    saved = tmp_path / "results.json"
+    result = run_runner("--instructions", "--json", str(saved))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "G instr" in result.stdout
+    timed = [r for r in json.loads(saved.read_text())["runs"] if not r["warmup"]]
+    counts = {r["variant"]: r["instructions"] for r in timed}
+    # Python starting and ending alone executes tens of millions of instructions, and the
+    # instrumented run executes more than the plain one.
+    assert 10_000_000 < counts["plain"] < counts[VARIANT], counts
+    warmups = [r for r in json.loads(saved.read_text())["runs"] if r["warmup"]]
+    assert all(r["instructions"] is None for r in warmups)  # warm-ups run without valgrind
 
 
 def test_runner_reports_a_failed_run_and_exits_1():
