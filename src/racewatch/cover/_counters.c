@@ -65,7 +65,7 @@ bump(uint64_t *counter, int mode)
 #ifdef Py_GIL_DISABLED
     case MODE_ATOMIC: ATOMIC_ADD(counter); break;
 #else
-    case MODE_ATOMIC: (*counter)++; break; /* atomic under the GIL (see the top) */
+    case MODE_ATOMIC: /* count's plain increment is atomic under the GIL (see the top) */
 #endif
     case MODE_COUNT: (*counter)++; break;
     default: ATOMIC_STORE_ONE(counter);
