@@ -83,12 +83,12 @@ def measure_workload(python, label, script, chosen, settings, on_problem):
     def one(variant, warmup):
         scale = min(settings.scale, WARMUP_SCALE) if warmup else settings.scale
         argv = variants.command(variant, python, script, scale)
+        counted = settings.count_instructions and not warmup  # warm-ups only fill caches
         result = measure.measure(argv, child_env(variant), os.path.dirname(script),
-                                 settings.timeout, settings.count_instructions and not warmup)
+                                 settings.timeout, counted)
         run = Run(label, os.path.basename(script)[:-3], variant.name, warmup, result,
                   checksum_of(result.stdout))
         _judge(run, expected.get(warmup), settings.timeout)
-        counted = not warmup and settings.count_instructions
         if run.verdict == OK and counted and result.instructions is None:
             run.verdict, run.detail = FAILED, "valgrind reported no instruction count"
         if run.verdict == OK and variant is variants.BASELINE:

@@ -44,7 +44,7 @@ def parse_args(argv):
                         help="kill a run after this long (default: 600)")
     parser.add_argument("--instructions", action="store_true",
                         help="compare instructions executed, counted by valgrind (cachegrind), "
-                             "instead of CPU time: the same on a loaded machine, 30-60x slower "
+                             "instead of CPU time: the same on a loaded machine, 20-50x slower "
                              "to measure, blind to cache misses; use a small --scale")
     parser.add_argument("--json", metavar="FILE", help="also save every run's raw results")
     args = parser.parse_args(argv)
