@@ -11,6 +11,8 @@ from setuptools.command.build_py import build_py
 # Runs racewatch.activate only under -X race / PYTHONRACE. Named to be processed before
 # coverage's a1_coverage.pth: its atexit handler then runs after coverage has saved its data.
 PTH = "a0_racewatch.pth"
+# Shared by both extensions: how a line is counted, and the capsule between them.
+COUNTERS_API = "src/racewatch/cover/_counters_api.h"
 
 
 class BuildPyWithPth(build_py):
@@ -57,10 +59,10 @@ class OptionalBuildExt(build_ext):
 setup(
     ext_modules=[
         Extension("racewatch.runtime._fast", ["src/racewatch/runtime/_fast.c"],
-                  extra_compile_args=["-O2"], optional=True),
+                  depends=[COUNTERS_API], extra_compile_args=["-O2"], optional=True),
         # Coverage counters; without them racewatch.cover.pycounters counts, just as exactly.
         Extension("racewatch.cover._counters", ["src/racewatch/cover/_counters.c"],
-                  extra_compile_args=["-O2"], optional=True),
+                  depends=[COUNTERS_API], extra_compile_args=["-O2"], optional=True),
     ],
     cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithPth},
 )

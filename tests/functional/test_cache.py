@@ -18,9 +18,9 @@ def make_program(tmp_path):
     (tmp_path / "main.py").write_text(MAIN)
 
 
-def stats(tmp_path, **env):
+def stats(tmp_path, *options, **env):
     env.setdefault("PYTHONDONTWRITEBYTECODE", None)  # caching on, whatever the caller has
-    proc = run(racewatch_args("main.py"), cwd=tmp_path, env=clean_env(**env))
+    proc = run(racewatch_args(*options, "main.py"), cwd=tmp_path, env=clean_env(**env))
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -35,6 +35,15 @@ def test_warm_start_does_not_rewrite(tmp_path):
     assert (cold["miss"], cold["write"], cold["hit"]) == (2, 2, 0)
     assert len(cache_files(tmp_path)) == 2
     warm = stats(tmp_path)
+    assert (warm["hit"], warm["miss"], warm["write"]) == (2, 0, 0)
+
+
+def test_warm_start_with_coverage_does_not_rewrite(tmp_path):
+    # merged probes (a race token that counts its line) must marshal like every other probe
+    make_program(tmp_path)
+    cold = stats(tmp_path, "--cover=atomic")
+    assert (cold["miss"], cold["write"], cold["write_failed"]) == (2, 2, 0)
+    warm = stats(tmp_path, "--cover=atomic")
     assert (warm["hit"], warm["miss"], warm["write"]) == (2, 0, 0)
 
 

@@ -355,6 +355,58 @@ def generator_protocols(n):
     return values
 
 
+COUNTER = 0
+
+
+class Box:
+    def __init__(self, value):
+        self.value = value
+        self.items = [value]
+
+    def bump(self, n):
+        while self.value < n:  # a loop's test: entered by the jump back too
+            self.value += 1
+        return self.value
+
+
+def merged_probes(n):
+    """Lines whose first access is a race probe's (the line may be counted by that probe):
+    attributes, globals, cells and items after loads that may or may not raise."""
+    global COUNTER
+    box = Box(n)
+    cell = [0]
+
+    def inner():
+        cell[0] += 1
+        return cell
+    for i in range(n):
+        COUNTER += 1
+        box.value = box.value + i
+        box.items[0] = i
+        inner()
+    if n > 100:
+        maybe = Box(1)
+    try:
+        maybe.value  # UnboundLocalError before the access: the line still ran
+    except UnboundLocalError:
+        pass
+    victim = box
+    del victim
+    try:
+        victim.value
+    except UnboundLocalError:
+        pass
+    return box.bump(n + 3), COUNTER, cell[0], box.items, deleted_argument(box)
+
+
+def deleted_argument(box):
+    del box
+    try:
+        box.value  # the argument is gone: LOAD_FAST raises before the access
+    except UnboundLocalError:
+        return "unbound"
+
+
 def main():
     print(loops(12))
     print(one_liners(4))
@@ -377,6 +429,7 @@ def main():
     print(nesting(3))
     print(loops_with_exits(6))
     print(generator_protocols(4))
+    print(merged_probes(4))
 
 
 if __name__ == "__main__":

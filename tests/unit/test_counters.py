@@ -128,3 +128,63 @@ def test_a_pickled_hit_token_is_inert(counters):
 def test_bad_hit_token_arguments_raise(counters):
     with pytest.raises((ValueError, KeyError)):
         counters.hit_token(1, "sometimes")
+
+
+def _engines():
+    from racewatch.runtime import api
+    engines = [api]
+    if RUNTIME == "c":
+        from racewatch.runtime import _fast
+        engines.append(_fast)
+    return engines
+
+
+@pytest.mark.parametrize("engine", _engines(), ids=lambda e: e.__name__.rpartition(".")[2])
+def test_a_merged_probe_counts_its_line_in_every_form(counters, engine):
+    # race detection off: the line is counted all the same
+    engine.enable(False)
+    try:
+        for k, key in enumerate(["x", None]):
+            token = engine.token(1, False, key, counters.hit_token(2 + k, "atomic"))
+            0 in token
+            ~token
+            token[0] = 1
+        from racewatch.runtime import null
+        ~null.LineToken(counters.hit_token(4, "atomic"))
+    finally:
+        engine.enable(True)
+    assert values(counters, 2, 5) == [3, 3, 1]
+
+
+@pytest.mark.parametrize("engine", _engines(), ids=lambda e: e.__name__.rpartition(".")[2])
+def test_a_merged_probe_follows_its_counters(counters, engine):
+    engine.enable(False)
+    size = counters.reserve(0)
+    late = engine.token(1, False, "x", counters.hit_token(size, "count"))
+    token = engine.token(1, False, "x", counters.hit_token(6, "set"))
+    try:
+        ~late  # made beyond the table: counts nothing until the table reaches it
+        counters.reserve(size + 1)
+        ~late
+        ~late
+        ~token
+        ~token
+        counters.enable(False)
+        ~token
+        ~late
+    finally:
+        counters.enable(True)
+        engine.enable(True)
+    assert values(counters, size, size + 1) == [2]
+    assert values(counters, 6, 7) == [1]
+
+
+@pytest.mark.parametrize("engine", _engines(), ids=lambda e: e.__name__.rpartition(".")[2])
+def test_a_merged_probe_is_exact_in_threads(counters, engine):
+    engine.enable(False)
+    try:
+        token = engine.token(1, False, "x", counters.hit_token(8, "atomic"))
+        in_8_threads(lambda: ~token)
+    finally:
+        engine.enable(True)
+    assert values(counters, 8, 9) == [160_000]

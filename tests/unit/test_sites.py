@@ -15,7 +15,7 @@ def _consts(code):
             yield from _consts(const)
 
 
-def _token(site, is_write, key):
+def _token(site, is_write, key, line):
     return ("token", site, is_write, key)
 
 
@@ -88,3 +88,35 @@ def test_a_pickled_race_token_is_inert():
         copy = pickle.loads(pickle.dumps(engine.token(1, True, "x")))
         assert type(copy) is null.Token
         assert (0 in copy, ~copy) == (False, None)
+
+
+def _line_sites(records, line):
+    return [i for i, r in enumerate(records) if r[2] == "line" and r[0] == line]
+
+
+def _merged_tokens(source):
+    """{record name: line record of the line it counts} for the merged probes of `source`, and
+    the hit tokens' sites, after a marshal round trip (the cache's) and relocation by 0."""
+    code, records, layout = instrument.instrument_module(compile(source, "<t>", "exec"), None,
+                                                         race=True, line_probes=True)
+    code, layout = marshal.loads(marshal.dumps((code, layout)))
+    found = []
+    sites.relocate(code, layout, 0, lambda *token: found.append(token))
+    merged = {records[site][3]: records[line] for site, _, _, line in found
+              if line is not None}
+    hits = {records[site][0] for site, is_write, _, _ in found if is_write is None}
+    return merged, hits, records
+
+
+def test_a_line_starting_with_an_access_is_counted_by_the_access_token():
+    merged, hits, records = _merged_tokens("def f(o):\n    x = o.a\n    return x\n")
+    assert merged == {"a": (2, "f", "line", "")}  # the read of o.a counts line 2
+    assert 2 not in hits and 3 in hits  # line 3 has no access: its own probe
+    assert _line_sites(records, 2)  # the line is still a probed line for the collector
+
+
+def test_a_line_whose_first_load_may_raise_keeps_its_own_probe():
+    # `y` may be unbound: its load can raise before the access, after the line event
+    source = "def f(o):\n    if o:\n        y = o\n    return y.a\n"
+    merged, hits, _ = _merged_tokens(source)
+    assert "a" not in merged and 4 in hits

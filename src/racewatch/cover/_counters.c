@@ -8,12 +8,9 @@
  *   hit_count(site)   counter += 1, a plain increment (exact under the GIL only, as Go's `count`)
  *   hit_atomic(site)  counter += 1, exact under any threading, with or without a GIL
  *
- * With a GIL, `atomic` is a plain increment too: the whole slot runs under the GIL, which no
- * other thread can take between the load and the store, and taking or handing it over orders
- * memory. A locked add would only make every probe wait for the store buffer to drain (about
- * 80% of the slot's samples under perf). Free-threaded builds use the atomic fetch-add.
- *
- * Line probes use hit tokens (below), which do the same from a type slot.
+ * All of them count through rw_bump (_counters_api.h), which says how `atomic` stays exact with
+ * and without a GIL. Line probes use hit tokens (below), which do the same from a type slot, and
+ * the race runtime's merged probes count through the capsule at the end.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -25,14 +22,11 @@
 #define CHUNK_SIZE ((Py_ssize_t)1 << CHUNK_BITS)
 #define MAX_CHUNKS ((Py_ssize_t)1 << 16) /* 268 million sites */
 
+#include "_counters_api.h"
+
 #if defined(_MSC_VER)
-#include <intrin.h>
-#define ATOMIC_ADD(p) _InterlockedIncrement64((volatile __int64 *)(p))
-#define ATOMIC_STORE_ONE(p) _InterlockedExchange64((volatile __int64 *)(p), 1)
 #define ATOMIC_LOAD(p) ((uint64_t)_InterlockedOr64((volatile __int64 *)(p), 0))
 #else
-#define ATOMIC_ADD(p) __atomic_fetch_add((p), 1, __ATOMIC_RELAXED)
-#define ATOMIC_STORE_ONE(p) __atomic_store_n((p), 1, __ATOMIC_RELAXED)
 #define ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #endif
 
@@ -54,30 +48,14 @@ slot(PyObject *arg)
     return &chunks[i >> CHUNK_BITS][i & (CHUNK_SIZE - 1)];
 }
 
-enum { MODE_SET, MODE_COUNT, MODE_ATOMIC };
-
-/* One run of a line, counted the mode's way: what the probes (hit tokens, below) and the
- * hit_* functions both do. */
-static inline void
-bump(uint64_t *counter, int mode)
-{
-    switch (mode) {
-#ifdef Py_GIL_DISABLED
-    case MODE_ATOMIC: ATOMIC_ADD(counter); break;
-#else
-    case MODE_ATOMIC: /* count's plain increment is atomic under the GIL (see the top) */
-#endif
-    case MODE_COUNT: (*counter)++; break;
-    default: ATOMIC_STORE_ONE(counter);
-    }
-}
+enum { MODE_SET = RW_MODE_SET, MODE_COUNT = RW_MODE_COUNT, MODE_ATOMIC = RW_MODE_ATOMIC };
 
 static PyObject *
 hit(PyObject *arg, int mode)
 {
     uint64_t *counter = slot(arg);
     if (counter != NULL) {
-        bump(counter, mode);
+        rw_bump(counter, mode);
     }
     Py_RETURN_NONE;
 }
@@ -163,7 +141,7 @@ late_counter(HitToken *token)
             counter = late_counter(token);                              \
         }                                                               \
         if (tokens_enabled && counter != NULL) {                        \
-            bump(counter, MODE);                                        \
+            rw_bump(counter, MODE);                                        \
         }                                                               \
         Py_RETURN_NONE;                                                 \
     }
@@ -253,6 +231,23 @@ hit_token(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     token->counter = site_counter(site);
     return (PyObject *)token;
 }
+
+/* For the capsule: a merged probe's counter, found once when its race token is made. */
+static uint64_t *
+counter_of(PyObject *hit, int *mode)
+{
+    for (int m = MODE_SET; m <= MODE_ATOMIC; m++) {
+        if (Py_IS_TYPE(hit, &hit_token_types[m])) {
+            *mode = m;
+            HitToken *token = (HitToken *)hit;
+            uint64_t *counter = LOAD_COUNTER(token);
+            return counter != NULL ? counter : late_counter(token);
+        }
+    }
+    return NULL;
+}
+
+static const RwCountersApi api = {&tokens_enabled, counter_of};
 
 static PyObject *
 enable(PyObject *module, PyObject *arg)
@@ -432,5 +427,15 @@ PyInit__counters(void)
             return NULL;
         }
     }
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    PyObject *capsule = PyCapsule_New((void *)&api, RW_COUNTERS_CAPSULE, NULL);
+    if (capsule == NULL || PyModule_AddObject(m, "_api", capsule) < 0) {
+        Py_XDECREF(capsule);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

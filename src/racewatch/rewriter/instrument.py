@@ -4,7 +4,7 @@ from types import CodeType
 
 from bytecode import Bytecode, Instr
 
-from racewatch.rewriter import lines, names, opcodes, scopes, sites
+from racewatch.rewriter import lines, merge, names, opcodes, scopes, sites
 
 # Code objects that could not be rewritten, as (qualname, error); the code then runs as it was.
 FAILURES = []
@@ -142,6 +142,8 @@ class _Pass:
             probed = lines.insert(out, lambda instr: self._line_probe(instr, ctx))
             changed = changed or probed is not out
             out = probed
+            if self.race:
+                out = merge.merge(out, self.sites, opcodes.never_raising_load(code, out))
         if not changed:
             return code
         bc[:] = out

@@ -1,6 +1,7 @@
 """Every per-version bytecode fact the rewriter needs, as data (grep PYVERSIONS)."""
 
 import dis
+import inspect
 
 from bytecode import Compare, Instr
 
@@ -142,3 +143,23 @@ BACKWARD_SAME_LINE_FIRES = {"JUMP_BACKWARD"}
 # Entered only by an exception, with a cleanup region that expects the stack it leaves: the
 # probe goes after it.
 PROBE_AFTER = {"PUSH_EXC_INFO"}
+
+# PYVERSIONS: local loads that can never raise (merge.py folds a line probe into an access
+# after them). 3.12+ compile LOAD_FAST only for a local proven bound (LOAD_FAST_CHECK
+# elsewhere), and 3.13 its pair form; LOAD_FAST_AND_CLEAR pushes NULL for an unbound one.
+# 3.11's LOAD_FAST raises on an unbound local: there only arguments never deleted qualify.
+if env.PY312_PLUS:
+    _BOUND_LOADS = {"LOAD_FAST", "LOAD_FAST_LOAD_FAST", "LOAD_FAST_AND_CLEAR"}
+
+    def never_raising_load(code, instrs):
+        """A test of `instr`: a load of a local that cannot raise, in `code`."""
+        return lambda instr: instr.name in _BOUND_LOADS
+else:
+    def never_raising_load(code, instrs):
+        """A test of `instr`: a load of a local that cannot raise, in `code`."""
+        nargs = code.co_argcount + code.co_kwonlyargcount
+        nargs += bool(code.co_flags & inspect.CO_VARARGS)
+        nargs += bool(code.co_flags & inspect.CO_VARKEYWORDS)
+        deleted = {i.arg for i in instrs if isinstance(i, Instr) and i.name == "DELETE_FAST"}
+        bound = set(code.co_varnames[:nargs]) - deleted
+        return lambda instr: instr.name == "LOAD_FAST" and instr.arg in bound

@@ -68,6 +68,7 @@ class ModuleSites:
 
     def __init__(self):
         self.records = []
+        self.merged = {}  # race token site -> the line site it also counts (merge.py)
 
     def new(self, line, function, kind, name, cls=SiteId):
         self.records.append((line, function, kind, name))
@@ -78,8 +79,9 @@ class ModuleSites:
 
         `children` maps id() of nested code objects already finalized to their layouts. A
         layout is `(positions, tokens, ((const_index, child_layout), ...))`, `tokens` holding
-        `(const_index, is_write, key)` of the token sites (is_write None for a line probe's hit
-        token): plain data, so it marshals.
+        `(const_index, is_write, key, line)` of the token sites (is_write None for a line
+        probe's hit token; line the line site a merged probe counts, or None): plain data, so
+        it marshals.
         """
         consts = list(code.co_consts)
         positions = []
@@ -91,10 +93,10 @@ class ModuleSites:
                 if type(const) is SiteId:
                     positions.append(index)
                 elif type(const) is HitSite:
-                    tokens.append((index, None, None))
+                    tokens.append((index, None, None, None))
                 else:  # the key of a named probe is its record's name ("" for the others)
                     tokens.append((index, type(const) is WriteSite,
-                                   self.records[const][3] or None))
+                                   self.records[const][3] or None, self.merged.get(const)))
             elif isinstance(const, CodeType) and id(const) in children:
                 nested.append((index, children[id(const)]))
         if positions or tokens:
@@ -105,15 +107,16 @@ class ModuleSites:
 
 def relocate(code, layout, base, token):
     """Add `base` to every site constant of `code` and its nested code objects, and turn
-    token sites into `token(site, is_write, key)`: the constants their probes work on."""
+    token sites into `token(site, is_write, key, line)`: the constants their probes work on."""
     positions, tokens, nested = layout
     if not positions and not tokens and not nested:
         return code
     consts = list(code.co_consts)
     for index in positions:
         consts[index] += base
-    for index, is_write, key in tokens:
-        consts[index] = token(consts[index] + base, is_write, key)
+    for index, is_write, key, line in tokens:
+        consts[index] = token(consts[index] + base, is_write, key,
+                              None if line is None else line + base)
     for index, child in nested:
         consts[index] = relocate(consts[index], child, base, token)
     return code.replace(co_consts=tuple(consts))

@@ -38,9 +38,11 @@ engine = None
 hit_token = None
 
 
-def token(site, is_write, key):
+def token(site, is_write, key, line=None):
     """The constant of the token probe `site` (see rewriter/instrument.py); `is_write` is None
-    for a line probe."""
+    for a line probe. A race probe with a `line` site also counts that line (a merged probe,
+    rewriter/merge.py)."""
+    hit = None if line is None or hit_token is None else hit_token(line)
     if is_write is None:
         if hit_token is None:
             from racewatch.runtime import null
@@ -48,8 +50,9 @@ def token(site, is_write, key):
         return hit_token(site)
     if engine is None:
         from racewatch.runtime import null
-        return null.Token()
-    return engine.token(site, is_write, key)
+        return null.Token() if hit is None else null.LineToken(hit)
+    return engine.token(site, is_write, key) if hit is None else \
+        engine.token(site, is_write, key, hit)
 
 
 def install_api(impl):

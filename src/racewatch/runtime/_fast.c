@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../cover/_counters_api.h"
+
 /* ---- epochs and vector clocks (same layout as runtime/clock.py) ------------------------ */
 
 #define TID_BITS 24
@@ -1771,8 +1773,11 @@ typedef struct {
     PyObject *site_obj;   /* the site id as read()/write() take it */
     PyObject *key;        /* the name accessed, or None for keyed and iteration probes */
     long site;
-    int is_write;
+    uint8_t is_write;
+    uint8_t line_mode;    /* a merged probe's counting mode (see count_line) */
     uint32_t hint;        /* where the key's cell was last found (see same_epoch_at) */
+    uint64_t *counter;    /* a merged probe's line counter, NULL until known */
+    PyObject *hit;        /* a merged probe's hit token, or NULL for an access alone */
 } Token;
 
 static int tokens_enabled = 1;   /* 0 once racewatch stops: tokens record nothing */
@@ -1827,6 +1832,7 @@ static PyObject *global_invert(Token *t) {
 static void token_dealloc(Token *t) {
     Py_XDECREF(t->site_obj);
     Py_XDECREF(t->key);
+    Py_XDECREF(t->hit);
     Py_TYPE(t)->tp_free((PyObject *)t);
 }
 
@@ -1895,25 +1901,118 @@ TOKEN_TYPE(CellTokenType, "CellToken", &token_number, &cell_sequence, &token_map
 TOKEN_TYPE(GlobalTokenType, "GlobalToken", &global_number, &token_sequence, &token_mapping)
 TOKEN_TYPE(EqTokenType, "EqToken", &token_number, &token_sequence, &eq_mapping)
 
+/* Merged probes (rewriter/merge.py): a token that also counts the run of its line, in place of
+ * the line's own probe, when nothing between the line's start and the access can raise or jump.
+ * The line is counted first, whether or not race detection is on, as sys.settrace would have
+ * seen it before the access. Types of their own, so that tokens of accesses alone do not test
+ * for a line on every run. */
+static const RwCountersApi *counters_api;   /* NULL without the C counters */
+
+/* The counter is not known yet (or the hit token is not a C one): ~hit counts, and the
+ * counter is looked up again for the next run. */
+static Py_NO_INLINE int count_line_slow(Token *t) {
+    PyObject *r = PyNumber_Invert(t->hit);
+    if (!r) return -1;
+    Py_DECREF(r);
+    if (counters_api) {
+        int mode;
+        uint64_t *counter = counters_api->counter_of(t->hit, &mode);
+        if (counter) {
+            t->line_mode = (uint8_t)mode;
+            __atomic_store_n(&t->counter, counter, __ATOMIC_RELEASE);
+        }
+    }
+    return 0;
+}
+
+static inline int count_line(Token *t) {
+    uint64_t *counter = __atomic_load_n(&t->counter, __ATOMIC_ACQUIRE);
+    if (!counter) return count_line_slow(t);
+    if (*counters_api->enabled) rw_bump(counter, t->line_mode);
+    return 0;
+}
+
+#define COUNTING_INT_SLOT(name, slot, ...)                                                    \
+    static int name(Token *t, __VA_ARGS__) {                                                 \
+        return count_line(t) < 0 ? -1 : slot;                                                \
+    }
+#define COUNTING_INVERT_SLOT(name, slot)                                                      \
+    static PyObject *name(Token *t) {                                                         \
+        return count_line(t) < 0 ? NULL : slot(t);                                            \
+    }
+
+COUNTING_INT_SLOT(line_token_contains, token_contains(t, obj), PyObject *obj)
+COUNTING_INT_SLOT(line_token_setitem, token_setitem(t, key, obj), PyObject *key, PyObject *obj)
+COUNTING_INT_SLOT(line_attr_contains, attr_contains(t, obj), PyObject *obj)
+COUNTING_INT_SLOT(line_cell_contains, cell_contains(t, obj), PyObject *obj)
+COUNTING_INT_SLOT(line_eq_setitem, eq_setitem(t, key, obj), PyObject *key, PyObject *obj)
+COUNTING_INVERT_SLOT(line_token_invert, token_invert)
+COUNTING_INVERT_SLOT(line_global_invert, global_invert)
+
+static PyNumberMethods line_token_number = {.nb_invert = (unaryfunc)line_token_invert};
+static PySequenceMethods line_token_sequence = {.sq_contains = (objobjproc)line_token_contains};
+static PyMappingMethods line_token_mapping = {
+    .mp_ass_subscript = (objobjargproc)line_token_setitem};
+static PySequenceMethods line_attr_sequence = {.sq_contains = (objobjproc)line_attr_contains};
+static PySequenceMethods line_cell_sequence = {.sq_contains = (objobjproc)line_cell_contains};
+static PyNumberMethods line_global_number = {.nb_invert = (unaryfunc)line_global_invert};
+static PyMappingMethods line_eq_mapping = {.mp_ass_subscript = (objobjargproc)line_eq_setitem};
+
+TOKEN_TYPE(LineTokenType, "LineToken", &line_token_number, &line_token_sequence,
+           &line_token_mapping)
+TOKEN_TYPE(LineAttrTokenType, "LineAttrToken", &line_token_number, &line_attr_sequence,
+           &line_token_mapping)
+TOKEN_TYPE(LineCellTokenType, "LineCellToken", &line_token_number, &line_cell_sequence,
+           &line_token_mapping)
+TOKEN_TYPE(LineGlobalTokenType, "LineGlobalToken", &line_global_number, &line_token_sequence,
+           &line_token_mapping)
+TOKEN_TYPE(LineEqTokenType, "LineEqToken", &line_token_number, &line_token_sequence,
+           &line_eq_mapping)
+
+/* The counters' capsule, imported once: without it every merged probe takes the slow path. */
+static void find_counters_api(void) {
+    static int tried;
+    if (tried) return;
+    tried = 1;
+    counters_api = PyCapsule_Import(RW_COUNTERS_CAPSULE, 0);
+    if (!counters_api) PyErr_Clear();
+}
+
 static PyObject *fast_token(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyLong_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "token(site, is_write, key)");
+    if (nargs < 3 || nargs > 4 || !PyLong_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "token(site, is_write, key, hit=None)");
         return NULL;
     }
     int is_write = PyObject_IsTrue(args[1]);
     if (is_write < 0) return NULL;
+    PyObject *hit = nargs == 4 && args[3] != Py_None ? args[3] : NULL;
     long site = site_of(args[0]);
     uint8_t kind = site >= 0 && (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
-    PyTypeObject *tp = kind == K_ATTR ? &AttrTokenType : kind == K_CELL ? &CellTokenType :
-                       kind == K_GLOBAL ? &GlobalTokenType : kind == K_EQ ? &EqTokenType :
-                       &TokenType;
+    PyTypeObject *tp;
+    if (hit) {
+        find_counters_api();
+        tp = kind == K_ATTR ? &LineAttrTokenType : kind == K_CELL ? &LineCellTokenType :
+             kind == K_GLOBAL ? &LineGlobalTokenType : kind == K_EQ ? &LineEqTokenType :
+             &LineTokenType;
+    } else {
+        tp = kind == K_ATTR ? &AttrTokenType : kind == K_CELL ? &CellTokenType :
+             kind == K_GLOBAL ? &GlobalTokenType : kind == K_EQ ? &EqTokenType : &TokenType;
+    }
     Token *t = PyObject_New(Token, tp);
     if (!t) return NULL;
     t->site_obj = Py_NewRef(args[0]);
     t->key = Py_NewRef(args[2]);
     t->site = site;
-    t->is_write = is_write;
+    t->is_write = (uint8_t)is_write;
     t->hint = 0;
+    t->hit = Py_XNewRef(hit);
+    t->counter = NULL;
+    t->line_mode = 0;
+    if (hit && counters_api) {
+        int mode;
+        t->counter = counters_api->counter_of(hit, &mode);
+        t->line_mode = (uint8_t)mode;
+    }
     return (PyObject *)t;
 }
 
@@ -2317,7 +2416,8 @@ static PyMethodDef module_methods[] = {
     FAST(acquire, "acquire(sync, site): a lock was acquired."),
     FAST(release, "release(sync, site): a lock is about to be released."),
     FAST(sync, "sync(obj, site): obj, or a proxy recording its acquire/release if a lock."),
-    FAST(token, "token(site, is_write, key): the constant of a token probe site."),
+    FAST(token, "token(site, is_write, key, hit=None): the constant of a token probe site; "
+         "with a hit token, it also counts the run of its line (a merged probe)."),
     {"enable", fast_enable, METH_O, "enable(flag): token probes record (True) or not."},
     {"happens_before", fast_happens_before, METH_O, "Release-like edge on obj."},
     {"happens_after", fast_happens_after, METH_O, "Acquire-like edge on obj."},
@@ -2348,7 +2448,10 @@ PyMODINIT_FUNC PyInit__fast(void) {
     if (PyType_Ready(&RefType) < 0 || PyType_Ready(&SyncProxyType) < 0 ||
         PyType_Ready(&TokenType) < 0 ||
         PyType_Ready(&AttrTokenType) < 0 || PyType_Ready(&CellTokenType) < 0 ||
-        PyType_Ready(&GlobalTokenType) < 0 || PyType_Ready(&EqTokenType) < 0)
+        PyType_Ready(&GlobalTokenType) < 0 || PyType_Ready(&EqTokenType) < 0 ||
+        PyType_Ready(&LineTokenType) < 0 || PyType_Ready(&LineAttrTokenType) < 0 ||
+        PyType_Ready(&LineCellTokenType) < 0 || PyType_Ready(&LineGlobalTokenType) < 0 ||
+        PyType_Ready(&LineEqTokenType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;

@@ -160,11 +160,39 @@ class Token:
         return f"<racewatch probe {self.site}>"
 
 
+class LineToken(Token):
+    """A token that also counts the run of its line first (a merged probe: rewriter/merge.py),
+    through the line's hit token, whether or not race detection is on."""
+
+    __slots__ = ("hit",)
+
+    def __init__(self, site, is_write, key, hit):
+        super().__init__(site, is_write, key)
+        self.hit = hit
+
+    # _probe finds the accessing frame two frames up: each calls it directly, as Token's do
+    def __contains__(self, obj):
+        ~self.hit
+        if _enabled:
+            _probe(obj, self.key, self.site, self.is_write)
+        return False
+
+    def __invert__(self):
+        ~self.hit
+        if _enabled:
+            _probe(None, self.key, self.site, self.is_write)
+
+    def __setitem__(self, key, obj):
+        ~self.hit
+        if _enabled:
+            _probe(obj, key, self.site, self.is_write)
+
+
 _enabled = True
 
 
-def token(site, is_write, key):
-    return Token(site, is_write, key)
+def token(site, is_write, key, hit=None):
+    return Token(site, is_write, key) if hit is None else LineToken(site, is_write, key, hit)
 
 
 def enable(flag):

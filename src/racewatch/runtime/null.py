@@ -32,6 +32,28 @@ class Token:
         pass
 
 
+class LineToken:
+    """A merged probe's token with no engine: it only counts the run of its line."""
+
+    __slots__ = ("hit",)
+
+    def __init__(self, hit):
+        self.hit = hit
+
+    def __contains__(self, obj):
+        ~self.hit
+        return False
+
+    def __invert__(self):
+        ~self.hit
+
+    def __setitem__(self, key, obj):
+        ~self.hit
+
+    def __reduce__(self):
+        return Token, ()  # a site id means nothing in another process
+
+
 def install():
     """Bind the do-nothing probes and switch the engine's tokens off; `runtime.active`
     becomes None (annotations stop too)."""
