@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from racewatch.runtime import null
 from tests.helpers import RUNTIME
 
 IMPLEMENTATIONS = ["racewatch.cover.pycounters"]
@@ -149,7 +150,6 @@ def test_a_merged_probe_counts_its_line_in_every_form(counters, engine):
             0 in token
             ~token
             token[0] = 1
-        from racewatch.runtime import null
         ~null.LineToken(counters.hit_token(4, "atomic"))
     finally:
         engine.enable(True)

@@ -141,7 +141,7 @@ late_counter(HitToken *token)
             counter = late_counter(token);                              \
         }                                                               \
         if (tokens_enabled && counter != NULL) {                        \
-            rw_bump(counter, MODE);                                        \
+            rw_bump(counter, MODE);                                     \
         }                                                               \
         Py_RETURN_NONE;                                                 \
     }

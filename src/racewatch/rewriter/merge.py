@@ -6,8 +6,8 @@ from racewatch.rewriter import opcodes, sites
 
 # The operations through which a race token's slot runs (instrument.py's token probes).
 _SLOT_OPS = {"CONTAINS_OP", "UNARY_INVERT", "STORE_SUBSCR"}
-# What a race probe pushes around its token before the slot: copies of stack values, pairs
-# of them, a closure cell (never raising in a probe, see _safe).
+# What a race probe pushes around its token besides constants: copies of stack values and
+# pairs of them (a cell probe's cell load is recognised in _safe).
 _PROBE_OPERANDS = {"COPY", "BUILD_TUPLE"}
 
 
@@ -89,7 +89,7 @@ def _slot_follows(items, k):
 def _safe(items, k, safe_load):
     """Whether the instruction at k can neither raise nor jump."""
     instr = items[k]
-    if instr.name in ("NOP", "COPY", "BUILD_TUPLE"):
+    if instr.name == "NOP" or instr.name in _PROBE_OPERANDS:
         return True
     if instr.name == "LOAD_CONST":
         return not isinstance(instr.arg, sites.SiteId)  # another probe's site: stop there

@@ -51,8 +51,7 @@ def token(site, is_write, key, line=None):
     if engine is None:
         from racewatch.runtime import null
         return null.Token() if hit is None else null.LineToken(hit)
-    return engine.token(site, is_write, key) if hit is None else \
-        engine.token(site, is_write, key, hit)
+    return engine.token(site, is_write, key, hit)
 
 
 def install_api(impl):

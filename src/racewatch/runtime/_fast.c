@@ -1908,20 +1908,24 @@ TOKEN_TYPE(EqTokenType, "EqToken", &token_number, &token_sequence, &eq_mapping)
  * for a line on every run. */
 static const RwCountersApi *counters_api;   /* NULL without the C counters */
 
+/* Look up the counter of the token's line, if the C counters have one by now. */
+static void find_line_counter(Token *t) {
+    if (!counters_api) return;
+    int mode;
+    uint64_t *counter = counters_api->counter_of(t->hit, &mode);
+    if (counter) {
+        t->line_mode = (uint8_t)mode;
+        __atomic_store_n(&t->counter, counter, __ATOMIC_RELEASE);
+    }
+}
+
 /* The counter is not known yet (or the hit token is not a C one): ~hit counts, and the
  * counter is looked up again for the next run. */
 static Py_NO_INLINE int count_line_slow(Token *t) {
     PyObject *r = PyNumber_Invert(t->hit);
     if (!r) return -1;
     Py_DECREF(r);
-    if (counters_api) {
-        int mode;
-        uint64_t *counter = counters_api->counter_of(t->hit, &mode);
-        if (counter) {
-            t->line_mode = (uint8_t)mode;
-            __atomic_store_n(&t->counter, counter, __ATOMIC_RELEASE);
-        }
-    }
+    find_line_counter(t);
     return 0;
 }
 
@@ -1969,6 +1973,15 @@ TOKEN_TYPE(LineGlobalTokenType, "LineGlobalToken", &line_global_number, &line_to
 TOKEN_TYPE(LineEqTokenType, "LineEqToken", &line_token_number, &line_token_sequence,
            &line_eq_mapping)
 
+/* Token types by fast path (generic, attribute, cell, global, comparison), for accesses alone
+ * and for merged probes. */
+static PyTypeObject *const access_token_types[] = {
+    &TokenType, &AttrTokenType, &CellTokenType, &GlobalTokenType, &EqTokenType};
+static PyTypeObject *const line_token_types[] = {
+    &LineTokenType, &LineAttrTokenType, &LineCellTokenType, &LineGlobalTokenType,
+    &LineEqTokenType};
+#define N_TOKEN_TYPES (sizeof(access_token_types) / sizeof(access_token_types[0]))
+
 /* The counters' capsule, imported once: without it every merged probe takes the slow path. */
 static void find_counters_api(void) {
     static int tried;
@@ -1988,17 +2001,10 @@ static PyObject *fast_token(PyObject *m, PyObject *const *args, Py_ssize_t nargs
     PyObject *hit = nargs == 4 && args[3] != Py_None ? args[3] : NULL;
     long site = site_of(args[0]);
     uint8_t kind = site >= 0 && (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
-    PyTypeObject *tp;
-    if (hit) {
-        find_counters_api();
-        tp = kind == K_ATTR ? &LineAttrTokenType : kind == K_CELL ? &LineCellTokenType :
-             kind == K_GLOBAL ? &LineGlobalTokenType : kind == K_EQ ? &LineEqTokenType :
-             &LineTokenType;
-    } else {
-        tp = kind == K_ATTR ? &AttrTokenType : kind == K_CELL ? &CellTokenType :
-             kind == K_GLOBAL ? &GlobalTokenType : kind == K_EQ ? &EqTokenType : &TokenType;
-    }
-    Token *t = PyObject_New(Token, tp);
+    int path = kind == K_ATTR ? 1 : kind == K_CELL ? 2 : kind == K_GLOBAL ? 3 :
+               kind == K_EQ ? 4 : 0;   /* the order of the token type tables */
+    if (hit) find_counters_api();
+    Token *t = PyObject_New(Token, (hit ? line_token_types : access_token_types)[path]);
     if (!t) return NULL;
     t->site_obj = Py_NewRef(args[0]);
     t->key = Py_NewRef(args[2]);
@@ -2008,11 +2014,7 @@ static PyObject *fast_token(PyObject *m, PyObject *const *args, Py_ssize_t nargs
     t->hit = Py_XNewRef(hit);
     t->counter = NULL;
     t->line_mode = 0;
-    if (hit && counters_api) {
-        int mode;
-        t->counter = counters_api->counter_of(hit, &mode);
-        t->line_mode = (uint8_t)mode;
-    }
+    if (hit) find_line_counter(t);
     return (PyObject *)t;
 }
 
@@ -2445,14 +2447,10 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__fast(void) {
     RefType.tp_base = &_PyWeakref_RefType;
-    if (PyType_Ready(&RefType) < 0 || PyType_Ready(&SyncProxyType) < 0 ||
-        PyType_Ready(&TokenType) < 0 ||
-        PyType_Ready(&AttrTokenType) < 0 || PyType_Ready(&CellTokenType) < 0 ||
-        PyType_Ready(&GlobalTokenType) < 0 || PyType_Ready(&EqTokenType) < 0 ||
-        PyType_Ready(&LineTokenType) < 0 || PyType_Ready(&LineAttrTokenType) < 0 ||
-        PyType_Ready(&LineCellTokenType) < 0 || PyType_Ready(&LineGlobalTokenType) < 0 ||
-        PyType_Ready(&LineEqTokenType) < 0)
-        return NULL;
+    if (PyType_Ready(&RefType) < 0 || PyType_Ready(&SyncProxyType) < 0) return NULL;
+    for (size_t i = 0; i < N_TOKEN_TYPES; i++)
+        if (PyType_Ready(access_token_types[i]) < 0 || PyType_Ready(line_token_types[i]) < 0)
+            return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
     died_callback = PyCFunction_New(&died_def, NULL);
