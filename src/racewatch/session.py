@@ -31,7 +31,8 @@ class Session:
         self.selector = select.Selector(options.include, options.exclude, roots)
         self.instrumenter = hook.Instrumenter(
             options=(options.include, options.exclude), use_cache=options.cache,
-            race=self.race, line_probes=bool(cover))
+            race=self.race, line_probes=bool(cover),
+            chained=self.collector is not None and self.collector.chains)
         self.installed = hook.install(self.selector, self.instrumenter)
         if self.race:
             interceptors.install(self.engine)  # after the hook: it patches what it instruments

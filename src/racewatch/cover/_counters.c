@@ -15,8 +15,10 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
 
 #define CHUNK_BITS 12
 #define CHUNK_SIZE ((Py_ssize_t)1 << CHUNK_BITS)
@@ -172,6 +174,11 @@ hit_token_repr(PyObject *self)
     return PyUnicode_FromFormat("<racewatch line probe %zd>", ((HitToken *)self)->site);
 }
 
+static PyMemberDef hit_token_members[] = {
+    {"site", T_PYSSIZET, offsetof(HitToken, site), READONLY, "the site id this token counts"},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyMethodDef hit_token_methods[] = {
     {"__reduce__", hit_token_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -192,6 +199,7 @@ static PyNumberMethods hit_token_number[] = {
         .tp_doc = "A line probe's constant: ~token counts a run of its line.",  \
         .tp_as_number = &hit_token_number[MODE],                                \
         .tp_methods = hit_token_methods,                                        \
+        .tp_members = hit_token_members,                                        \
         .tp_repr = hit_token_repr,                                              \
     }
 
@@ -315,6 +323,57 @@ counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* The counters, and where every thread's frames are, read in one go: no other thread runs in
+ * between (the GIL is held, no bytecode runs, collections that could run finalizers are off),
+ * so a chained line's count and the frames still on their way to it agree (rewriter/chains.py).
+ * A frame's place is read here, not later: a running thread's frame moves on. */
+static PyObject *
+snapshot(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int collecting = PyGC_Disable();
+    PyObject *out = NULL, *frames = NULL, *places = NULL;
+    PyObject *current_frames = PySys_GetObject("_current_frames"); /* borrowed */
+    if (current_frames == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "sys._current_frames is missing");
+        goto done;
+    }
+    frames = PyObject_CallNoArgs(current_frames);
+    PyObject *values = frames == NULL ? NULL : counts(module, args, nargs);
+    places = values == NULL ? NULL : PyList_New(0);
+    if (places == NULL) {
+        Py_XDECREF(values);
+        goto done;
+    }
+    PyObject *key, *top;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(frames, &pos, &key, &top)) {
+        PyFrameObject *frame = (PyFrameObject *)Py_NewRef(top);
+        while (frame != NULL) {
+            PyObject *place = Py_BuildValue("(Ni)", PyFrame_GetCode(frame),
+                                            PyFrame_GetLasti(frame));
+            PyFrameObject *back = PyFrame_GetBack(frame);
+            Py_DECREF(frame);
+            frame = back;
+            if (place == NULL || PyList_Append(places, place) < 0) {
+                Py_XDECREF(place);
+                Py_XDECREF(frame);
+                Py_DECREF(values);
+                goto done;
+            }
+            Py_DECREF(place);
+        }
+    }
+    out = PyTuple_Pack(2, values, places);
+    Py_DECREF(values);
+done:
+    Py_XDECREF(frames);
+    Py_XDECREF(places);
+    if (collecting) {
+        PyGC_Enable();
+    }
+    return out;
+}
+
 static PyObject *
 reset(PyObject *module, PyObject *unused)
 {
@@ -410,6 +469,9 @@ static PyMethodDef methods[] = {
     {"reserve", reserve, METH_O, "reserve(n): make site ids below n countable; the capacity."},
     {"counts", (PyCFunction)(void (*)(void))counts, METH_FASTCALL,
      "counts(start, stop): the counters of site ids in [start, stop) as native uint64 bytes."},
+    {"snapshot", (PyCFunction)(void (*)(void))snapshot, METH_FASTCALL,
+     "snapshot(start, stop): (counts(start, stop), [(code, lasti) of every frame of every "
+     "thread]), read with no other thread running in between."},
     {"reset", reset, METH_NOARGS, "reset(): zero every counter (a fork child starts afresh)."},
     {NULL, NULL, 0, NULL},
 };

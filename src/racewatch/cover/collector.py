@@ -14,7 +14,7 @@ import sys
 import time
 
 from racewatch import runtime
-from racewatch.cover import atomicwrite, countsfile
+from racewatch.cover import atomicwrite, countsfile, escapes
 from racewatch.rewriter import sites
 
 # The collector of this process, if coverage is on (there is one at most).
@@ -38,6 +38,13 @@ class Collector:
         self.mode = mode
         self.counters = load_counters(implementation)
         self.native = not self.counters.__name__.endswith("pycounters")
+        # Chained lines (rewriter/chains.py) need hit counts, and counters read together with
+        # the frames on their way to a chained line: only the C counters read both in one go.
+        self.chains = self.native and mode != "set"
+        self.chained = {}  # chained line site -> (site counted before it, escape site or None)
+        self.escapes = set()
+        self.started = {}  # escape site -> frames inside its region at the fork (in a child)
+        self.regions = escapes.new_cache()
         self.start_dir = start_dir or os.getcwd()
         self.flush_interval = flush_interval
         self.files = {}  # registered path -> [real path, sha256, [(site, line), ...]]
@@ -49,8 +56,7 @@ class Collector:
         self._new_process()
         for site_id in range(len(sites.SITES)):  # sites registered before coverage started
             site = sites.SITES[site_id]
-            if site.kind == "line":
-                self._add_site(site.file, site_id, site.line)
+            self._add_record(site.file, site_id, site.line, site.kind, site.name)
         sites.SITES.listeners.append(self._registered)
         self.counters.reserve(len(sites.SITES))
         current = self
@@ -79,9 +85,18 @@ class Collector:
     def _registered(self, base, records):
         self.counters.reserve(base + len(records))
         path = sites.SITES[base].file if records else None
-        for offset, (line, _function, kind, _name) in enumerate(records):
-            if kind == "line":
-                self._add_site(path, base + offset, line)
+        for offset, (line, _function, kind, name) in enumerate(records):
+            self._add_record(path, base + offset, line, kind, name)
+
+    def _add_record(self, path, site, line, kind, name):
+        if kind == "line_escape":
+            self.escapes.add(site)
+        elif kind == "line_chained":
+            previous, escape = name  # relative to the site (ModuleSites.chain)
+            self.chained[site] = (site + previous, None if escape is None else site + escape)
+            self._add_site(path, site, line)
+        elif kind == "line":
+            self._add_site(path, site, line)
 
     def _add_site(self, path, site, line):
         entry = self.files.get(path)
@@ -94,14 +109,32 @@ class Collector:
     def snapshot(self):
         """{real path: {line: hits}} for every probed line, 0 included."""
         total = len(sites.SITES)
-        raw = self.counters.counts(0, total)
+        if self.chained:
+            raw, places = self.counters.snapshot(0, total)
+        else:
+            raw = self.counters.counts(0, total)
         values = memoryview(raw).cast("Q") if self.native else raw
+        if self.chained:
+            values = self._count_chained(list(values), places)
         out = {}
         for real, _digest, site_lines in list(self.files.values()):
             lines = out.setdefault(real, {})
             for site, line in site_lines:
                 lines[line] = lines.get(line, 0) + values[site]
         return out
+
+    def _count_chained(self, values, places):
+        """Each chained line's runs: the runs of the line before it, less those that raised in
+        between, or are still in between in a running frame, or (in a fork child) were in
+        between at the fork, when this process's counts started."""
+        unfinished = escapes.unfinished(places, self.escapes.__contains__, self.regions)
+        for site in sorted(self.chained):  # a line's site comes after the one it counts from
+            previous, escape = self.chained[site]
+            runs = values[previous]
+            if escape is not None:
+                runs -= values[escape] + unfinished.get(escape, 0) - self.started.get(escape, 0)
+            values[site] = max(runs, 0)
+        return values
 
     def flush_final(self):
         self.flush(final=True)
@@ -164,8 +197,16 @@ class Collector:
         self.generation = object()
 
     def _after_fork_in_child(self):
-        """The child counts only what it runs: the parent writes what ran before the fork."""
+        """The child counts only what it runs: the parent writes what ran before the fork.
+        A frame of the forking thread inside an escape region will reach the line after it in
+        the child, which never counted the line before: those are counted as started."""
         self.counters.reset()
+        places = []
+        frame = sys._getframe()
+        while frame is not None:
+            places.append((frame.f_code, frame.f_lasti))
+            frame = frame.f_back
+        self.started = escapes.unfinished(places, self.escapes.__contains__, self.regions)
         self.lock = _thread.RLock()
         self.written_final = False
         self._new_process()

@@ -1,6 +1,7 @@
 """Coverage counters in pure Python, the twin of _counters.c: same functions, still exact."""
 
 import _thread
+import sys
 
 # Counters of every thread that counted, by thread ident: a thread only ever adds to its own
 # list, so `atomic` needs no lock and loses nothing, whatever the interpreter switches.
@@ -61,6 +62,18 @@ def counts(start, stop):
             if n:
                 total[i] += n
     return total
+
+
+def snapshot(start, stop):
+    """counts(start, stop) and the (code, lasti) of every frame of every thread: unlike the C
+    twin's, not read in one go (other threads may run in between), so racewatch chains lines
+    only with the C counters (rewriter/chains.py)."""
+    places = []
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            places.append((frame.f_code, frame.f_lasti))
+            frame = frame.f_back
+    return counts(start, stop), places
 
 
 def reset():

@@ -9,9 +9,9 @@ from racewatch.rewriter import cache, interop, sites
 class Instrumenter:
     """Turns a source file's code into instrumented code, through the cache."""
 
-    def __init__(self, options=(), use_cache=True, race=True, line_probes=False):
-        self.probes = {"race": race, "line_probes": line_probes}
-        self.fingerprint = cache.fingerprint(*options, race, line_probes)
+    def __init__(self, options=(), use_cache=True, race=True, line_probes=False, chained=False):
+        self.probes = {"race": race, "line_probes": line_probes, "chained": chained}
+        self.fingerprint = cache.fingerprint(*options, race, line_probes, chained)
         self.use_cache = use_cache
 
     def code_for(self, path, get_original):

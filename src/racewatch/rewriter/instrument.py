@@ -4,7 +4,7 @@ from types import CodeType
 
 from bytecode import Bytecode, Instr
 
-from racewatch.rewriter import lines, merge, names, opcodes, scopes, sites
+from racewatch.rewriter import chains, lines, merge, names, opcodes, scopes, sites
 
 # Code objects that could not be rewritten, as (qualname, error); the code then runs as it was.
 FAILURES = []
@@ -17,16 +17,18 @@ def is_instrumented(code):
             or any(name.startswith(opcodes.API_PREFIX) for name in code.co_names))
 
 
-def instrument_module(code, path, race=True, line_probes=False):
+def instrument_module(code, path, race=True, line_probes=False, chained=False):
     """Rewrite a module's code object and everything nested in it: race probes before
-    accesses (`race`), and line probes for coverage (`line_probes`).
+    accesses (`race`), and line probes for coverage (`line_probes`), those that straight-line
+    code reaches from the line before counted from that line's (`chained`: hit counts only).
 
     Returns `(code, records, layout)`: site ids in the code are module-local (from 0); the
     records describe them and the layout says where they are, for `sites.relocate`.
     """
     module_sites = sites.ModuleSites()
     variables = scopes.global_variables(path) if path and race else None
-    new_code, layout = _Pass(module_sites, variables, code, race, line_probes).rewrite(code)
+    new_code, layout = _Pass(module_sites, variables, code, race, line_probes,
+                             chained).rewrite(code)
     return new_code, tuple(module_sites.records), layout
 
 
@@ -63,6 +65,7 @@ class _Code:
         self.function = code.co_qualname
         self.module_level = module_level
         self.extra_stack = 0  # the most any inserted sequence pushes above where it starts
+        self.least_stack = 0  # what inserted handlers need, entered with the stack emptied
 
 
 def _peak(seq):
@@ -75,10 +78,12 @@ def _peak(seq):
 
 
 class _Pass:
-    def __init__(self, module_sites, variables, root, race=True, line_probes=False):
+    def __init__(self, module_sites, variables, root, race=True, line_probes=False,
+                 chained=False):
         self.sites = module_sites
         self.race = race
         self.line_probes = line_probes
+        self.chained = chained
         self.variables = variables  # global names that are locations; None: all of them
         self.root = root
         self.layouts = {}  # id(rewritten nested code) -> its layout, for sites.finalize
@@ -142,12 +147,18 @@ class _Pass:
             probed = lines.insert(out, lambda instr: self._line_probe(instr, ctx))
             changed = changed or probed is not out
             out = probed
+            if self.chained:
+                out, linked = chains.chain(out, self.sites, lambda instr: self._site(
+                    "line_escape", "", instr, ctx, sites.HitSite))
+                if linked:
+                    ctx.least_stack = chains.HANDLER_STACK
             if self.race:
                 out = merge.merge(out, self.sites, opcodes.never_raising_load(code, out))
         if not changed:
             return code
         bc[:] = out
-        return opcodes.fix_cell_loads(bc.to_code(stacksize=code.co_stacksize + ctx.extra_stack,
+        stacksize = max(code.co_stacksize + ctx.extra_stack, ctx.least_stack)
+        return opcodes.fix_cell_loads(bc.to_code(stacksize=stacksize,
                                                  compute_exception_stack_depths=False),
                                       _is_site)
 

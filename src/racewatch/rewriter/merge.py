@@ -25,7 +25,7 @@ def merge(items, module_sites, safe_load):
     out = []
     k = 0
     while k < len(items):
-        site = _line_probe(items, k)
+        site = line_probe(items, k)
         if site is not None:
             token = _merge_target(items, k + 3, safe_load)
             if token is not None:
@@ -37,7 +37,7 @@ def merge(items, module_sites, safe_load):
     return out
 
 
-def _line_probe(items, k):
+def line_probe(items, k):
     """The HitSite of the line probe `LOAD_CONST site; UNARY_INVERT; POP_TOP` at k, or None."""
     first = items[k]
     if not (isinstance(first, Instr) and first.name == "LOAD_CONST"

@@ -74,6 +74,14 @@ class ModuleSites:
         self.records.append((line, function, kind, name))
         return cls(len(self.records) - 1)
 
+    def chain(self, site, previous, escape):
+        """Count line probe `site` from line probe `previous`, minus the escapes `escape` counts
+        (None: nothing between them can raise); its probe is gone (chains.py). The record names
+        both relative to `site`, so that they hold wherever the module's sites are registered."""
+        line, function, _kind, _name = self.records[site]
+        self.records[site] = (line, function, "line_chained",
+                              (previous - site, None if escape is None else escape - site))
+
     def finalize(self, code, children):
         """Replace SiteId constants by plain ints; return the code and its relocation layout.
 
