@@ -10,7 +10,7 @@ from tests import helpers
 from tests.cover_helpers import counts_files, cover_run, line_of, load, summed
 
 THREADS = os.path.join(helpers.PROGRAMS, "cover_threads.py")
-CORPORA = ["cover_shapes.py", "torture.py"]
+CORPORA = ["cover_shapes.py", "torture.py", "cover_chains.py"]
 
 
 def oracle(tmp_path, script):
