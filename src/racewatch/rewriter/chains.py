@@ -4,14 +4,11 @@ that line's runs, minus the runs that raised in between."""
 from bytecode import Instr, Label, TryBegin, TryEnd
 from bytecode.instr import InstrLocation
 
-from racewatch.rewriter import merge
+from racewatch.rewriter import merge, opcodes
 
 # The stack an escape handler needs: the lasti and the exception it is entered with, and its
 # token.
 HANDLER_STACK = 3
-# Instructions after which the next line is not reached by falling through from this one: a
-# suspended generator's next line may never run, whatever its frame's line before it did.
-_SUSPENDS = {"YIELD_VALUE"}
 _NO_LOCATION = InstrLocation(None, None, None, None)
 
 
@@ -80,7 +77,7 @@ def chain(items, module_sites, escape_site):
 
 
 def _straight(instr):
-    return not (instr.has_jump() or instr.is_final() or instr.name in _SUSPENDS)
+    return not (instr.has_jump() or instr.is_final() or instr.name in opcodes.SUSPENDS)
 
 
 def _handler(label, escape):

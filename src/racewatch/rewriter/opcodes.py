@@ -143,6 +143,9 @@ BACKWARD_SAME_LINE_FIRES = {"JUMP_BACKWARD"}
 # Entered only by an exception, with a cleanup region that expects the stack it leaves: the
 # probe goes after it.
 PROBE_AFTER = {"PUSH_EXC_INFO"}
+# PYVERSIONS: 3.11-3.13 suspend a frame only at YIELD_VALUE (`await` and `yield from` loop
+# through SEND, a jump): the line after it may never run (chains.py).
+SUSPENDS = {"YIELD_VALUE"}
 
 # PYVERSIONS: local loads that can never raise (merge.py folds a line probe into an access
 # after them). 3.12+ compile LOAD_FAST only for a local proven bound (LOAD_FAST_CHECK
