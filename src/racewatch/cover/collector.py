@@ -127,7 +127,7 @@ class Collector:
         """Each chained line's runs: the runs of the line before it, less those that raised in
         between, or are still in between in a running frame, or (in a fork child) were in
         between at the fork, when this process's counts started."""
-        unfinished = escapes.unfinished(places, self.escapes.__contains__, self.regions)
+        unfinished = self._unfinished(places)
         for site in sorted(self.chained):  # a line's site comes after the one it counts from
             previous, escape = self.chained[site]
             runs = values[previous]
@@ -135,6 +135,9 @@ class Collector:
                 runs -= values[escape] + unfinished.get(escape, 0) - self.started.get(escape, 0)
             values[site] = max(runs, 0)
         return values
+
+    def _unfinished(self, places):
+        return escapes.unfinished(places, self.escapes.__contains__, self.regions)
 
     def flush_final(self):
         self.flush(final=True)
@@ -201,12 +204,7 @@ class Collector:
         A frame of the forking thread inside an escape region will reach the line after it in
         the child, which never counted the line before: those are counted as started."""
         self.counters.reset()
-        places = []
-        frame = sys._getframe()
-        while frame is not None:
-            places.append((frame.f_code, frame.f_lasti))
-            frame = frame.f_back
-        self.started = escapes.unfinished(places, self.escapes.__contains__, self.regions)
+        self.started = self._unfinished(escapes.places_of(sys._getframe()))
         self.lock = _thread.RLock()
         self.written_final = False
         self._new_process()

@@ -28,6 +28,15 @@ def new_cache():
     return weakref.WeakKeyDictionary()
 
 
+def places_of(frame):
+    """(code, lasti) of `frame` and of every frame below it."""
+    places = []
+    while frame is not None:
+        places.append((frame.f_code, frame.f_lasti))
+        frame = frame.f_back
+    return places
+
+
 def _regions(code, is_escape):
     """[(start, end, escape site)] of the code's handler regions whose handler is an escape
     handler: `LOAD_CONST token` of an escape site first."""

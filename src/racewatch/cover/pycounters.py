@@ -68,11 +68,9 @@ def snapshot(start, stop):
     """counts(start, stop) and the (code, lasti) of every frame of every thread: unlike the C
     twin's, not read in one go (other threads may run in between), so racewatch chains lines
     only with the C counters (rewriter/chains.py)."""
-    places = []
-    for frame in sys._current_frames().values():
-        while frame is not None:
-            places.append((frame.f_code, frame.f_lasti))
-            frame = frame.f_back
+    from racewatch.cover import escapes
+    places = [place for frame in sys._current_frames().values()
+              for place in escapes.places_of(frame)]
     return counts(start, stop), places
 
 
