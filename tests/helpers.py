@@ -13,9 +13,10 @@ RUNTIME = os.environ.get("RACEWATCH_TEST_RUNTIME", "c")
 
 
 def clean_env(**extra):
-    """The caller's environment without anything that changes how Python or racewatch runs."""
+    """The caller's environment without anything that changes how Python or racewatch runs,
+    but PYTHON_GIL: tox's ft-nogil runs every process the tests start without the GIL."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTHON", "RACEWATCH_", "COVERAGE_"))}
+           if not k.startswith(("PYTHON", "RACEWATCH_", "COVERAGE_")) or k == "PYTHON_GIL"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # tests that need caches remove it themselves
     env.update(extra)
     return {k: v for k, v in env.items() if v is not None}
