@@ -63,13 +63,14 @@ def _render(args, reports, findings):
         return "".join(stream.dumps(r) for r in merged_records(reports, findings))
     races = [f for f in findings if f.type == "race"]
     return "".join([*(text.finding_text(f.record) for f in findings),
-                    text.summary_text([(*_labels(f), f.count) for f in races],
+                    text.summary_text([_pair(f) for f in races],
                                       len(findings) - len(races))])
 
 
-def _labels(finding):
-    accesses = finding.accesses or (None, None)
-    return [text.site_label(site, access) for site, access in zip(finding.sites, accesses)]
+def _pair(finding):
+    """(site, access, site, access, count), as text.group_pairs takes it."""
+    (a, b), (access_a, access_b) = finding.sites, finding.accesses or (None, None)
+    return a, access_a, b, access_b, finding.count
 
 
 def merged_records(reports, findings):

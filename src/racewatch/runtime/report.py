@@ -274,8 +274,8 @@ class Reporter:
                 {"id": ids.get((a, b)), "sites": [site_text(a, strip), site_text(b, strip)],
                  "accesses": [site_access(a), site_access(b)], "count": n}
                 for (a, b), n in pairs], inversions))
-        return render.summary_text([(site_label(a, strip), site_label(b, strip), n)
-                                    for (a, b), n in pairs], inversions)
+        return render.summary_text([site_pair(a, b, n, strip) for (a, b), n in pairs],
+                                   inversions)
 
     def finish(self, status):
         """Print the summary; the exit status: `exitcode` when races or lock-order inversions
@@ -300,6 +300,11 @@ def site_text(site_id, strip):
 def site_access(site_id):
     """What a site does, as the summary names it: `write`, `read`, `item write`..."""
     return SITES[site_id].kind.replace("_", " ")
+
+
+def site_pair(a, b, count, strip):
+    """(site, access, site, access, count) of a racing pair, as text.group_pairs takes it."""
+    return (site_text(a, strip), site_access(a), site_text(b, strip), site_access(b), count)
 
 
 def site_label(site_id, strip):
