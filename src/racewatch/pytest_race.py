@@ -237,7 +237,8 @@ class RacePlugin:
             workeroutput["racewatch"] = {"outside": self.outside,
                                          "pairs": self._pairs(),
                                          "inversions": len(self.reporter.inversions),
-                                         "suppressed": dict(self.reporter.suppressions.fired)}
+                                         "suppressed": dict(self.reporter.suppressions.fired),
+                                         "known": self._known()}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
@@ -266,6 +267,10 @@ class RacePlugin:
         inversions = len(self.reporter.inversions) + sum(w.get("inversions", 0)
                                                          for w in self.workers)
         used = self._suppressions_used()
+        known = self._known() + sum(w.get("known", 0) for w in self.workers)
+        if known:
+            used += (f"racewatch: {known} known finding(s) not reported (baseline "
+                     f"{self.session.options.baseline})\n")
         if not pairs and not outside and not inversions and not used:
             return
         write = terminalreporter.write_line
@@ -284,6 +289,10 @@ class RacePlugin:
         failed = self.failed  # seen here for every process (pytest_runtest_logreport)
         if failed:
             write(f"racewatch: {len(failed)} test(s) failed by races")
+
+    def _known(self):
+        """How many findings of this process the baseline matched."""
+        return self.reporter.baseline.matched if self.reporter.baseline is not None else 0
 
     def _suppressions_used(self):
         """With `print_suppressions`: the rules that fired here and in every xdist worker."""

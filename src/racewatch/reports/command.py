@@ -34,7 +34,7 @@ def _parser():
 def main(argv):
     args = _parser().parse_args(argv)
     try:
-        reports = [r for path in args.files for r in reader.read(path, _warn)]
+        reports = [r for path in args.files for r in reader.read(path, warn)]
         findings = merge.merge(reports)
         output = _render(args, reports, findings)
         _write(args.output, output)
@@ -50,7 +50,7 @@ def main(argv):
     return 0
 
 
-def _warn(message):
+def warn(message):
     sys.stderr.write(f"racewatch: warning: {message}\n")
 
 
