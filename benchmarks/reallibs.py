@@ -6,7 +6,7 @@ For each library: its sdist (pinned, from PyPI) is unpacked under WORK and insta
 development mode into one venv per racewatch checkout, with racewatch from RACEWATCH; its
 suite runs once plainly and once under `pytest --race` (so the library, being under pytest's
 rootdir, is instrumented). Printed per library: tests passed/failed in each run, tests failed
-by races, the racing pairs (racewatch's summary lines), and the wall-time ratio. `--json`
+by races, the racing pairs (racewatch's summary lines), and the CPU-time ratio (wall time too). `--json`
 saves it all; `--log DIR` keeps each run's whole output.
 """
 
@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tarfile
@@ -77,26 +78,33 @@ def _outcome(text):
     return counts
 
 
+def _children_cpu():
+    """User+sys CPU seconds of the waited-for children so far: unlike wall time, it hardly
+    moves with the load of a shared machine (subprocesses a suite leaves unwaited are missed)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _suite(python, source, args, race, log):
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTHONRACE", None)
     cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
     if race:
         cmd.insert(3, "--race")
-    start = time.monotonic()
+    start, cpu = time.monotonic(), _children_cpu()
     try:
         done = _run(cmd, cwd=source, env=env, timeout=3600)
         text = done.stdout + done.stderr
     except subprocess.TimeoutExpired as exc:
         text = (exc.stdout or "") + "\nTIMEOUT\n"
-    seconds = time.monotonic() - start
+    seconds, cpu = time.monotonic() - start, _children_cpu() - cpu
     if log:
         with open(log, "w") as f:
             f.write(" ".join(cmd) + "\n" + text)
     by_races = _BY_RACES.search(text)
     pairs = [(m.group(1), int(m.group(2))) for line in text.splitlines()
              if (m := _PAIR.match(line))]
-    return {"seconds": round(seconds, 2), "outcome": _outcome(text),
+    return {"seconds": round(seconds, 2), "cpu": round(cpu, 2), "outcome": _outcome(text),
             "failed_by_races": int(by_races.group(1)) if by_races else 0, "pairs": pairs}
 
 
@@ -124,10 +132,11 @@ def main(argv=None):
                 if args.log else None
             runs["race" if race else "plain"] = _suite(python, source, pytest_args, race, log)
         plain, raced = runs["plain"], runs["race"]
-        ratio = raced["seconds"] / plain["seconds"] if plain["seconds"] else float("nan")
+        ratio = raced["cpu"] / plain["cpu"] if plain["cpu"] else float("nan")
         results[name] = dict(runs, version=version, ratio=round(ratio, 2))
-        print(f"{name} {version}: plain {plain['outcome']} {plain['seconds']} s; race "
-              f"{raced['outcome']} {raced['seconds']} s ({ratio:.2f}x); failed by races: "
+        print(f"{name} {version}: plain {plain['outcome']} {plain['cpu']} s CPU "
+              f"({plain['seconds']} s); race {raced['outcome']} {raced['cpu']} s CPU "
+              f"({raced['seconds']} s), {ratio:.2f}x CPU; failed by races: "
               f"{raced['failed_by_races']}; pairs: {len(raced['pairs'])}", flush=True)
         for pair, n in raced["pairs"]:
             print(f"    {pair} ({n})", flush=True)
