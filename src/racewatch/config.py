@@ -97,8 +97,9 @@ OPTIONS = (
     Option("log_path", str, "stderr",
            "Where reports go: `stderr`, `stdout`, or a path prefix; reports then go to "
            "PREFIX.<pid>, one file per process.", "PATH"),
-    Option("strip_path_prefix", str, "",
-           "Prefix removed from file paths in reports.", "PREFIX"),
+    Option("strip_path_prefix", str, None,
+           "Prefix removed from file paths in reports. Default: the project root, so paths "
+           "under it are relative to it; an empty value keeps paths absolute.", "PREFIX"),
     Option("format", _choice("text", "json"), "text",
            "Report format: Go-style `text`, or `json`: JSON Lines of the versioned schema "
            "`racewatch/report_schema.json` (a header, one record per finding, a summary), "

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from racewatch.reports import merge, reader, sarif, stream, text
+from racewatch.reports import merge, paths, reader, sarif, stream, text
 
 DESCRIPTION = """\
 Read JSON reports (written with --format=json, e.g. --log-path=race: one file race.<pid> per
@@ -89,8 +89,8 @@ def merged_records(reports, findings):
     records = [header]
     pairs = []
     for ident, finding in enumerate(findings, 1):
-        record = finding.record if len(bases) == 1 else _absolute(finding.record,
-                                                                  finding.origin.header)
+        record = finding.record if len(bases) == 1 else paths.absolute(finding.record,
+                                                                       finding.origin.header)
         records.append({**record, "id": ident, "count": finding.count,
                         "processes": finding.processes})
         if finding.type == "race":
@@ -102,17 +102,6 @@ def merged_records(reports, findings):
     records.append(stream.summary(pairs, inversions=len(findings) - len(pairs),
                                   processes=len(reports)))
     return records
-
-
-def _absolute(record, header):
-    """A copy of `record` with the file of every frame resolved against its report's header."""
-    if type(record) is list:
-        return [_absolute(item, header) for item in record]
-    if type(record) is not dict:
-        return record
-    if "function" in record and type(record.get("file")) is str:
-        return dict(record, file=sarif.resolve(record["file"], header))
-    return {key: _absolute(value, header) for key, value in record.items()}
 
 
 def _default_root():

@@ -5,6 +5,7 @@ import pathlib
 import urllib.parse
 
 from racewatch.reports import identity
+from racewatch.reports.paths import resolve
 
 SCHEMA_URI = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
               "sarif-schema-2.1.0.json")
@@ -31,18 +32,6 @@ RULES = [
 ]
 _RULE_INDEX = {rule["id"]: i for i, rule in enumerate(RULES)}
 _RULE_OF = {"race": "data-race", "lock-order-inversion": "lock-order-inversion"}
-
-
-def resolve(path, header):
-    """Where a report's path points: paths were written as the code object named them, less
-    `strip_path_prefix`; a relative one is relative to the process's cwd."""
-    if not os.path.isabs(path):
-        prefix = header.get("strip_path_prefix") or ""
-        if prefix and os.path.isabs(prefix + path):
-            path = prefix + path
-        else:
-            path = os.path.join(header.get("cwd") or os.getcwd(), path)
-    return os.path.normpath(path)
 
 
 class Paths:
