@@ -20,12 +20,80 @@ static int same_as_last(const CellState *s, uintptr_t key, ThreadState *t, uint6
                         int atomic, uint32_t site, int is_write) {
     int raced = (key & TAG_RACED) != 0;
     if (is_write) return seen(s->w, s->c.w_site, now, atomic, site, raced);
-    if (s->r != SHARED_READS) return seen(s->r, s->c.r.one.site, now, atomic, site, raced);
-    Shared *sh = s->c.r.shared;
+    if (!IS_SHARED(s->r)) return seen(s->r, s->c.r.one.site, now, atomic, site, raced);
+    const Shared *sh = SHARED_OF(s->r);
     return t->tid < sh->n && seen(sh->a[t->tid].epoch, sh->a[t->tid].site, now, atomic, site,
                                   raced);
 }
 
+/* The races of this access with the cell's last accesses, into `found` (heap-allocated when
+ * more than fit the caller's array), and the cell's new state in `st`. Under the stripe. */
+static int update(CellState *st, ThreadState *t, uint64_t now, uint32_t site, uint32_t extra,
+                  int is_write, int atomic, Found **found, int *nfound) {
+    const VC *vc = &t->vc;
+    Access last_write = {st->w, st->c.w_site, st->c.w_extra};
+    Access mine = {now, site, extra};
+    if (conflicts(&last_write, atomic, vc)) (*found)[(*nfound)++] = (Found){last_write, 1};
+    if (is_write) {
+        if (IS_SHARED(st->r)) {
+            Shared *sh = SHARED_OF(st->r);
+            if (sh->n + 1 > FOUND_ON_STACK) {
+                Found *more = PyMem_RawMalloc((sh->n + 1) * sizeof(Found));
+                if (!more) { PyErr_NoMemory(); return -1; }
+                more[0] = (*found)[0];
+                *found = more;
+            }
+            for (uint32_t k = 0; k < sh->n; k++)
+                if (conflicts(&sh->a[k], atomic, vc))
+                    (*found)[(*nfound)++] = (Found){sh->a[k], 0};
+            retire(sh, PyMem_RawFree);   /* other threads' fast paths may be reading it */
+        } else {
+            Access last_read = {st->r, st->c.r.one.site, st->c.r.one.extra};
+            if (conflicts(&last_read, atomic, vc)) (*found)[(*nfound)++] = (Found){last_read, 0};
+        }
+        st->w = now;
+        st->c.w_site = site;
+        st->c.w_extra = extra;
+        st->r = 0;
+        st->c.r.one.site = st->c.r.one.extra = 0;
+    } else if (IS_SHARED(st->r)) {
+        Shared *sh = SHARED_OF(st->r);
+        if (t->tid >= sh->n) {   /* a copy: the old set stays whole for its readers */
+            Shared *bigger = PyMem_RawCalloc(1, sizeof(Shared) + (t->tid + 1) * sizeof(Access));
+            if (!bigger) { PyErr_NoMemory(); return -1; }
+            memcpy(bigger->a, sh->a, sh->n * sizeof(Access));
+            bigger->n = t->tid + 1;
+            retire(sh, PyMem_RawFree);
+            st->r = SHARED_R(bigger);
+            sh = bigger;
+        }
+        sh->a[t->tid] = mine;   /* only this thread's fast path reads its own entry */
+    } else if (st->r && !ordered(st->r, vc)) {   /* concurrent reads: one per thread from now */
+        uint32_t other = EPOCH_TID(st->r);
+        uint32_t n = (other > t->tid ? other : t->tid) + 1;
+        Shared *sh = PyMem_RawCalloc(1, sizeof(Shared) + n * sizeof(Access));
+        if (!sh) { PyErr_NoMemory(); return -1; }
+        sh->n = n;
+        sh->a[other] = (Access){st->r, st->c.r.one.site, st->c.r.one.extra};
+        sh->a[t->tid] = mine;
+        st->r = SHARED_R(sh);
+        st->c.r.one.site = st->c.r.one.extra = 0;
+    } else {
+        st->r = now;
+        st->c.r.one.site = site;
+        st->c.r.one.extra = extra;
+    }
+    return 0;
+}
+
+/* Whether a new cell for `key` would hold it through a weakref (see add_cell). */
+static inline int weak_key(PyObject *key, uint8_t safe) {
+    return !safe && PyType_SUPPORTS_WEAKREFS(Py_TYPE(key));
+}
+
+/* The full check of one access to location (target, key), under target's stripe. What may
+ * run code or release an object (making a record, capturing a stack, a weakref to a new key,
+ * reporting) runs with the stripe released, and the record is looked up again after it. */
 static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t, long site,
                                  int is_write, int atomic) {
     Py_hash_t hash;
@@ -33,102 +101,70 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     if (key_info(key, &hash, &safe) < 0) return NULL;
     uint64_t now = t->epoch | atomic;
 
-    Record *rec = map_get(&objects, (uintptr_t)target);
+    Record *rec = table_get(&objects, target);
     if (!rec) {
         Tracked *fresh = tracked_new(target, KIND_RECORD);   /* may run GC */
         if (!fresh) return NULL;
-        if (!map_get(&objects, (uintptr_t)target)) {
-            /* by type only: isinstance() could read obj.__class__ through user code */
-            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(ignored_types); i++) {
-                PyObject *tp = PyTuple_GET_ITEM(ignored_types, i);
-                if (PyType_Check(tp) && PyType_IsSubtype(Py_TYPE(target), (PyTypeObject *)tp))
-                    fresh->ignore = 1;
+        /* by type only: isinstance() could read obj.__class__ through user code */
+        PyObject *ignored = config_ref(&ignored_types);
+        for (Py_ssize_t i = 0; ignored && i < PyTuple_GET_SIZE(ignored); i++) {
+            PyObject *tp = PyTuple_GET_ITEM(ignored, i);
+            if (PyType_Check(tp) && PyType_IsSubtype(Py_TYPE(target), (PyTypeObject *)tp))
+                fresh->ignore = 1;
+        }
+        Py_XDECREF(ignored);
+        rec = (Record *)tracked_insert(&objects, target, fresh);
+        if (!rec) return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    }
+    if (rec->head.ignore) Py_RETURN_NONE;   /* set before the record was published */
+
+    Lock *stripe = stripe_of(target);
+    PyObject *weak = NULL;   /* a weakref to `key` made for a new cell, if unused released */
+    uint32_t extra = t->extra;
+    int i, prepared = 0;
+    CellState st;
+    LOCK(stripe);
+    for (;;) {
+        if (!(rec = table_get(&objects, target))) break;   /* cannot happen: target lives */
+        i = find_cell(rec, key, hash, safe);
+        if (i >= 0) {
+            cell_load(rec, i, &st);
+            if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write)) {
+                rec = NULL;
+                break;
             }
         }
-        rec = (Record *)tracked_insert(&objects, target, fresh);
-        if (!rec) return NULL;
+        if (prepared || (!history_full && (i >= 0 || !weak_key(key, safe)))) break;
+        UNLOCK(stripe);   /* code run from here may make this very access: look again after */
+        if (history_full) extra = intern_extra(t->lockset, capture_stack());
+        if (i < 0 && weak_key(key, safe) && !(weak = PyWeakref_NewRef(key, NULL)))
+            PyErr_Clear();   /* then held strongly */
+        prepared = 1;
+        LOCK(stripe);
     }
-    if (rec->head.ignore) Py_RETURN_NONE;
-    int i = find_cell(rec, key, hash, safe);
-    CellState st;
-    if (i >= 0) {
-        cell_load(rec, i, &st);
-        if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write))
-            Py_RETURN_NONE;
+    if (!rec) {
+        UNLOCK(stripe);
+        Py_XDECREF(weak);
+        Py_RETURN_NONE;
     }
-    uint32_t extra = t->extra;
-    if (history_full) {
-        uint32_t stack = capture_stack();   /* may run GC: look the record up again */
-        rec = map_get(&objects, (uintptr_t)target);
-        if (!rec) Py_RETURN_NONE;   /* cannot happen while `target` is alive; be safe */
-        extra = intern_extra(t->lockset, stack);
-        i = find_cell(rec, key, hash, safe);
-        if (i >= 0) {   /* code run by that GC may have made this very access meanwhile */
-            cell_load(rec, i, &st);
-            if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write))
-                Py_RETURN_NONE;
-        }
-    }
+    int err = 0;
     if (i < 0) {
-        if ((i = add_cell(target, &rec, key, hash, safe)) < 0) return NULL;
-        cell_load(rec, i, &st);
+        if ((i = add_cell(target, &rec, key, hash, safe, &weak)) < 0) err = 1;
+        else cell_load(rec, i, &st);
     }
-
-    /* the record stays put from here to cell_store: nothing below allocates Python objects */
     Found on_stack[FOUND_ON_STACK], *found = on_stack;
     int nfound = 0;
-    const VC *vc = &t->vc;
-    Access last_write = {st.w, st.c.w_site, st.c.w_extra};
-    Access mine = {now, (uint32_t)site, extra};
-    if (conflicts(&last_write, atomic, vc)) found[nfound++] = (Found){last_write, 1};
-    if (is_write) {
-        if (st.r == SHARED_READS) {
-            Shared *sh = st.c.r.shared;
-            if (sh->n + 1 > FOUND_ON_STACK) {
-                found = PyMem_RawMalloc((sh->n + 1) * sizeof(Found));
-                if (!found) return PyErr_NoMemory();
-                found[0] = on_stack[0];
-            }
-            for (uint32_t k = 0; k < sh->n; k++)
-                if (conflicts(&sh->a[k], atomic, vc)) found[nfound++] = (Found){sh->a[k], 0};
-            PyMem_RawFree(sh);
-        } else {
-            Access last_read = {st.r, st.c.r.one.site, st.c.r.one.extra};
-            if (conflicts(&last_read, atomic, vc)) found[nfound++] = (Found){last_read, 0};
+    if (!err)
+        err = update(&st, t, now, (uint32_t)site, extra, is_write, atomic, &found, &nfound) < 0;
+    if (!err) {
+        if (nfound) STORE(&rec->keys[i], rec->keys[i] | TAG_RACED);
+        if (cell_store(target, &rec, (uint32_t)i, &st) < 0) {
+            err = 1;
+            if (IS_SHARED(st.r)) retire(SHARED_OF(st.r), PyMem_RawFree);
         }
-        st.w = now;
-        st.c.w_site = (uint32_t)site;
-        st.c.w_extra = extra;
-        st.r = 0;
-        st.c.r.one.site = st.c.r.one.extra = 0;
-    } else if (st.r == SHARED_READS) {
-        Shared *sh = st.c.r.shared;
-        if (t->tid >= sh->n) {
-            Shared *bigger = PyMem_RawRealloc(sh, sizeof(Shared) + (t->tid + 1) * sizeof(Access));
-            if (!bigger) return PyErr_NoMemory();
-            memset(bigger->a + bigger->n, 0, (t->tid + 1 - bigger->n) * sizeof(Access));
-            bigger->n = t->tid + 1;
-            st.c.r.shared = sh = bigger;
-        }
-        sh->a[t->tid] = mine;
-    } else if (st.r && !ordered(st.r, vc)) {   /* concurrent reads: one per thread from now */
-        uint32_t other = EPOCH_TID(st.r);
-        uint32_t n = (other > t->tid ? other : t->tid) + 1;
-        Shared *sh = PyMem_RawCalloc(1, sizeof(Shared) + n * sizeof(Access));
-        if (!sh) return PyErr_NoMemory();
-        sh->n = n;
-        sh->a[other] = (Access){st.r, st.c.r.one.site, st.c.r.one.extra};
-        sh->a[t->tid] = mine;
-        st.r = SHARED_READS;
-        st.c.r.shared = sh;
-    } else {
-        st.r = now;
-        st.c.r.one.site = (uint32_t)site;
-        st.c.r.one.extra = extra;
     }
-    if (nfound) rec->keys[i] |= TAG_RACED;
-    int err = cell_store(target, &rec, (uint32_t)i, &st) < 0;
-    if (err && st.r == SHARED_READS) PyMem_RawFree(st.c.r.shared);
+    UNLOCK(stripe);
+    Py_XDECREF(weak);
     err = err || (nfound && report_found(target, key, t, (uint32_t)site, is_write, atomic,
                                          found, nfound) < 0);
     if (found != on_stack) PyMem_RawFree(found);
@@ -137,68 +173,79 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
 }
 
 PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
-    long site = site_of(site_obj);
-    uint8_t kind = (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
-    if (nstrong && strong_since_sweep >= SWEEP_EVERY) sweep();
+    if (LOAD(&nstrong) && LOAD(&strong_since_sweep) >= SWEEP_EVERY) sweep();
     ThreadState *t = current();
     if (!t) return NULL;
+    ebr_enter(t);
+    long site = site_of(site_obj);
+    uint8_t kind = site_kind(site);
     Loc locs[MAX_LOCS];
     int n = resolve(obj, key, kind, is_write, site, locs);
-    if (n < 0) return NULL;
-    PyObject *result = Py_None;
+    PyObject *result = n < 0 ? NULL : Py_None;
     for (int i = 0; i < n; i++) {
         if (result) {
             PyObject *r = access_location(locs[i].owner, locs[i].key, t, site, locs[i].is_write,
                                           locs[i].atomic);
             if (!r) result = NULL; else Py_DECREF(r);
         }
+    }
+    ebr_exit(t);
+    for (int i = 0; i < n; i++) {   /* released last: a finalizer may run */
         Py_DECREF(locs[i].key);
         Py_DECREF(locs[i].owner);
     }
     return result ? Py_NewRef(Py_None) : NULL;
 }
 
-/* The record of `owner` if it has one, through a one-entry cache (consecutive accesses are
- * mostly to one object: self.a, self.b ...). map_del clears it whenever a record leaves a
- * table. */
+/* The record of `owner` if it has one. With a GIL, through a one-entry cache (consecutive
+ * accesses are mostly to one object: self.a, self.b ...), which map_del clears whenever a
+ * record leaves a table; without one, records are looked up each time (a cache shared by
+ * threads, or one per thread cleared by all, would cost more than the lookup). */
+#ifndef RW_FREE_THREADED
 uintptr_t last_addr;
 static void *last_record;
 
 static inline Record *record_of(PyObject *owner) {
     if ((uintptr_t)owner == last_addr) return last_record;
-    Record *rec = map_get(&objects, (uintptr_t)owner);
+    Record *rec = table_get(&objects, owner);
     if (rec) {
         last_addr = (uintptr_t)owner;
         last_record = rec;
     }
     return rec;
 }
+#else
+#define record_of(owner) ((Record *)table_get(&objects, (owner)))
+#endif
 
 /* FastTrack's same-epoch test: whether this thread's last access of this kind to the
  * location (owner, key) is the current epoch, so nothing is left to do. `hint` is where the
  * caller last found the key's cell: instances of one class keep their attributes' cells in
- * the same order, so a site's hint is nearly always right and saves the search. */
-HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t *hint) {
-    ThreadState *t = tls_state;
-    if (!t) return 0;
-    Record *rec = record_of(owner);
+ * the same order, so a site's hint is nearly always right and saves the search. Without a
+ * GIL, another thread may be changing the record meanwhile: everything is read once,
+ * atomically, from memory that stays allocated (ebr_enter), and what this thread finds of its
+ * own accesses it wrote itself. A stale copy at worst sends the access the full way. */
+static inline Py_ALWAYS_INLINE int same_epoch_in(ThreadState *t, PyObject *owner, PyObject *key,
+                                                 int is_write, int atomic, uint32_t *hint) {
+    const Record *rec = record_of(owner);
     if (!rec) return 0;
     if (rec->head.ignore) return 1;
-    uint32_t i = *hint;
-    if (i >= rec->head.ncells || rec->keys[i] != (uintptr_t)key) {
+    uint32_t i = LOAD(hint);
+    if (i >= LOAD_ACQ(&rec->head.ncells) || LOAD(&rec->keys[i]) != (uintptr_t)key) {
         int32_t found = find_hot(rec, key);
         if (found < 0) return 0;
-        *hint = i = (uint32_t)found;
+        STORE(hint, i = (uint32_t)found);   /* any thread's hint is as good */
     }
     uint64_t now = t->epoch | (uint64_t)atomic;
     uint64_t last;
     if (rec->head.compact) {
         const Marks *m = &MARKS(rec)[i];
-        last = mark_epoch(rec, is_write ? m->w : m->r);
+        uint32_t mark = is_write ? LOAD(&m->w) : LOAD(&m->r);
+        last = mark ? LOAD(&rec->epoch0) | (mark >> 31) : 0;
     } else {
-        last = is_write ? EPOCHS(rec)[i].w : EPOCHS(rec)[i].r;
-        if (last == SHARED_READS) {
-            const Shared *sh = COLD(rec)[i].r.shared;
+        last = is_write ? LOAD(&EPOCHS(rec)[i].w) : LOAD_ACQ(&EPOCHS(rec)[i].r);
+        if (IS_SHARED(last)) {
+            const Shared *sh = SHARED_OF(last);
             if (t->tid >= sh->n) return 0;
             last = sh->a[t->tid].epoch;
         }
@@ -206,17 +253,25 @@ HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, 
     return last == now || (atomic && (last | 1) == now);
 }
 
+HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t *hint) {
+    ThreadState *t = tls_state;
+    if (!t) return 0;
+    ebr_enter(t);
+    int same = same_epoch_in(t, owner, key, is_write, atomic, hint);
+    ebr_exit(t);
+    return same;
+}
+
 /* The fast path for every probe kind: attributes of instances of classes written in Python,
  * globals, closure cells, and the probes on exact builtin containers whose location needs no
  * allocation. True when nothing is left to do; anything else, new or uncertain, goes the
  * whole way through `probe`. It allocates nothing and takes no references, so no code can
  * run in the middle of it. (Token probes of the commonest kinds have their own copies.) */
-int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
-                             uint32_t *hint) {
-    if (site < 0 || (size_t)site >= nsite_kinds) return 0;
+static inline int same_epoch_kind(ThreadState *t, PyObject *obj, PyObject *key, long site,
+                                  int is_write, uint32_t *hint) {
     PyObject *owner = obj;
     int atomic = 0;
-    uint8_t kind = site_kinds[site];
+    uint8_t kind = site_kind(site);
     switch (kind) {
     case K_ATTR:
         owner = fast_attr_owner(obj, key, is_write);
@@ -261,7 +316,16 @@ int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
         return !maybe_container(obj) && !maybe_container(key);
     default: return 0;
     }
-    return same_epoch_at(owner, key, is_write, atomic, hint);
+    return same_epoch_in(t, owner, key, is_write, atomic, hint);
+}
+
+int same_epoch(PyObject *obj, PyObject *key, long site, int is_write, uint32_t *hint) {
+    ThreadState *t = tls_state;
+    if (!t) return 0;
+    ebr_enter(t);
+    int same = same_epoch_kind(t, obj, key, site, is_write, hint);
+    ebr_exit(t);
+    return same;
 }
 
 PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
@@ -277,12 +341,13 @@ PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (same_epoch(args[0], args[1], site_of(args[2]), 1, &hint)) Py_RETURN_NONE;
     return probe(args[0], args[1], args[2], 1);
 }
+
 /* A call site: if the callee is a builtin accessor, the access it makes. Callees are told
  * apart by identity (hashing them could run user code). */
 PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "call(func, a0, a1, site)"); return NULL; }
     if (!current()) return NULL;   /* the thread exists from its first event, as in the twin */
-    for (int i = 0; i < naccessors; i++) {
+    for (int i = 0, n = LOAD_ACQ(&naccessors); i < n; i++) {
         if (accessors[i].func != args[0]) continue;
         if (accessors[i].shape) {
             PyObject *owner = shape_owner(args[1]);
@@ -290,9 +355,11 @@ PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
             return probe(owner, shape_key, args[3], 0);   /* unregistered-kind semantics */
         }
         if (!PyUnicode_Check(args[2])) Py_RETURN_NONE;
-        PyObject *owner = attr_owner(args[1], args[2]);
-        if (!owner) return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-        return probe(owner, args[2], args[3], accessors[i].is_write);
+        PyObject *hold = NULL, *owner = attr_owner(args[1], args[2], &hold);
+        PyObject *r = !owner ? (PyErr_Occurred() ? NULL : Py_NewRef(Py_None))
+                             : probe(owner, args[2], args[3], accessors[i].is_write);
+        Py_XDECREF(hold);
+        return r;
     }
     Py_RETURN_NONE;
 }

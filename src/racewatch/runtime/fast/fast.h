@@ -1,11 +1,15 @@
 /* What the files of the C runtime (racewatch.runtime._fast) share: its data layouts, its
  * tables and the functions each file offers the others. runtime/api.py is the Python twin.
  *
- * Under the GIL each call is atomic with respect to other Python threads, so the runtime's
- * state needs no lock. What can run in the middle of a call is the cyclic GC (and with it
- * finalizers and weakref callbacks, which may call back in here) whenever a Python object is
- * allocated or released. So every such allocation happens at a point where the tables are
- * consistent, and pointers into the tables are looked up again after it.
+ * With a GIL each call is atomic with respect to other Python threads, so the runtime's state
+ * needs no lock. Without one (free-threaded builds), every shared table has racewatch's own
+ * locks (below), and the fast path reads with atomic loads what writers may change, from
+ * memory that is freed only once no fast path can be reading it (reclaim.c). Either way, what
+ * can run in the middle of a call is code the call itself starts: the cyclic GC (with its
+ * finalizers and weakref callbacks, which may call back in here) at an allocation under the GIL
+ * of 3.11, a finalizer when a reference is released. So every such allocation or release
+ * happens with no racewatch lock held and the tables consistent, and pointers into the tables
+ * are looked up again after it.
  */
 #ifndef RACEWATCH_FAST_H
 #define RACEWATCH_FAST_H
@@ -23,6 +27,35 @@
 #else
 #define HOT
 #endif
+
+/* ---- synchronization without a GIL (reclaim.c) ------------------------------------------
+ * Free-threaded builds guard each shared table with racewatch's own PyMutex (never a critical
+ * section on a user object: it is suspended whenever the thread blocks). Locks are taken only
+ * in this order, and never around code that can run Python code or release an object: an
+ * object's stripe, then a map shard, then one of the leaf locks (depot, reports, config,
+ * strong list, retire list, then the thread registry). With a GIL they compile to nothing and
+ * the atomics to plain accesses: the GIL build is what it was. */
+#ifdef Py_GIL_DISABLED
+#define RW_FREE_THREADED 1
+typedef PyMutex Lock;
+#define LOCK(m) PyMutex_Lock(m)
+#define UNLOCK(m) PyMutex_Unlock(m)
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#else
+typedef struct { char unused; } Lock;
+#define LOCK(m) ((void)(m))
+#define UNLOCK(m) ((void)(m))
+#define LOAD(p) (*(p))
+#define STORE(p, v) (*(p) = (v))
+#define LOAD_ACQ(p) (*(p))
+#define STORE_REL(p, v) (*(p) = (v))
+#endif
+
+/* An object's stripe: the lock of its record's cells and of its sync var's clock. */
+Lock *stripe_of(const void *obj);
 
 /* ---- epochs and vector clocks (clock.c; same layout as runtime/clock.py) ------------------ */
 
@@ -78,6 +111,8 @@ typedef struct {
     void *order_seen;      /* Map: (lockset << 32 | lock) already shown to the lock-order graph */
     uint32_t lockset;      /* interned id of the sorted held ids */
     uint32_t extra;        /* interned (lockset, no stack): what its accesses record */
+    uint32_t depth;        /* free-threaded: nesting of ebr_enter */
+    uint64_t active;       /* free-threaded: the epoch announced while inside, else 0 */
 } ThreadState;
 
 /* initial-exec: a plain offset from the thread pointer instead of a __tls_get_addr call on
@@ -95,6 +130,39 @@ static inline ThreadState *current(void) {
     return t ? t : new_thread();
 }
 
+/* ---- memory a fast path may be reading (locks.c) ---------------------------------------- */
+
+/* Free `p` with `free_fn` once no thread can be reading it (at once with a GIL). */
+void retire(void *p, void (*free_fn)(void *));
+int locks_init(void);
+void locks_after_fork(void);
+
+#ifdef RW_FREE_THREADED
+extern uint64_t ebr_epoch;
+extern int ebr_asymmetric;
+uint64_t oldest_announcement(uint64_t now);   /* threads.c */
+
+/* Everything read between ebr_enter and ebr_exit stays allocated until the exit. */
+static inline void ebr_enter(ThreadState *t) {
+    if (t->depth++) return;
+    uint64_t epoch = LOAD_ACQ(&ebr_epoch);
+    if (ebr_asymmetric) {
+        STORE(&t->active, epoch);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the reclaimer fences for this thread */
+    } else {
+        __atomic_exchange_n(&t->active, epoch, __ATOMIC_SEQ_CST);
+    }
+}
+
+static inline void ebr_exit(ThreadState *t) {
+    if (--t->depth) return;
+    STORE_REL(&t->active, 0);
+}
+#else
+#define ebr_enter(t) ((void)(t))
+#define ebr_exit(t) ((void)(t))
+#endif
+
 /* ---- pointer-keyed hash map (map.c) ------------------------------------------------------ */
 
 typedef struct {
@@ -103,14 +171,44 @@ typedef struct {
 } Slot;
 
 typedef struct {
-    Slot *slots;
-    size_t cap, used;
+    size_t cap;      /* a power of two */
+    Slot slots[];
+} Slots;
+
+typedef struct {
+    Slots *arr;      /* replaced whole when it grows: readers never see a half-made one */
+    size_t used, dead;
 } Map;
 
+/* Lock-free readers may look up while one writer (holding the map's lock) changes it. */
 void *map_get(const Map *m, uintptr_t key);
 int map_put(Map *m, uintptr_t key, void *value);
 void map_del(Map *m, uintptr_t key);
 void map_clear(Map *m);
+
+/* Object tables: maps by object address, in shards with a lock each (one shard with a GIL). */
+#ifdef RW_FREE_THREADED
+#define SHARD_BITS 6
+#else
+#define SHARD_BITS 0
+#endif
+typedef struct {
+    Lock lock;
+    Map map;
+#ifdef RW_FREE_THREADED
+} __attribute__((aligned(64))) Shard;   /* a cache line each: no false sharing of locks */
+#else
+} Shard;
+#endif
+typedef struct {
+    Shard shards[1 << SHARD_BITS];
+} Table;
+
+void *table_get(Table *t, const void *obj);
+int table_put(Table *t, const void *obj, void *value);
+void table_del(Table *t, const void *obj);
+size_t table_count(Table *t);
+size_t table_take_all(Table *t, void **into);
 
 /* ---- shadow records and sync vars (record.c, lifetime.c) -------------------------------- */
 
@@ -133,7 +231,13 @@ typedef struct {
 #define TAG_RACED 2u   /* key: a race was found here; the fast path leaves it to the full
                         * check, which then compares sites too */
 #define TAG_MASK ((uintptr_t)3)
-#define SHARED_READS UINT64_MAX   /* full r: reads are concurrent, see the cold entry */
+/* A full cell's r, once reads are concurrent, is the address of their Shared set tagged with
+ * the top bit, which no epoch has: one word, so a fast path reads the set or an epoch, never a
+ * mix of both. */
+#define SHARED_BIT (1ull << 63)
+#define IS_SHARED(r) (((r) & SHARED_BIT) != 0)
+#define SHARED_OF(r) ((Shared *)(uintptr_t)((r) & ~SHARED_BIT))
+#define SHARED_R(sh) (SHARED_BIT | (uint64_t)(uintptr_t)(sh))
 
 typedef struct {
     uint64_t w, r;   /* epochs of the last write and read */
@@ -147,8 +251,7 @@ typedef struct {
 typedef struct {
     uint32_t w_site, w_extra;
     union {
-        struct { uint32_t site, extra; } one;
-        Shared *shared;   /* when full r is SHARED_READS */
+        struct { uint32_t site, extra; } one;   /* of the one read, while r is an epoch */
     } r;
 } Cold;
 
@@ -226,33 +329,41 @@ PyObject *weak_target(PyObject *ref);
 void cell_load(const Record *rec, uint32_t i, CellState *s);
 int find_cell(Record *rec, PyObject *key, Py_hash_t hash, uint8_t safe);
 int32_t find_hot(const Record *rec, PyObject *key);
-int add_cell(PyObject *obj, Record **recp, PyObject *key, Py_hash_t hash, uint8_t safe);
+int add_cell(PyObject *obj, Record **recp, PyObject *key, Py_hash_t hash, uint8_t safe,
+             PyObject **weak);
 int cell_store(PyObject *obj, Record **recp, uint32_t i, const CellState *s);
 uint32_t first_cells(PyTypeObject *tp);
 
 /* lifetime.c: the object -> tracker tables, and the tie of each tracker to its object */
-extern Map objects, syncs;
+extern Table objects, syncs;
 extern size_t shadow_bytes, shadow_peak;
-extern Tracked **strong_list;
-extern size_t nstrong, capstrong, strong_since_sweep;
+extern size_t nstrong, strong_since_sweep;
 #define SWEEP_EVERY 4096
 extern PyTypeObject RefType;
 
 void account(Py_ssize_t delta);
 Tracked *tracked_new(PyObject *obj, uint8_t kind);
-Tracked *tracked_insert(Map *m, PyObject *obj, Tracked *tr);
+Tracked *tracked_insert(Table *t, PyObject *obj, Tracked *tr);
 void free_all(Tracked **list, size_t n);
 void sweep(void);
-void hook_dealloc(PyTypeObject *tp);
+void hook_dealloc(PyTypeObject *tp, int trashcan);
+void strong_after_fork(void);
 int lifetime_init(void);
 PyObject *fast_watch_death(PyObject *m, PyObject *obj);
 PyObject *fast_deaths(PyObject *m, PyObject *noargs);
 
 /* ---- configuration (module.c) ------------------------------------------------------------ */
 
-extern uint8_t *site_kinds;
+extern uint8_t *site_kinds;   /* replaced whole when it grows, published before its size */
 extern size_t nsite_kinds;
+
+static inline uint8_t site_kind(long site) {
+    if (site < 0 || (size_t)site >= LOAD_ACQ(&nsite_kinds)) return K_NONE;
+    return LOAD(&LOAD_ACQ(&site_kinds)[site]);
+}
 extern PyObject *on_race;          /* callable(event) or NULL */
+PyObject *config_ref(PyObject **slot);   /* a new reference to a configured object, or NULL */
+int dict_get_ref(PyObject *dict, PyObject *key, PyObject **value);   /* PyDict_GetItemRef */
 extern PyObject *lock_order;       /* callable(tid, held, held_sites, lock, site), or NULL */
 extern PyObject *ignored_types;    /* tuple of types whose instances are never shared */
 extern PyObject *proxy_types;      /* dict: lock type -> None or callable giving its clock obj */
@@ -270,17 +381,15 @@ extern int naccessors;
 
 /* ---- interned context of accesses (depot.c) --------------------------------------------- */
 
-extern PyObject *lockset_list;     /* list: id -> tuple of sync ids */
-extern PyObject *stack_list;       /* list: id -> tuple of (code, line) pairs */
-extern uint32_t *extra_lockset, *extra_stack;
-extern uint32_t nextra;
 
 int intern_lockset(ThreadState *t);
 uint32_t capture_stack(void);
 uint32_t intern_extra(uint32_t lockset, uint32_t stack);
 PyObject *lockset_tuple(uint32_t id);
 PyObject *stack_tuple(uint32_t id);
+void extra_parts(uint32_t id, uint32_t *lockset, uint32_t *stack);
 int depot_init(void);
+void depot_after_fork(void);
 
 /* ---- reports (report.c) ----------------------------------------------------------------- */
 
@@ -295,6 +404,8 @@ extern PyObject *reported;   /* dict: (site, site) -> count */
 
 int report_found(PyObject *target, PyObject *key, ThreadState *t, uint32_t site,
                  int is_write, int atomic, Found *found, int nfound);
+PyObject *fast_races(PyObject *m, PyObject *noargs);
+void report_after_fork(void);
 
 /* ---- where an access lands (locations.c) ------------------------------------------------ */
 
@@ -312,7 +423,7 @@ int container_kind(PyObject *o);
 int exact_container(PyTypeObject *tp);
 int maybe_container(PyObject *o);
 PyObject *shape_owner(PyObject *obj);
-PyObject *attr_owner(PyObject *obj, PyObject *key);
+PyObject *attr_owner(PyObject *obj, PyObject *key, PyObject **hold);
 PyObject *fast_attr_owner(PyObject *obj, PyObject *key, int is_write);
 PyObject *fast_method_owner(PyObject *obj, PyObject *key);
 PyObject *super_lookup(PyObject *obj, PyObject *key);
@@ -321,7 +432,9 @@ int locations_init(void);
 
 /* ---- accesses (access.c) ---------------------------------------------------------------- */
 
+#ifndef RW_FREE_THREADED
 extern uintptr_t last_addr;   /* the one-entry cache of record_of: clear when a record goes */
+#endif
 
 PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write);
 int same_epoch(PyObject *obj, PyObject *key, long site, int is_write, uint32_t *hint);
@@ -342,6 +455,7 @@ PyObject *fast_happens_before(PyObject *m, PyObject *obj);
 PyObject *fast_thread_end(PyObject *m, PyObject *obj);
 PyObject *fast_sync_name(PyObject *m, PyObject *id);
 int sync_init(void);
+void sync_after_fork(void);
 
 /* ---- token probes (tokens.c) ------------------------------------------------------------ */
 

@@ -5,27 +5,66 @@
 
 /* For reads of attribute `name` of instances of `type` (while its version tag holds): the
  * class whose method the read finds, or NULL when the location is the instance's own. Keyed
- * by type and name, so sites that see several classes (polymorphic calls) hit too. */
+ * by type and name, so sites that see several classes (polymorphic calls) hit too. Without a
+ * GIL, threads fill entries under a lock, and a reader copies an entry between two reads of
+ * its sequence number (odd while it is written): a torn copy is a miss. */
 typedef struct {
+    uint32_t seq;
+    unsigned int version;
     PyTypeObject *type;
     PyObject *name;
-    unsigned int version;
-    int container;     /* instances are builtin containers (method-kind probes read the shape) */
     PyObject *owner;
+    int container;     /* instances are builtin containers (method-kind probes read the shape) */
 } AttrCache;
 #define ATTR_CACHE_BITS 12
 static AttrCache attr_cache[1 << ATTR_CACHE_BITS];
+static Lock cache_lock;   /* writers of attr_cache and kind_cache (a leaf) */
 
 static inline AttrCache *attr_slot(PyTypeObject *tp, PyObject *name) {
     uint64_t h = ((uint64_t)(uintptr_t)tp ^ ((uint64_t)(uintptr_t)name << 7)) *
                  0x9E3779B97F4A7C15ull;
     return &attr_cache[h >> (64 - ATTR_CACHE_BITS)];
 }
-/* The cache entry for reads of `name` on instances of `tp`, or NULL if it is not filled. */
-static inline const AttrCache *attr_hit(PyTypeObject *tp, PyObject *name) {
+
+static inline unsigned int version_of(PyTypeObject *tp) { return LOAD(&tp->tp_version_tag); }
+
+/* The cache entry for reads of `name` on instances of `tp`, copied to `out`; 0 if not filled. */
+static inline int attr_hit(PyTypeObject *tp, PyObject *name, AttrCache *out) {
     const AttrCache *ac = attr_slot(tp, name);
-    return ac->type == tp && ac->name == name && ac->version == tp->tp_version_tag &&
-           tp->tp_version_tag ? ac : NULL;
+#ifdef RW_FREE_THREADED
+    uint32_t seq = LOAD_ACQ(&ac->seq);
+    if (seq & 1) return 0;
+    out->type = LOAD(&ac->type);
+    out->name = LOAD(&ac->name);
+    out->version = LOAD(&ac->version);
+    out->owner = LOAD(&ac->owner);
+    out->container = LOAD(&ac->container);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (LOAD(&ac->seq) != seq) return 0;
+#else
+    *out = *ac;
+#endif
+    unsigned int version = version_of(tp);
+    return out->type == tp && out->name == name && out->version == version && version;
+}
+
+static void attr_fill(PyTypeObject *tp, PyObject *name, unsigned int version, int container,
+                      PyObject *owner) {
+    AttrCache *ac = attr_slot(tp, name);
+    LOCK(&cache_lock);
+#ifdef RW_FREE_THREADED
+    STORE(&ac->seq, ac->seq + 1);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    STORE(&ac->type, tp);
+    STORE(&ac->name, name);
+    STORE(&ac->version, version);
+    STORE(&ac->owner, owner);
+    STORE(&ac->container, container);
+    STORE_REL(&ac->seq, ac->seq + 1);
+#else
+    *ac = (AttrCache){0, version, tp, name, owner, container};
+#endif
+    UNLOCK(&cache_lock);
 }
 
 static PyObject *getitem_name, *dict_getitem, *list_getitem;   /* set up at import */
@@ -47,29 +86,48 @@ static int type_kind(PyTypeObject *tp) {
 /* The kind of each type seen, while its version tag holds (its bases and __getitem__ could
  * only change with it). */
 #define KIND_CACHE_BITS 10
-static struct { PyTypeObject *type; unsigned int version; int kind; } kind_cache[1 << KIND_CACHE_BITS];
+static struct { PyTypeObject *type; uint32_t seq; unsigned int version; int kind; }
+    kind_cache[1 << KIND_CACHE_BITS];
 
 int container_kind(PyObject *o) {
     PyTypeObject *tp = Py_TYPE(o);
     if (tp == &PyDict_Type) return C_DICT;
     if (tp == &PyList_Type) return C_LIST;
     if (tp == &PySet_Type) return C_SET;
-    if (tp == deque_type) return C_DEQUE;
+    if (tp == LOAD(&deque_type)) return C_DEQUE;
     if (tp == &PyByteArray_Type) return C_BYTEARRAY;
     /* a static type that is not a list or dict subclass (int, str, tuple...) is no container:
      * decided by its flags, since it may have no version tag to cache the answer under */
     if (!(tp->tp_flags & (Py_TPFLAGS_HEAPTYPE | Py_TPFLAGS_LIST_SUBCLASS |
                           Py_TPFLAGS_DICT_SUBCLASS)))
         return C_NONE;
-    unsigned int version = tp->tp_version_tag;
-    size_t i = (size_t)(((uint64_t)(uintptr_t)tp * 0x9E3779B97F4A7C15ull) >> (64 - KIND_CACHE_BITS));
-    if (version && kind_cache[i].type == tp && kind_cache[i].version == version)
-        return kind_cache[i].kind;
-    int kind = type_kind(tp);
+    unsigned int version = version_of(tp);
+    size_t i = (size_t)(((uint64_t)(uintptr_t)tp * 0x9E3779B97F4A7C15ull) >>
+                        (64 - KIND_CACHE_BITS));
+    uint32_t seq = LOAD_ACQ(&kind_cache[i].seq);   /* as attr_hit's */
+    PyTypeObject *type = LOAD(&kind_cache[i].type);
+    unsigned int cached = LOAD(&kind_cache[i].version);
+    int kind = LOAD(&kind_cache[i].kind);
+#ifdef RW_FREE_THREADED
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    int whole = !(seq & 1) && LOAD(&kind_cache[i].seq) == seq;
+#else
+    int whole = 1;
+    (void)seq;
+#endif
+    if (version && whole && type == tp && cached == version) return kind;
+    kind = type_kind(tp);
     if (version) {
-        kind_cache[i].type = tp;
-        kind_cache[i].version = version;
-        kind_cache[i].kind = kind;
+        LOCK(&cache_lock);
+        STORE(&kind_cache[i].seq, kind_cache[i].seq + 1);
+#ifdef RW_FREE_THREADED
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+#endif
+        STORE(&kind_cache[i].type, tp);
+        STORE(&kind_cache[i].version, version);
+        STORE(&kind_cache[i].kind, kind);
+        STORE_REL(&kind_cache[i].seq, kind_cache[i].seq + 1);
+        UNLOCK(&cache_lock);
     }
     return kind;
 }
@@ -130,12 +188,12 @@ static PyObject *method_owner(PyTypeObject *tp, PyObject *key) {
 static PyObject *read_owner(PyObject *obj, PyObject *key, long site) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return obj;
-    const AttrCache *ac = attr_hit(tp, key);
-    if (ac) return ac->owner ? ac->owner : obj;
+    AttrCache ac;
+    if (attr_hit(tp, key, &ac)) return ac.owner ? ac.owner : obj;
+    unsigned int version = version_of(tp);   /* before the lookup: a change makes a new tag */
     PyObject *owner = method_owner(tp, key);
-    if (tp->tp_version_tag)   /* borrowed pointers: a changed or new type has another tag */
-        *attr_slot(tp, key) = (AttrCache){tp, key, tp->tp_version_tag,
-                                          container_kind(obj) != C_NONE, owner};
+    if (version)   /* borrowed pointers: a changed or new type has another tag */
+        attr_fill(tp, key, version, container_kind(obj) != C_NONE, owner);
     return owner ? owner : obj;
 }
 
@@ -185,9 +243,10 @@ PyObject *super_lookup(PyObject *obj, PyObject *key) {
     return NULL;
 }
 
-/* The owner of attribute `key` of `obj`, or NULL (no error) when it cannot race. */
-PyObject *attr_owner(PyObject *obj, PyObject *key) {
-    if (PyWeakref_CheckProxy(obj) && !(obj = weak_target(obj))) return NULL;
+/* The owner of attribute `key` of `obj`, or NULL (no error) when it cannot race. For a
+ * weakref.proxy, its referent's, which `*hold` keeps alive until the caller releases it. */
+PyObject *attr_owner(PyObject *obj, PyObject *key, PyObject **hold) {
+    if (PyWeakref_CheckProxy(obj) && !(obj = *hold = weak_target(obj))) return NULL;
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp == &PySuper_Type) return super_lookup(obj, key);
     if (PyModule_CheckExact(obj)) return PyModule_GetDict(obj);   /* attribute == global */
@@ -294,9 +353,11 @@ int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, long site,
                    Loc *locs) {
     switch (kind) {
     case K_ATTR: {
-        PyObject *owner = attr_owner(obj, key);
+        PyObject *hold = NULL, *owner = attr_owner(obj, key, &hold);
         if (owner && !is_write) owner = read_owner(owner, key, site);
-        return add_loc(locs, 0, owner, key, is_write, 0);
+        int n = add_loc(locs, 0, owner, key, is_write, 0);
+        Py_XDECREF(hold);
+        return n;
     }
     case K_SUPER: return add_loc(locs, 0, super_lookup(obj, key), key, 0, 0);
     case K_GLOBAL: return add_loc(locs, 0, PyEval_GetGlobals(), key, is_write, 0);
@@ -307,8 +368,10 @@ int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, long site,
                            kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE,
                            kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE);
         {
-            PyObject *owner = attr_owner(obj, key);
-            return add_loc(locs, 0, owner ? read_owner(owner, key, -1) : NULL, key, 0, 0);
+            PyObject *hold = NULL, *owner = attr_owner(obj, key, &hold);
+            int n = add_loc(locs, 0, owner ? read_owner(owner, key, -1) : NULL, key, 0, 0);
+            Py_XDECREF(hold);
+            return n;
         }
     case K_ITEM: return item_locs(obj, key, is_write, 0, locs);
     case K_ITEM_DELETE: return item_locs(obj, key, 1, 1, locs);
@@ -333,7 +396,7 @@ HOT int exact_container(PyTypeObject *tp) {
     if (tp == &PyList_Type) return C_LIST;
     if (tp == &PyDict_Type) return C_DICT;
     if (tp == &PySet_Type) return C_SET;
-    if (tp == deque_type) return C_DEQUE;
+    if (tp == LOAD(&deque_type)) return C_DEQUE;
     if (tp == &PyByteArray_Type) return C_BYTEARRAY;
     return C_NONE;
 }
@@ -356,8 +419,8 @@ HOT PyObject *fast_attr_owner(PyObject *obj, PyObject *key, int is_write) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
         if (is_write) return obj;
-        const AttrCache *ac = attr_hit(tp, key);
-        return !ac ? NULL : ac->owner ? ac->owner : obj;
+        AttrCache ac;
+        return !attr_hit(tp, key, &ac) ? NULL : ac.owner ? ac.owner : obj;
     }
     if (tp == &PyType_Type) return obj;
     if (tp == &PyModule_Type) return PyModule_GetDict(obj);
@@ -369,9 +432,9 @@ HOT PyObject *fast_attr_owner(PyObject *obj, PyObject *key, int is_write) {
 HOT PyObject *fast_method_owner(PyObject *obj, PyObject *key) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return NULL;
-    const AttrCache *ac = attr_hit(tp, key);
-    if (!ac || ac->container) return NULL;
-    return ac->owner ? ac->owner : obj;
+    AttrCache ac;
+    if (!attr_hit(tp, key, &ac) || ac.container) return NULL;
+    return ac.owner ? ac.owner : obj;
 }
 
 int locations_init(void) {

@@ -3,26 +3,34 @@
  * lock-order graph, and the proxy that records a lock's acquire/release at call sites. */
 #include "fast.h"
 
+static Lock names_lock;        /* sync_names (a leaf) */
 static PyObject *sync_names;   /* list: lock id -> (type, address) */
 
 static SyncVar *sync_var(PyObject *obj) {
-    SyncVar *var = map_get(&syncs, (uintptr_t)obj);
+    SyncVar *var = table_get(&syncs, obj);
     if (var) return var;
     Tracked *fresh = tracked_new(obj, KIND_SYNC);   /* may run GC */
     return fresh ? (SyncVar *)tracked_insert(&syncs, obj, fresh) : NULL;
 }
 
 /* Locks get a number (M<id> in reports) the first time they are held. */
-static int name_lock(SyncVar *var, PyObject *obj) {
+static int name_lock(PyObject *obj) {
     /* (type, address): the report describes it, the same way for both runtimes */
     PyObject *name = Py_BuildValue("(On)", (PyObject *)Py_TYPE(obj), (Py_ssize_t)obj);
     if (!name) return -1;
-    int err = PyList_Append(sync_names, name);
+    int err = 0;
+    Lock *stripe = stripe_of(obj);
+    LOCK(stripe);
+    SyncVar *var = table_get(&syncs, obj);   /* the allocation may have run GC */
+    if (var && !var->id) {
+        LOCK(&names_lock);
+        err = PyList_Append(sync_names, name);   /* grows a list: no finalizer runs */
+        if (!err) var->id = (uint32_t)PyList_GET_SIZE(sync_names) - 1;
+        UNLOCK(&names_lock);
+    }
+    UNLOCK(stripe);
     Py_DECREF(name);
-    if (err < 0) return -1;
-    var = map_get(&syncs, (uintptr_t)obj);   /* the allocation may have run GC */
-    if (var && !var->id) var->id = (uint32_t)PyList_GET_SIZE(sync_names) - 1;
-    return 0;
+    return err;
 }
 
 static inline int holds(const ThreadState *t, uint32_t id) {
@@ -36,7 +44,7 @@ static inline int holds(const ThreadState *t, uint32_t id) {
  * a known one costs one map lookup. Called before the lockset changes. Returns the arguments
  * of the call to make once the runtime's state is consistent, or NULL (none, or an error). */
 static PyObject *new_order(ThreadState *t, uint32_t id, uint32_t site) {
-    if (!lock_order || !t->nheld || holds(t, id)) return NULL;   /* re-entry adds no edge */
+    if (!LOAD(&lock_order) || !t->nheld || holds(t, id)) return NULL;   /* re-entry: no edge */
     if (!t->order_seen) {
         t->order_seen = PyMem_RawCalloc(1, sizeof(Map));
         if (!t->order_seen) { PyErr_NoMemory(); return NULL; }
@@ -54,16 +62,27 @@ static PyObject *new_order(ThreadState *t, uint32_t id, uint32_t site) {
     return Py_BuildValue("(INNII)", t->tid, lockset_tuple(t->lockset), sites, id, site);
 }
 
+/* An acquire (this thread's clock takes in the sync var's) or a release (the sync var's takes
+ * in this thread's), then a tick; a lock also changes the thread's lockset. */
 static PyObject *sync_event(PyObject *obj, int is_acquire, int is_lock, uint32_t site) {
     ThreadState *t = current();
     if (!t) return NULL;
+    ebr_enter(t);
     SyncVar *var = sync_var(obj);
-    if (!var) return NULL;
-    if (is_lock && !var->id && name_lock(var, obj) < 0) return NULL;
-    var = map_get(&syncs, (uintptr_t)obj);
+    if (var && is_lock && !LOAD(&var->id) && name_lock(obj) < 0) var = NULL;
+    if (!var) {
+        ebr_exit(t);
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    }
+    Lock *stripe = stripe_of(obj);   /* the sync var's clock */
+    LOCK(stripe);
+    var = table_get(&syncs, obj);
+    uint32_t id = var ? var->id : 0;
+    int err = !var ? 0 : is_acquire ? vc_join(&t->vc, &var->vc) : vc_join(&var->vc, &t->vc);
+    UNLOCK(stripe);
+    ebr_exit(t);
     if (!var) Py_RETURN_NONE;
-    uint32_t id = var->id;
-    if (is_acquire ? vc_join(&t->vc, &var->vc) : vc_join(&var->vc, &t->vc)) return NULL;
+    if (err) return NULL;
     tick(t);
     PyObject *order = NULL;
     if (is_lock && is_acquire && t->nheld) {
@@ -74,12 +93,14 @@ static PyObject *sync_event(PyObject *obj, int is_acquire, int is_lock, uint32_t
         Py_XDECREF(order);
         return NULL;
     }
-    if (order) {   /* last: the graph runs Python code, which may run probes */
-        PyObject *r = PyObject_Call(lock_order, order, NULL);
-        Py_DECREF(order);
-        if (!r) PyErr_WriteUnraisable(lock_order);   /* never into the program's `with` */
+    PyObject *graph = order ? config_ref(&lock_order) : NULL;
+    if (graph) {   /* last: the graph runs Python code, which may run probes */
+        PyObject *r = PyObject_Call(graph, order, NULL);
+        if (!r) PyErr_WriteUnraisable(graph);   /* never into the program's `with` */
         Py_XDECREF(r);
+        Py_DECREF(graph);
     }
+    Py_XDECREF(order);
     Py_RETURN_NONE;
 }
 
@@ -179,21 +200,20 @@ PyObject *fast_sync(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "sync(obj, site)"); return NULL; }
     PyObject *obj = args[0];
     PyTypeObject *tp = Py_TYPE(obj);
-    int i = 0;
-    while (i < nproxied && proxied[i] != tp) i++;
-    if (i == nproxied) return Py_NewRef(obj);   /* not a lock: by far the common case */
-    PyObject *how = PyDict_GetItemWithError(proxy_types, (PyObject *)tp);
-    if (!how) {
-        if (PyErr_Occurred()) return NULL;
-        Py_INCREF(obj);
-        return obj;
-    }
-    PyObject *target = how == Py_None ? (Py_INCREF(obj), obj) : PyObject_CallOneArg(how, obj);
+    int i = 0, n = LOAD_ACQ(&nproxied);
+    while (i < n && LOAD(&proxied[i]) != tp) i++;
+    if (i == n) return Py_NewRef(obj);   /* not a lock: by far the common case */
+    PyObject *types = config_ref(&proxy_types), *how = NULL;
+    int found = types ? dict_get_ref(types, (PyObject *)tp, &how) : 0;
+    Py_XDECREF(types);
+    if (found < 0) return NULL;
+    if (!found) return Py_NewRef(obj);
+    PyObject *target = how == Py_None ? Py_NewRef(obj) : PyObject_CallOneArg(how, obj);
+    Py_DECREF(how);
     if (!target) return NULL;
     SyncProxy *proxy = PyObject_New(SyncProxy, &SyncProxyType);
     if (!proxy) { Py_DECREF(target); return NULL; }
-    Py_INCREF(obj);
-    proxy->obj = obj;
+    proxy->obj = Py_NewRef(obj);
     proxy->target = target;
     proxy->site = PyLong_AsLong(args[1]);
     return (PyObject *)proxy;
@@ -201,12 +221,14 @@ PyObject *fast_sync(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
 
 PyObject *fast_sync_name(PyObject *m, PyObject *id) {
     Py_ssize_t i = PyLong_AsSsize_t(id);
-    if (i <= 0 || i >= PyList_GET_SIZE(sync_names)) {
+    PyObject *name = NULL;
+    LOCK(&names_lock);
+    if (i > 0 && i < PyList_GET_SIZE(sync_names)) name = Py_NewRef(PyList_GET_ITEM(sync_names, i));
+    UNLOCK(&names_lock);
+    if (!name) {
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    PyObject *name = PyList_GET_ITEM(sync_names, i);
-    Py_INCREF(name);
     return name;
 }
 
@@ -215,3 +237,5 @@ int sync_init(void) {
     if (!sync_names || PyList_Append(sync_names, Py_None) < 0) return -1;   /* no M0 */
     return PyType_Ready(&SyncProxyType);
 }
+
+void sync_after_fork(void) { memset(&names_lock, 0, sizeof(names_lock)); }

@@ -2,32 +2,53 @@
 #include "fast.h"
 
 __thread ThreadState *tls_state __attribute__((tls_model("initial-exec")));
+static Lock registry;   /* all_threads and nthreads (a leaf: nothing is locked inside it) */
 static ThreadState **all_threads;
 uint32_t nthreads;
 static uint32_t capthreads;
 
 ThreadState *new_thread(void) {
+    /* made outside the registry's lock: allocation takes none of ours, but keep it short */
+    ThreadState *t = PyMem_RawCalloc(1, sizeof(ThreadState));
+    if (!t) { PyErr_NoMemory(); return NULL; }
+    LOCK(&registry);
     if (nthreads >= (1u << TID_BITS)) {
+        UNLOCK(&registry);
+        PyMem_RawFree(t);
         PyErr_SetString(PyExc_RuntimeError, "racewatch: too many threads");
         return NULL;
     }
     if (nthreads == capthreads) {
         uint32_t cap = capthreads ? capthreads * 2 : 16;
         ThreadState **a = PyMem_RawRealloc(all_threads, cap * sizeof(*a));
-        if (!a) { PyErr_NoMemory(); return NULL; }
+        if (!a) { UNLOCK(&registry); PyMem_RawFree(t); PyErr_NoMemory(); return NULL; }
         all_threads = a;
         capthreads = cap;
     }
-    ThreadState *t = PyMem_RawCalloc(1, sizeof(ThreadState));
-    if (!t) { PyErr_NoMemory(); return NULL; }
     t->tid = nthreads;
-    if (vc_grow(&t->vc, t->tid + 1) < 0) { PyMem_RawFree(t); return NULL; }
+    if (vc_grow(&t->vc, t->tid + 1) < 0) { UNLOCK(&registry); PyMem_RawFree(t); return NULL; }
     t->vc.c[t->tid] = 1;
     t->epoch = (1ull << CLOCK_SHIFT) | ((uint64_t)t->tid << 1);
-    all_threads[nthreads++] = t;
+    all_threads[nthreads] = t;
+    STORE_REL(&nthreads, nthreads + 1);
+    UNLOCK(&registry);
     tls_state = t;
     return t;
 }
+
+#ifdef RW_FREE_THREADED
+/* The oldest epoch a thread inside the runtime announced, or `now` if none is inside. */
+uint64_t oldest_announcement(uint64_t now) {
+    uint64_t oldest = now;
+    LOCK(&registry);
+    for (uint32_t i = 0; i < nthreads; i++) {
+        uint64_t active = LOAD_ACQ(&all_threads[i]->active);
+        if (active && active < oldest) oldest = active;
+    }
+    UNLOCK(&registry);
+    return oldest;
+}
+#endif
 
 void tick(ThreadState *t) {
     t->vc.c[t->tid]++;
@@ -83,11 +104,12 @@ void forget_threads(void) {
         PyMem_RawFree(all_threads[i]->held_count);
         PyMem_RawFree(all_threads[i]->held_site);
         if (all_threads[i]->order_seen) {
-            PyMem_RawFree(((Map *)all_threads[i]->order_seen)->slots);
+            map_clear(all_threads[i]->order_seen);
             PyMem_RawFree(all_threads[i]->order_seen);
         }
         PyMem_RawFree(all_threads[i]);
     }
     nthreads = 0;
     tls_state = NULL;
+    memset(&registry, 0, sizeof(registry));
 }
