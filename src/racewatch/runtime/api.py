@@ -1,9 +1,13 @@
 """THE hot path, pure-Python twin of the C runtime (`fast/`): FastTrack over the probes' events.
 
 Same functions, same semantics as the C runtime; kept for clarity and as the oracle the C
-runtime is tested against. Its own state is guarded by one raw lock; a per-thread `busy` flag
-defers events that arrive re-entrantly (a finalizer or weakref callback running inside an
-update), so re-entry neither deadlocks nor corrupts state.
+runtime is tested against. Its own state is guarded by one reentrant lock (guard.py), with or
+without a GIL, under which no finalizer runs. An event that arrives while its thread is in the middle of another (a finalizer or a
+weakref callback run by a collection inside an update) is recorded at once, as the C runtime
+does: recording it later would put it after other threads' events that really came after it
+(two accesses under one lock would then race). So updates never iterate what a nested event
+may change (read sets are replaced, not changed in place), and a nested event may at worst
+hide the same thread's outer access to the same location: never a false report.
 """
 
 import _thread
@@ -11,9 +15,9 @@ import sys
 from types import ModuleType
 
 from racewatch.runtime import locations, shadow
+from racewatch.runtime.guard import guard
 from racewatch.runtime.clock import CLOCK_SHIFT, TID_MASK, join
 
-_lock = _thread.allocate_lock()
 _HEAPTYPE = 1 << 9
 
 _local = _thread._local()  # .state: the calling OS thread's ThreadState (dies with the thread)
@@ -29,8 +33,7 @@ _config = {"on_race": None, "history_full": False, "ignored_types": (), "proxy_t
 
 
 class ThreadState:
-    __slots__ = ("tid", "vc", "epoch", "held", "held_site", "lockset", "order_seen", "busy",
-                 "pending")
+    __slots__ = ("tid", "vc", "epoch", "held", "held_site", "lockset", "order_seen")
 
     def __init__(self, tid):
         self.tid = tid
@@ -40,8 +43,6 @@ class ThreadState:
         self.held_site = {}  # sync id -> probe site of its outermost acquisition
         self.lockset = ()    # sorted sync ids of the locks held
         self.order_seen = set()  # (lockset, lock) this thread already told the lock-order graph
-        self.busy = False
-        self.pending = []
 
     def tick(self):
         self.vc[self.tid] += 1
@@ -62,7 +63,7 @@ def _current():
     # thread's own finalizers may still run after it announced its end.
     state = getattr(_local, "state", None)
     if state is None:
-        with _lock:
+        with guard:
             state = ThreadState(len(_threads))
             _threads.append(state)
         _local.state = state
@@ -85,7 +86,7 @@ def configure(on_race=None, history_full=False, ignored_types=(), proxy_types=No
 
 def register_sites(base, kinds):
     """Site kinds (sitekinds.py) for ids base, base+1, ...: one byte per site."""
-    with _lock:
+    with guard:
         if len(_site_kinds) < base:
             _site_kinds.extend(bytes(base - len(_site_kinds)))
         _site_kinds[base:base + len(kinds)] = kinds
@@ -97,7 +98,7 @@ def current_tid():
 
 def races():
     """{(site_a, site_b): times raced} for every racing site pair seen so far."""
-    with _lock:
+    with guard:
         return dict(_reported)
 
 
@@ -108,8 +109,8 @@ def sync_name(lock_id):
 
 def reset_after_fork():
     """In a fork child: only the forking thread survives; start over with it as thread 0."""
-    global _lock
-    _lock = _thread.allocate_lock()
+    from racewatch.runtime import guard as guard_module
+    guard_module.reset_after_fork()
     _local.state = None
     _threads.clear()
     _objects.clear()
@@ -209,45 +210,45 @@ def call(func, arg0, arg1, site):
 
 
 def _probe(obj, key, site, is_write, how=None):
-    state = _current()
-    if state.busy:  # re-entered from a finalizer or callback inside an update: do it later
-        state.pending.append((_probe, (obj, key, site, is_write, how)))
-        return
-    state.busy = True
     results = []
     try:
+        state = _current()
         for location in locations.resolve(obj, key, _site_kinds[site] if site < len(_site_kinds)
                                           else 0, is_write, how, sys._getframe(2)):
-            outcome = _record_access(*location, site, state)
+            outcome = _record_access(*location[:4], site, state, *location[4:])
             if outcome is not None:
                 results.append(outcome)
-    finally:
-        state.busy = False
+    except RecursionError:
+        # The program is a few frames from its limit, where the C runtime adds none: this
+        # access goes unrecorded rather than raise out of racewatch into the program.
+        return
     on_race = _config["on_race"]
     for target, key, events, released in results:
         del released  # finalizers of swept objects run here, outside the lock
         if events and on_race is not None:
             for event in events:
                 _report(on_race, (target, key) + event)
-    if state.pending:
-        _drain(state)
 
 
-def _record_access(target, key, is_write, atomic, site, state):
-    with _lock:
+def _record_access(target, key, is_write, atomic, site, state, release=False):
+    with guard:
         shadow.forget_dead(_objects, _syncs)  # before any lookup: an address may be reused
     record = _objects.get(target)
     if record is None:
         ignore = issubclass(type(target), _config["ignored_types"])  # not obj.__class__
-        record = _objects.insert(*_objects.create(target, lambda ref: shadow.Record(ref, ignore)))
+        made = _objects.create(target, lambda ref: shadow.Record(ref, ignore))
+        with guard:
+            record = _objects.insert(*made)
     if record.ignore:
         return None
     stack = _capture_stack() if _config["history_full"] else None
     released = None
-    with _lock:
+    with guard:
         if _objects.sweep_due():
             released = _objects.sweep()
         events = _check(record, key, state, site, is_write, atomic, stack)
+        if release:
+            released = (released, shadow.release_key(record.cells, key))
     return target, key, events, released
 
 
@@ -257,12 +258,6 @@ def _report(callback, *args):
     except Exception:  # noqa: BLE001 - like C's PyErr_WriteUnraisable: never into the program
         import traceback
         sys.stderr.write(f"Exception ignored in: {callback!r}\n{traceback.format_exc()}")
-
-
-def _drain(state):
-    while state.pending and not state.busy:
-        fn, args = state.pending.pop(0)
-        fn(*args)
 
 
 def _ordered(e, vc):
@@ -292,7 +287,8 @@ def _check(record, key, state, site, is_write, atomic, stack):
             found.append((True, last))
         if cell.shared is not None:
             found.extend((False, r) for _, r in sorted(cell.shared.items())  # by tid, as C
-                         if _conflicts(r, atomic, vc))
+                         if _conflicts(r, atomic, vc))  # (never changed in place: no nested
+                                                        # event changes it under this loop)
         elif cell.read is not None and _conflicts(cell.read, atomic, vc):
             found.append((False, cell.read))
         cell.write = shadow.Access(now, site, state.lockset, stack)
@@ -308,7 +304,7 @@ def _check(record, key, state, site, is_write, atomic, stack):
             found.append((True, cell.write))
         access = shadow.Access(now, site, state.lockset, stack)
         if cell.shared is not None:
-            cell.shared[state.tid] = access
+            cell.shared = {**cell.shared, state.tid: access}
         elif cell.read is None or _ordered(cell.read.epoch, vc):
             cell.read = access
         else:
@@ -356,16 +352,18 @@ def _capture_stack():
 
 def _sync_var(obj, is_lock):
     released = None
-    with _lock:
+    with guard:
         shadow.forget_dead(_objects, _syncs)
         if _syncs.sweep_due():
             released = _syncs.sweep()
     del released  # outside the lock: dropping them may run finalizers
     var = _syncs.get(obj)
     if var is None:
-        var = _syncs.insert(*_syncs.create(obj, SyncVar))
+        made = _syncs.create(obj, SyncVar)
+        with guard:
+            var = _syncs.insert(*made)
     if is_lock and not var.id:
-        with _lock:
+        with guard:
             if not var.id:
                 var.id = len(_lock_ids)
                 _lock_ids.append((type(obj), id(obj)))
@@ -393,29 +391,23 @@ def happens_before(obj):
 
 
 def _sync_event(obj, is_acquire, is_lock, site=0):
-    state = _current()
-    if state.busy:
-        state.pending.append((_sync_event, (obj, is_acquire, is_lock, site)))
-        return
-    state.busy = True
-    order = None
     try:
+        state = _current()
         var = _sync_var(obj, is_lock)
-        with _lock:
+        with guard:
             if is_acquire:
                 join(state.vc, var.vc)
             else:
                 join(var.vc, state.vc)
             state.tick()
+            order = None
             if is_lock:
                 order = _new_order(state, var.id, site) if is_acquire else None
                 _update_lockset(state, var.id, 1 if is_acquire else -1, site)
-    finally:
-        state.busy = False
+    except RecursionError:  # as in _probe: the program's limit, not racewatch's business
+        return
     if order is not None:  # outside the lock: the graph captures stacks and may report
         _report(_config["lock_order"], state.tid, *order)
-    if state.pending:
-        _drain(state)
 
 
 def _new_order(state, sync_id, site):

@@ -44,6 +44,10 @@ class Identity:
     def obj(self):
         return self.ref()
 
+    @property
+    def weak(self):
+        return type(self.ref) is weakref.ref
+
     def __hash__(self):
         return self.id
 
@@ -189,8 +193,8 @@ def _item(obj, key, is_write, delete):
     if kind == "dict":
         ckey = canonical(key)
         accesses = [(obj, ckey, is_write, 0)]
-        if delete:
-            accesses.append((obj, SHAPE, True, 0))
+        if delete:  # the dict lets go of the key: so does its cell (the 5th item)
+            accesses = [(obj, ckey, is_write, 0, True), (obj, SHAPE, True, 0)]
         elif is_write and type(ckey) is not Identity and key not in obj:
             accesses.append((obj, SHAPE, True, 0))  # a new key changes the shape
         elif (not is_write and issubclass(type(obj), collections.defaultdict)
@@ -210,7 +214,8 @@ _METHODS = {K.METHOD_READ: (False, 0), K.METHOD_WRITE: (True, 0),
 
 
 def resolve(obj, key, kind, is_write, how, frame):
-    """The accesses one probe stands for; `how` is set for builtin accessor calls."""
+    """The accesses one probe stands for, as (owner, key, is_write, atomic) and for a key
+    deleted from a dict a fifth item, True; `how` is set for builtin accessor calls."""
     if how is not None:
         return _accessor(obj, key, is_write, how)
     if kind == K.ATTR:

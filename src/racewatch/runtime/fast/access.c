@@ -95,7 +95,7 @@ static inline int weak_key(PyObject *key, uint8_t safe) {
  * run code or release an object (making a record, capturing a stack, a weakref to a new key,
  * reporting) runs with the stripe released, and the record is looked up again after it. */
 static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t, long site,
-                                 int is_write, int atomic) {
+                                 int is_write, int atomic, int release) {
     Py_hash_t hash;
     uint8_t safe;
     if (key_info(key, &hash, &safe) < 0) return NULL;
@@ -130,8 +130,12 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
         if (i >= 0) {
             cell_load(rec, i, &st);
             if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write)) {
-                rec = NULL;
-                break;
+                PyObject *let_go = NULL;   /* nothing new to record, but the key still goes */
+                if (release) release_key(rec, (uint32_t)i, &let_go);
+                UNLOCK(stripe);
+                Py_XDECREF(weak);
+                Py_XDECREF(let_go);
+                Py_RETURN_NONE;
             }
         }
         if (prepared || (!history_full && (i >= 0 || !weak_key(key, safe)))) break;
@@ -148,9 +152,13 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
         Py_RETURN_NONE;
     }
     int err = 0;
+    PyObject *let_go = NULL;   /* a key a cell held, released with no lock held */
     if (i < 0) {
         if ((i = add_cell(target, &rec, key, hash, safe, &weak)) < 0) err = 1;
         else cell_load(rec, i, &st);
+    } else if (rec->keys[i] & TAG_DIGEST) {   /* a deleted key is back: hold it again */
+        PyMem_RawFree(untag(rec->keys[i]));
+        STORE(&rec->keys[i], (uintptr_t)Py_NewRef(key) | (rec->keys[i] & TAG_RACED));
     }
     Found on_stack[FOUND_ON_STACK], *found = on_stack;
     int nfound = 0;
@@ -161,10 +169,13 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
         if (cell_store(target, &rec, (uint32_t)i, &st) < 0) {
             err = 1;
             if (IS_SHARED(st.r)) retire(SHARED_OF(st.r), PyMem_RawFree);
+        } else if (release) {
+            release_key(rec, (uint32_t)i, &let_go);
         }
     }
     UNLOCK(stripe);
     Py_XDECREF(weak);
+    Py_XDECREF(let_go);
     err = err || (nfound && report_found(target, key, t, (uint32_t)site, is_write, atomic,
                                          found, nfound) < 0);
     if (found != on_stack) PyMem_RawFree(found);
@@ -185,7 +196,7 @@ PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) 
     for (int i = 0; i < n; i++) {
         if (result) {
             PyObject *r = access_location(locs[i].owner, locs[i].key, t, site, locs[i].is_write,
-                                          locs[i].atomic);
+                                          locs[i].atomic, locs[i].release);
             if (!r) result = NULL; else Py_DECREF(r);
         }
     }

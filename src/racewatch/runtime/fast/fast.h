@@ -35,11 +35,42 @@
  * object's stripe, then a map shard, then one of the leaf locks (depot, reports, config,
  * strong list, retire list, then the thread registry). With a GIL they compile to nothing and
  * the atomics to plain accesses: the GIL build is what it was. */
+#if defined(__SANITIZE_THREAD__)
+#define RW_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RW_TSAN 1
+#endif
+#endif
+
 #ifdef Py_GIL_DISABLED
 #define RW_FREE_THREADED 1
 typedef PyMutex Lock;
+#ifdef RW_TSAN
+/* ThreadSanitizer (.ci/tsan) sees only what is compiled with it: CPython's PyMutex is not, so
+ * each lock says what it orders, and racewatch's memory comes from libc, whose malloc and free
+ * ThreadSanitizer watches (CPython's mimalloc it cannot see). */
+#include <sanitizer/tsan_interface.h>
+#define LOCK(m) (PyMutex_Lock(m), __tsan_acquire(m))
+#define UNLOCK(m) (__tsan_release(m), PyMutex_Unlock(m))
+#undef PyMem_RawMalloc
+#undef PyMem_RawCalloc
+#undef PyMem_RawRealloc
+#undef PyMem_RawFree
+#undef PyMem_Malloc
+#undef PyMem_Calloc
+#undef PyMem_Free
+#define PyMem_RawMalloc malloc
+#define PyMem_RawCalloc calloc
+#define PyMem_RawRealloc realloc
+#define PyMem_RawFree free
+#define PyMem_Malloc malloc
+#define PyMem_Calloc calloc
+#define PyMem_Free free
+#else
 #define LOCK(m) PyMutex_Lock(m)
 #define UNLOCK(m) PyMutex_Unlock(m)
+#endif
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -230,7 +261,8 @@ typedef struct {
 #define TAG_WEAK 1u    /* key: held through a weakref (compared by identity) */
 #define TAG_RACED 2u   /* key: a race was found here; the fast path leaves it to the full
                         * check, which then compares sites too */
-#define TAG_MASK ((uintptr_t)3)
+#define TAG_DIGEST 4u   /* key: a deleted key, kept as a Digest of its value (see release_key) */
+#define TAG_MASK ((uintptr_t)7)
 /* A full cell's r, once reads are concurrent, is the address of their Shared set tagged with
  * the top bit, which no epoch has: one word, so a fast path reads the set or an epoch, never a
  * mix of both. */
@@ -285,7 +317,8 @@ typedef struct {
     uint32_t extra0;   /* compact: the extra of every access */
     uint64_t epoch0;   /* compact: the epoch of every access (0: none yet) */
     Index *index;
-    uintptr_t keys[];  /* a strong reference, or under TAG_WEAK a weakref to the key */
+    uintptr_t keys[];  /* a strong reference, under TAG_WEAK a weakref to the key, under
+                        * TAG_DIGEST a Digest */
 } Record;
 
 #define EPOCHS(rec) ((Epochs *)((rec)->keys + (rec)->capcells))
@@ -307,6 +340,14 @@ static inline uint64_t mark_epoch(const Record *rec, uint32_t mark) {
 }
 
 static inline PyObject *untag(uintptr_t key) { return (PyObject *)(key & ~TAG_MASK); }
+
+/* What a cell keeps of a key deleted from its dict, holding no reference: its type and two
+ * independent hashes of its value (NULL type: an identity key, which then matches nothing). */
+typedef struct {
+    PyTypeObject *type;
+    Py_hash_t hash;
+    uint64_t hash2;
+} Digest;
 
 typedef struct {
     Tracked head;
@@ -333,6 +374,8 @@ int add_cell(PyObject *obj, Record **recp, PyObject *key, Py_hash_t hash, uint8_
              PyObject **weak);
 int cell_store(PyObject *obj, Record **recp, uint32_t i, const CellState *s);
 uint32_t first_cells(PyTypeObject *tp);
+void release_key(Record *rec, uint32_t i, PyObject **released);
+PyObject *held_key(uintptr_t tagged);   /* the reference a cell holds, or NULL */
 
 /* lifetime.c: the object -> tracker tables, and the tie of each tracker to its object */
 extern Table objects, syncs;
@@ -414,6 +457,7 @@ enum { C_NONE, C_DICT, C_LIST, C_SET, C_DEQUE, C_BYTEARRAY };
 typedef struct {
     PyObject *owner, *key;   /* new references */
     int is_write, atomic;
+    int release;   /* a key deleted from its dict: its cell no longer holds it */
 } Loc;
 
 #define SLICE_ITEMS 16   /* a slice covers its items; at most this many are recorded */

@@ -68,7 +68,8 @@ static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
         Record *rec = (Record *)tr;
         account(-(Py_ssize_t)RECORD_SIZE(rec->capcells, rec->head.compact));
         for (uint32_t i = 0; i < rec->head.ncells; i++) {
-            defer[(*ndefer)++] = untag(rec->keys[i]);
+            if (rec->keys[i] & TAG_DIGEST) PyMem_RawFree(untag(rec->keys[i]));
+            else defer[(*ndefer)++] = untag(rec->keys[i]);
             if (!rec->head.compact && IS_SHARED(EPOCHS(rec)[i].r))
                 retire(SHARED_OF(EPOCHS(rec)[i].r), PyMem_RawFree);
         }
@@ -132,7 +133,7 @@ static PyMethodDef died_def = {"_died", ref_died, METH_O, NULL};
  * gets a weakref whose C callback frees the state, or as a last resort a strong reference and
  * a sweep. */
 
-#define MAX_HOOKED 8
+#define MAX_HOOKED 32
 static struct {
     PyTypeObject *type;
     destructor original;
@@ -181,45 +182,84 @@ static void note_death(PyObject *op) {
  * deallocator is the one running: for a wrapped type that is the wrapper, so the wrapper
  * takes the trashcan in the original's place (on 3.14+, _Py_Dealloc does it for everyone and
  * these macros are empty). Its deposit needs the object out of the GC's lists first. */
-#define HOOK(i)                                                                            \
-    static void hooked_dealloc_##i(PyObject *op) {                                         \
-        if (!hooked[i].trashcan) {                                                         \
-            note_death(op);                                                                \
-            hooked[i].original(op);                                                        \
-            return;                                                                        \
-        }                                                                                  \
-        PyObject_GC_UnTrack(op);                                                           \
-        Py_TRASHCAN_BEGIN(op, hooked_dealloc_##i)                                          \
-        note_death(op);                                                                    \
-        hooked[i].original(op);                                                            \
-        Py_TRASHCAN_END                                                                    \
+#if PY_VERSION_HEX < 0x030E0000
+#define TRASHCAN_DEALLOC(i, op)                                                               \
+    PyObject_GC_UnTrack(op);                                                                  \
+    Py_TRASHCAN_BEGIN(op, hooks[i])                                                           \
+    note_death(op);                                                                           \
+    hooked[i].original(op);                                                                   \
+    Py_TRASHCAN_END
+#else   /* PYVERSIONS: 3.14+ takes the trashcan in _Py_Dealloc, whatever the deallocator */
+#define TRASHCAN_DEALLOC(i, op) note_death(op); hooked[i].original(op);
+#endif
+static destructor const hooks[MAX_HOOKED];
+#define HOOK(a, b)                                                                            \
+    static void hooked_dealloc_##a##_##b(PyObject *op) {                                      \
+        if (!hooked[a * 8 + b].trashcan) {                                                    \
+            note_death(op);                                                                   \
+            hooked[a * 8 + b].original(op);                                                   \
+            return;                                                                           \
+        }                                                                                     \
+        TRASHCAN_DEALLOC(a * 8 + b, op)                                                       \
     }
-HOOK(0) HOOK(1) HOOK(2) HOOK(3) HOOK(4) HOOK(5) HOOK(6) HOOK(7)
-static destructor const hooks[MAX_HOOKED] = {
-    hooked_dealloc_0, hooked_dealloc_1, hooked_dealloc_2, hooked_dealloc_3,
-    hooked_dealloc_4, hooked_dealloc_5, hooked_dealloc_6, hooked_dealloc_7};
+#define HOOKS8(a) HOOK(a, 0) HOOK(a, 1) HOOK(a, 2) HOOK(a, 3) HOOK(a, 4) HOOK(a, 5) \
+    HOOK(a, 6) HOOK(a, 7)
+HOOKS8(0) HOOKS8(1) HOOKS8(2) HOOKS8(3)
+#define NAMES8(a) hooked_dealloc_##a##_0, hooked_dealloc_##a##_1, hooked_dealloc_##a##_2, \
+    hooked_dealloc_##a##_3, hooked_dealloc_##a##_4, hooked_dealloc_##a##_5, \
+    hooked_dealloc_##a##_6, hooked_dealloc_##a##_7
+static destructor const hooks[MAX_HOOKED] = {NAMES8(0), NAMES8(1), NAMES8(2), NAMES8(3)};
 
 static destructor subtype_dealloc_fn;   /* CPython's deallocator of heap types */
 
+/* The type whose deallocator frees instances of `tp`: its own, or for a class written in
+ * Python its nearest base that is not. */
+static PyTypeObject *dealloc_type(PyTypeObject *tp) {
+    while (tp && subtype_dealloc_fn && tp->tp_dealloc == subtype_dealloc_fn) tp = tp->tp_base;
+    return tp;
+}
+
 /* Whether an instance of `tp` is freed through one of the wrapped deallocators. */
 static int dies_through_hook(PyTypeObject *tp) {
-    while (tp && subtype_dealloc_fn && tp->tp_dealloc == subtype_dealloc_fn) tp = tp->tp_base;
-    if (!tp) return 0;
-    for (int i = 0; i < nhooked; i++)
-        if (tp->tp_dealloc == hooks[i]) return 1;
+    if (!(tp = dealloc_type(tp))) return 0;
+    destructor dealloc = LOAD(&tp->tp_dealloc);
+    for (int i = 0, n = LOAD_ACQ(&nhooked); i < n; i++)
+        if (dealloc == hooks[i]) return 1;
     return 0;
+}
+
+static PyTypeObject *namespace_type;        /* types.SimpleNamespace */
+static destructor base_exception_dealloc;   /* BaseException's own, before any wrapping */
+
+/* Objects of builtin types that keep attributes but cannot be weakly referenced
+ * (SimpleNamespace) or would show a weakref through `__weakref__` (exceptions): their deaths
+ * are seen through their deallocator, wrapped when the first one is tracked. */
+static void hook_builtin_base(PyTypeObject *tp) {
+    if (!(tp = dealloc_type(tp)) || (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return;
+    if (tp == namespace_type)
+        hook_dealloc(tp, 0);
+    else if (PyType_IsSubtype(tp, (PyTypeObject *)PyExc_BaseException))
+        hook_dealloc(tp, LOAD(&tp->tp_dealloc) == base_exception_dealloc);
 }
 
 /* Wrap `tp`'s deallocator; `trashcan`: the original uses CPython's trashcan. Done before any
  * thread can deallocate through the wrapper (at import and configure). */
 void hook_dealloc(PyTypeObject *tp, int trashcan) {
-    if (!tp || nhooked == MAX_HOOKED || (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return;
-    for (int i = 0; i < nhooked; i++) if (hooked[i].type == tp) return;
-    hooked[nhooked].type = tp;
-    hooked[nhooked].original = tp->tp_dealloc;
-    hooked[nhooked].trashcan = trashcan && PyType_IS_GC(tp);
-    STORE_REL(&tp->tp_dealloc, hooks[nhooked]);   /* after the original is in place */
-    nhooked++;
+    static Lock hooking;   /* a leaf */
+    if (!tp || (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return;
+    LOCK(&hooking);
+    int known = 0;
+    for (int i = 0; i < nhooked; i++) known |= hooked[i].type == tp;
+    if (!known && nhooked < MAX_HOOKED) {
+        hooked[nhooked].type = tp;
+        hooked[nhooked].original = tp->tp_dealloc;
+        /* the wrapper untracks before the original does: only where that is done by the
+         * function (a second untrack by the macro would corrupt the GC's list) */
+        hooked[nhooked].trashcan = trashcan && PyType_IS_GC(tp);
+        STORE_REL(&tp->tp_dealloc, hooks[nhooked]);   /* after the original is in place */
+        STORE_REL(&nhooked, nhooked + 1);
+    }
+    UNLOCK(&hooking);
 }
 
 /* Make the Tracked for `obj`. Allocates Python objects (so GC may run): call with no table
@@ -236,6 +276,7 @@ Tracked *tracked_new(PyObject *obj, uint8_t kind) {
         tr->compact = 1;
     }
     tr->kind = kind;
+    hook_builtin_base(Py_TYPE(obj));
     if (dies_through_hook(Py_TYPE(obj))) {   /* its death is seen without any reference */
         tr->hooked = 1;
         death_note((uintptr_t)obj);
@@ -345,6 +386,7 @@ void strong_after_fork(void) {
 
 /* For the Python twin: hear about the death of an object that cannot be weakly referenced. */
 PyObject *fast_watch_death(PyObject *m, PyObject *obj) {
+    hook_builtin_base(Py_TYPE(obj));
     if (!dies_through_hook(Py_TYPE(obj))) Py_RETURN_FALSE;
     LOCK(&watch_lock);
     int err = map_put(&death_watch, (uintptr_t)obj, obj);
@@ -383,6 +425,12 @@ int lifetime_init(void) {
     if (!probe_class) return -1;
     subtype_dealloc_fn = ((PyTypeObject *)probe_class)->tp_dealloc;
     Py_DECREF(probe_class);
+    base_exception_dealloc = ((PyTypeObject *)PyExc_BaseException)->tp_dealloc;
+    PyObject *types = PyImport_ImportModule("types");
+    PyObject *ns = types ? PyObject_GetAttrString(types, "SimpleNamespace") : NULL;
+    Py_XDECREF(types);
+    if (!ns || !PyType_Check(ns)) { Py_XDECREF(ns); return -1; }
+    namespace_type = (PyTypeObject *)ns;   /* kept: a builtin type */
     /* which of their deallocators use the trashcan: CPython's Objects/ (3.11-3.13) */
     hook_dealloc(&PyBaseObject_Type, 0);
     hook_dealloc(&PyDict_Type, 1);

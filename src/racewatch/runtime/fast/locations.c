@@ -259,7 +259,7 @@ static int add_loc(Loc *locs, int n, PyObject *owner, PyObject *key, int is_writ
     if (!owner) return n;
     Py_INCREF(owner);   /* held for the probe: making its record may run GC */
     Py_INCREF(key);
-    locs[n] = (Loc){owner, key, is_write, atomic};
+    locs[n] = (Loc){owner, key, is_write, atomic, 0};
     return n + 1;
 }
 
@@ -329,7 +329,10 @@ static int item_locs(PyObject *obj, PyObject *key, int is_write, int delete, Loc
     if (PySlice_Check(key)) return kind == C_DICT ? 0 : slice_locs(obj, key, is_write, locs);
     if (kind == C_DICT) {
         int n = add_loc(locs, 0, obj, key, is_write, 0);
-        if (delete) return add_loc(locs, n, obj, shape_key, 1, 0);
+        if (delete) {
+            locs[0].release = 1;   /* the dict lets go of the key: so does its cell */
+            return add_loc(locs, n, obj, shape_key, 1, 0);
+        }
         if (safe_key(key, 0)) {   /* only then is the membership test free of user code */
             int present = PyDict_Contains(obj, key);
             if (present < 0) { PyErr_Clear(); return n; }

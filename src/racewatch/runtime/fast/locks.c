@@ -13,7 +13,7 @@
 
 #ifdef RW_FREE_THREADED
 
-#if defined(__linux__) && !defined(__SANITIZE_THREAD__)
+#if defined(__linux__) && !defined(RW_TSAN)
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <unistd.h>

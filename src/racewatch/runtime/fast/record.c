@@ -86,6 +86,74 @@ int key_info(PyObject *key, Py_hash_t *hash, uint8_t *safe) {
     return 0;
 }
 
+/* A second hash of a value-compared key, independent of Python's (FNV-1a over its bytes),
+ * computed without allocating or running any code; 0 if unknown. */
+static uint64_t fnv(uint64_t h, const void *data, size_t n) {
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const uint8_t *)data)[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t hash2(PyObject *key, int depth) {
+    PyTypeObject *tp = Py_TYPE(key);
+    uint64_t h = fnv(0xcbf29ce484222325ull, &tp, sizeof(tp));
+    if (PyUnicode_CheckExact(key)) {
+        int kind = PyUnicode_KIND(key);
+        return fnv(h, PyUnicode_DATA(key), (size_t)PyUnicode_GET_LENGTH(key) * kind);
+    }
+    if (PyBytes_CheckExact(key)) return fnv(h, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
+    if (PyFloat_CheckExact(key)) {
+        double v = PyFloat_AS_DOUBLE(key);
+        return fnv(h, &v, sizeof(v));
+    }
+    if (PyLong_CheckExact(key) || PyBool_Check(key)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(key, &overflow);
+        double d = overflow ? PyLong_AsDouble(key) : 0.0;   /* a big int: its magnitude */
+        if (PyErr_Occurred()) PyErr_Clear();
+        h = fnv(h, &v, sizeof(v));
+        return fnv(h, &d, sizeof(d));
+    }
+    if (PyTuple_CheckExact(key) && depth < 32) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(key); i++) {
+            uint64_t item = hash2(PyTuple_GET_ITEM(key, i), depth + 1);
+            h = fnv(h, &item, sizeof(item));
+        }
+    }
+    return h;   /* None */
+}
+
+static void digest_of(PyObject *key, Digest *d) {
+    d->type = Py_TYPE(key);
+    d->hash = PyObject_Hash(key);   /* value-compared: a builtin scalar's, cached or cheap */
+    if (d->hash == -1) PyErr_Clear();
+    d->hash2 = hash2(key, 0);
+}
+
+static inline const Digest *digest_at(uintptr_t tagged) { return (const Digest *)untag(tagged); }
+
+PyObject *held_key(uintptr_t tagged) { return tagged & TAG_DIGEST ? NULL : untag(tagged); }
+
+/* Cell i's key was deleted from its dict: the cell lets go of it (as the dict did), keeping a
+ * digest of a value-compared key (a later access to an equal key is the same location) or,
+ * for a key compared by identity, nothing it could match. The reference goes to *released,
+ * for the caller to drop with no lock held. Under the stripe. */
+void release_key(Record *rec, uint32_t i, PyObject **released) {
+    uintptr_t tagged = rec->keys[i];
+    if (tagged & (TAG_WEAK | TAG_DIGEST)) return;   /* a weakref keeps nothing alive */
+    Digest *d = PyMem_RawMalloc(sizeof(Digest));
+    if (!d) return;   /* kept: a key held, never a wrong verdict */
+    PyObject *held = untag(tagged);
+    if (safe_key(held, 0)) {
+        digest_of(held, d);
+    } else {
+        d->type = NULL;
+        d->hash = (Py_hash_t)((uintptr_t)held >> 4);   /* the index's hash stays */
+        d->hash2 = 0;
+    }
+    STORE(&rec->keys[i], (uintptr_t)d | TAG_DIGEST | (tagged & TAG_RACED));
+    *released = held;
+}
+
 /* Whether weakref `ref` refers to `obj`, read without a reference (taking one could release
  * the last, and run a finalizer, under a lock). A dead referent reads as None. */
 static inline int weak_is(PyObject *ref, PyObject *obj) {
@@ -107,6 +175,7 @@ PyObject *weak_target(PyObject *ref) {
 /* The hash a cell is indexed by: its key's value hash if compared by value, else address. */
 static Py_hash_t cell_hash(Record *rec, uint32_t i) {
     uintptr_t tagged = rec->keys[i];
+    if (tagged & TAG_DIGEST) return digest_at(tagged)->hash;
     PyObject *held = untag(tagged);
     if (tagged & TAG_WEAK) {
         PyObject *target = LOAD(&((PyWeakReference *)held)->wr_object);
@@ -123,6 +192,13 @@ static Py_hash_t cell_hash(Record *rec, uint32_t i) {
 static inline int same_key(Record *rec, uint32_t i, PyObject *key, Py_hash_t hash,
                            uint8_t safe) {
     uintptr_t tagged = rec->keys[i];
+    if (tagged & TAG_DIGEST) {
+        const Digest *d = digest_at(tagged);
+        if (!safe || d->type != Py_TYPE(key) || d->hash != hash) return 0;
+        Digest mine;
+        digest_of(key, &mine);
+        return mine.hash2 == d->hash2;
+    }
     PyObject *held = untag(tagged);
     if (tagged & TAG_WEAK) return weak_is(held, key);   /* dead: an address reused */
     if (held == key) return 1;
