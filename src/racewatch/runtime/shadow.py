@@ -60,7 +60,7 @@ class Released:
     __slots__ = ("type", "hash", "hash2")
 
     def __init__(self, key):
-        self.type, self.hash, self.hash2 = type(key), hash(key), _hash2(key)
+        self.type, self.hash, self.hash2 = _kind(key), hash(key), _hash2(key)
 
     def __hash__(self):
         return self.hash
@@ -68,7 +68,16 @@ class Released:
     def __eq__(self, other):
         if type(other) is Released:
             return (self.type, self.hash, self.hash2) == (other.type, other.hash, other.hash2)
-        return type(other) is self.type and hash(other) == self.hash and _hash2(other) == self.hash2
+        return _kind(other) is self.type and hash(other) == self.hash and \
+            _hash2(other) == self.hash2
+
+
+_NUMBERS = (int, bool, float)
+
+
+def _kind(key):
+    """Numbers equal in value are one dict key (1, 1.0, True): one kind."""
+    return int if type(key) in _NUMBERS else type(key)
 
 
 def _hash2(key):
@@ -78,7 +87,12 @@ def _hash2(key):
     if type(key) is bytes:
         return zlib.crc32(key)
     if type(key) is float:
-        return zlib.crc32(struct.pack("<d", key))
+        if key.is_integer():
+            key = int(key)
+        else:
+            return zlib.crc32(struct.pack("<d", key))
+    if type(key) is bool:
+        key = int(key)
     return zlib.crc32(repr(key).encode("utf-8", "surrogatepass"))
 
 

@@ -46,7 +46,7 @@ static int update(CellState *st, ThreadState *t, uint64_t now, uint32_t site, ui
             for (uint32_t k = 0; k < sh->n; k++)
                 if (conflicts(&sh->a[k], atomic, vc))
                     (*found)[(*nfound)++] = (Found){sh->a[k], 0};
-            retire(sh, PyMem_RawFree);   /* other threads' fast paths may be reading it */
+            readset_release(sh);
         } else {
             Access last_read = {st->r, st->c.r.one.site, st->c.r.one.extra};
             if (conflicts(&last_read, atomic, vc)) (*found)[(*nfound)++] = (Found){last_read, 0};
@@ -56,26 +56,15 @@ static int update(CellState *st, ThreadState *t, uint64_t now, uint32_t site, ui
         st->c.w_extra = extra;
         st->r = 0;
         st->c.r.one.site = st->c.r.one.extra = 0;
-    } else if (IS_SHARED(st->r)) {
-        Shared *sh = SHARED_OF(st->r);
-        if (t->tid >= sh->n) {   /* a copy: the old set stays whole for its readers */
-            Shared *bigger = PyMem_RawCalloc(1, sizeof(Shared) + (t->tid + 1) * sizeof(Access));
-            if (!bigger) { PyErr_NoMemory(); return -1; }
-            memcpy(bigger->a, sh->a, sh->n * sizeof(Access));
-            bigger->n = t->tid + 1;
-            retire(sh, PyMem_RawFree);
-            st->r = SHARED_R(bigger);
-            sh = bigger;
-        }
-        sh->a[t->tid] = mine;   /* only this thread's fast path reads its own entry */
+    } else if (IS_SHARED(st->r)) {   /* sets are shared and never change: another one */
+        Shared *sh = SHARED_OF(st->r), *with = readset_with(sh, t->tid, mine);
+        if (!with) return -1;
+        readset_release(sh);
+        st->r = SHARED_R(with);
     } else if (st->r && !ordered(st->r, vc)) {   /* concurrent reads: one per thread from now */
-        uint32_t other = EPOCH_TID(st->r);
-        uint32_t n = (other > t->tid ? other : t->tid) + 1;
-        Shared *sh = PyMem_RawCalloc(1, sizeof(Shared) + n * sizeof(Access));
-        if (!sh) { PyErr_NoMemory(); return -1; }
-        sh->n = n;
-        sh->a[other] = (Access){st->r, st->c.r.one.site, st->c.r.one.extra};
-        sh->a[t->tid] = mine;
+        Access other = {st->r, st->c.r.one.site, st->c.r.one.extra};
+        Shared *sh = readset_pair(EPOCH_TID(st->r), other, t->tid, mine);
+        if (!sh) return -1;
         st->r = SHARED_R(sh);
         st->c.r.one.site = st->c.r.one.extra = 0;
     } else {
@@ -168,7 +157,7 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
         if (nfound) STORE(&rec->keys[i], rec->keys[i] | TAG_RACED);
         if (cell_store(target, &rec, (uint32_t)i, &st) < 0) {
             err = 1;
-            if (IS_SHARED(st.r)) retire(SHARED_OF(st.r), PyMem_RawFree);
+            if (IS_SHARED(st.r)) readset_release(SHARED_OF(st.r));
         } else if (release) {
             release_key(rec, (uint32_t)i, &let_go);
         }

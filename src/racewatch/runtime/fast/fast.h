@@ -276,7 +276,7 @@ typedef struct {
 } Epochs;
 
 typedef struct {
-    uint32_t n;      /* one Access per tid below n */
+    uint32_t n;      /* one Access per tid below n (the last one set); never changed */
     Access a[];
 } Shared;
 
@@ -361,6 +361,12 @@ typedef struct {
     Tracked *owner;
     uintptr_t addr;   /* the referent's, which is gone when the callback runs */
 } Ref;
+
+/* readsets.c: interned read sets (each result comes with one more cell holding it) */
+Shared *readset_with(const Shared *sh, uint32_t tid, Access mine);
+Shared *readset_pair(uint32_t tid1, Access a1, uint32_t tid2, Access a2);
+void readset_release(Shared *sh);
+void readsets_after_fork(void);
 
 /* record.c: a record's cells */
 int safe_key(PyObject *key, int depth);

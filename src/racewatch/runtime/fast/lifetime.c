@@ -71,7 +71,7 @@ static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
             if (rec->keys[i] & TAG_DIGEST) PyMem_RawFree(untag(rec->keys[i]));
             else defer[(*ndefer)++] = untag(rec->keys[i]);
             if (!rec->head.compact && IS_SHARED(EPOCHS(rec)[i].r))
-                retire(SHARED_OF(EPOCHS(rec)[i].r), PyMem_RawFree);
+                readset_release(SHARED_OF(EPOCHS(rec)[i].r));
         }
         retire(rec->index, PyMem_RawFree);
     } else {

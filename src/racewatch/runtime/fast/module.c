@@ -140,6 +140,7 @@ static PyObject *fast_reset_after_fork(PyObject *m, PyObject *noargs) {
     locks_after_fork();
     sync_after_fork();
     depot_after_fork();
+    readsets_after_fork();
     forget_threads();
     if (!current()) return NULL;
     void **all = PyMem_RawMalloc(sizeof(void *) * (table_count(&objects) +

@@ -93,23 +93,34 @@ static uint64_t fnv(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
+/* Numbers equal in value are one dict key (1, 1.0, True): they share a digest. */
+static inline int is_number(PyObject *key) {
+    return PyLong_CheckExact(key) || PyBool_Check(key) || PyFloat_CheckExact(key);
+}
+
 static uint64_t hash2(PyObject *key, int depth) {
-    PyTypeObject *tp = Py_TYPE(key);
+    PyTypeObject *tp = is_number(key) ? &PyLong_Type : Py_TYPE(key);
     uint64_t h = fnv(0xcbf29ce484222325ull, &tp, sizeof(tp));
     if (PyUnicode_CheckExact(key)) {
         int kind = PyUnicode_KIND(key);
         return fnv(h, PyUnicode_DATA(key), (size_t)PyUnicode_GET_LENGTH(key) * kind);
     }
     if (PyBytes_CheckExact(key)) return fnv(h, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
-    if (PyFloat_CheckExact(key)) {
-        double v = PyFloat_AS_DOUBLE(key);
-        return fnv(h, &v, sizeof(v));
-    }
-    if (PyLong_CheckExact(key) || PyBool_Check(key)) {
-        int overflow;
-        long long v = PyLong_AsLongLongAndOverflow(key, &overflow);
-        double d = overflow ? PyLong_AsDouble(key) : 0.0;   /* a big int: its magnitude */
-        if (PyErr_Occurred()) PyErr_Clear();
+    if (is_number(key)) {
+        /* an integral value as (its int64 or -1, its double), anything else by its double */
+        double d = PyFloat_CheckExact(key) ? PyFloat_AS_DOUBLE(key) : PyLong_AsDouble(key);
+        long long v = -1;
+        if (PyErr_Occurred()) PyErr_Clear();   /* too big for a double: hash and type tell */
+        if (!PyFloat_CheckExact(key)) {
+            int overflow;
+            v = PyLong_AsLongLongAndOverflow(key, &overflow);
+            if (overflow) v = -1;
+        } else if (d == (double)(long long)d && d >= -9.2e18 && d <= 9.2e18) {
+            v = (long long)d;
+        } else if (d != d || d - d != 0) {   /* nan, inf: no int equals them */
+            v = -2;
+        }
+        if (v != -1) d = 0.0;   /* a small integral value: its int64 says it all */
         h = fnv(h, &v, sizeof(v));
         return fnv(h, &d, sizeof(d));
     }
@@ -123,7 +134,7 @@ static uint64_t hash2(PyObject *key, int depth) {
 }
 
 static void digest_of(PyObject *key, Digest *d) {
-    d->type = Py_TYPE(key);
+    d->type = is_number(key) ? &PyLong_Type : Py_TYPE(key);
     d->hash = PyObject_Hash(key);   /* value-compared: a builtin scalar's, cached or cheap */
     if (d->hash == -1) PyErr_Clear();
     d->hash2 = hash2(key, 0);
@@ -194,10 +205,10 @@ static inline int same_key(Record *rec, uint32_t i, PyObject *key, Py_hash_t has
     uintptr_t tagged = rec->keys[i];
     if (tagged & TAG_DIGEST) {
         const Digest *d = digest_at(tagged);
-        if (!safe || d->type != Py_TYPE(key) || d->hash != hash) return 0;
+        if (!safe || !d->type || d->hash != hash) return 0;
         Digest mine;
         digest_of(key, &mine);
-        return mine.hash2 == d->hash2;
+        return mine.type == d->type && mine.hash2 == d->hash2;
     }
     PyObject *held = untag(tagged);
     if (tagged & TAG_WEAK) return weak_is(held, key);   /* dead: an address reused */
