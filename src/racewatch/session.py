@@ -5,7 +5,7 @@ import collections
 import os
 import threading
 
-from racewatch import processes, runtime
+from racewatch import descendants, processes, runtime
 from racewatch.rewriter import hook, select, sites
 from racewatch.runtime import interceptors, locations, report, threads
 
@@ -23,7 +23,7 @@ class Session:
         self.finished = False  # the summary was printed: later finish() calls change nothing
         self.race = options.race
         cover = cover_mode(options)
-        self.engine = self.reporter = self.collector = None
+        self.engine = self.reporter = self.collector = self.tree = None
         if self.race:
             self._start_race()
         if cover:
@@ -43,6 +43,13 @@ class Session:
         self.active = True
         current = self
 
+    def lead(self):
+        """This process starts a run (`racewatch run`, the first -X race / PYTHONRACE process,
+        pytest --race): the processes it starts under racewatch record their findings for it
+        to sum up at its end, and keep their own exit status."""
+        if self.race and self.tree is None:
+            self.reporter.tree = self.tree = descendants.Tree.lead()
+
     def _lock_factories(self):
         if self.reporter.graph is not None:
             from racewatch.runtime import lockorder
@@ -53,6 +60,7 @@ class Session:
         self.engine = engine = runtime.load(options.runtime)
         engine.current_tid()  # the thread starting racewatch is thread 0
         self.reporter = report.Reporter(options, engine)
+        self.reporter.tree = self.tree = descendants.Tree.join()  # started under a racewatch run
         engine.configure(on_race=self.reporter.on_race, history_full=options.history == "full",
                          ignored_types=interceptors.ignored_types(),
                          proxy_types=interceptors.proxy_types(),

@@ -500,3 +500,33 @@ def test_same_order_again():
         failures and "race detected" not in failures
     result.stdout.fnmatch_lines(
         ["racewatch: found 1 lock-order inversion(s) (potential deadlock)"])
+
+
+CHILD = """
+import os
+import subprocess
+import sys
+
+from counter import Counter, hammer
+
+CHILD_CODE = "from counter import Counter, hammer; hammer(Counter())"
+
+
+def test_runs_a_racy_child():
+    env = dict(os.environ, PYTHONRACE="1")
+    subprocess.check_call([sys.executable, "child.py"], env=env)  # the child's own status: 0
+"""
+
+
+@pytest.mark.parametrize("extra", [[], ["-p", "xdist", "-n", "2"]], ids=["plain", "xdist"])
+def test_races_only_in_a_child_process_fail_the_run(project, extra):
+    """The test passes (its child exits 0, as under python); the run exits 66 and its summary
+    names the child."""
+    project.makepyfile(test_child=CHILD, child="from counter import Counter, hammer\n"
+                                                "hammer(Counter())\n")
+    result = race(project, "-rA", "-k", "child", *extra)
+    result.assert_outcomes(passed=1)
+    assert result.ret == 66
+    result.stdout.fnmatch_lines(["*= racewatch =*",
+                                 "racewatch: 1 other process(es) of this run found races:",
+                                 "  pid *: 1 data race(s) in child.py"])
