@@ -87,3 +87,21 @@ def test_threading_objects_pickle_as_under_python():
 @pytest.mark.xfail(strict=True, reason="issue 16 item 3: locks replaced by functions (branch sync)")
 def test_spawn_and_forkserver_managers():
     assert_same_as_python(["same_manager.py"], 0, "spawn {'x': 1}\nforkserver {'x': 1}\n")
+
+
+@pytest.mark.skipif(RUNTIME == "python", reason="the pure-Python runtime's probes are Python "
+                                                "functions, which profilers see")
+def test_profilers_see_only_the_programs_calls():
+    """cProfile, sys.setprofile and sys.monitoring's CALL/C_RETURN events: racewatch's
+    probes of builtin accessor calls are slots the eval loop runs, not calls."""
+    assert_same_as_python(["same_profile.py"], 0, "cProfile <built-in method builtins.len> 1000",
+                          "setprofile c_call module getattr 10")
+
+
+@pytest.mark.skipif(RUNTIME == "python", reason="the pure-Python runtime's probes are Python "
+                                                "functions, which profilers see")
+@pytest.mark.xfail(strict=True, reason="issue 16 item 3: lock call sites go through a proxy "
+                                       "and locks are made by racewatch functions (branch sync)")
+def test_profilers_see_the_locks_own_methods():
+    assert_same_as_python(["same_profile_locks.py"], 0,
+                          "cProfile <method 'acquire' of '_thread.lock' objects> 100")

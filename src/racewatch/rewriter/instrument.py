@@ -328,11 +328,16 @@ class _Pass:
         return self._emit_keyed("read", "compare", instr, ctx, _stack(2), _stack(1))
 
     def _call_site(self, instr, ctx):
-        """`call(callee, arg0, arg1, site)` before a call with 1-3 positional arguments; the
-        runtime records an access only if the callee is a builtin accessor."""
+        """`token[callee] = arg0` before a call with one positional argument, and
+        `token[callee][arg0] = arg1` with two or three (`token[callee]` is a sink unless the
+        callee is a builtin accessor): an access only if the callee is one. Slots, not calls:
+        profilers see only the program's calls, and nothing is allocated."""
         nargs = instr.arg
         if not isinstance(nargs, int) or not 1 <= nargs <= 3:
             return None
         callee = nargs + opcodes.CALLABLE_ABOVE_ARGS
-        second = _stack(nargs - 1) if nargs >= 2 else _const(None)
-        return self._emit("call", "call", "", instr, ctx, [_stack(callee), _stack(nargs), second])
+        token = Instr("LOAD_CONST", self._site("call", "", instr, ctx, sites.CallSite))
+        if nargs == 1:
+            return [*_stack(1)(0), token, *_stack(callee)(2), Instr("STORE_SUBSCR")]
+        return [*_stack(nargs - 1)(0), token, *_stack(callee)(2), *opcodes.subscript(),
+                *_stack(nargs)(2), Instr("STORE_SUBSCR")]

@@ -102,6 +102,17 @@ def fix_cell_loads(code, is_site):
     return code.replace(co_code=bytes(raw)) if raw != code.co_code else code
 
 
+# PYVERSIONS: a subscript load is BINARY_SUBSCR up to 3.13; 3.14 folds it into BINARY_OP
+# with the NB_SUBSCR argument.
+if "BINARY_SUBSCR" in dis.opmap:
+    def subscript():
+        return [Instr("BINARY_SUBSCR")]
+else:
+    def subscript():
+        from bytecode import BinaryOp
+        return [Instr("BINARY_OP", BinaryOp.SUBSCR)]
+
+
 # Subscripts: (stack depth of the container, depth of the key) before the instruction.
 ITEM_OPS = {"BINARY_SUBSCR": ("item_read", 2, 1), "STORE_SUBSCR": ("item_write", 2, 1),
             "DELETE_SUBSCR": ("item_delete", 2, 1)}

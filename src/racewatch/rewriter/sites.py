@@ -51,6 +51,13 @@ class WriteSite(SiteId):
     __slots__ = ()
 
 
+class CallSite(ReadSite):
+    """A call site's token (`token[callee] = arg0`, `token[callee][arg0] = arg1`): never
+    merged with a line probe, whose merged tokens have no call slots."""
+
+    __slots__ = ()
+
+
 class HitSite(SiteId):
     """A line probe's site: its constant becomes the coverage collector's hit token at load."""
 

@@ -11,6 +11,7 @@ import sys
 from types import ModuleType
 
 from racewatch.runtime import locations, shadow
+from racewatch.runtime import sitekinds as K
 from racewatch.runtime.clock import CLOCK_SHIFT, TID_MASK, join
 
 _lock = _thread.allocate_lock()
@@ -188,10 +189,57 @@ class LineToken(Token):
             _probe(obj, key, self.site, self.is_write)
 
 
+class CallToken(Token):
+    """A call site's token: `token[callee] = arg0` for a call with one argument,
+    `token[callee][arg0] = arg1` with two or three; an access only if the callee is a
+    builtin accessor (see the C runtime's)."""
+
+    __slots__ = ()
+
+    def _action(self, callee):
+        action = _accessors.get(id(callee)) if _enabled else None
+        return action if action is not None and callee is action[0] else None
+
+    def __setitem__(self, callee, arg0):
+        action = self._action(callee)
+        if action is not None:
+            _probe(arg0, None, self.site, action[1], action[2])  # two frames up: the call site
+
+    def __getitem__(self, callee):
+        action = self._action(callee)
+        return _SINK if action is None else _BoundCall(self.site, action)
+
+
+class _BoundCall:
+    """`bound[arg0] = arg1`: the access of one accessor call with two or three arguments."""
+
+    __slots__ = ("site", "action")
+
+    def __init__(self, site, action):
+        self.site, self.action = site, action
+
+    def __setitem__(self, arg0, arg1):
+        _probe(arg0, arg1, self.site, self.action[1], self.action[2])
+
+
+class _Sink:
+    """`sink[arg0] = arg1`: a call that is no builtin accessor's records nothing."""
+
+    __slots__ = ()
+
+    def __setitem__(self, arg0, arg1):
+        pass
+
+
+_SINK = _Sink()
+
+
 _enabled = True
 
 
 def token(site, is_write, key, hit=None):
+    if site < len(_site_kinds) and _site_kinds[site] == K.CALL:
+        return CallToken(site, is_write, key)  # never merged with a line probe
     return Token(site, is_write, key) if hit is None else LineToken(site, is_write, key, hit)
 
 

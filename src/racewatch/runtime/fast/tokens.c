@@ -106,6 +106,92 @@ static int eq_setitem(Token *t, PyObject *key, PyObject *obj) {
     return token_slow(t, obj, key);
 }
 
+/* Call tokens (rewriter/instrument.py _call_site): `token[callee] = arg0` before a call with
+ * one argument, `token[callee][arg0] = arg1` with two or three. Slots rather than a probe
+ * function: sys.setprofile, cProfile and sys.monitoring see calls, and only the program's.
+ * `token[callee]` is the sink, whose item assignment does nothing, unless the callee is a
+ * builtin accessor: then a BoundCall, made only for those calls. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *callee;
+    PyObject *site_obj;
+} BoundCall;
+
+static PyObject *call_sink;
+
+static int call_setitem(Token *t, PyObject *callee, PyObject *arg0) {
+    if (!tokens_enabled || !arg0 || !is_accessor(callee)) return 0;
+    PyObject *r = call_access(callee, arg0, Py_None, t->site_obj);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyTypeObject BoundCallType;
+
+#ifndef Py_GIL_DISABLED
+static BoundCall *spare_bound;   /* reused once nothing holds it any more */
+#endif
+
+static PyObject *call_subscript(Token *t, PyObject *callee) {
+    if (!tokens_enabled || !is_accessor(callee)) return Py_NewRef(call_sink);
+#ifndef Py_GIL_DISABLED
+    BoundCall *spare = spare_bound;
+    if (spare && Py_REFCNT(spare) == 1) {
+        Py_SETREF(spare->callee, Py_NewRef(callee));
+        Py_SETREF(spare->site_obj, Py_NewRef(t->site_obj));
+        return Py_NewRef(spare);
+    }
+#endif
+    BoundCall *bound = PyObject_New(BoundCall, &BoundCallType);
+    if (!bound) return NULL;
+    bound->callee = Py_NewRef(callee);
+    bound->site_obj = Py_NewRef(t->site_obj);
+#ifndef Py_GIL_DISABLED
+    if (!spare_bound) spare_bound = (BoundCall *)Py_NewRef(bound);
+#endif
+    return (PyObject *)bound;
+}
+
+static int bound_setitem(BoundCall *bound, PyObject *arg0, PyObject *arg1) {
+    PyObject *r = call_access(bound->callee, arg0, arg1 ? arg1 : Py_None, bound->site_obj);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static void bound_dealloc(BoundCall *bound) {
+    Py_XDECREF(bound->callee);
+    Py_XDECREF(bound->site_obj);
+    Py_TYPE(bound)->tp_free((PyObject *)bound);
+}
+
+static int sink_setitem(PyObject *sink, PyObject *key, PyObject *value) {
+    return 0;
+}
+
+static PyMappingMethods bound_mapping = {.mp_ass_subscript = (objobjargproc)bound_setitem};
+static PyMappingMethods sink_mapping = {.mp_ass_subscript = sink_setitem};
+
+static PyTypeObject BoundCallType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "racewatch.runtime._fast.BoundCall",
+    .tp_basicsize = sizeof(BoundCall),
+    .tp_dealloc = (destructor)bound_dealloc,
+    .tp_as_mapping = &bound_mapping,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A call token's view of one accessor call: `bound[arg0] = arg1` records it.",
+};
+
+static PyTypeObject CallSinkType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "racewatch.runtime._fast.CallSink",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_as_mapping = &sink_mapping,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A call token's view of a call that is no builtin accessor's: nothing to record.",
+};
+
 /* One type per fast path, all with the Token layout: the slot a probe runs is its kind's. */
 #define TOKEN_TYPE(var, name, number, sequence, mapping)                                     \
     static PyTypeObject var = {                                                               \
@@ -136,12 +222,15 @@ static PySequenceMethods attr_sequence = {.sq_contains = (objobjproc)attr_contai
 static PySequenceMethods cell_sequence = {.sq_contains = (objobjproc)cell_contains};
 static PyNumberMethods global_number = {.nb_invert = (unaryfunc)global_invert};
 static PyMappingMethods eq_mapping = {.mp_ass_subscript = (objobjargproc)eq_setitem};
+static PyMappingMethods call_mapping = {.mp_subscript = (binaryfunc)call_subscript,
+                                        .mp_ass_subscript = (objobjargproc)call_setitem};
 
 TOKEN_TYPE(TokenType, "Token", &token_number, &token_sequence, &token_mapping)
 TOKEN_TYPE(AttrTokenType, "AttrToken", &token_number, &attr_sequence, &token_mapping)
 TOKEN_TYPE(CellTokenType, "CellToken", &token_number, &cell_sequence, &token_mapping)
 TOKEN_TYPE(GlobalTokenType, "GlobalToken", &global_number, &token_sequence, &token_mapping)
 TOKEN_TYPE(EqTokenType, "EqToken", &token_number, &token_sequence, &eq_mapping)
+TOKEN_TYPE(CallTokenType, "CallToken", &token_number, &token_sequence, &call_mapping)
 
 /* Merged probes (rewriter/merge.py): a token that also counts the run of its line, in place of
  * the line's own probe, when nothing between the line's start and the access can raise or jump.
@@ -245,8 +334,11 @@ PyObject *fast_token(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     uint8_t kind = site >= 0 && (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
     int path = kind == K_ATTR ? 1 : kind == K_CELL ? 2 : kind == K_GLOBAL ? 3 :
                kind == K_EQ ? 4 : 0;   /* the order of the token type tables */
+    int call = kind == K_CALL;
+    if (call) hit = NULL;   /* call sites are never merged with a line probe (sites.CallSite) */
     if (hit) find_counters_api();
-    Token *t = PyObject_New(Token, (hit ? line_token_types : access_token_types)[path]);
+    Token *t = PyObject_New(Token, call ? &CallTokenType :
+                                   (hit ? line_token_types : access_token_types)[path]);
     if (!t) return NULL;
     t->site_obj = Py_NewRef(args[0]);
     t->key = Py_NewRef(args[2]);
@@ -271,5 +363,9 @@ int tokens_init(void) {
     for (size_t i = 0; i < N_TOKEN_TYPES; i++)
         if (PyType_Ready(access_token_types[i]) < 0 || PyType_Ready(line_token_types[i]) < 0)
             return -1;
-    return 0;
+    if (PyType_Ready(&CallTokenType) < 0 || PyType_Ready(&BoundCallType) < 0 ||
+        PyType_Ready(&CallSinkType) < 0)
+        return -1;
+    call_sink = PyObject_New(PyObject, &CallSinkType);   /* lives as long as the process */
+    return call_sink ? 0 : -1;
 }
