@@ -37,7 +37,8 @@ def start(config):
         try:
             resolved = options_table.resolve(str(config.rootpath), flags)
             roots = [str(config.rootpath), *sessions.default_roots()]
-            session, owned = sessions.Session(resolved, roots), True
+            # pytest captures stderr while this runs: warnings go to the terminal summary
+            session, owned = sessions.Session(resolved, roots, warnings=[]), True
         except options_table.ConfigError as exc:
             raise pytest.UsageError(f"racewatch: {exc}") from None
     from racewatch.rewriter import interop
@@ -45,6 +46,22 @@ def start(config):
     stacks.BOUNDARIES.update(interop.pytest_stack_boundaries())
     if session.race:  # with race=0 racewatch only measures coverage: nothing to attribute
         config.pluginmanager.register(RacePlugin(config, session, owned), "racewatch-race")
+    if session.warnings and "PYTEST_XDIST_WORKER" not in os.environ:
+        config.pluginmanager.register(StartWarnings(session.warnings), "racewatch-warnings")
+
+
+class StartWarnings:
+    """racewatch's warnings from its start, in the terminal summary (one per pytest run: an
+    xdist worker imports what the controller does, and the controller tells)."""
+
+    def __init__(self, warnings):
+        self.warnings = warnings
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter):
+        terminalreporter.section("racewatch warnings", yellow=True)
+        for text in self.warnings:
+            terminalreporter.write_line(f"racewatch: warning: {text}", yellow=True)
 
 
 def _flags(config):

@@ -465,3 +465,34 @@ def test_same_order_again():
         failures and "race detected" not in failures
     result.stdout.fnmatch_lines(
         ["racewatch: found 1 lock-order inversion(s) (potential deadlock)"])
+
+
+def installed_project(pytester, name="demo_pkg"):
+    """A src-layout project `demo` whose package was installed non-editable, as tox installs
+    it: the copy the tests import lies in a `site-packages` directory, named by its RECORD."""
+    site = pytester.path / "venv" / "lib" / "site-packages"
+    for base in (pytester.path / "src" / name, site / name):
+        base.mkdir(parents=True)
+        (base / "__init__.py").write_text("")
+        (base / "counter.py").write_text(COUNTER)
+    info = site / "demo-1.0.dist-info"
+    info.mkdir()
+    (info / "RECORD").write_text(f"{name}/__init__.py,,\n{name}/counter.py,,\n")
+    pytester.makepyfile(test_counter=TESTS.replace("from counter", f"from {name}.counter"))
+    (pytester.path / "counter.py").unlink()
+    return str(site)
+
+
+def test_the_projects_package_is_instrumented_where_it_is_installed(project, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", installed_project(project))
+    result = race(project, "-rA")
+    assert verdicts(result) == {"test_racy": False, "test_clean": True}
+    assert "site-packages/demo_pkg/counter.py" in result.stdout.str()
+
+
+def test_a_package_imported_before_racewatch_is_named_once(project, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", installed_project(project))
+    result = race(project, "-p", "demo_pkg.counter", "-n", "2", "-p", "xdist")
+    warning = ("racewatch: warning: demo_pkg was imported before racewatch started, so it is "
+               "not instrumented")
+    assert result.stdout.str().count(warning) == 1, result.stdout.str()
