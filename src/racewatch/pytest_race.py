@@ -42,8 +42,10 @@ def start(config):
         except options_table.ConfigError as exc:
             raise pytest.UsageError(f"racewatch: {exc}") from None
     from racewatch.rewriter import interop
-    from racewatch.runtime import stacks
+    from racewatch.runtime import interceptors, stacks
     stacks.BOUNDARIES.update(interop.pytest_stack_boundaries())
+    interceptors.on_import("unittest.case", lambda module: stacks.BOUNDARIES.update(
+        interop.unittest_stack_boundaries()))
     if session.race:  # with race=0 racewatch only measures coverage: nothing to attribute
         config.pluginmanager.register(RacePlugin(config, session, owned), "racewatch-race")
     if session.warnings and "PYTEST_XDIST_WORKER" not in os.environ:

@@ -344,9 +344,10 @@ def test_pythonrace_and_pytest_options_conflict(project, monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["--race-exitcode=abc"], "ERROR: racewatch: bad value 'abc' for option 'exitcode' "
-                              "(pytest option --race-exitcode): expected an integer"),
-    (["--race-halt-on-error=maybe"], "ERROR: racewatch: bad value 'maybe' for option "
-                                     "'halt_on_error'*"),
+                              "(pytest option --race-exitcode): expected an exit status from 1 "
+                              "to 255"),
+    (["--race-halt-on-error=maybe"], "*argument --race-halt-on-error: ignored explicit "
+                                     "argument 'maybe'"),
     (["--race-suppressions=missing.supp"], "ERROR: racewatch: cannot read suppressions file*"),
 ])
 def test_malformed_options_are_one_line_errors(project, args, message):
@@ -496,3 +497,37 @@ def test_a_package_imported_before_racewatch_is_named_once(project, monkeypatch)
     warning = ("racewatch: warning: demo_pkg was imported before racewatch started, so it is "
                "not instrumented")
     assert result.stdout.str().count(warning) == 1, result.stdout.str()
+
+
+@pytest.mark.parametrize("flag", ["--race-cover", "--race-cache", "--race-halt-on-error"])
+def test_an_on_off_flag_keeps_the_path_after_it(project, flag):
+    project.mkpydir("more")
+    project.path.joinpath("more", "test_more.py").write_text("def test_more():\n    pass\n")
+    result = race(project, "-rA", flag, "more")
+    assert verdicts(result) == {"test_more": True}, result.stdout.str()
+
+
+def test_unittest_style_stacks_end_at_the_test(project):
+    project.makepyfile(test_unit="""
+import threading
+import unittest
+
+from counter import Counter
+
+
+class Case(unittest.TestCase):
+    def setUp(self):
+        self.counter = Counter()
+
+    def test_racy(self):
+        workers = [threading.Thread(target=self.counter.bump) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+""")
+    result = race(project, "test_unit.py")
+    failures = section(result, "FAILURES")
+    assert "Case.test_racy()" in failures
+    for machinery in ("pluggy", "_pytest", "unittest/case.py", "runtest"):
+        assert machinery not in failures, failures

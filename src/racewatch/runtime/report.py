@@ -297,9 +297,25 @@ def site_text(site_id, strip):
     return f"{strip_path(site.file, strip)}:{site.line}"
 
 
+# What a site does, in plain words, where its kind's name is jargon.
+_ACCESS_WORDS = {
+    "super_read": "read", "cell_read": "closure variable read",
+    "cell_write": "closure variable write", "cell_delete": "closure variable delete",
+    "contains": "'in' test", "iter": "iteration", "compare": "comparison",
+    "call": "builtin call (len, getattr...)",
+    "method_read": "read by .{}()", "method_write": "write by .{}()",
+    "method_atomic_read": "atomic read by .{}()", "method_atomic_write": "atomic write by .{}()",
+}
+
+
 def site_access(site_id):
-    """What a site does, as the summary names it: `write`, `read`, `item write`..."""
-    return SITES[site_id].kind.replace("_", " ")
+    """What a site does, as the summary names it: `write`, `read`, `item write`,
+    `atomic write by .append()`..."""
+    site = SITES[site_id]
+    words = _ACCESS_WORDS.get(site.kind)
+    if words is None:
+        return site.kind.replace("_", " ")
+    return words.format(site.name) if "{}" in words else words
 
 
 def site_label(site_id, strip):
