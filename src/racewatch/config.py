@@ -5,9 +5,9 @@ import re
 import sys
 from collections import namedtuple
 
+from racewatch.errors import ConfigError  # noqa: F401 - config.ConfigError for callers
 
-class ConfigError(Exception):
-    """A bad option; its message is one line naming the option."""
+
 
 
 def _bool(text):
@@ -223,6 +223,10 @@ def text_value(value):
 
 def flag(option):
     return "--" + option.name.replace("_", "-")
+
+
+def pytest_flag(option):
+    return "--race-" + option.name.replace("_", "-")
 
 
 def parse_cli(args):

@@ -23,7 +23,7 @@ def pytest_addoption(parser):
                     help="instrument the project and its tests; a race found while a test "
                          "runs fails that test")
     for option in config.OPTIONS:
-        spelled = option_flag(option)
+        spelled = config.pytest_flag(option)
         if option.metavar and option.implicit is None:
             group.addoption(spelled, metavar=option.metavar, default=None,
                             help=_plain(option.help))
@@ -42,10 +42,6 @@ def pytest_addoption(parser):
                             help=argparse.SUPPRESS)
     parser.addini("race", type="bool", default=False,
                   help="run as if --race were given (racewatch)")
-
-
-def option_flag(option):
-    return "--race-" + option.name.replace("_", "-")
 
 
 def _plain(text):

@@ -13,7 +13,6 @@ import threading
 import pytest
 
 from racewatch import config as options_table
-from racewatch import plugin
 from racewatch.runtime.inversion import HEADER as INVERSION_HEADER
 
 FAILED = "race detected during execution of test"
@@ -74,7 +73,7 @@ def _flags(config):
             continue
         try:
             values[option.name] = options_table.parse_value(
-                option.name, text, f"pytest option {plugin.option_flag(option)}")
+                option.name, text, f"pytest option {options_table.pytest_flag(option)}")
         except options_table.ConfigError as exc:
             raise pytest.UsageError(f"racewatch: {exc}") from None
     return values

@@ -44,7 +44,7 @@ class Session:
         if self.race:
             interceptors.install(self.engine)  # after the hook: it patches what it instruments
             self._lock_factories()
-            processes.install()
+            processes.install(_current)
         self.active = True
         current = self
 
@@ -107,7 +107,7 @@ class Session:
             runtime.install_api(self.engine)
             interceptors.install(self.engine)
             self._lock_factories()
-            processes.install()
+            processes.install(_current)
         if self.collector is not None:
             self.collector.bind()
         self.active = True
@@ -174,3 +174,7 @@ def default_roots(script=None):
         roots.append(os.path.dirname(os.path.realpath(script)))
     roots += [r for r in os.environ.get(ROOTS_VARIABLE, "").split(os.pathsep) if r]
     return roots
+
+
+def _current():
+    return current
