@@ -138,7 +138,7 @@ def pytest_sessionfinish(session):
     line = next(line for line in result.outlines if "LOADED" in line)
     loaded = line.partition("LOADED ")[2]
     assert loaded == ("['racewatch', 'racewatch.annotations', 'racewatch.config', "
-                      "'racewatch.control', 'racewatch.plugin']")
+                      "'racewatch.control', 'racewatch.errors', 'racewatch.plugin']")
 
 
 def test_assertion_rewriting_survives_in_instrumented_test_modules(project):
