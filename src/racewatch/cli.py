@@ -12,6 +12,7 @@ usage: racewatch run [OPTIONS] SCRIPT [ARGS...]
        racewatch run [OPTIONS] -m MODULE [ARGS...]
        racewatch cover combine|report|html|lcov|erase ...   (see racewatch cover --help)
        racewatch report FILE... [--format text|json|sarif] [-o OUT]   (see racewatch report --help)
+       racewatch baseline FILE... [-o BASELINE]   (see racewatch baseline --help)
        racewatch --version
 
 Run a Python program with its modules instrumented, like `python SCRIPT` / `python -m MODULE`.
@@ -54,8 +55,11 @@ def _dispatch(argv):
     if argv[0] == "report":
         from racewatch.reports import command
         return command.main(argv[1:])
+    if argv[0] == "baseline":
+        from racewatch.reports import baseline
+        return baseline.main(argv[1:])
     import difflib
-    close = difflib.get_close_matches(argv[0], ("run", "cover", "report"), n=1)
+    close = difflib.get_close_matches(argv[0], ("run", "cover", "report", "baseline"), n=1)
     hint = f"did you mean {close[0]!r}?" if close else "try 'racewatch --help'"
     raise config.ConfigError(f"unknown command {argv[0]!r} ({hint})")
 

@@ -150,6 +150,11 @@ OPTIONS = (
     Option("suppress", _rules, (),
            "More suppression rules, comma-separated (a list in pyproject.toml), added to "
            "those of the `suppressions` file.", "RULES"),
+    Option("baseline", str, "",
+           "A baseline file written by `racewatch baseline`: the races and lock-order "
+           "inversions in it are known and, like suppressed ones, not reported; only new "
+           "findings fail a run (a relative path in pyproject.toml is relative to that "
+           "file).", "FILE"),
     Option("print_suppressions", _bool, False,
            "At exit, list the suppressions that fired and how often (TSan's `Suppressions "
            "used:`)."),
@@ -319,8 +324,9 @@ def read_pyproject(path):
     if not isinstance(table, dict):
         raise ConfigError(f"malformed {where}: expected a table")
     values = {name: native_value(name, value, where) for name, value in table.items()}
-    if values.get("suppressions"):  # relative to the project, not to wherever python started
-        values["suppressions"] = os.path.join(os.path.dirname(path), values["suppressions"])
+    for name in ("suppressions", "baseline"):  # relative to the project, not to the cwd
+        if values.get(name):
+            values[name] = os.path.join(os.path.dirname(path), values[name])
     return values
 
 

@@ -43,7 +43,7 @@ def main(argv):
     args = _parser().parse_args(argv)
     findings = []
     try:
-        reports = [r for path in args.files for r in reader.read(path, _warn)]
+        reports = [r for path in args.files for r in reader.read(path, warn)]
         findings = merge.merge(reports)
         output = _render(args, reports, findings)
         _write(args.output, output)
@@ -61,7 +61,7 @@ def main(argv):
     return 0
 
 
-def _warn(message):
+def warn(message):
     sys.stderr.write(f"racewatch: warning: {message}\n")
 
 
@@ -74,13 +74,14 @@ def _render(args, reports, findings):
         return "".join(stream.dumps(r) for r in merged_records(reports, findings))
     races = [f for f in findings if f.type == "race"]
     return "".join([*(text.finding_text(f.record) for f in findings),
-                    text.summary_text([(*_labels(f), f.count) for f in races],
+                    text.summary_text([_pair(f) for f in races],
                                       len(findings) - len(races))])
 
 
-def _labels(finding):
-    accesses = finding.accesses or (None, None)
-    return [text.site_label(site, access) for site, access in zip(finding.sites, accesses)]
+def _pair(finding):
+    """(site, access, site, access, count), as text.group_pairs takes it."""
+    (a, b), (access_a, access_b) = finding.sites, finding.accesses or (None, None)
+    return a, access_a, b, access_b, finding.count
 
 
 def merged_records(reports, findings):
