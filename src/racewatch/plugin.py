@@ -12,6 +12,7 @@ import pytest
 
 from racewatch import config
 
+COVER_REPORTS = ("term", "term-missing", "none")
 ON_OFF = ("0", "1", "true", "false", "yes", "no", "on", "off")
 MARKER = ("racy: the test is expected to race; under --race it fails if no race is detected "
           "while it runs")
@@ -40,6 +41,10 @@ def pytest_addoption(parser):
         for value in values:
             group.addoption(f"{spelled}={value}", action="store_const", const=value, dest=dest,
                             help=argparse.SUPPRESS)
+    group.addoption("--race-cover-report", choices=COVER_REPORTS, default="term",
+                    help="with --race-cover: the coverage table printed at the end of the "
+                         "run, as pytest-cov's --cov-report: term (default), term-missing "
+                         "(with the lines that never ran) or none")
     parser.addini("race", type="bool", default=False,
                   help="run as if --race were given (racewatch)")
 

@@ -566,3 +566,17 @@ class Case(unittest.TestCase):
     assert "Case.test_racy()" in failures
     for machinery in ("pluggy", "_pytest", "unittest/case.py", "runtest"):
         assert machinery not in failures, failures
+
+
+@pytest.mark.parametrize("xdist", [(), ("-p", "xdist", "-n", "2")], ids=["one", "xdist"])
+def test_race_cover_prints_a_coverage_table(project, xdist):
+    project.path.joinpath("counter.py").write_text(COUNTER + "\n\ndef unused():\n    return 0\n")
+    result = race(project, "--race-cover", "--race-cover-report=term-missing", *xdist)
+    text = result.stdout.str()
+    table = text[text.index("= racewatch coverage ="):]
+    row = next(line.split() for line in table.splitlines() if line.startswith("counter.py"))
+    lines, missed = int(row[1]), int(row[2])
+    assert (missed, row[-1]) == (1, str(COUNTER.count("\n") + 4))  # `return 0` never ran
+    assert lines > missed and row[3] == f"{100 * (lines - missed) / lines:.0f}%"
+    quiet = race(project, "--race-cover", "--race-cover-report=none", *xdist)
+    assert "racewatch coverage" not in quiet.stdout.str()
