@@ -61,9 +61,22 @@ def pytest_configure(config):
 def pytest_load_initial_conftests(early_config, parser, args):
     """Before conftest files and test modules are imported (and in front of pytest's own
     assertion-rewriting hook, which interop.py then works with)."""
+    _check_spelling(args)
     if _wanted(early_config):
         from racewatch import pytest_race
         pytest_race.start(early_config)
+
+
+def _check_spelling(args):
+    """`--race-halt-on-eror`: pytest only says "unrecognized arguments"; name the closest."""
+    known = {config.pytest_flag(o) for o in config.OPTIONS} | {"--race", "--race-cover-report"}
+    for arg in args:
+        if arg == "--":
+            break
+        flag = arg.partition("=")[0]
+        if flag.startswith("--race") and flag not in known:
+            error = config.unknown(flag, "pytest", prefix="--race-")
+            raise pytest.UsageError(f"racewatch: {error}")
 
 
 def _wanted(early_config):

@@ -402,7 +402,10 @@ def test_malformed_ini_option_names_it(project):
 def test_unknown_pytest_option_is_refused(project):
     result = race(project, "--race-bogus=1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unrecognized arguments: --race-bogus=1*"])
+    result.stderr.fnmatch_lines(["ERROR: racewatch: unknown option '--race-bogus' (pytest)"])
+    typo = race(project, "--race-halt-on-eror")
+    typo.stderr.fnmatch_lines(["ERROR: racewatch: unknown option '--race-halt-on-eror' "
+                               "(pytest); did you mean '--race-halt-on-error'?"])
 
 
 def test_bad_pyproject_option_is_refused(project):
