@@ -1,4 +1,5 @@
-/* The interpreter's own ways with a main module, for racewatch's runner (runmain.py).
+/* The interpreter's own ways with a main module, for racewatch's runner (runmain.py): how it
+ * runs one, what it says of a syntax error in one, and how it waits for threads after one.
  *
  * At the bottom of the stack: `python app.py` evaluates the main code object with no Python frame below it and the whole
  * recursion budget; `python -m pkg` calls runpy._run_module_as_main the same way. racewatch's
@@ -138,6 +139,27 @@ static PyObject *syntax_error(PyObject *module, PyObject *path) {
     Py_RETURN_NONE;
 }
 
+/* threading._shutdown() (`shutdown`, the real one), as the interpreter calls it when the main
+ * module has ended: an exception it raises (Ctrl-C while non-daemon threads are joined) is
+ * printed as the interpreter prints it there, and goes no further. */
+static PyObject *shutdown_threads(PyObject *module, PyObject *shutdown) {
+    PyObject *result = PyObject_CallNoArgs(shutdown);
+    if (result) {
+        Py_DECREF(result);
+        Py_RETURN_NONE;
+    }
+#if PY_VERSION_HEX >= 0x030D0000   /* PYVERSIONS: 3.13 words it differently */
+    PyErr_FormatUnraisable("Exception ignored on threading shutdown");
+#else
+    PyObject *name = PyUnicode_FromString("threading");
+    PyObject *threading = name ? PyImport_GetModule(name) : NULL;
+    Py_XDECREF(name);
+    PyErr_WriteUnraisable(threading ? threading : shutdown);
+    Py_XDECREF(threading);
+#endif
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"run_code", (PyCFunction)(void (*)(void))run_code, METH_FASTCALL,
      "run_code(code, globals): evaluate code in globals, as `python SCRIPT` does."},
@@ -145,6 +167,8 @@ static PyMethodDef methods[] = {
      "call(function, args): function(*args), as `python -m` calls runpy."},
     {"syntax_error", syntax_error, METH_O,
      "syntax_error(path): the error `python PATH` raises for the file's source, or None."},
+    {"shutdown_threads", shutdown_threads, METH_O,
+     "shutdown_threads(shutdown): shutdown(), its exception printed as python prints it."},
     {NULL, NULL, 0, NULL},
 };
 

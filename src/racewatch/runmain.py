@@ -12,6 +12,7 @@ from racewatch.runtime import stacks
 
 try:  # C: the program's frames start at the bottom of the stack, as under `python`
     from racewatch._asmain import call as _call_at_bottom, run_code as _run_code_at_bottom
+    from racewatch._asmain import shutdown_threads
     from racewatch._asmain import syntax_error as _interpreter_syntax_error
 except ImportError:  # not built: racewatch's runner frames stay below __main__
     def _call_at_bottom(function, args):
@@ -22,6 +23,15 @@ except ImportError:  # not built: racewatch's runner frames stay below __main__
 
     def _interpreter_syntax_error(path):
         return None
+
+    def shutdown_threads(shutdown):
+        """shutdown() (threading._shutdown), its exception printed about as python does."""
+        try:
+            shutdown()
+        except BaseException as exc:  # noqa: BLE001 - ignored, as by the interpreter
+            import traceback
+            sys.stderr.write(f"Exception ignored in: {sys.modules.get('threading')!r}\n")
+            traceback.print_exception(type(exc), exc, exc.__traceback__)
 
 
 class UsageError(Exception):

@@ -126,9 +126,12 @@ class Session:
         Done here, before racewatch reports, so races in late threads and atexit handlers
         are seen; the interpreter's own later pass then finds nothing left to do.
         """
-        shutdown_threads = getattr(threading, "_shutdown", None)
-        if shutdown_threads is not None:
-            shutdown_threads()
+        from racewatch import runmain
+        # the real _shutdown: what it raises is printed as the interpreter prints it, with no
+        # frame of racewatch's patch in its traceback
+        runmain.shutdown_threads(interceptors.unpatched(threading, "_shutdown"))
+        if self.race and self.active:
+            interceptors.threads_joined()
         run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
         if run_exitfuncs is not None:
             run_exitfuncs()

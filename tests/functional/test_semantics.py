@@ -105,3 +105,9 @@ def test_profilers_see_only_the_programs_calls():
 def test_profilers_see_the_locks_own_methods():
     assert_same_as_python(["same_profile_locks.py"], 0,
                           "cProfile <method 'acquire' of '_thread.lock' objects> 100")
+
+
+def test_ctrl_c_while_python_waits_for_threads_at_exit():
+    """python prints the KeyboardInterrupt as an exception ignored in threading's shutdown and
+    exits 0; it does not die of SIGINT."""
+    assert_same_as_python(["same_interrupt_at_exit.py"], 0, "main done\n", "KeyboardInterrupt")
