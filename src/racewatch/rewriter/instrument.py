@@ -1,5 +1,6 @@
 """Version-agnostic pass over `bytecode` instructions: insert a runtime call before each access."""
 
+import sys
 from types import CodeType
 
 from bytecode import Bytecode, Instr
@@ -27,9 +28,20 @@ def instrument_module(code, path, race=True, line_probes=False, chained=False):
     """
     module_sites = sites.ModuleSites()
     variables = scopes.global_variables(path) if path and race else None
+    before = len(FAILURES)
     new_code, layout = _Pass(module_sites, variables, code, race, line_probes,
                              chained).rewrite(code)
+    _warn_failures(path or code.co_filename, FAILURES[before:])
     return new_code, tuple(module_sites.records), layout
+
+
+def _warn_failures(path, failures):
+    """One line on stderr for a module some of whose code runs uninstrumented."""
+    if failures:
+        qualname, error = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        sys.stderr.write(f"racewatch: warning: {path}: {qualname}{more} not instrumented, "
+                         f"runs as compiled: {error}\n")
 
 
 # Operands of a probe call: each pushes one value, given how many the probe pushed before it
@@ -257,12 +269,16 @@ class _Pass:
     # -- locks --------------------------------------------------------------------------------
 
     def _with(self, instr, previous, ctx):
-        return self._sync(instr, ctx)
+        copies = opcodes.WITH_ENTERS[instr.name](instr.arg)
+        return self._sync(instr, ctx, copies) if copies else None
 
-    def _sync(self, instr, ctx):
-        """Replace the object on top of the stack by `sync(obj, site)`."""
+    def _sync(self, instr, ctx, copies=1):
+        """Replace the object on top of the stack (and the copies of it right below) by
+        `sync(obj, site)`."""
         seq = self._emit("sync", "sync", "", instr, ctx, [_stack(1)])
         seq[-1:] = [Instr("SWAP", 2), Instr("POP_TOP")]  # keep the result, drop the original
+        for _ in range(copies - 1):  # [x, sync] -> [sync, sync]
+            seq += [Instr("COPY", 1), Instr("SWAP", 3), Instr("POP_TOP")]
         return seq
 
     # -- globals and closure cells ------------------------------------------------------------
@@ -293,19 +309,23 @@ class _Pass:
 
     def _deref(self, instr, previous, ctx):
         var = instr.arg
-        if var.name == "__class__":
+        name = opcodes.deref_name(var)
+        if name == "__class__":
             return None  # zero-argument super()'s cell: set once when the class is made
         if instr.name in opcodes.DEREF_LOADS:
             api, kind = "read", "cell_read"
         else:
             api = "write"
             kind = "cell_delete" if instr.name in opcodes.DEREF_DELETES else "cell_write"
-        return self._emit_named(api, kind, var.name, instr, ctx, _cell(var))
+        return self._emit_named(api, kind, name, instr, ctx, _cell(var))
 
     # -- containers ---------------------------------------------------------------------------
 
     def _item(self, instr, previous, ctx):
-        kind, container, key = opcodes.ITEM_OPS[instr.name]
+        op = opcodes.item_op(instr)
+        if op is None:
+            return None  # an arithmetic BINARY_OP
+        kind, container, key = op
         api = "read" if kind == "item_read" else "write"
         return self._emit_keyed(api, kind, instr, ctx, _stack(container), _stack(key))
 
@@ -323,7 +343,8 @@ class _Pass:
         return self._emit_named("read", "iter", "", instr, ctx, _stack(1))
 
     def _compare(self, instr, previous, ctx):
-        if instr.arg not in opcodes.EQUALITY or previous is not None and previous.name == "LOAD_CONST":
+        if instr.arg not in opcodes.EQUALITY or (previous is not None
+                                                 and previous.name in opcodes.CONST_LOADS):
             return None  # `x == CONSTANT` never compares two containers
         return self._emit_keyed("read", "compare", instr, ctx, _stack(2), _stack(1))
 
