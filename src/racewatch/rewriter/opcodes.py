@@ -178,6 +178,15 @@ LINE_EVENTS_NEED_MARK = env.PY312_PLUS
 NEVER_STARTS_LINE = {"END_FOR", "END_SEND", "RESUME", "END_ASYNC_FOR"} | (
     {"POP_ITER"} if env.PY314_PLUS else set())
 NOT_MARKED_AS_HANDLER = {"END_ASYNC_FOR"}
+# PYVERSIONS: line events start after the first RESUME (CPython's _co_firsttraceable). 3.15
+# evaluates a generator expression's outermost iterable in a prologue before RETURN_GENERATOR,
+# after a `RESUME` whose argument has bit 2 set; that prologue fires no line event (measured).
+if env.PY315_PLUS:
+    def starts_tracing(instr):
+        return instr.name == "RESUME" and not instr.arg & 4
+else:
+    def starts_tracing(instr):
+        return instr.name == "RESUME"
 # Never an event (and never a probe position: see NO_INSERT_BEFORE).
 NEVER_FIRES_LINE = {"RESUME"} | NO_INSERT_BEFORE
 # PYVERSIONS: an exhausted FOR_ITER lands past its label: 3.12 skips END_FOR, 3.13 END_FOR
