@@ -1,9 +1,12 @@
 """The pass on constructs each Python version spells differently (rewriter/opcodes.py): every
 one gets its probe, and a code object the pass cannot handle is said once per module."""
 
+import builtins
+
 import pytest
 
 from racewatch.rewriter import instrument, sites
+from racewatch import runtime
 from racewatch.runtime import null
 
 
@@ -61,7 +64,8 @@ def test_rewritten_closure_cell_parameter_runs():
               "    total += 10\n    return add()\n")
     code, _records, layout = instrument.instrument_module(compile(source, "<t>", "exec"), None)
     assert instrument.FAILURES == []
-    namespace = {}
+    probes = {runtime.api_name(name): function for name, function in null._table().items()}
+    namespace = {"__builtins__": {**vars(builtins), **probes}}
     exec(sites.relocate(code, layout, 0, lambda *site: null.Token()), namespace)
     assert namespace["f"](1) == 11
 
@@ -99,3 +103,17 @@ def test_a_code_object_the_pass_cannot_handle_is_said_once_per_module(monkeypatc
     assert [name for name, _error in instrument.FAILURES] == ["g", "h"]
     assert _kinds(records, "f") == ["read"]
     del instrument.FAILURES[:]
+
+
+def test_imports_and_lazy_names_hand_over_their_module():
+    """After an import, and after a load of a name a `lazy import` bound, `imported` runs; at
+    the end of a module's top-level code, `initialized` (runtime/imports.py)."""
+    del instrument.FAILURES[:]
+    source = "import os\ndef f():\n    import json\n    return json, lazy_mod\n"
+    instrument_pass = instrument._Pass(sites.ModuleSites(), None, None, lazy={"lazy_mod"})
+    code = compile(source, "<t>", "exec")
+    instrument_pass.root = code
+    new_code, _layout = instrument_pass.rewrite(code)
+    assert instrument.FAILURES == []
+    functions = sorted(r[1] for r in instrument_pass.sites.records if r[2] == "import")
+    assert functions == ["<module>", "<module>", "f", "f"]  # os, the end; json, lazy_mod

@@ -3,7 +3,7 @@
 import sys
 from types import CodeType
 
-from bytecode import Bytecode, Instr
+from bytecode import Bytecode, Instr, Label
 
 from racewatch.rewriter import chains, lines, merge, names, opcodes, scopes, sites
 
@@ -27,10 +27,10 @@ def instrument_module(code, path, race=True, line_probes=False, chained=False):
     records describe them and the layout says where they are, for `sites.relocate`.
     """
     module_sites = sites.ModuleSites()
-    variables = scopes.global_variables(path) if path and race else None
+    variables, lazy = scopes.module_names(path) if path and race else (None, frozenset())
     before = len(FAILURES)
     new_code, layout = _Pass(module_sites, variables, code, race, line_probes,
-                             chained).rewrite(code)
+                             chained, lazy).rewrite(code)
     _warn_failures(path or code.co_filename, FAILURES[before:])
     return new_code, tuple(module_sites.records), layout
 
@@ -91,12 +91,13 @@ def _peak(seq):
 
 class _Pass:
     def __init__(self, module_sites, variables, root, race=True, line_probes=False,
-                 chained=False):
+                 chained=False, lazy=frozenset()):
         self.sites = module_sites
         self.race = race
         self.line_probes = line_probes
         self.chained = chained
         self.variables = variables  # global names that are locations; None: all of them
+        self.lazy = lazy  # global names bound by a `lazy import`
         self.root = root
         self.layouts = {}  # id(rewritten nested code) -> its layout, for sites.finalize
         self.handlers = {}
@@ -136,8 +137,11 @@ class _Pass:
         out = []
         changed = False
         previous = None
+        adjacent = False  # no label between `previous` and this item
         for item in bc:
-            if isinstance(item, Instr):
+            if not isinstance(item, Instr):
+                adjacent = adjacent and not isinstance(item, Label)
+            else:
                 if item.name == "LOAD_CONST" and isinstance(item.arg, CodeType):
                     child, layout = self.rewrite(item.arg)
                     if child is not item.arg:
@@ -146,14 +150,16 @@ class _Pass:
                         changed = True
                 if self.race and (previous is None
                                   or previous.name not in opcodes.NO_INSERT_AFTER):
+                    after = self._after(previous, ctx) if adjacent else []
                     probe = self._probe(item, previous, ctx, calls)
-                    if probe:
-                        for ins in probe:
-                            ins.location = item.location  # tracebacks and line events unchanged
-                        ctx.extra_stack = max(ctx.extra_stack, _peak(probe))
-                        out.extend(probe)
-                        changed = True
-                previous = item
+                    for seq, where in ((after, previous), (probe, item)):
+                        if seq:
+                            for ins in seq:
+                                ins.location = where.location  # tracebacks, line events unchanged
+                            ctx.extra_stack = max(ctx.extra_stack, _peak(seq))
+                            out.extend(seq)
+                            changed = True
+                previous, adjacent = item, True
             out.append(item)
         if self.line_probes:
             probed = lines.insert(out, lambda instr: self._line_probe(instr, ctx))
@@ -192,7 +198,22 @@ class _Pass:
             return handler(instr, previous, ctx)
         if calls and instr.name == opcodes.CALL_START:
             return self._call_site(instr, ctx)
+        if ctx.module_level and instr.name in opcodes.RETURNS:
+            return self._emit("initialized", "import", "", instr, ctx, [])
         return None
+
+    def _after(self, instr, ctx):
+        """The instructions to insert right after `instr` (straight-line code), or []."""
+        if instr.name in opcodes.IMPORT_NAMES:
+            depth = 1
+        elif instr.name in opcodes.GLOBAL_LOADS and self.lazy and \
+                opcodes.GLOBAL_LOADS[instr.name](instr.arg) in self.lazy:
+            depth = opcodes.global_value_depth(instr)
+        elif instr.name in opcodes.NAME_LOADS and instr.arg in self.lazy and ctx.module_level:
+            depth = 1
+        else:
+            return []
+        return self._emit("imported", "import", "", instr, ctx, [_stack(depth)])
 
     def _site(self, kind, key, instr, ctx, cls=sites.SiteId):
         line = instr.lineno if isinstance(instr.lineno, int) else 0

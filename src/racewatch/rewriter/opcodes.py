@@ -85,6 +85,16 @@ NAME_LOADS, NAME_STORES, NAME_DELETES = {"LOAD_NAME"}, {"STORE_NAME"}, {"DELETE_
 
 # `from m import x` leaves the module on the stack and reads its attribute.
 IMPORT_FROMS = {"IMPORT_FROM"}
+# An import hands a module to the running thread (the module on top of the stack after it);
+# a module's top-level code ends at its returns.
+IMPORT_NAMES = {"IMPORT_NAME"}
+RETURNS = {"RETURN_VALUE", "RETURN_CONST"}
+
+
+def global_value_depth(instr):
+    """How deep the value a LOAD_GLOBAL / LOAD_NAME pushed lies after it. PYVERSIONS: 3.13+
+    push a NULL above the value for a call (3.11/3.12 below it)."""
+    return 2 if env.PY313_PLUS and instr.name == "LOAD_GLOBAL" and instr.arg[0] else 1
 
 DEREF_LOADS, DEREF_STORES, DEREF_DELETES = {"LOAD_DEREF"}, {"STORE_DEREF"}, {"DELETE_DEREF"}
 

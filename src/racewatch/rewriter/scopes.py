@@ -14,11 +14,31 @@ import tokenize
 def global_variables(path):
     """Global names of the module at `path` that are variables, or None (source unreadable:
     then every global read is treated as a variable's)."""
+    return module_names(path)[0]
+
+
+def module_names(path):
+    """(variables as global_variables says, names bound by a `lazy import`) of the module at
+    `path`; (None, empty) when its source is unreadable."""
     try:
         with tokenize.open(path) as f:
             tree = ast.parse(f.read(), path)
     except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
-        return None
+        return None, frozenset()
+    return _variables(tree), frozenset(_lazy_imports(tree))
+
+
+def _lazy_imports(tree):
+    """PYVERSIONS: 3.15 (PEP 810) marks `lazy import` / `lazy from` statements, allowed at
+    module level only, with `is_lazy`."""
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and getattr(node, "is_lazy", False):
+            for alias in node.names:
+                plain = isinstance(node, ast.Import)
+                yield alias.asname or (alias.name.partition(".")[0] if plain else alias.name)
+
+
+def _variables(tree):
     variables = set()
     for node in _module_level(tree.body):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
