@@ -34,3 +34,9 @@ CACHE_TAG = sys.implementation.cache_tag  # e.g. "cpython-311"; None means "no b
 # Free-threaded builds would break the "each C call is atomic under the GIL" argument the C
 # runtime relies on; racewatch refuses to run its C runtime there rather than lie.
 FREE_THREADED = bool(getattr(sys, "_is_gil_enabled", lambda: True)() is False)
+
+
+def lazy_imports_all():
+    """PYVERSIONS: whether 3.15's lazy imports mode is "all" (`-X lazy_imports=all`,
+    PYTHON_LAZY_IMPORTS, sys.set_lazy_imports): every top-level import is then lazy."""
+    return getattr(sys, "get_lazy_imports", lambda: "normal")() == "all"

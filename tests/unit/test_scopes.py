@@ -52,3 +52,16 @@ def test_lazy_imports_are_named(tmp_path):
     variables, lazy = module_names(str(path))
     assert lazy == {"json", "dom", "email", "OD", "deque"}
     assert variables == {"count"}
+
+
+def test_lazy_modules_and_the_all_mode(tmp_path):
+    """`__lazy_modules__` and `-X lazy_imports=all` make plain top-level imports lazy (3.15;
+    the names are only read from the source, so any version can tell them)."""
+    path = tmp_path / "m.py"
+    path.write_text("__lazy_modules__ = ['json', 'os.path']\nimport json, sys\n"
+                    "from os.path import join\ntry:\n    import csv\nexcept ImportError:\n"
+                    "    pass\ndef f():\n    import re\n")
+    assert module_names(str(path))[1] == {"json", "join"}
+    assert module_names(str(path), all_lazy=True)[1] == {"json", "sys", "join"}
+    path.write_text("__lazy_modules__ = compute()\nimport json\n")
+    assert module_names(str(path))[1] == set()

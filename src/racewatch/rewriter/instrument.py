@@ -5,6 +5,7 @@ from types import CodeType
 
 from bytecode import Bytecode, Instr, Label
 
+from racewatch import env
 from racewatch.rewriter import chains, lines, merge, names, opcodes, scopes, sites
 
 # Code objects that could not be rewritten, as (qualname, error); the code then runs as it was.
@@ -27,7 +28,8 @@ def instrument_module(code, path, race=True, line_probes=False, chained=False):
     records describe them and the layout says where they are, for `sites.relocate`.
     """
     module_sites = sites.ModuleSites()
-    variables, lazy = scopes.module_names(path) if path and race else (None, frozenset())
+    variables, lazy = (scopes.module_names(path, env.lazy_imports_all()) if path and race
+                       else (None, frozenset()))
     before = len(FAILURES)
     new_code, layout = _Pass(module_sites, variables, code, race, line_probes,
                              chained, lazy).rewrite(code)
