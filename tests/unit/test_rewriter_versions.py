@@ -5,8 +5,8 @@ import builtins
 
 import pytest
 
+from racewatch import env, runtime
 from racewatch.rewriter import instrument, sites
-from racewatch import runtime
 from racewatch.runtime import null
 
 
@@ -117,3 +117,27 @@ def test_imports_and_lazy_names_hand_over_their_module():
     assert instrument.FAILURES == []
     functions = sorted(r[1] for r in instrument_pass.sites.records if r[2] == "import")
     assert functions == ["<module>", "<module>", "f", "f"]  # os, the end; json, lazy_mod
+
+
+@pytest.mark.skipif(not env.PY314_PLUS, reason="t-strings are 3.14 syntax")
+def test_template_strings_are_rewritten_and_run_alike():
+    """`bytecode` cannot decode most BUILD_INTERPOLATION arguments by itself (opcodes.raw_args)."""
+    source = 'def f(o, x):\n    return o.a, t"{x!s} {x:>3} {x!r:<{o.w}} {x}"\n'
+    del instrument.FAILURES[:]
+    code, records, layout = instrument.instrument_module(compile(source, "<t>", "exec"), None)
+    assert instrument.FAILURES == []
+    assert _kinds(records, "f") == ["read", "read"]
+    probes = {runtime.api_name(name): function for name, function in null._table().items()}
+    namespace = {"__builtins__": {**vars(builtins), **probes}}
+    exec(sites.relocate(code, layout, 0, lambda *site: null.Token()), namespace)
+    plain = {}
+    exec(compile(source, "<t>", "exec"), plain)
+
+    class O:
+        a, w = 1, 5
+
+    got, expected = namespace["f"](O(), 42), plain["f"](O(), 42)
+    assert got[1].strings == expected[1].strings
+    assert [(i.value, i.expression, i.conversion, i.format_spec) for i in got[1].interpolations] \
+        == [(i.value, i.expression, i.conversion, i.format_spec)
+            for i in expected[1].interpolations]

@@ -123,7 +123,8 @@ class _Pass:
         if is_instrumented(code):
             return code, ((), (), ())
         try:
-            new_code = self._rewrite_one(code)
+            with opcodes.raw_args(code):
+                new_code = self._rewrite_one(code)
         except Exception as exc:  # noqa: BLE001 - an odd code object must not break an import
             FAILURES.append((code.co_qualname, f"{type(exc).__name__}: {exc}"))
             return code, ((), (), ())

@@ -1,5 +1,6 @@
 """Every per-version bytecode fact the rewriter needs, as data (grep PYVERSIONS)."""
 
+import contextlib
 import dis
 import inspect
 
@@ -109,6 +110,29 @@ def deref_name(arg):
 # compiler pseudo-op for LOAD_FAST of the cell's slot, which `bytecode` refuses to emit, so the
 # probe carries a LOAD_DEREF of the cell and `fix_cell_loads` turns it into that LOAD_FAST.
 CELL_LOAD = "LOAD_DEREF" if env.PY313_PLUS else "LOAD_CLOSURE"
+
+
+# PYVERSIONS: `bytecode` 0.19.1 decodes the argument of 3.14's BUILD_INTERPOLATION (t-strings)
+# as (bool, FormatValue), which fails for most arguments and never encodes back. While a code
+# object holding one is rewritten, `bytecode` is told to keep that argument as the raw int
+# (its own stack effect table reads the int right).
+_RAW_ARG_OPCODES = {dis.opmap[name] for name in ("BUILD_INTERPOLATION",) if name in dis.opmap}
+
+
+@contextlib.contextmanager
+def raw_args(code):
+    """Within: `bytecode` keeps the raw argument of the instructions it mishandles in code."""
+    from bytecode import instr as bytecode_instr
+    table = getattr(bytecode_instr, "FORMAT_VALUE_OPS", None)
+    found = _RAW_ARG_OPCODES & set(code.co_code[::2]) & (table or set())
+    if not found:
+        yield
+        return
+    table -= found
+    try:
+        yield
+    finally:
+        table |= found
 
 
 def fix_cell_loads(code, is_site):
