@@ -13,7 +13,6 @@ import threading
 import pytest
 
 from racewatch import config as options_table
-from racewatch import plugin
 from racewatch.runtime.inversion import HEADER as INVERSION_HEADER
 
 FAILED = "race detected during execution of test"
@@ -41,14 +40,33 @@ def start(config):
         try:
             resolved = options_table.resolve(str(config.rootpath), flags)
             roots = [str(config.rootpath), *sessions.default_roots()]
-            session, owned = sessions.Session(resolved, roots), True
+            # pytest captures stderr while this runs: warnings go to the terminal summary
+            session, owned = sessions.Session(resolved, roots, warnings=[]), True
         except options_table.ConfigError as exc:
             raise pytest.UsageError(f"racewatch: {exc}") from None
     from racewatch.rewriter import interop
-    from racewatch.runtime import stacks
+    from racewatch.runtime import interceptors, stacks
     stacks.BOUNDARIES.update(interop.pytest_stack_boundaries())
+    interceptors.on_import("unittest.case", lambda module: stacks.BOUNDARIES.update(
+        interop.unittest_stack_boundaries()))
     if session.race:  # with race=0 racewatch only measures coverage: nothing to attribute
         config.pluginmanager.register(RacePlugin(config, session, owned), "racewatch-race")
+    if session.warnings and "PYTEST_XDIST_WORKER" not in os.environ:
+        config.pluginmanager.register(StartWarnings(session.warnings), "racewatch-warnings")
+
+
+class StartWarnings:
+    """racewatch's warnings from its start, in the terminal summary (one per pytest run: an
+    xdist worker imports what the controller does, and the controller tells)."""
+
+    def __init__(self, warnings):
+        self.warnings = warnings
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter):
+        terminalreporter.section("racewatch warnings", yellow=True)
+        for text in self.warnings:
+            terminalreporter.write_line(f"racewatch: warning: {text}", yellow=True)
 
 
 def _flags(config):
@@ -59,7 +77,7 @@ def _flags(config):
             continue
         try:
             values[option.name] = options_table.parse_value(
-                option.name, text, f"pytest option {plugin.option_flag(option)}")
+                option.name, text, f"pytest option {options_table.pytest_flag(option)}")
         except options_table.ConfigError as exc:
             raise pytest.UsageError(f"racewatch: {exc}") from None
     return values
