@@ -182,12 +182,14 @@ class Options:
                                       for o in OPTIONS) + ")"
 
 
-def unknown(name, where=None, spelled=None):
-    """The error for an unknown option, with the closest known one (`--inclde`: `--include`)."""
+def unknown(name, where=None, prefix=""):
+    """The error for an unknown option, with the closest known one (`--inclde`: `--include`);
+    `prefix`: how flags start (`--`, `--race-`), left out of the comparison."""
     import difflib
-    spell = spelled or (lambda o: o.name)
-    close = difflib.get_close_matches(name, [spell(o) for o in OPTIONS], n=1, cutoff=0.6)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    bare = name[len(prefix):].replace("-", "_") if name.startswith(prefix) else name
+    close = difflib.get_close_matches(bare, BY_NAME, n=1, cutoff=0.7)
+    spelled = prefix + close[0].replace("_", "-") if close and prefix else close and close[0]
+    hint = f"; did you mean '{spelled}'?" if close else ""
     return ConfigError(f"unknown option '{name}'" + (f" ({where})" if where else "") + hint)
 
 
@@ -253,7 +255,7 @@ def parse_cli(args):
                 continue
             option = None
         if option is None:
-            raise unknown(key, spelled=flag)
+            raise unknown(key, prefix="--")
         if not eq:
             if not option.metavar:
                 values[option.name] = True

@@ -12,6 +12,7 @@ import pytest
 
 from racewatch import config
 
+COVER_REPORTS = ("term", "term-missing", "none")
 ON_OFF = ("0", "1", "true", "false", "yes", "no", "on", "off")
 MARKER = ("racy: the test is expected to race; under --race it fails if no race is detected "
           "while it runs")
@@ -40,6 +41,10 @@ def pytest_addoption(parser):
         for value in values:
             group.addoption(f"{spelled}={value}", action="store_const", const=value, dest=dest,
                             help=argparse.SUPPRESS)
+    group.addoption("--race-cover-report", choices=COVER_REPORTS, default="term",
+                    help="with --race-cover: the coverage table printed at the end of the "
+                         "run, as pytest-cov's --cov-report: term (default), term-missing "
+                         "(with the lines that never ran) or none")
     parser.addini("race", type="bool", default=False,
                   help="run as if --race were given (racewatch)")
 
@@ -56,9 +61,22 @@ def pytest_configure(config):
 def pytest_load_initial_conftests(early_config, parser, args):
     """Before conftest files and test modules are imported (and in front of pytest's own
     assertion-rewriting hook, which interop.py then works with)."""
+    _check_spelling(args)
     if _wanted(early_config):
         from racewatch import pytest_race
         pytest_race.start(early_config)
+
+
+def _check_spelling(args):
+    """`--race-halt-on-eror`: pytest only says "unrecognized arguments"; name the closest."""
+    known = {config.pytest_flag(o) for o in config.OPTIONS} | {"--race", "--race-cover-report"}
+    for arg in args:
+        if arg == "--":
+            break
+        flag = arg.partition("=")[0]
+        if flag.startswith("--race") and flag not in known:
+            error = config.unknown(flag, "pytest", prefix="--race-")
+            raise pytest.UsageError(f"racewatch: {error}")
 
 
 def _wanted(early_config):

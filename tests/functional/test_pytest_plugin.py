@@ -402,7 +402,10 @@ def test_malformed_ini_option_names_it(project):
 def test_unknown_pytest_option_is_refused(project):
     result = race(project, "--race-bogus=1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unrecognized arguments: --race-bogus=1*"])
+    result.stderr.fnmatch_lines(["ERROR: racewatch: unknown option '--race-bogus' (pytest)"])
+    typo = race(project, "--race-halt-on-eror")
+    typo.stderr.fnmatch_lines(["ERROR: racewatch: unknown option '--race-halt-on-eror' "
+                               "(pytest); did you mean '--race-halt-on-error'?"])
 
 
 def test_bad_pyproject_option_is_refused(project):
@@ -566,3 +569,17 @@ class Case(unittest.TestCase):
     assert "Case.test_racy()" in failures
     for machinery in ("pluggy", "_pytest", "unittest/case.py", "runtest"):
         assert machinery not in failures, failures
+
+
+@pytest.mark.parametrize("xdist", [(), ("-p", "xdist", "-n", "2")], ids=["one", "xdist"])
+def test_race_cover_prints_a_coverage_table(project, xdist):
+    project.path.joinpath("counter.py").write_text(COUNTER + "\n\ndef unused():\n    return 0\n")
+    result = race(project, "--race-cover", "--race-cover-report=term-missing", *xdist)
+    text = result.stdout.str()
+    table = text[text.index("= racewatch coverage ="):]
+    row = next(line.split() for line in table.splitlines() if line.startswith("counter.py"))
+    lines, missed = int(row[1]), int(row[2])
+    assert (missed, row[-1]) == (1, str(COUNTER.count("\n") + 4))  # `return 0` never ran
+    assert lines > missed and row[3] == f"{100 * (lines - missed) / lines:.0f}%"
+    quiet = race(project, "--race-cover", "--race-cover-report=none", *xdist)
+    assert "racewatch coverage" not in quiet.stdout.str()
