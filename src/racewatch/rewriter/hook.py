@@ -3,7 +3,7 @@
 import _thread
 import sys
 
-from racewatch import runtime
+from racewatch import env, runtime
 from racewatch.rewriter import cache, interop, sites
 
 
@@ -12,7 +12,8 @@ class Instrumenter:
 
     def __init__(self, options=(), use_cache=True, race=True, line_probes=False, chained=False):
         self.probes = {"race": race, "line_probes": line_probes, "chained": chained}
-        self.fingerprint = cache.fingerprint(*options, race, line_probes, chained)
+        self.fingerprint = cache.fingerprint(*options, race, line_probes, chained,
+                                             env.lazy_imports_all())
         self.use_cache = use_cache
         self.rewriting = _thread._local()  # .depth: code_for calls in progress on this thread
 
