@@ -10,7 +10,7 @@ import _thread
 import sys
 from types import ModuleType
 
-from racewatch.runtime import locations, shadow
+from racewatch.runtime import imports, locations, shadow
 from racewatch.runtime import sitekinds as K
 from racewatch.runtime.clock import CLOCK_SHIFT, TID_MASK, join
 
@@ -234,12 +234,36 @@ class _Sink:
 _SINK = _Sink()
 
 
+class ImportedToken(Token):
+    """`value in token` after an import handed `value` to this thread (runtime/imports.py)."""
+
+    __slots__ = ()
+
+    def __contains__(self, value):
+        if _enabled:
+            imports.imported(value, self.site)
+        return False
+
+
+class InitializedToken(Token):
+    """`~token` at the end of a module's top-level code (runtime/imports.py)."""
+
+    __slots__ = ()
+
+    def __invert__(self):
+        if _enabled:
+            imports.published(sys._getframe(1).f_globals)
+
+
+# Kinds whose tokens have slots of their own (never merged with a line probe).
+_OWN_TOKENS = {K.CALL: CallToken, K.IMPORTED: ImportedToken, K.INITIALIZED: InitializedToken}
 _enabled = True
 
 
 def token(site, is_write, key, hit=None):
-    if site < len(_site_kinds) and _site_kinds[site] == K.CALL:
-        return CallToken(site, is_write, key)  # never merged with a line probe
+    own = _OWN_TOKENS.get(_site_kinds[site]) if site < len(_site_kinds) else None
+    if own is not None:
+        return own(site, is_write, key)
     return Token(site, is_write, key) if hit is None else LineToken(site, is_write, key, hit)
 
 

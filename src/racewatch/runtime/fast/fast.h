@@ -49,7 +49,7 @@ static inline int ordered(uint64_t e, const VC *vc) {
 enum {
     K_NONE, K_ATTR, K_SUPER, K_GLOBAL, K_CELL, K_ITEM, K_ITEM_DELETE, K_SLICE, K_CONTAINS,
     K_ITER, K_EQ, K_CALL, K_METHOD_READ, K_METHOD_WRITE, K_METHOD_ATOMIC_READ,
-    K_METHOD_ATOMIC_WRITE, K_SYNC
+    K_METHOD_ATOMIC_WRITE, K_SYNC, K_IMPORTED, K_INITIALIZED
 };
 
 /* A site id: a small non-negative int, decoded without a call (-1: not one). */
