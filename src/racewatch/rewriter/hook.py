@@ -2,7 +2,7 @@
 
 import sys
 
-from racewatch import runtime
+from racewatch import env, runtime
 from racewatch.rewriter import cache, interop, sites
 
 
@@ -11,7 +11,8 @@ class Instrumenter:
 
     def __init__(self, options=(), use_cache=True, race=True, line_probes=False, chained=False):
         self.probes = {"race": race, "line_probes": line_probes, "chained": chained}
-        self.fingerprint = cache.fingerprint(*options, race, line_probes, chained)
+        self.fingerprint = cache.fingerprint(*options, race, line_probes, chained,
+                                             env.lazy_imports_all())
         self.use_cache = use_cache
 
     def code_for(self, path, get_original):

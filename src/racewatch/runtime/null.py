@@ -13,7 +13,8 @@ def sync(obj, site):
 
 def _table():
     """Every hot-path name probes load, each doing nothing (sync hands back its object)."""
-    return {name: sync if name == "sync" else _nothing for name in runtime.API_FUNCTIONS}
+    return {name: sync if name == "sync" else _nothing
+            for name in runtime.API_FUNCTIONS + runtime.SHARED_FUNCTIONS}
 
 
 class Token:
