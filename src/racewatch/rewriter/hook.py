@@ -102,9 +102,11 @@ def _instrumentable(spec):
 class ImportHook:
     """Finds specs through the finders behind it and instruments the selected modules."""
 
-    def __init__(self, selector, instrumenter):
+    def __init__(self, selector, instrumenter, warn=None):
         self.selector = selector
         self.instrumenter = instrumenter
+        self.warn = warn  # warn(text): a selected module racewatch cannot instrument
+        self._warned = set()
 
     def find_spec(self, fullname, path=None, target=None):
         if not self.selector.wants_name(fullname):  # cheap bail-out before any file lookup
@@ -121,7 +123,18 @@ class ImportHook:
             foreign = interop.foreign_loader(spec.loader, self.instrumenter)
             if foreign is not None and self.selector.wants(fullname, spec.origin):
                 spec.loader = foreign
+            elif (self.warn is not None and (spec.origin or "").endswith(".pyc")
+                  and self.selector.wants(fullname, spec.origin)):
+                self._sourceless(fullname, spec.origin)
         return spec
+
+    def _sourceless(self, fullname, origin):
+        """Once per top-level package: its modules have no source to rewrite."""
+        top = fullname.partition(".")[0]
+        if top not in self._warned:
+            self._warned.add(top)
+            self.warn(f"{top} has no source files ({origin} is a .pyc alone), so it is not "
+                      "instrumented")
 
     def _find_elsewhere(self, fullname, path, target):
         finders = list(sys.meta_path)
@@ -158,11 +171,11 @@ class Installed:
         self.uninstall()
 
 
-def install(selector, instrumenter=None):
+def install(selector, instrumenter=None, warn=None):
     """Put the hook first on sys.meta_path; modules imported before this are left alone."""
     instrumenter = instrumenter or Instrumenter()
     if selector.explicit:
         instrumenter.load_rewriter()  # include patterns may name what the pass imports
-    hook = ImportHook(selector, instrumenter)
+    hook = ImportHook(selector, instrumenter, warn)
     sys.meta_path.insert(0, hook)
     return Installed(hook)
