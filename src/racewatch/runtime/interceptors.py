@@ -175,8 +175,21 @@ def _join(thread, join, timeout):
 def _interpreter_shutdown(shutdown):
     """After the interpreter's final wait, every finished thread happens-before atexit."""
     shutdown()
+    threads_joined()
+
+
+def threads_joined():
+    """Every finished thread happens-before what runs now (threading._shutdown has waited)."""
     for thread in threads.finished_threads():
         _engine.happens_after(thread)
+
+
+def unpatched(owner, name):
+    """What `owner.name` was before racewatch patched it."""
+    for patched_owner, patched_name, original in _patches:
+        if patched_owner is owner and patched_name == name:
+            return original
+    return getattr(owner, name)
 
 
 # -- locks' relatives --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ PyObject *lock_order;       /* callable(tid, held, held_sites, lock, site), or N
 
 Accessor accessors[MAX_ACCESSORS];
 int naccessors;
+PyObject *accessor_slots[ACCESSOR_SLOTS];
 
 static Lock config_lock;    /* the objects above, and site_kinds' growth (a leaf) */
 
@@ -88,12 +89,16 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
         PyObject *func, *spec;
         int count = 0;
         STORE_REL(&naccessors, 0);
+        memset(accessor_slots, 0, sizeof(accessor_slots));
         while (PyDict_Next(table, &pos, &func, &spec) && count < MAX_ACCESSORS) {
             PyObject *how = PyTuple_GetItem(spec, 1);
             if (!how) return NULL;
             accessors[count].func = Py_NewRef(func);
             accessors[count].is_write = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 0));
             accessors[count].shape = PyUnicode_CompareWithASCIIString(how, "shape") == 0;
+            size_t slot = ACCESSOR_SLOT(func);
+            while (accessor_slots[slot]) slot = (slot + 1) & (ACCESSOR_SLOTS - 1);
+            accessor_slots[slot] = func;   /* MAX_ACCESSORS < ACCESSOR_SLOTS: never full */
             count++;
         }
         STORE_REL(&naccessors, count);
