@@ -35,6 +35,7 @@ def crash(proc):
     return ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", CASES, ids=lambda o: " ".join(o))
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_stress(name, options, tmp_path, monkeypatch):

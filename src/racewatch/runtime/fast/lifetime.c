@@ -8,7 +8,13 @@ size_t shadow_bytes, shadow_peak;   /* records and sync vars allocated: for stat
 
 void account(Py_ssize_t delta) {
 #ifdef RW_FREE_THREADED
-    size_t now = __atomic_add_fetch(&shadow_bytes, (size_t)delta, __ATOMIC_RELAXED);
+    /* each thread adds to the shared total by 64 KiB at a time: a counter every allocation
+     * of every thread wrote would be a cache line they all fight over */
+    static __thread Py_ssize_t pending;
+    pending += delta;
+    if (pending < 65536 && pending > -65536) return;
+    size_t now = __atomic_add_fetch(&shadow_bytes, (size_t)pending, __ATOMIC_RELAXED);
+    pending = 0;
     size_t peak = LOAD(&shadow_peak);
     while (now > peak &&
            !__atomic_compare_exchange_n(&shadow_peak, &peak, now, 1, __ATOMIC_RELAXED,

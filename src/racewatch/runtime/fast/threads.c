@@ -7,26 +7,36 @@ static ThreadState **all_threads;
 uint32_t nthreads;
 static uint32_t capthreads;
 
+/* Each on cache lines of its own: every probe stores to its thread's state (ebr_enter), and
+ * two threads' states on one line would make their probes fight over it. */
+#define LINE 64
+static ThreadState *alloc_state(void) {
+    size_t size = (sizeof(ThreadState) + LINE - 1) / LINE * LINE;
+    ThreadState *t = aligned_alloc(LINE, size);
+    if (t) memset(t, 0, size);
+    return t;
+}
+
 ThreadState *new_thread(void) {
     /* made outside the registry's lock: allocation takes none of ours, but keep it short */
-    ThreadState *t = PyMem_RawCalloc(1, sizeof(ThreadState));
+    ThreadState *t = alloc_state();
     if (!t) { PyErr_NoMemory(); return NULL; }
     LOCK(&registry);
     if (nthreads >= (1u << TID_BITS)) {
         UNLOCK(&registry);
-        PyMem_RawFree(t);
+        free(t);
         PyErr_SetString(PyExc_RuntimeError, "racewatch: too many threads");
         return NULL;
     }
     if (nthreads == capthreads) {
         uint32_t cap = capthreads ? capthreads * 2 : 16;
         ThreadState **a = PyMem_RawRealloc(all_threads, cap * sizeof(*a));
-        if (!a) { UNLOCK(&registry); PyMem_RawFree(t); PyErr_NoMemory(); return NULL; }
+        if (!a) { UNLOCK(&registry); free(t); PyErr_NoMemory(); return NULL; }
         all_threads = a;
         capthreads = cap;
     }
     t->tid = nthreads;
-    if (vc_grow(&t->vc, t->tid + 1) < 0) { UNLOCK(&registry); PyMem_RawFree(t); return NULL; }
+    if (vc_grow(&t->vc, t->tid + 1) < 0) { UNLOCK(&registry); free(t); return NULL; }
     t->vc.c[t->tid] = 1;
     t->epoch = (1ull << CLOCK_SHIFT) | ((uint64_t)t->tid << 1);
     all_threads[nthreads] = t;
@@ -107,7 +117,7 @@ void forget_threads(void) {
             map_clear(all_threads[i]->order_seen);
             PyMem_RawFree(all_threads[i]->order_seen);
         }
-        PyMem_RawFree(all_threads[i]);
+        free(all_threads[i]);
     }
     nthreads = 0;
     tls_state = NULL;
