@@ -60,6 +60,10 @@ setup(
     ext_modules=[
         Extension("racewatch.runtime._fast", ["src/racewatch/runtime/_fast.c"],
                   depends=[COUNTERS_API], extra_compile_args=["-O2"], optional=True),
+        # Lock hooks: every _thread.lock and RLock reports its acquire/release to the runtime.
+        Extension("racewatch.runtime._locks", ["src/racewatch/runtime/_locks.c"],
+                  depends=["src/racewatch/runtime/_locks_api.h"], extra_compile_args=["-O2"],
+                  optional=True),
         # Coverage counters; without them racewatch.cover.pycounters counts, just as exactly.
         Extension("racewatch.cover._counters", ["src/racewatch/cover/_counters.c"],
                   depends=[COUNTERS_API], extra_compile_args=["-O2"], optional=True),
