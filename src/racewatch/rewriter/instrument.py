@@ -91,7 +91,7 @@ class _Pass:
         for table, handler in (
                 (opcodes.ATTR_LOADS, self._attr_load), (opcodes.ATTR_STORES, self._attr_store),
                 (opcodes.ATTR_DELETES, self._attr_delete), (opcodes.SUPER_LOADS, self._super),
-                (opcodes.WITH_ENTERS, self._with), (opcodes.IMPORT_FROMS, self._import_from),
+                (opcodes.IMPORT_FROMS, self._import_from),
                 (opcodes.GLOBAL_LOADS, self._global_load),
                 (opcodes.GLOBAL_STORES | opcodes.GLOBAL_DELETES, self._global_store),
                 (opcodes.NAME_LOADS, self._name_load),
@@ -234,10 +234,7 @@ class _Pass:
     def _attr_load(self, instr, previous, ctx):
         attr = opcodes.ATTR_LOADS[instr.name](instr.arg)
         kind = names.CONTAINER_METHODS.get(attr, "read")
-        probe = self._emit_named("read", kind, attr, instr, ctx, _stack(1))
-        if attr in opcodes.SYNC_METHOD_NAMES and opcodes.is_method_load(instr):
-            probe += self._sync(instr, ctx)
-        return probe
+        return self._emit_named("read", kind, attr, instr, ctx, _stack(1))
 
     def _attr_store(self, instr, previous, ctx):
         return self._emit_named("write", "write", instr.arg, instr, ctx, _stack(1))
@@ -253,17 +250,6 @@ class _Pass:
         key = opcodes.SUPER_LOADS[instr.name](instr.arg)
         depth = opcodes.SUPER_CLASS_DEPTH
         return self._emit_named("read", "super_read", key, instr, ctx, _pair(depth, depth - 1))
-
-    # -- locks --------------------------------------------------------------------------------
-
-    def _with(self, instr, previous, ctx):
-        return self._sync(instr, ctx)
-
-    def _sync(self, instr, ctx):
-        """Replace the object on top of the stack by `sync(obj, site)`."""
-        seq = self._emit("sync", "sync", "", instr, ctx, [_stack(1)])
-        seq[-1:] = [Instr("SWAP", 2), Instr("POP_TOP")]  # keep the result, drop the original
-        return seq
 
     # -- globals and closure cells ------------------------------------------------------------
 

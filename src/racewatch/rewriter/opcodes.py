@@ -29,22 +29,8 @@ else:
 # instance attribute), so both forms are instrumented.
 if env.PY311:
     ATTR_LOADS = {"LOAD_ATTR": lambda arg: arg, "LOAD_METHOD": lambda arg: arg}
-
-    def is_method_load(instr):
-        return instr.name == "LOAD_METHOD"
 else:
     ATTR_LOADS = {"LOAD_ATTR": lambda arg: arg[1]}
-
-    def is_method_load(instr):
-        return instr.name == "LOAD_ATTR" and instr.arg[0]
-
-# Lock call sites: `x.acquire()` / `x.release()` load these names in the method form (only
-# then is the bound method consumed by the call and never seen by the program); `with x:`
-# starts with BEFORE_WITH (PYVERSIONS: 3.11-3.13; 3.14 spells it differently). Before either,
-# the object on top of the stack is swapped for the runtime's `sync(obj, site)`: obj itself,
-# or a proxy that records the acquire/release when obj is a lock.
-SYNC_METHOD_NAMES = {"acquire", "release"}
-WITH_ENTERS = {"BEFORE_WITH"}
 
 # `STORE_ATTR name`: stack [..., value, obj]. `DELETE_ATTR name`: stack [..., obj].
 ATTR_STORES = {"STORE_ATTR"}

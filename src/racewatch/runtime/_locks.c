@@ -13,9 +13,11 @@
  * (the same object as threading.Lock on 3.11/3.12, and as threading._allocate_lock). A lock's
  * creation stack and its flags live in a table keyed by address, freed by a deallocator hook.
  *
- * Hidden locks report nothing: racewatch's own, the interpreter's thread-end markers
- * (`_thread._set_sentinel`, released by C code at thread exit), and the private locks of
- * primitives racewatch models by their own semantics (runtime/interceptors.py).
+ * Hidden locks report nothing: racewatch's own, threading's bookkeeping of threads and the
+ * interpreter's thread-end markers (`_thread._set_sentinel`, released by C code at thread
+ * exit): racewatch models threads itself. Inner locks, the private locks of primitives
+ * racewatch models by their own semantics (Event, Queue...: runtime/interceptors.py), report
+ * with RW_LOCK_INNER: they order nothing, but code run while holding one is mutually excluded.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -37,7 +39,7 @@ static PyMutex table_mutex;
 
 /* ---- the table: one entry per lock racewatch knows something about ------------------------- */
 
-enum { F_HIDDEN = 1 };
+enum { F_HIDDEN = 1, F_INNER = 2 };
 
 typedef struct {
     uint32_t flags, nframes;
@@ -119,13 +121,13 @@ static void entry_free(Entry *e) {
     PyMem_RawFree(e);
 }
 
-static inline int is_hidden(PyObject *lock) {
+static inline uint32_t flags_of(PyObject *lock) {
     if (!used) return 0;
     TABLE_LOCK();
     Entry *e = table_get((uintptr_t)lock);
-    int hidden = e && (e->flags & F_HIDDEN);
+    uint32_t flags = e ? e->flags : 0;
     TABLE_UNLOCK();
-    return hidden;
+    return flags;
 }
 
 /* The calling thread's Python stack as (code, lasti) pairs: the lock's creation stack. */
@@ -166,23 +168,24 @@ static void note(PyObject *lock, Entry *e) {
 /* ---- where events go: an engine's C API, or two Python callables ---------------------------- */
 
 static const RwLockSink *sink_c;          /* the C runtime's capsule */
-static PyObject *sink_acquired, *sink_released;   /* or these, with (lock, reentrant, count) */
+static PyObject *sink_acquired, *sink_released;   /* or these, with (lock, flags, count) */
 static int track_creation;
 
 static int active(void) { return sink_c || sink_acquired; }
 
-static void tell(int acquire, PyObject *lock, int reentrant, unsigned long count) {
+static void tell(int acquire, PyObject *lock, int flags, unsigned long count) {
     if (sink_c) {
-        if ((acquire ? sink_c->acquired : sink_c->released)(lock, reentrant, count) < 0)
+        if ((acquire ? sink_c->acquired : sink_c->released)(lock, flags, count) < 0)
             PyErr_WriteUnraisable(lock);   /* never into the program's `with` */
         return;
     }
     PyObject *fn = acquire ? sink_acquired : sink_released;
     if (!fn) return;
     Py_INCREF(fn);   /* uninstall() may run meanwhile, in a finalizer */
-    PyObject *n = PyLong_FromUnsignedLong(count);
-    PyObject *r = n ? PyObject_CallFunctionObjArgs(fn, lock, reentrant ? Py_True : Py_False,
-                                                   n, NULL) : NULL;
+    PyObject *f = PyLong_FromLong(flags);
+    PyObject *n = f ? PyLong_FromUnsignedLong(count) : NULL;
+    PyObject *r = n ? PyObject_CallFunctionObjArgs(fn, lock, f, n, NULL) : NULL;
+    Py_XDECREF(f);
     Py_XDECREF(n);
     if (!r) PyErr_WriteUnraisable(fn);
     Py_XDECREF(r);
@@ -237,17 +240,19 @@ static unsigned long restored_count(PyObject *const *args, Py_ssize_t nargs) {
 
 static PyObject *run_hook(HookedType *t, Hook *h, PyObject *self, PyObject *const *args,
                           Py_ssize_t nargs, PyObject *kwnames) {
-    int watch = active() && !is_hidden(self);
+    uint32_t known = active() ? flags_of(self) : F_HIDDEN;
+    int watch = !(known & F_HIDDEN);
+    int flags = (t->reentrant ? RW_LOCK_REENTRANT : 0) | (known & F_INNER ? RW_LOCK_INNER : 0);
     if (watch && h->action != A_ACQUIRE && h->action != A_RESTORE &&
         !(h->noargs && (nargs || kwnames))) {
-        tell(0, self, t->reentrant, h->action == A_RELEASE_ALL ? 0 : 1);
+        tell(0, self, flags, h->action == A_RELEASE_ALL ? 0 : 1);
     }
     PyObject *r = call_original(h, self, args, nargs, kwnames);
     if (!r || !watch) return r;
     if (h->action == A_ACQUIRE) {
-        if (r == Py_True) tell(1, self, t->reentrant, 1);
+        if (r == Py_True) tell(1, self, flags, 1);
     } else if (h->action == A_RESTORE) {
-        tell(1, self, t->reentrant, restored_count(args, nargs));
+        tell(1, self, flags, restored_count(args, nargs));
     }
     return r;
 }
@@ -522,24 +527,29 @@ static int check_lock(PyObject *obj) {
     return -1;
 }
 
-static PyObject *locks_hide(PyObject *m, PyObject *lock) {
+static PyObject *mark(PyObject *lock, uint32_t flag) {
     if (check_lock(lock) < 0) return NULL;
     TABLE_LOCK();
     Entry *e = table_get((uintptr_t)lock);
-    if (e) e->flags |= F_HIDDEN;
+    if (e) e->flags |= flag;
     TABLE_UNLOCK();
     if (!e) {
         Entry *fresh = PyMem_RawMalloc(sizeof(Entry));
         if (!fresh) return PyErr_NoMemory();
-        fresh->flags = F_HIDDEN;
+        fresh->flags = flag;
         fresh->nframes = 0;
         note(lock, fresh);
     }
     Py_RETURN_NONE;
 }
 
-static PyObject *locks_is_hidden(PyObject *m, PyObject *lock) {
-    return PyBool_FromLong(is_hidden(lock));
+static PyObject *locks_hide(PyObject *m, PyObject *lock) { return mark(lock, F_HIDDEN); }
+static PyObject *locks_mark_inner(PyObject *m, PyObject *lock) { return mark(lock, F_INNER); }
+
+static PyObject *locks_flags(PyObject *m, PyObject *lock) {
+    uint32_t flags = flags_of(lock);
+    return Py_BuildValue("{s:O,s:O}", "hidden", flags & F_HIDDEN ? Py_True : Py_False,
+                         "inner", flags & F_INNER ? Py_True : Py_False);
 }
 
 /* The creation stack of the live lock at `address`, as ((code, line), ...), or None. */
@@ -583,10 +593,12 @@ static PyObject *locks_known(PyObject *m, PyObject *noargs) {
 static PyMethodDef methods[] = {
     {"install", (PyCFunction)(void (*)(void))locks_install, METH_VARARGS | METH_KEYWORDS,
      "install(sink, track_creation=True): lock events go to sink, a capsule of the C runtime "
-     "or (acquired, released) callables taking (lock, reentrant, count)."},
+     "or (acquired, released) callables taking (lock, flags, count): flags as _locks_api.h."},
     {"uninstall", locks_uninstall, METH_NOARGS, "Put the original methods back."},
     {"hide", locks_hide, METH_O, "hide(lock): its acquire and release report nothing."},
-    {"is_hidden", locks_is_hidden, METH_O, "is_hidden(lock)."},
+    {"mark_inner", locks_mark_inner, METH_O,
+     "mark_inner(lock): its events order nothing; holding it still excludes."},
+    {"flags", locks_flags, METH_O, "flags(lock): {'hidden': bool, 'inner': bool}."},
     {"creation_of", locks_creation_of, METH_O,
      "creation_of(address): ((code, line), ...) where the live lock there was made, or None."},
     {"after_fork", locks_after_fork, METH_NOARGS, "In a fork child."},

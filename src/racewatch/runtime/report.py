@@ -1,13 +1,12 @@
 """Race records, their text and JSON forms, where they go, and the exit status they imply."""
 
-import _thread
 import os
 import sys
 
 from racewatch.rewriter.sites import SITES
 from racewatch.reports import stream as jsonl
 from racewatch.reports import text as render
-from racewatch.runtime import locations, stacks, suppress, threads
+from racewatch.runtime import locations, owned, stacks, suppress, threads
 
 
 class Sink:
@@ -205,7 +204,8 @@ class Reporter:
         self.graph = None
         if options.detect_deadlocks:
             from racewatch.runtime import lockorder
-            self.graph = lockorder.Graph(engine.sync_name, describe_lock, self.on_inversion)
+            self.graph = lockorder.Graph(engine.sync_name, describe_lock, self.on_inversion,
+                                         getattr(engine, "dead_locks", lambda: None))
         self.reset()
 
     def reset(self):
@@ -214,7 +214,7 @@ class Reporter:
         self.records = []        # the Race or lockorder.Inversion of every report, in order
         self.inversions = []     # the lock-order inversions among them
         self.suppressed = set()  # site pairs a suppression matched: never counted
-        self._lock = _thread.allocate_lock()  # reports from two threads must not interleave
+        self._lock = owned.lock()  # reports from two threads must not interleave
         self.suppressions.fired.clear()
         if self.graph is not None:
             self.graph.reset()

@@ -20,4 +20,3 @@ METHOD_READ = 12            # container.method: a plain read of the shape (list.
 METHOD_WRITE = 13           # a plain write of the shape (list.sort ...)
 METHOD_ATOMIC_READ = 14     # an atomic read of the shape (dict.get, set.copy ...)
 METHOD_ATOMIC_WRITE = 15    # an atomic write of the shape (list.append, dict.setdefault ...)
-SYNC = 16           # a lock call site (with / acquire / release)
