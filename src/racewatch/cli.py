@@ -12,6 +12,7 @@ usage: racewatch run [OPTIONS] SCRIPT [ARGS...]
        racewatch run [OPTIONS] -m MODULE [ARGS...]
        racewatch cover combine|report|html|lcov|erase ...   (see racewatch cover --help)
        racewatch report FILE... [--format text|json|sarif] [-o OUT]   (see racewatch report --help)
+       racewatch baseline FILE... [-o BASELINE]   (see racewatch baseline --help)
        racewatch --version
 
 Run a Python program with its modules instrumented, like `python SCRIPT` / `python -m MODULE`.
@@ -54,6 +55,9 @@ def _dispatch(argv):
     if argv[0] == "report":
         from racewatch.reports import command
         return command.main(argv[1:])
+    if argv[0] == "baseline":
+        from racewatch.reports import baseline
+        return baseline.main(argv[1:])
     raise config.ConfigError(f"unknown command {argv[0]!r} (try 'racewatch --help')")
 
 

@@ -97,8 +97,9 @@ OPTIONS = (
     Option("log_path", str, "stderr",
            "Where reports go: `stderr`, `stdout`, or a path prefix; reports then go to "
            "PREFIX.<pid>, one file per process.", "PATH"),
-    Option("strip_path_prefix", str, "",
-           "Prefix removed from file paths in reports.", "PREFIX"),
+    Option("strip_path_prefix", str, None,
+           "Prefix removed from file paths in reports. Default: the project root, so paths "
+           "under it are relative to it; an empty value keeps paths absolute.", "PREFIX"),
     Option("format", _choice("text", "json"), "text",
            "Report format: Go-style `text`, or `json`: JSON Lines of the versioned schema "
            "`racewatch/report_schema.json` (a header, one record per finding, a summary), "
@@ -127,6 +128,11 @@ OPTIONS = (
     Option("suppress", _rules, (),
            "More suppression rules, comma-separated (a list in pyproject.toml), added to "
            "those of the `suppressions` file.", "RULES"),
+    Option("baseline", str, "",
+           "A baseline file written by `racewatch baseline`: the races and lock-order "
+           "inversions in it are known and, like suppressed ones, not reported; only new "
+           "findings fail a run (a relative path in pyproject.toml is relative to that "
+           "file).", "FILE"),
     Option("print_suppressions", _bool, False,
            "At exit, list the suppressions that fired and how often (TSan's `Suppressions "
            "used:`)."),
@@ -280,8 +286,9 @@ def read_pyproject(path):
     if not isinstance(table, dict):
         raise ConfigError(f"malformed {where}: expected a table")
     values = {name: native_value(name, value, where) for name, value in table.items()}
-    if values.get("suppressions"):  # relative to the project, not to wherever python started
-        values["suppressions"] = os.path.join(os.path.dirname(path), values["suppressions"])
+    for name in ("suppressions", "baseline"):  # relative to the project, not to the cwd
+        if values.get(name):
+            values[name] = os.path.join(os.path.dirname(path), values[name])
     return values
 
 

@@ -23,6 +23,10 @@ EXPECTED = "expected a data race (marked racy), none was detected"
 _PHASE_RACES = pytest.StashKey()  # item -> [text] of races in its setup and call
 
 
+def _again(first, text):
+    return f"(the same race as first reported during {first or 'no test'})\n{text}"
+
+
 def start(config):
     """Start (or join) racewatch's session for this pytest process and register the plugin."""
     from racewatch import session as sessions
@@ -80,17 +84,20 @@ class RacePlugin:
         self._texts = {}     # racing pair -> (its report, the test running when it was found)
         self._counts = {}    # racing pair -> times raced, at the last phase boundary
         self._running = None  # nodeid of the test running now
-        self._inversions = []  # texts of lock-order inversions found since the last _take
+        self._fresh = []     # (text, racing pair or None) of reports since the last _take
+        self._findings = {}  # finding (see _finding) -> the test it was first reported in
+        self._failed_pairs = {}  # finding -> the test it failed (here: every process's)
         self.outside = []    # report texts of races outside any test
-        self.failed = []     # nodeids of tests failed by races
+        self.failed = []     # nodeids of tests failed by races (every process's, where seen)
         self.workers = []    # what xdist workers sent back (on the controller)
 
     def _on_race(self, record, text):
         with self._lock:
             if record.type == "race":
                 self._texts.setdefault(record.pair, (text, self._running))
+                self._fresh.append((text, record.pair))
             else:  # a lock-order inversion: reported once, when its cycle closes
-                self._inversions.append(text)
+                self._fresh.append((text, None))
         if self.session.options.halt_on_error:
             self._halt(text)
 
@@ -100,31 +107,49 @@ class RacePlugin:
             os.write(2, (text + self.reporter.summary()).encode(errors="replace"))
         os._exit(self.session.options.exitcode)
 
+    def _finding(self, pair):
+        """The finding a racing pair belongs to, the same in every xdist worker: its two
+        `file:line` sites (the read/write and write/write pairs of one `x += 1` are one)."""
+        a, _, b, _, _ = self._site_pair(pair, 0)
+        return (a, b) if a <= b else (b, a)
+
+    def _site_pair(self, pair, count):
+        from racewatch.runtime import report
+        return report.site_pair(*pair, count, self.session.options.strip_path_prefix)
+
     def _take(self):
-        """Report texts of the racing pairs that raced again since the last call. A pair is
-        reported once per process, so a pair that raced in an earlier test and races again
-        is found through the runtime's counts, and shown with its first report."""
+        """(fresh, recurring) since the last call: fresh are the reports found meanwhile, as
+        (text, racing pair or None for an inversion); recurring the texts of pairs first
+        reported earlier that raced again (a pair is reported once per process, as under
+        `go test -race`: they count in the summary and fail no other test). A pair first
+        reported now whose finding (its two lines) was reported earlier recurs too."""
         now = self.reporter.pairs()
         with self._lock:
-            grown = [pair for pair, n in sorted(now.items()) if n > self._counts.get(pair, 0)]
-            self._counts = now
-            texts = []
-            for pair in grown:
+            fresh, recurring, reported = [], [], set()
+            for text, pair in self._fresh:
+                reported.add(pair)
+                finding = self._finding(pair) if pair is not None else None
+                first = self._findings.setdefault(finding, self._running) if finding \
+                    else self._running
+                if first == self._running:
+                    fresh.append((text, pair))
+                else:
+                    recurring.append(_again(first, text))
+            self._fresh = []
+            for pair, n in sorted(now.items()):
+                if n <= self._counts.get(pair, 0) or pair in reported:
+                    continue
                 text, first = self._texts.get(pair, (None, None))
-                if text is None:
-                    a, b = self._pairs_text([(pair, 0)])[0][:2]
-                    text = f"(a race between {a} and {b}, reported earlier)\n"
-                elif first is not None and first != self._running:
-                    text = f"(the same race as first reported during {first})\n{text}"
-                texts.append(text)
-            texts += self._inversions
-            self._inversions = []
-        return texts
+                if text is not None:
+                    recurring.append(_again(first, text))
+            self._counts = now
+        return fresh, recurring
 
     # -- attribution ---------------------------------------------------------------------------
 
     def pytest_runtest_logstart(self, nodeid, location):
-        self.outside += self._take()  # found since the previous test ended
+        fresh, _ = self._take()  # found since the previous test ended
+        self.outside += [text for text, _ in fresh]
         self._running = nodeid
 
     def pytest_runtest_logfinish(self, nodeid, location):
@@ -134,14 +159,18 @@ class RacePlugin:
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         report = outcome.get_result()
-        found = self._take()
+        fresh, recurring = self._take()
+        found = [text for text, _ in fresh]
         seen = item.stash.setdefault(_PHASE_RACES, [])
         if call.when != "teardown":
-            seen += found
+            seen += found + recurring  # a racy test expects a race, first reported or not
         if item.get_closest_marker("racy") is not None:
-            self._expected(report, call.when, found, seen)
+            self._expected(report, call.when, found + recurring, seen)
         elif found:
-            self._fail(item, report, found)
+            self._fail(report, found, [self._finding(pair) for _, pair in fresh if pair])
+        elif recurring:
+            report.sections.append((f"racewatch: races reported in an earlier test "
+                                    f"({call.when})", "".join(recurring)))
 
     def _expected(self, report, when, found, seen):
         if found:
@@ -150,17 +179,46 @@ class RacePlugin:
             report.outcome = "failed"
             report.longrepr = EXPECTED
 
-    def _fail(self, item, report, found):
+    def _fail(self, report, found, pairs):
         text = "".join(found)
         inversions_only = all(INVERSION_HEADER in t for t in found)
         title = FAILED_INVERSION if inversions_only else FAILED
         if report.passed or report.skipped and not hasattr(report, "wasxfail"):
+            # failed by races alone: what it was goes along (through xdist too)
+            report.racewatch_was = [report.outcome, report.longrepr]
             report.outcome = "failed"
             report.longrepr = f"{title}\n\n{text}"
         else:  # failed (or xfailed) on its own: keep its own failure, add the races
             report.sections.append((f"racewatch: {title} ({report.when})", text))
-        if item.nodeid not in self.failed:
-            self.failed.append(item.nodeid)
+        # the pairs go along to the xdist controller, which fails only the first test of each
+        report.racewatch_pairs = [list(labels) for labels in pairs]
+        report.racewatch_inversion = len(pairs) < len(found)
+
+    @pytest.hookimpl(hookwrapper=True)  # before pytest's session counts the failure
+    def pytest_runtest_logreport(self, report):
+        """Where every process's reports meet (xdist's controller, or pytest itself): a pair
+        fails only the first test whose report brings it; a later test failed only by pairs
+        that failed an earlier one passes (two workers can each report a pair first)."""
+        pairs = getattr(report, "racewatch_pairs", None)
+        if pairs is not None and getattr(self.config, "workerinput", None) is None:
+            self._first_failures(report, pairs)
+        yield
+
+    def _first_failures(self, report, pairs):
+        new = [tuple(p) for p in pairs if tuple(p) not in self._failed_pairs]
+        was = getattr(report, "racewatch_was", None)
+        if not new and not report.racewatch_inversion and was is not None:
+            firsts = sorted({self._failed_pairs[tuple(p)] for p in pairs})
+            report.sections.append((f"racewatch: races reported in an earlier test "
+                                    f"({report.when})",
+                                    f"(the same race(s) as first reported during "
+                                    f"{', '.join(firsts)})\n{report.longrepr}"))
+            report.outcome, report.longrepr = was[0], was[1]
+            return
+        for labels in new:
+            self._failed_pairs[labels] = report.nodeid
+        if report.nodeid not in self.failed:
+            self.failed.append(report.nodeid)
 
     # -- the end -------------------------------------------------------------------------------
 
@@ -170,15 +228,17 @@ class RacePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
-        self.outside += self._take()
+        fresh, _ = self._take()
+        self.outside += [text for text, _ in fresh]
         if self._everyone("outside") and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: the controller reports for everyone
-            workeroutput["racewatch"] = {"outside": self.outside, "failed": self.failed,
+            workeroutput["racewatch"] = {"outside": self.outside,
                                          "pairs": self._pairs(),
                                          "inversions": len(self.reporter.inversions),
-                                         "suppressed": dict(self.reporter.suppressions.fired)}
+                                         "suppressed": dict(self.reporter.suppressions.fired),
+                                         "known": self._known()}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
@@ -188,31 +248,29 @@ class RacePlugin:
 
     def _everyone(self, key):
         """This process's findings under `key` and every xdist worker's."""
-        mine = {"outside": self.outside, "failed": self.failed}[key]
-        return mine + [x for worker in self.workers for x in worker.get(key, [])]
+        return getattr(self, key) + [x for worker in self.workers for x in worker.get(key, [])]
 
     def _pairs(self):
-        return self._pairs_text(sorted(self.reporter.pairs().items()))
-
-    def _pairs_text(self, pairs):
-        from racewatch.runtime import report
-        strip = self.session.options.strip_path_prefix
-        return [[report.site_label(a, strip), report.site_label(b, strip), n]
-                for (a, b), n in pairs]
+        """[site, access, site, access, times raced] of each racing pair of this process."""
+        return [list(self._site_pair(pair, n)) for pair, n in sorted(self.reporter.pairs().items())]
 
     def pytest_terminal_summary(self, terminalreporter):
         if getattr(self.config, "workerinput", None) is not None:
             return
-        pairs = {}
+        from racewatch.reports import text as render
+        counts = {}
         for process in [self._pairs()] + [w.get("pairs", []) for w in self.workers]:
-            seen = {}
-            for a, b, n in process:  # one pair may race in several workers: same sites, same key
-                nth = seen[a, b] = seen.get((a, b), -1) + 1  # (a read and a write on one line)
-                pairs[a, b, nth] = pairs.get((a, b, nth), 0) + n
+            for *sites, n in process:  # one pair may race in several workers: counts add up
+                counts[tuple(sites)] = counts.get(tuple(sites), 0) + n
+        pairs = render.group_pairs([(*sites, n) for sites, n in counts.items()])
         outside = self._everyone("outside")
         inversions = len(self.reporter.inversions) + sum(w.get("inversions", 0)
                                                          for w in self.workers)
         used = self._suppressions_used()
+        known = self._known() + sum(w.get("known", 0) for w in self.workers)
+        if known:
+            used += (f"racewatch: {known} known finding(s) not reported (baseline "
+                     f"{self.session.options.baseline})\n")
         if not pairs and not outside and not inversions and not used:
             return
         write = terminalreporter.write_line
@@ -224,13 +282,17 @@ class RacePlugin:
         for text in outside:
             write(f"{OUTSIDE}\n{text}")
         write(f"racewatch: found {len(pairs)} data race(s)")
-        for (a, b, _), n in sorted(pairs.items()):
+        for a, b, n in pairs:
             write(f"  {a} vs {b} ({n} time{'s' if n != 1 else ''})")
         if inversions:
             write(f"racewatch: found {inversions} lock-order inversion(s) (potential deadlock)")
-        failed = self._everyone("failed")
+        failed = self.failed  # seen here for every process (pytest_runtest_logreport)
         if failed:
             write(f"racewatch: {len(failed)} test(s) failed by races")
+
+    def _known(self):
+        """How many findings of this process the baseline matched."""
+        return self.reporter.baseline.matched if self.reporter.baseline is not None else 0
 
     def _suppressions_used(self):
         """With `print_suppressions`: the rules that fired here and in every xdist worker."""

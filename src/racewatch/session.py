@@ -18,6 +18,8 @@ class Session:
     def __init__(self, options, roots):
         global current
         self.options = options
+        if options.strip_path_prefix is None:  # paths relative to the project root, as pytest's
+            options.strip_path_prefix = os.path.join(roots[0], "") if roots else ""
         self.finished = False  # the summary was printed: later finish() calls change nothing
         self.race = options.race
         cover = cover_mode(options)

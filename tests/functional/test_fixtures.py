@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from racewatch.reports import paths
 from tests.helpers import FIXTURES, racewatch_args, run
 
 MARK = re.compile(r"#\s*RACE\b")
@@ -43,7 +44,8 @@ def run_fixture(name, tmp_path, *options, kind="race"):
     records = []
     for path in glob.glob(f"{log}.*"):
         with open(path, encoding="utf-8") as f:
-            records += [json.loads(line) for line in f if line.strip()]
+            stream = [json.loads(line) for line in f if line.strip()]
+        records += [paths.absolute(r, stream[0]) for r in stream]  # paths as written: relative
     return proc, [r for r in records if kind is None or r["type"] == kind]
 
 

@@ -66,9 +66,17 @@ def test_log_path_writes_one_file_per_process(tmp_path):
     assert "DATA RACE" not in proc.stderr and "racewatch" not in proc.stderr
 
 
+def test_paths_are_relative_to_the_project_root_by_default(tmp_path):
+    plain = race_program()  # cwd tests/programs: the project is racewatch's checkout
+    assert f"{PROGRAMS}{os.sep}" not in plain.stderr
+    assert f"  tests{os.sep}programs{os.sep}options_race.py:" in plain.stderr
+    outside = run(racewatch_args(PROGRAM), cwd=tmp_path)  # a directory of no project
+    assert f"  {PROGRAMS}{os.sep}options_race.py:" in outside.stderr
+
+
 def test_strip_path_prefix():
-    plain = race_program()
-    assert f"{PROGRAMS}{os.sep}options_race.py:" in plain.stderr
+    absolute = race_program("--strip-path-prefix=")
+    assert f"{PROGRAMS}{os.sep}options_race.py:" in absolute.stderr
     stripped = race_program(f"--strip-path-prefix={PROGRAMS}{os.sep}")
     assert PROGRAMS not in stripped.stderr
     assert "  set_first()      options_race.py:" in stripped.stderr

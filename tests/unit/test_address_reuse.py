@@ -45,7 +45,7 @@ class Slotted:
 PER_THREAD = 10_000
 BATCH = 100
 # A bound on the records left: the strongly held ones wait for the next sweep, which runs
-# once SWEEP_EVERY new ones were made (the same constant in _fast.c).
+# once SWEEP_EVERY new ones were made (the same constant in fast/fast.h).
 BOUND = 2 * shadow.SWEEP_EVERY + 64
 
 

@@ -135,9 +135,22 @@ def test_inversion_text_names_the_cycle_and_every_acquisition():
 
 
 def test_summary_text():
-    assert text.summary_text([("a.py:1", "a.py:2", 1), ("b.py:3", "b.py:3", 4)]) == (
-        "racewatch: found 2 data race(s)\n  a.py:1 vs a.py:2 (1 time)\n"
-        "  b.py:3 vs b.py:3 (4 times)\n")
+    assert text.summary_text([("a.py:1", "write", "a.py:2", "read", 1),
+                              ("b.py:3", "read", "b.py:3", "write", 4)]) == (
+        "racewatch: found 2 data race(s)\n  a.py:1 (write) vs a.py:2 (read) (1 time)\n"
+        "  b.py:3 vs b.py:3 (read, write) (4 times)\n")
+
+
+def test_summary_groups_the_pairs_of_two_lines():
+    """One `x += 1` is one finding: its read/write and write/write pairs share a line."""
+    pairs = [("b.py:3", "read", "b.py:3", "write", 2), ("b.py:3", "write", "b.py:3", "write", 3),
+             ("a.py:9", "read", "a.py:1", "write", 1), ("a.py:1", "write", "a.py:9", "write", 1),
+             ("c.py:5", None, "c.py:6", None, 1)]
+    assert text.summary_text(pairs) == (
+        "racewatch: found 3 data race(s)\n"
+        "  a.py:1 (write) vs a.py:9 (read, write) (1 time)\n"
+        "  b.py:3 vs b.py:3 (read, write) (3 times)\n"
+        "  c.py:5 vs c.py:6 (1 time)\n")
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -270,6 +283,20 @@ def test_sarif_validates_and_points_into_the_repository(tmp_path):
     assert [len(s["frames"]) for s in data_race["stacks"]] == [2, 1]
     assert deadlock["ruleId"] == "lock-order-inversion"
     assert len(deadlock["relatedLocations"]) == 4  # two acquisitions, two creations
+
+
+def test_sarif_gives_one_x_plus_equals_one_one_alert(tmp_path):
+    """The read/write and write/write races of one `x += 1` (same two lines) are one alert;
+    its properties keep both pairs. Another line is another alert."""
+    records = [race(ident=1), race(second=("bump", 12, "write"), ident=2),
+               race(second=("bump", 14, "write"), ident=3)]
+    found = read(write(tmp_path / "r.1", [header(), *records,
+                                          summary((1, 3), (2, 3), (3, 1))]))[0]
+    results = sarif.sarif_log(merge.merge(found), "/repo", "0")["runs"][0]["results"]
+    SARIF_VALIDATOR.validate(sarif.sarif_log(merge.merge(found), "/repo", "0"))
+    accesses = sorted(sorted(r["properties"]["accesses"]) for r in results)
+    assert accesses == [[["write", "read"], ["write", "write"]], [["write", "write"]]]
+    assert sorted(r["properties"]["count"] for r in results) == [1, 3]
 
 
 def test_sarif_paths_outside_the_root_are_absolute_uris(tmp_path):

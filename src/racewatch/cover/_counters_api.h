@@ -1,6 +1,6 @@
-/* What the coverage counters (_counters.c) share with the race runtime (_fast.c): how a line's
- * run is counted, and the capsule through which a race token that also counts its line
- * (a merged probe, see rewriter/merge.py) reaches the counter of that line. */
+/* What the coverage counters (_counters.c) share with the race runtime (runtime/fast/tokens.c):
+ * how a line's run is counted, and the capsule through which a race token that also counts its
+ * line (a merged probe, see rewriter/merge.py) reaches the counter of that line. */
 
 #ifndef RACEWATCH_COUNTERS_API_H
 #define RACEWATCH_COUNTERS_API_H

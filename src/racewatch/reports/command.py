@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from racewatch.reports import merge, reader, sarif, stream, text
+from racewatch.reports import merge, paths, reader, sarif, stream, text
 
 DESCRIPTION = """\
 Read JSON reports (written with --format=json, e.g. --log-path=race: one file race.<pid> per
@@ -34,7 +34,7 @@ def _parser():
 def main(argv):
     args = _parser().parse_args(argv)
     try:
-        reports = [r for path in args.files for r in reader.read(path, _warn)]
+        reports = [r for path in args.files for r in reader.read(path, warn)]
         findings = merge.merge(reports)
         output = _render(args, reports, findings)
         _write(args.output, output)
@@ -50,7 +50,7 @@ def main(argv):
     return 0
 
 
-def _warn(message):
+def warn(message):
     sys.stderr.write(f"racewatch: warning: {message}\n")
 
 
@@ -63,13 +63,14 @@ def _render(args, reports, findings):
         return "".join(stream.dumps(r) for r in merged_records(reports, findings))
     races = [f for f in findings if f.type == "race"]
     return "".join([*(text.finding_text(f.record) for f in findings),
-                    text.summary_text([(*_labels(f), f.count) for f in races],
+                    text.summary_text([_pair(f) for f in races],
                                       len(findings) - len(races))])
 
 
-def _labels(finding):
-    accesses = finding.accesses or (None, None)
-    return [text.site_label(site, access) for site, access in zip(finding.sites, accesses)]
+def _pair(finding):
+    """(site, access, site, access, count), as text.group_pairs takes it."""
+    (a, b), (access_a, access_b) = finding.sites, finding.accesses or (None, None)
+    return a, access_a, b, access_b, finding.count
 
 
 def merged_records(reports, findings):
@@ -88,8 +89,8 @@ def merged_records(reports, findings):
     records = [header]
     pairs = []
     for ident, finding in enumerate(findings, 1):
-        record = finding.record if len(bases) == 1 else _absolute(finding.record,
-                                                                  finding.origin.header)
+        record = finding.record if len(bases) == 1 else paths.absolute(finding.record,
+                                                                       finding.origin.header)
         records.append({**record, "id": ident, "count": finding.count,
                         "processes": finding.processes})
         if finding.type == "race":
@@ -101,17 +102,6 @@ def merged_records(reports, findings):
     records.append(stream.summary(pairs, inversions=len(findings) - len(pairs),
                                   processes=len(reports)))
     return records
-
-
-def _absolute(record, header):
-    """A copy of `record` with the file of every frame resolved against its report's header."""
-    if type(record) is list:
-        return [_absolute(item, header) for item in record]
-    if type(record) is not dict:
-        return record
-    if "function" in record and type(record.get("file")) is str:
-        return dict(record, file=sarif.resolve(record["file"], header))
-    return {key: _absolute(value, header) for key, value in record.items()}
 
 
 def _default_root():

@@ -46,6 +46,16 @@ def key(finding):
     return _parts(finding, lambda p: p, lines=True)
 
 
+def group(finding):
+    """Findings of one group are one alert: a race's location and the file, function and line
+    of both accesses, whatever each does (one `x += 1` races as read/write and write/write)."""
+    if finding["type"] != "race":
+        return key(finding)
+    sides = sorted(_where(top(side["stack"]), lambda p: p, True)
+                   for side in (finding["access"], finding["previous"]))
+    return ("race", scrub(finding["location"]), tuple(sides))
+
+
 def fingerprint(finding, relative):
     """A stable hash for code scanning: relative file, function, access kind and location
     description of both accesses; never line numbers, addresses, pids or thread numbers,

@@ -5,6 +5,7 @@ import pathlib
 import urllib.parse
 
 from racewatch.reports import identity
+from racewatch.reports.paths import resolve
 
 SCHEMA_URI = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
               "sarif-schema-2.1.0.json")
@@ -31,18 +32,6 @@ RULES = [
 ]
 _RULE_INDEX = {rule["id"]: i for i, rule in enumerate(RULES)}
 _RULE_OF = {"race": "data-race", "lock-order-inversion": "lock-order-inversion"}
-
-
-def resolve(path, header):
-    """Where a report's path points: paths were written as the code object named them, less
-    `strip_path_prefix`; a relative one is relative to the process's cwd."""
-    if not os.path.isabs(path):
-        prefix = header.get("strip_path_prefix") or ""
-        if prefix and os.path.isabs(prefix + path):
-            path = prefix + path
-        else:
-            path = os.path.join(header.get("cwd") or os.getcwd(), path)
-    return os.path.normpath(path)
 
 
 class Paths:
@@ -136,11 +125,26 @@ def _inversion_result(finding, paths):
     }
 
 
+def groups(findings):
+    """Merged findings in groups of one alert each (identity.group), in order."""
+    found = {}
+    for finding in findings:
+        found.setdefault(identity.group(finding.record), []).append(finding)
+    return list(found.values())
+
+
+def _accesses(finding):
+    return [finding.record["access"]["access"], finding.record["previous"]["access"]]
+
+
 def sarif_log(findings, root, version):
-    """The SARIF log (a dict) of merged findings; paths relative to `root` use %SRCROOT%."""
+    """The SARIF log (a dict) of merged findings, one result per group (the read/write and
+    write/write races of one `x += 1` are one alert, told by the first of them);
+    paths relative to `root` use %SRCROOT%."""
     paths = Paths(root)
     results = []
-    for finding in findings:
+    for members in groups(findings):
+        finding = members[0]
         rule = _RULE_OF[finding.type]
         make = _race_result if finding.type == "race" else _inversion_result
         result = {"ruleId": rule, "ruleIndex": _RULE_INDEX[rule],
@@ -149,7 +153,10 @@ def sarif_log(findings, root, version):
         result["partialFingerprints"] = {
             identity.FINGERPRINT: identity.fingerprint(finding.record,
                                                        paths.stable(finding.origin.header))}
-        result["properties"] = {"count": finding.count, "processes": finding.processes}
+        result["properties"] = {"count": max(m.count for m in members),
+                                "processes": max(m.processes for m in members)}
+        if finding.type == "race":  # every pair of the group: (this access, previous)
+            result["properties"]["accesses"] = [_accesses(m) for m in members]
         results.append(result)
     root_uri = pathlib.Path(paths.root).as_uri().rstrip("/") + "/"
     return {

@@ -88,11 +88,40 @@ def site_label(site, access=None):
     return f"{site} ({access})" if access else site
 
 
+def group_pairs(pairs):
+    """Racing pairs of sites, (site, access, site, access, times raced) with `file:line`
+    sites, grouped by their two lines: the read/write and write/write pairs of one `x += 1`
+    are one finding. Returns (label, label, times raced) per group, sorted: `a.py:12 vs
+    a.py:12 (read, write)` for one line, `a.py:3 (write) vs a.py:9 (read, write)` for two; a
+    group raced as often as its most frequent pair (one `x += 1` race is both pairs)."""
+    groups = {}
+    for site_a, access_a, site_b, access_b, count in pairs:
+        if site_b < site_a:
+            site_a, access_a, site_b, access_b = site_b, access_b, site_a, access_a
+        kinds, most = groups.get((site_a, site_b), ({}, 0))
+        for site, access in ((site_a, access_a), (site_b, access_b)):
+            if access:
+                kinds.setdefault(site, set()).add(access)
+        groups[site_a, site_b] = kinds, max(most, count)
+    found = []
+    for (site_a, site_b), (kinds, count) in sorted(groups.items()):
+        def words(site):
+            return ", ".join(sorted(kinds.get(site, ())))
+        if site_a == site_b:
+            found.append((site_a, site_label(site_b, words(site_b)), count))
+        else:
+            found.append((site_label(site_a, words(site_a)), site_label(site_b, words(site_b)),
+                          count))
+    return found
+
+
 def summary_text(pairs, inversions=0):
-    """`racewatch: found N data race(s)` and one line per racing pair: pairs are
-    (site text, site text, times raced)."""
-    lines = [f"racewatch: found {len(pairs)} data race(s)\n"] if pairs or not inversions else []
-    for a, b, n in pairs:
+    """`racewatch: found N data race(s)` and one line per finding: `pairs` are (site,
+    access, site, access, times raced), grouped by lines (see group_pairs)."""
+    grouped = group_pairs(pairs)
+    lines = [f"racewatch: found {len(grouped)} data race(s)\n"] if grouped or not inversions \
+        else []
+    for a, b, n in grouped:
         lines.append(f"  {a} vs {b} ({n} time{'s' if n != 1 else ''})\n")
     if inversions:
         lines.append(f"racewatch: found {inversions} lock-order inversion(s) "

@@ -1,4 +1,4 @@
-"""THE hot path, pure-Python twin of `_fast.c`: FastTrack over the probes' events.
+"""THE hot path, pure-Python twin of the C runtime (`fast/`): FastTrack over the probes' events.
 
 Same functions, same semantics as the C runtime; kept for clarity and as the oracle the C
 runtime is tested against. Its own state is guarded by one raw lock; a per-thread `busy` flag

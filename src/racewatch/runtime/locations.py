@@ -1,4 +1,4 @@
-"""Where a probe's access lands, for the Python twin (`_fast.c` mirrors it): the locations.
+"""Where a probe's access lands, for the Python twin (`fast/locations.c` mirrors it): the locations.
 
 A location is (owner, key): an attribute (object, name), a global (module dict, name), a closure
 cell (cell, name), a dict key (dict, key), a list/deque/bytearray index, or a container's
@@ -64,7 +64,7 @@ except ImportError:
 _skip_types = {}  # type -> True when attribute accesses on its instances cannot race
 
 
-SAFE_DEPTH = 32  # tuples nested deeper are compared by identity (as in _fast.c)
+SAFE_DEPTH = 32  # tuples nested deeper are compared by identity (as in fast/record.c)
 
 
 def _safe(key, depth=0):

@@ -199,6 +199,10 @@ class Reporter:
         self.sink = Sink(options.log_path, self._header if self.json else None)
         # a bad file or rule stops the start
         self.suppressions = suppress.load(options.suppressions, options.suppress)
+        self.baseline = None
+        if options.baseline:
+            from racewatch.reports import baseline
+            self.baseline = baseline.load(options.baseline)
         self.echo = True      # write each report to the sink as it is found
         self.listeners = []   # listener(record, text) per report: the pytest plugin's attribution
         self.graph = None
@@ -213,15 +217,17 @@ class Reporter:
         self.found = 0
         self.records = []        # the Race or lockorder.Inversion of every report, in order
         self.inversions = []     # the lock-order inversions among them
-        self.suppressed = set()  # site pairs a suppression matched: never counted
+        self.suppressed = set()  # site pairs a suppression or the baseline matched: never counted
         self._lock = owned.lock()  # reports from two threads must not interleave
         self.suppressions.fired.clear()
+        if self.baseline is not None:
+            self.baseline.matched = 0
         if self.graph is not None:
             self.graph.reset()
 
     def on_race(self, event):
         race = Race(event, self.options.history == "full", self.engine.sync_name)
-        if self.suppressions.match(race) is not None:
+        if self.suppressions.match(race) is not None or self._known(as_dict(race)):
             self.suppressed.add(race.pair)
             return
         strip = self.options.strip_path_prefix
@@ -234,11 +240,16 @@ class Reporter:
         tops = [frame for _, _, edge in found.steps
                 for frame in (*edge.stack[:1], *edge.held_stack[:1])]
         tids = {edge.tid for _, _, edge in found.steps}
-        if self.suppressions.match_inversion(inversion.frames_of(found), tids, tops):
+        if self.suppressions.match_inversion(inversion.frames_of(found), tids, tops) or \
+                self._known(inversion.as_dict(found)):
             return
         strip = self.options.strip_path_prefix
         self._emit(found, lambda ident: inversion.format_json(found, strip, ident) if self.json
                    else inversion.format_text(found, strip), is_inversion=True)
+
+    def _known(self, record):
+        """In the baseline: known, so not reported (a run fails only on new findings)."""
+        return self.baseline is not None and self.baseline.known(record)
 
     def _emit(self, record, form, is_inversion=False):
         """Count and write one report; `form(ident)` is its text (ident: its number here)."""
@@ -274,8 +285,8 @@ class Reporter:
                 {"id": ids.get((a, b)), "sites": [site_text(a, strip), site_text(b, strip)],
                  "accesses": [site_access(a), site_access(b)], "count": n}
                 for (a, b), n in pairs], inversions))
-        return render.summary_text([(site_label(a, strip), site_label(b, strip), n)
-                                    for (a, b), n in pairs], inversions)
+        return render.summary_text([site_pair(a, b, n, strip) for (a, b), n in pairs],
+                                   inversions)
 
     def finish(self, status):
         """Print the summary; the exit status: `exitcode` when races or lock-order inversions
@@ -300,6 +311,11 @@ def site_text(site_id, strip):
 def site_access(site_id):
     """What a site does, as the summary names it: `write`, `read`, `item write`..."""
     return SITES[site_id].kind.replace("_", " ")
+
+
+def site_pair(a, b, count, strip):
+    """(site, access, site, access, count) of a racing pair, as text.group_pairs takes it."""
+    return (site_text(a, strip), site_access(a), site_text(b, strip), site_access(b), count)
 
 
 def site_label(site_id, strip):

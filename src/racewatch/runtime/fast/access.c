@@ -1,0 +1,298 @@
+/* Accesses: FastTrack's check of one access against its location's last accesses, and the
+ * probes that lead there (a lock-free same-epoch fast path first, the full check after). */
+#include "fast.h"
+
+/* FastTrack's same-epoch rule: this thread already did such an access in this epoch (plain
+ * covers atomic). On a location known to race, only at the same site: a second site racing
+ * with the same access is a pair of its own to report. */
+static inline int seen(uint64_t last, uint32_t last_site, uint64_t now, int atomic,
+                       uint32_t site, int raced) {
+    if (last != now && !(atomic && (last | 1) == now)) return 0;
+    return !raced || last_site == site;
+}
+
+static inline int conflicts(const Access *prev, int atomic, const VC *vc) {
+    return prev->epoch && !(atomic && (prev->epoch & 1)) && !ordered(prev->epoch, vc);
+}
+
+/* FastTrack's same-epoch test on a cell's state (nothing new to learn from this access). */
+static int same_as_last(const CellState *s, uintptr_t key, ThreadState *t, uint64_t now,
+                        int atomic, uint32_t site, int is_write) {
+    int raced = (key & TAG_RACED) != 0;
+    if (is_write) return seen(s->w, s->c.w_site, now, atomic, site, raced);
+    if (s->r != SHARED_READS) return seen(s->r, s->c.r.one.site, now, atomic, site, raced);
+    Shared *sh = s->c.r.shared;
+    return t->tid < sh->n && seen(sh->a[t->tid].epoch, sh->a[t->tid].site, now, atomic, site,
+                                  raced);
+}
+
+static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t, long site,
+                                 int is_write, int atomic) {
+    Py_hash_t hash;
+    uint8_t safe;
+    if (key_info(key, &hash, &safe) < 0) return NULL;
+    uint64_t now = t->epoch | atomic;
+
+    Record *rec = map_get(&objects, (uintptr_t)target);
+    if (!rec) {
+        Tracked *fresh = tracked_new(target, KIND_RECORD);   /* may run GC */
+        if (!fresh) return NULL;
+        if (!map_get(&objects, (uintptr_t)target)) {
+            /* by type only: isinstance() could read obj.__class__ through user code */
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(ignored_types); i++) {
+                PyObject *tp = PyTuple_GET_ITEM(ignored_types, i);
+                if (PyType_Check(tp) && PyType_IsSubtype(Py_TYPE(target), (PyTypeObject *)tp))
+                    fresh->ignore = 1;
+            }
+        }
+        rec = (Record *)tracked_insert(&objects, target, fresh);
+        if (!rec) return NULL;
+    }
+    if (rec->head.ignore) Py_RETURN_NONE;
+    int i = find_cell(rec, key, hash, safe);
+    CellState st;
+    if (i >= 0) {
+        cell_load(rec, i, &st);
+        if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write))
+            Py_RETURN_NONE;
+    }
+    uint32_t extra = t->extra;
+    if (history_full) {
+        uint32_t stack = capture_stack();   /* may run GC: look the record up again */
+        rec = map_get(&objects, (uintptr_t)target);
+        if (!rec) Py_RETURN_NONE;   /* cannot happen while `target` is alive; be safe */
+        extra = intern_extra(t->lockset, stack);
+        i = find_cell(rec, key, hash, safe);
+        if (i >= 0) {   /* code run by that GC may have made this very access meanwhile */
+            cell_load(rec, i, &st);
+            if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write))
+                Py_RETURN_NONE;
+        }
+    }
+    if (i < 0) {
+        if ((i = add_cell(target, &rec, key, hash, safe)) < 0) return NULL;
+        cell_load(rec, i, &st);
+    }
+
+    /* the record stays put from here to cell_store: nothing below allocates Python objects */
+    Found on_stack[FOUND_ON_STACK], *found = on_stack;
+    int nfound = 0;
+    const VC *vc = &t->vc;
+    Access last_write = {st.w, st.c.w_site, st.c.w_extra};
+    Access mine = {now, (uint32_t)site, extra};
+    if (conflicts(&last_write, atomic, vc)) found[nfound++] = (Found){last_write, 1};
+    if (is_write) {
+        if (st.r == SHARED_READS) {
+            Shared *sh = st.c.r.shared;
+            if (sh->n + 1 > FOUND_ON_STACK) {
+                found = PyMem_RawMalloc((sh->n + 1) * sizeof(Found));
+                if (!found) return PyErr_NoMemory();
+                found[0] = on_stack[0];
+            }
+            for (uint32_t k = 0; k < sh->n; k++)
+                if (conflicts(&sh->a[k], atomic, vc)) found[nfound++] = (Found){sh->a[k], 0};
+            PyMem_RawFree(sh);
+        } else {
+            Access last_read = {st.r, st.c.r.one.site, st.c.r.one.extra};
+            if (conflicts(&last_read, atomic, vc)) found[nfound++] = (Found){last_read, 0};
+        }
+        st.w = now;
+        st.c.w_site = (uint32_t)site;
+        st.c.w_extra = extra;
+        st.r = 0;
+        st.c.r.one.site = st.c.r.one.extra = 0;
+    } else if (st.r == SHARED_READS) {
+        Shared *sh = st.c.r.shared;
+        if (t->tid >= sh->n) {
+            Shared *bigger = PyMem_RawRealloc(sh, sizeof(Shared) + (t->tid + 1) * sizeof(Access));
+            if (!bigger) return PyErr_NoMemory();
+            memset(bigger->a + bigger->n, 0, (t->tid + 1 - bigger->n) * sizeof(Access));
+            bigger->n = t->tid + 1;
+            st.c.r.shared = sh = bigger;
+        }
+        sh->a[t->tid] = mine;
+    } else if (st.r && !ordered(st.r, vc)) {   /* concurrent reads: one per thread from now */
+        uint32_t other = EPOCH_TID(st.r);
+        uint32_t n = (other > t->tid ? other : t->tid) + 1;
+        Shared *sh = PyMem_RawCalloc(1, sizeof(Shared) + n * sizeof(Access));
+        if (!sh) return PyErr_NoMemory();
+        sh->n = n;
+        sh->a[other] = (Access){st.r, st.c.r.one.site, st.c.r.one.extra};
+        sh->a[t->tid] = mine;
+        st.r = SHARED_READS;
+        st.c.r.shared = sh;
+    } else {
+        st.r = now;
+        st.c.r.one.site = (uint32_t)site;
+        st.c.r.one.extra = extra;
+    }
+    if (nfound) rec->keys[i] |= TAG_RACED;
+    int err = cell_store(target, &rec, (uint32_t)i, &st) < 0;
+    if (err && st.r == SHARED_READS) PyMem_RawFree(st.c.r.shared);
+    err = err || (nfound && report_found(target, key, t, (uint32_t)site, is_write, atomic,
+                                         found, nfound) < 0);
+    if (found != on_stack) PyMem_RawFree(found);
+    if (err) return NULL;
+    Py_RETURN_NONE;
+}
+
+PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
+    long site = site_of(site_obj);
+    uint8_t kind = (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
+    if (nstrong && strong_since_sweep >= SWEEP_EVERY) sweep();
+    ThreadState *t = current();
+    if (!t) return NULL;
+    Loc locs[MAX_LOCS];
+    int n = resolve(obj, key, kind, is_write, site, locs);
+    if (n < 0) return NULL;
+    PyObject *result = Py_None;
+    for (int i = 0; i < n; i++) {
+        if (result) {
+            PyObject *r = access_location(locs[i].owner, locs[i].key, t, site, locs[i].is_write,
+                                          locs[i].atomic);
+            if (!r) result = NULL; else Py_DECREF(r);
+        }
+        Py_DECREF(locs[i].key);
+        Py_DECREF(locs[i].owner);
+    }
+    return result ? Py_NewRef(Py_None) : NULL;
+}
+
+/* The record of `owner` if it has one, through a one-entry cache (consecutive accesses are
+ * mostly to one object: self.a, self.b ...). map_del clears it whenever a record leaves a
+ * table. */
+uintptr_t last_addr;
+static void *last_record;
+
+static inline Record *record_of(PyObject *owner) {
+    if ((uintptr_t)owner == last_addr) return last_record;
+    Record *rec = map_get(&objects, (uintptr_t)owner);
+    if (rec) {
+        last_addr = (uintptr_t)owner;
+        last_record = rec;
+    }
+    return rec;
+}
+
+/* FastTrack's same-epoch test: whether this thread's last access of this kind to the
+ * location (owner, key) is the current epoch, so nothing is left to do. `hint` is where the
+ * caller last found the key's cell: instances of one class keep their attributes' cells in
+ * the same order, so a site's hint is nearly always right and saves the search. */
+HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t *hint) {
+    ThreadState *t = tls_state;
+    if (!t) return 0;
+    Record *rec = record_of(owner);
+    if (!rec) return 0;
+    if (rec->head.ignore) return 1;
+    uint32_t i = *hint;
+    if (i >= rec->head.ncells || rec->keys[i] != (uintptr_t)key) {
+        int32_t found = find_hot(rec, key);
+        if (found < 0) return 0;
+        *hint = i = (uint32_t)found;
+    }
+    uint64_t now = t->epoch | (uint64_t)atomic;
+    uint64_t last;
+    if (rec->head.compact) {
+        const Marks *m = &MARKS(rec)[i];
+        last = mark_epoch(rec, is_write ? m->w : m->r);
+    } else {
+        last = is_write ? EPOCHS(rec)[i].w : EPOCHS(rec)[i].r;
+        if (last == SHARED_READS) {
+            const Shared *sh = COLD(rec)[i].r.shared;
+            if (t->tid >= sh->n) return 0;
+            last = sh->a[t->tid].epoch;
+        }
+    }
+    return last == now || (atomic && (last | 1) == now);
+}
+
+/* The fast path for every probe kind: attributes of instances of classes written in Python,
+ * globals, closure cells, and the probes on exact builtin containers whose location needs no
+ * allocation. True when nothing is left to do; anything else, new or uncertain, goes the
+ * whole way through `probe`. It allocates nothing and takes no references, so no code can
+ * run in the middle of it. (Token probes of the commonest kinds have their own copies.) */
+int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
+                             uint32_t *hint) {
+    if (site < 0 || (size_t)site >= nsite_kinds) return 0;
+    PyObject *owner = obj;
+    int atomic = 0;
+    uint8_t kind = site_kinds[site];
+    switch (kind) {
+    case K_ATTR:
+        owner = fast_attr_owner(obj, key, is_write);
+        if (!owner) return 0;
+        break;
+    case K_GLOBAL: owner = PyEval_GetGlobals(); break;
+    case K_CELL: break;
+    case K_SUPER:
+        owner = super_lookup(obj, key);
+        if (!owner) return 0;
+        break;
+    case K_ITEM:
+        /* a list index (small ints are shared objects, so found by address), a dict read */
+        if (Py_IS_TYPE(obj, &PyList_Type) && PyLong_CheckExact(key) && site_of(key) >= 0) break;
+        if (Py_IS_TYPE(obj, &PyDict_Type) && !is_write) break;
+        return 0;
+    case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
+    case K_METHOD_ATOMIC_WRITE:
+        if (!exact_container(Py_TYPE(obj))) {
+            /* a method of an object of a class written in Python: an attribute read, unless
+             * the class is a container subclass (the cache entry knows) */
+            owner = fast_method_owner(obj, key);
+            if (!owner) return 0;
+            is_write = 0;
+            break;
+        }
+        key = shape_key;
+        is_write = kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE;
+        atomic = kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE;
+        break;
+    case K_ITER:
+        if (!exact_container(Py_TYPE(obj))) return 0;
+        key = shape_key;
+        break;
+    case K_CONTAINS: {
+        int ck = exact_container(Py_TYPE(obj));
+        if (!ck) return 0;
+        if (ck != C_DICT) key = shape_key;
+        break;
+    }
+    case K_EQ:   /* nothing to record unless an operand is a container (or a dict view) */
+        return !maybe_container(obj) && !maybe_container(key);
+    default: return 0;
+    }
+    return same_epoch_at(owner, key, is_write, atomic, hint);
+}
+
+PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "read(obj, key, site)"); return NULL; }
+    uint32_t hint = 0;
+    if (same_epoch(args[0], args[1], site_of(args[2]), 0, &hint)) Py_RETURN_NONE;
+    return probe(args[0], args[1], args[2], 0);
+}
+
+PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "write(obj, key, site)"); return NULL; }
+    uint32_t hint = 0;
+    if (same_epoch(args[0], args[1], site_of(args[2]), 1, &hint)) Py_RETURN_NONE;
+    return probe(args[0], args[1], args[2], 1);
+}
+/* A call site: if the callee is a builtin accessor, the access it makes. Callees are told
+ * apart by identity (hashing them could run user code). */
+PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "call(func, a0, a1, site)"); return NULL; }
+    if (!current()) return NULL;   /* the thread exists from its first event, as in the twin */
+    for (int i = 0; i < naccessors; i++) {
+        if (accessors[i].func != args[0]) continue;
+        if (accessors[i].shape) {
+            PyObject *owner = shape_owner(args[1]);
+            if (!owner) Py_RETURN_NONE;
+            return probe(owner, shape_key, args[3], 0);   /* unregistered-kind semantics */
+        }
+        if (!PyUnicode_Check(args[2])) Py_RETURN_NONE;
+        PyObject *owner = attr_owner(args[1], args[2]);
+        if (!owner) return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+        return probe(owner, args[2], args[3], accessors[i].is_write);
+    }
+    Py_RETURN_NONE;
+}

@@ -1,0 +1,384 @@
+/* Where an access lands (runtime/locations.py is the reference): the locations one probe
+ * stands for, from the object and key it sees: an instance's or a class's attribute, a
+ * module's global, a container's key, index or shape. */
+#include "fast.h"
+
+/* For reads of attribute `name` of instances of `type` (while its version tag holds): the
+ * class whose method the read finds, or NULL when the location is the instance's own. Keyed
+ * by type and name, so sites that see several classes (polymorphic calls) hit too. */
+typedef struct {
+    PyTypeObject *type;
+    PyObject *name;
+    unsigned int version;
+    int container;     /* instances are builtin containers (method-kind probes read the shape) */
+    PyObject *owner;
+} AttrCache;
+#define ATTR_CACHE_BITS 12
+static AttrCache attr_cache[1 << ATTR_CACHE_BITS];
+
+static inline AttrCache *attr_slot(PyTypeObject *tp, PyObject *name) {
+    uint64_t h = ((uint64_t)(uintptr_t)tp ^ ((uint64_t)(uintptr_t)name << 7)) *
+                 0x9E3779B97F4A7C15ull;
+    return &attr_cache[h >> (64 - ATTR_CACHE_BITS)];
+}
+/* The cache entry for reads of `name` on instances of `tp`, or NULL if it is not filled. */
+static inline const AttrCache *attr_hit(PyTypeObject *tp, PyObject *name) {
+    const AttrCache *ac = attr_slot(tp, name);
+    return ac->type == tp && ac->name == name && ac->version == tp->tp_version_tag &&
+           tp->tp_version_tag ? ac : NULL;
+}
+
+static PyObject *getitem_name, *dict_getitem, *list_getitem;   /* set up at import */
+
+/* Builtin containers, and subclasses that keep the builtin item access; other types are seen
+ * through their own (instrumented) code. (A subclass's slot always differs: dict's and list's
+ * __getitem__ are method descriptors, so what the name resolves to is compared instead.) */
+static int type_kind(PyTypeObject *tp) {
+    if (PyType_IsSubtype(tp, &PyDict_Type))
+        return _PyType_Lookup(tp, getitem_name) == dict_getitem ? C_DICT : C_NONE;
+    if (PyType_IsSubtype(tp, &PyList_Type))
+        return _PyType_Lookup(tp, getitem_name) == list_getitem ? C_LIST : C_NONE;
+    if (PyType_IsSubtype(tp, &PySet_Type)) return C_SET;   /* frozensets are never written */
+    if (deque_type && PyType_IsSubtype(tp, deque_type)) return C_DEQUE;
+    if (PyType_IsSubtype(tp, &PyByteArray_Type)) return C_BYTEARRAY;
+    return C_NONE;
+}
+
+/* The kind of each type seen, while its version tag holds (its bases and __getitem__ could
+ * only change with it). */
+#define KIND_CACHE_BITS 10
+static struct { PyTypeObject *type; unsigned int version; int kind; } kind_cache[1 << KIND_CACHE_BITS];
+
+int container_kind(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == &PyDict_Type) return C_DICT;
+    if (tp == &PyList_Type) return C_LIST;
+    if (tp == &PySet_Type) return C_SET;
+    if (tp == deque_type) return C_DEQUE;
+    if (tp == &PyByteArray_Type) return C_BYTEARRAY;
+    /* a static type that is not a list or dict subclass (int, str, tuple...) is no container:
+     * decided by its flags, since it may have no version tag to cache the answer under */
+    if (!(tp->tp_flags & (Py_TPFLAGS_HEAPTYPE | Py_TPFLAGS_LIST_SUBCLASS |
+                          Py_TPFLAGS_DICT_SUBCLASS)))
+        return C_NONE;
+    unsigned int version = tp->tp_version_tag;
+    size_t i = (size_t)(((uint64_t)(uintptr_t)tp * 0x9E3779B97F4A7C15ull) >> (64 - KIND_CACHE_BITS));
+    if (version && kind_cache[i].type == tp && kind_cache[i].version == version)
+        return kind_cache[i].kind;
+    int kind = type_kind(tp);
+    if (version) {
+        kind_cache[i].type = tp;
+        kind_cache[i].version = version;
+        kind_cache[i].kind = kind;
+    }
+    return kind;
+}
+
+static int find_dict(PyObject *o, void *arg) {
+    if (PyDict_Check(o)) { *(PyObject **)arg = o; return 1; }
+    return 0;
+}
+
+static inline int is_view_type(PyTypeObject *tp) {
+    return tp == &PyDictKeys_Type || tp == &PyDictValues_Type || tp == &PyDictItems_Type;
+}
+
+/* Dict views cannot be subclassed from Python; OrderedDict's views derive directly from
+ * them in C. So the type or its base decides, without a subtype walk per probe. */
+static inline int is_dict_view(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    return is_view_type(tp) || (tp->tp_base && is_view_type(tp->tp_base));
+}
+
+/* The container whose shape reading `obj` reads: a dict view reads its dict. */
+PyObject *shape_owner(PyObject *obj) {
+    if (is_dict_view(obj)) {
+        PyObject *dict = NULL;
+        Py_TYPE(obj)->tp_traverse(obj, find_dict, &dict);
+        return dict;
+    }
+    return container_kind(obj) ? obj : NULL;
+}
+
+/* Whether a class attribute is a method: what instances normally read from the class, never
+ * having it themselves (functions, method descriptors, class and static methods). */
+static int is_method(PyObject *attr) {
+    return PyFunction_Check(attr) || Py_IS_TYPE(attr, &PyMethodDescr_Type) ||
+           Py_IS_TYPE(attr, &PyClassMethodDescr_Type) ||
+           Py_IS_TYPE(attr, &PyClassMethod_Type) || Py_IS_TYPE(attr, &PyStaticMethod_Type);
+}
+
+/* The class a read of `obj.key` finds a method in, or NULL (the instance is the owner).
+ * Reading `o.m()` reads the class's attribute m: that is what `Class.m = other` writes, and
+ * instances do not each get a cell per method name. */
+static PyObject *method_owner(PyTypeObject *tp, PyObject *key) {
+    if (!PyUnicode_Check(key)) return NULL;
+    PyObject *attr = _PyType_Lookup(tp, key);   /* the type's method cache; no user code */
+    if (!attr || !is_method(attr)) return NULL;
+    PyObject *mro = tp->tp_mro;
+    for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); i++) {
+        PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (!(cls->tp_flags & Py_TPFLAGS_HEAPTYPE) || !cls->tp_dict) continue;
+        PyObject *found = PyDict_GetItemWithError(cls->tp_dict, key);   /* a str key */
+        if (found == attr) return (PyObject *)cls;
+        if (!found && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
+    }
+    return NULL;
+}
+
+/* The owner of attribute `key` of `obj` read at `site` (filling the site's cache). */
+static PyObject *read_owner(PyObject *obj, PyObject *key, long site) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return obj;
+    const AttrCache *ac = attr_hit(tp, key);
+    if (ac) return ac->owner ? ac->owner : obj;
+    PyObject *owner = method_owner(tp, key);
+    if (tp->tp_version_tag)   /* borrowed pointers: a changed or new type has another tag */
+        *attr_slot(tp, key) = (AttrCache){tp, key, tp->tp_version_tag,
+                                          container_kind(obj) != C_NONE, owner};
+    return owner ? owner : obj;
+}
+
+/* CPython's `super` object (Objects/typeobject.c, the same on 3.11-3.13): its fields are
+ * read directly, as attribute lookups on it could run descriptors. */
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *type;       /* __thisclass__ */
+    PyObject *obj;
+    PyTypeObject *obj_type;   /* __self_class__ */
+} SuperObject;
+
+/* The class whose attribute `super().key` reads, or NULL (no error): what
+ * runtime/superattr.py's owner() computes for the twin. `obj` is a `super` object (3.11
+ * probes) or the (class, self) pair 3.12+ probes pass. Borrowed: classes in a live MRO. */
+PyObject *super_lookup(PyObject *obj, PyObject *key) {
+    PyTypeObject *start, *instance;
+    if (Py_IS_TYPE(obj, &PySuper_Type)) {
+        start = ((SuperObject *)obj)->type;
+        instance = ((SuperObject *)obj)->obj_type;
+    } else if (PyTuple_CheckExact(obj) && PyTuple_GET_SIZE(obj) == 2 &&
+               PyType_Check(PyTuple_GET_ITEM(obj, 0))) {
+        start = (PyTypeObject *)PyTuple_GET_ITEM(obj, 0);
+        PyObject *self = PyTuple_GET_ITEM(obj, 1);
+        instance = PyType_Check(self) ? (PyTypeObject *)self : Py_TYPE(self);
+    } else {
+        return NULL;
+    }
+    if (!instance || !start || !PyUnicode_CheckExact(key)) return NULL;
+    PyObject *mro = instance->tp_mro;
+    if (!mro || !PyTuple_Check(mro)) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(mro), i = 0;
+    while (i < n && PyTuple_GET_ITEM(mro, i) != (PyObject *)start) i++;
+    for (i++; i < n; i++) {
+        PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *dict = PyType_GetDict(cls);   /* static builtin types keep it elsewhere */
+#else
+        PyObject *dict = Py_XNewRef(cls->tp_dict);
+#endif
+        if (!dict) { PyErr_Clear(); continue; }
+        int has = PyDict_Contains(dict, key);   /* an exact str key: no user code runs */
+        Py_DECREF(dict);
+        if (has < 0) { PyErr_Clear(); return NULL; }
+        if (has) return (PyObject *)cls;
+    }
+    return NULL;
+}
+
+/* The owner of attribute `key` of `obj`, or NULL (no error) when it cannot race. */
+PyObject *attr_owner(PyObject *obj, PyObject *key) {
+    if (PyWeakref_CheckProxy(obj) && !(obj = weak_target(obj))) return NULL;
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp == &PySuper_Type) return super_lookup(obj, key);
+    if (PyModule_CheckExact(obj)) return PyModule_GetDict(obj);   /* attribute == global */
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && tp->tp_dictoffset == 0)
+        return NULL;   /* an instance of a static type without a __dict__ */
+    return obj;
+}
+
+static int add_loc(Loc *locs, int n, PyObject *owner, PyObject *key, int is_write, int atomic) {
+    if (!owner) return n;
+    Py_INCREF(owner);   /* held for the probe: making its record may run GC */
+    Py_INCREF(key);
+    locs[n] = (Loc){owner, key, is_write, atomic};
+    return n + 1;
+}
+
+/* The length of a builtin container without calling a subclass's own __len__ (-1: unknown). */
+static Py_ssize_t builtin_len(PyObject *obj) {
+    if (PyList_Check(obj)) return PyList_GET_SIZE(obj);
+    if (PyByteArray_Check(obj)) return PyByteArray_GET_SIZE(obj);
+    if (deque_type && Py_TYPE(obj) == deque_type) {
+        Py_ssize_t n = PyObject_Size(obj);
+        if (n < 0) PyErr_Clear();
+        return n;
+    }
+    return -1;
+}
+
+/* A list-like index, made non-negative; NULL (no error) when the key is not an int. */
+static PyObject *normal_index(PyObject *obj, PyObject *key) {
+    if (!PyLong_CheckExact(key)) return NULL;
+    Py_ssize_t i = PyLong_AsSsize_t(key);
+    if (i == -1 && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
+    if (i >= 0) return Py_NewRef(key);
+    Py_ssize_t n = builtin_len(obj);
+    if (n < 0) return NULL;
+    return PyLong_FromSsize_t(i + n);
+}
+
+static int plain_bound(PyObject *b) { return b == Py_None || PyLong_CheckExact(b); }
+
+/* A slice read or assignment: the shape, and the items it covers. `bounds` is a slice (3.11)
+ * or the (start, stop) pair 3.12+ probes pass. Only int bounds are looked at: others would
+ * mean calling __index__. */
+static int slice_locs(PyObject *obj, PyObject *bounds, int is_write, Loc *locs) {
+    int n = add_loc(locs, 0, obj, shape_key, is_write, 0);
+    PyObject *start, *stop, *step = Py_None;
+    if (PySlice_Check(bounds)) {
+        start = ((PySliceObject *)bounds)->start;
+        stop = ((PySliceObject *)bounds)->stop;
+        step = ((PySliceObject *)bounds)->step;
+    } else if (PyTuple_CheckExact(bounds) && PyTuple_GET_SIZE(bounds) == 2) {
+        start = PyTuple_GET_ITEM(bounds, 0);
+        stop = PyTuple_GET_ITEM(bounds, 1);
+    } else {
+        return n;
+    }
+    if (!plain_bound(start) || !plain_bound(stop) || !plain_bound(step)) return n;
+    PyObject *slice = PySlice_New(start, stop, step);
+    Py_ssize_t len = builtin_len(obj), first, last, by;
+    if (!slice || len < 0 || PySlice_Unpack(slice, &first, &last, &by) < 0) {
+        Py_XDECREF(slice);
+        PyErr_Clear();
+        return n;
+    }
+    Py_DECREF(slice);
+    Py_ssize_t count = PySlice_AdjustIndices(len, &first, &last, by);
+    for (Py_ssize_t i = 0; i < count && i < SLICE_ITEMS; i++) {
+        PyObject *index = PyLong_FromSsize_t(first + i * by);
+        if (!index) { PyErr_Clear(); return n; }
+        n = add_loc(locs, n, obj, index, is_write, 0);
+        Py_DECREF(index);
+    }
+    return n;
+}
+
+static int item_locs(PyObject *obj, PyObject *key, int is_write, int delete, Loc *locs) {
+    int kind = container_kind(obj);
+    if (kind == C_NONE || kind == C_SET) return 0;
+    if (PySlice_Check(key)) return kind == C_DICT ? 0 : slice_locs(obj, key, is_write, locs);
+    if (kind == C_DICT) {
+        int n = add_loc(locs, 0, obj, key, is_write, 0);
+        if (delete) return add_loc(locs, n, obj, shape_key, 1, 0);
+        if (safe_key(key, 0)) {   /* only then is the membership test free of user code */
+            int present = PyDict_Contains(obj, key);
+            if (present < 0) { PyErr_Clear(); return n; }
+            /* a new key changes the shape; a defaultdict's __missing__ inserts on a read */
+            if (!present && (is_write ||
+                             (defaultdict_type && PyObject_TypeCheck(obj, defaultdict_type))))
+                n = add_loc(locs, n, obj, shape_key, 1, 0);
+        }
+        return n;
+    }
+    PyObject *index = normal_index(obj, key);
+    if (!index) return 0;
+    int n = add_loc(locs, 0, obj, index, is_write || delete, 0);
+    Py_DECREF(index);
+    return delete ? add_loc(locs, n, obj, shape_key, 1, 0) : n;
+}
+
+/* The accesses one probe stands for (at most MAX_LOCS), as new references in `locs`; -1 on
+ * error. */
+int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, long site,
+                   Loc *locs) {
+    switch (kind) {
+    case K_ATTR: {
+        PyObject *owner = attr_owner(obj, key);
+        if (owner && !is_write) owner = read_owner(owner, key, site);
+        return add_loc(locs, 0, owner, key, is_write, 0);
+    }
+    case K_SUPER: return add_loc(locs, 0, super_lookup(obj, key), key, 0, 0);
+    case K_GLOBAL: return add_loc(locs, 0, PyEval_GetGlobals(), key, is_write, 0);
+    case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
+    case K_METHOD_ATOMIC_WRITE:
+        if (container_kind(obj))
+            return add_loc(locs, 0, obj, shape_key,
+                           kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE,
+                           kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE);
+        {
+            PyObject *owner = attr_owner(obj, key);
+            return add_loc(locs, 0, owner ? read_owner(owner, key, -1) : NULL, key, 0, 0);
+        }
+    case K_ITEM: return item_locs(obj, key, is_write, 0, locs);
+    case K_ITEM_DELETE: return item_locs(obj, key, 1, 1, locs);
+    case K_SLICE: {
+        int kind = container_kind(obj);
+        return kind == C_NONE || kind == C_DICT ? 0 : slice_locs(obj, key, is_write, locs);
+    }
+    case K_ITER: return add_loc(locs, 0, shape_owner(obj), shape_key, is_write, 0);
+    case K_CONTAINS:
+        if (container_kind(obj) == C_DICT) return add_loc(locs, 0, obj, key, 0, 0);
+        return add_loc(locs, 0, shape_owner(obj), shape_key, 0, 0);
+    case K_EQ: {
+        int n = add_loc(locs, 0, shape_owner(obj), shape_key, 0, 0);
+        return add_loc(locs, n, shape_owner(key), shape_key, 0, 0);
+    }
+    default: return add_loc(locs, 0, obj, key, is_write, 0);   /* CELL, unregistered sites */
+    }
+}
+
+/* The builtin container an exact type is (its instances need no further test), or C_NONE. */
+HOT int exact_container(PyTypeObject *tp) {
+    if (tp == &PyList_Type) return C_LIST;
+    if (tp == &PyDict_Type) return C_DICT;
+    if (tp == &PySet_Type) return C_SET;
+    if (tp == deque_type) return C_DEQUE;
+    if (tp == &PyByteArray_Type) return C_BYTEARRAY;
+    return C_NONE;
+}
+
+/* Whether a comparison operand may read a shape: a container or a dict view. The scalar types
+ * most comparisons see are answered first, by pointer. */
+HOT int maybe_container(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == &PyLong_Type || tp == &PyUnicode_Type || tp == &PyFloat_Type ||
+        tp == &PyBool_Type || o == Py_None)
+        return 0;
+    return is_dict_view(o) || container_kind(o);
+}
+
+/* The owner of an access of attribute `key` of `obj` when the fast path can tell it without
+ * allocating or looking anything up beyond the (type, name) cache, else NULL: an instance of a
+ * class written in Python (a read: whose cache entry holds), a class (its own attribute, as
+ * attr_owner has it) or a module (its globals). */
+HOT PyObject *fast_attr_owner(PyObject *obj, PyObject *key, int is_write) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+        if (is_write) return obj;
+        const AttrCache *ac = attr_hit(tp, key);
+        return !ac ? NULL : ac->owner ? ac->owner : obj;
+    }
+    if (tp == &PyType_Type) return obj;
+    if (tp == &PyModule_Type) return PyModule_GetDict(obj);
+    return NULL;
+}
+
+/* For a method-kind probe on an object of a class written in Python that is no container:
+ * the owner of the attribute read, when the (type, name) cache knows it, else NULL. */
+HOT PyObject *fast_method_owner(PyObject *obj, PyObject *key) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return NULL;
+    const AttrCache *ac = attr_hit(tp, key);
+    if (!ac || ac->container) return NULL;
+    return ac->owner ? ac->owner : obj;
+}
+
+int locations_init(void) {
+    getitem_name = PyUnicode_InternFromString("__getitem__");
+    dict_getitem = getitem_name ? _PyType_Lookup(&PyDict_Type, getitem_name) : NULL;
+    list_getitem = getitem_name ? _PyType_Lookup(&PyList_Type, getitem_name) : NULL;
+    Py_XINCREF(dict_getitem);
+    Py_XINCREF(list_getitem);
+    return dict_getitem && list_getitem ? 0 : -1;
+}

@@ -1,0 +1,275 @@
+/* Token probes: the constants of probe sites whose type slots the eval loop calls directly
+ * (`obj in token`, `~token`, `token[key] = obj`), each with its kind's copy of the fast path,
+ * and the merged probes that also count their line. */
+#include "fast.h"
+#include "../../cover/_counters_api.h"
+
+/* The constant of a token probe site (rewriter/instrument.py). Instrumented code reaches the
+ * runtime through the token's C slots straight from the eval loop, without the call sequence
+ * a probe function costs (half of it, measured): `obj in token` is an access of obj's
+ * location token->key (attributes, cells, super, iteration), `~token` of the running code's
+ * global token->key, and `token[key] = obj` of obj with a key from the stack (items,
+ * operators). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *site_obj;   /* the site id as read()/write() take it */
+    PyObject *key;        /* the name accessed, or None for keyed and iteration probes */
+    long site;
+    uint8_t is_write;
+    uint8_t line_mode;    /* a merged probe's counting mode (see count_line) */
+    uint32_t hint;        /* where the key's cell was last found (see same_epoch_at) */
+    uint64_t *counter;    /* a merged probe's line counter, NULL until known */
+    PyObject *hit;        /* a merged probe's hit token, or NULL for an access alone */
+} Token;
+
+static int tokens_enabled = 1;   /* 0 once racewatch stops: tokens record nothing */
+
+/* Everything past the fast path: kept out of line so the slots stay small. */
+static Py_NO_INLINE int token_slow(Token *t, PyObject *obj, PyObject *key) {
+    if (!tokens_enabled) return 0;
+    PyObject *r = probe(obj, key, t->site_obj, t->is_write);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Generic tokens (every kind but the three below): `obj in token`, `token[key] = obj`. */
+static int token_contains(Token *t, PyObject *obj) {
+    if (tokens_enabled && same_epoch(obj, t->key, t->site, t->is_write, &t->hint)) return 0;
+    return token_slow(t, obj, t->key);
+}
+
+static int token_setitem(Token *t, PyObject *key, PyObject *obj) {
+    if (!obj) obj = Py_None;
+    if (tokens_enabled && same_epoch(obj, key, t->site, t->is_write, &t->hint)) return 0;
+    return token_slow(t, obj, key);
+}
+
+/* Attribute tokens: `obj in token` for obj.key. */
+static int attr_contains(Token *t, PyObject *obj) {
+    if (tokens_enabled) {
+        PyObject *owner = fast_attr_owner(obj, t->key, t->is_write);
+        if (owner && same_epoch_at(owner, t->key, t->is_write, 0, &t->hint)) return 0;
+    }
+    return token_slow(t, obj, t->key);
+}
+
+/* Closure cell tokens: `cell in token`. */
+static int cell_contains(Token *t, PyObject *cell) {
+    if (tokens_enabled && same_epoch_at(cell, t->key, t->is_write, 0, &t->hint)) return 0;
+    return token_slow(t, cell, t->key);
+}
+
+/* Global tokens: `~token` for the running code's global key. */
+static PyObject *global_invert(Token *t) {
+    if (tokens_enabled) {
+        PyObject *globals = PyEval_GetGlobals();
+        if (globals && same_epoch_at(globals, t->key, t->is_write, 0, &t->hint))
+            Py_RETURN_NONE;
+    }
+    if (token_slow(t, Py_None, t->key) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static void token_dealloc(Token *t) {
+    Py_XDECREF(t->site_obj);
+    Py_XDECREF(t->key);
+    Py_XDECREF(t->hit);
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static PyObject *token_repr(Token *t) {
+    return PyUnicode_FromFormat("<racewatch probe %ld>", t->site);
+}
+
+/* A site id means nothing in another process: a pickled token comes back as one that
+ * records nothing (racewatch.runtime.null.Token). */
+static PyObject *token_reduce(PyObject *t, PyObject *noargs) {
+    PyObject *null = PyImport_ImportModule("racewatch.runtime.null");
+    if (!null) return NULL;
+    PyObject *cls = PyObject_GetAttrString(null, "Token");
+    Py_DECREF(null);
+    if (!cls) return NULL;
+    return Py_BuildValue("(N())", cls);
+}
+
+static PyMethodDef token_methods[] = {
+    {"__reduce__", token_reduce, METH_NOARGS, NULL},
+    {NULL},
+};
+
+/* Comparison tokens: `token[right] = left` for `left OP right`; nothing to record unless an
+ * operand is a container. */
+static int eq_setitem(Token *t, PyObject *key, PyObject *obj) {
+    if (!obj) obj = Py_None;
+    if (!tokens_enabled || (!maybe_container(obj) && !maybe_container(key))) return 0;
+    return token_slow(t, obj, key);
+}
+
+/* One type per fast path, all with the Token layout: the slot a probe runs is its kind's. */
+#define TOKEN_TYPE(var, name, number, sequence, mapping)                                     \
+    static PyTypeObject var = {                                                               \
+        PyVarObject_HEAD_INIT(NULL, 0)                                                        \
+        .tp_name = "racewatch.runtime._fast." name,                                          \
+        .tp_basicsize = sizeof(Token),                                                        \
+        .tp_dealloc = (destructor)token_dealloc,                                              \
+        .tp_repr = (reprfunc)token_repr,                                                      \
+        .tp_as_number = number,                                                               \
+        .tp_as_sequence = sequence,                                                           \
+        .tp_as_mapping = mapping,                                                             \
+        .tp_flags = Py_TPFLAGS_DEFAULT,                                                       \
+        .tp_doc = "The constant of one token probe site: operations on it are accesses.",    \
+        .tp_methods = token_methods,                                                          \
+    };
+
+/* Every type has every form (a site of an unregistered kind gets the generic type whatever
+ * its form); each specialised type overrides its own kind's. */
+static PyObject *token_invert(Token *t) {
+    if (token_setitem(t, t->key, Py_None) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyNumberMethods token_number = {.nb_invert = (unaryfunc)token_invert};
+static PySequenceMethods token_sequence = {.sq_contains = (objobjproc)token_contains};
+static PyMappingMethods token_mapping = {.mp_ass_subscript = (objobjargproc)token_setitem};
+static PySequenceMethods attr_sequence = {.sq_contains = (objobjproc)attr_contains};
+static PySequenceMethods cell_sequence = {.sq_contains = (objobjproc)cell_contains};
+static PyNumberMethods global_number = {.nb_invert = (unaryfunc)global_invert};
+static PyMappingMethods eq_mapping = {.mp_ass_subscript = (objobjargproc)eq_setitem};
+
+TOKEN_TYPE(TokenType, "Token", &token_number, &token_sequence, &token_mapping)
+TOKEN_TYPE(AttrTokenType, "AttrToken", &token_number, &attr_sequence, &token_mapping)
+TOKEN_TYPE(CellTokenType, "CellToken", &token_number, &cell_sequence, &token_mapping)
+TOKEN_TYPE(GlobalTokenType, "GlobalToken", &global_number, &token_sequence, &token_mapping)
+TOKEN_TYPE(EqTokenType, "EqToken", &token_number, &token_sequence, &eq_mapping)
+
+/* Merged probes (rewriter/merge.py): a token that also counts the run of its line, in place of
+ * the line's own probe, when nothing between the line's start and the access can raise or jump.
+ * The line is counted first, whether or not race detection is on, as sys.settrace would have
+ * seen it before the access. Types of their own, so that tokens of accesses alone do not test
+ * for a line on every run. */
+static const RwCountersApi *counters_api;   /* NULL without the C counters */
+
+/* Look up the counter of the token's line, if the C counters have one by now. */
+static void find_line_counter(Token *t) {
+    if (!counters_api) return;
+    int mode;
+    uint64_t *counter = counters_api->counter_of(t->hit, &mode);
+    if (counter) {
+        t->line_mode = (uint8_t)mode;
+        __atomic_store_n(&t->counter, counter, __ATOMIC_RELEASE);
+    }
+}
+
+/* The counter is not known yet (or the hit token is not a C one): ~hit counts, and the
+ * counter is looked up again for the next run. */
+static Py_NO_INLINE int count_line_slow(Token *t) {
+    PyObject *r = PyNumber_Invert(t->hit);
+    if (!r) return -1;
+    Py_DECREF(r);
+    find_line_counter(t);
+    return 0;
+}
+
+static inline int count_line(Token *t) {
+    uint64_t *counter = __atomic_load_n(&t->counter, __ATOMIC_ACQUIRE);
+    if (!counter) return count_line_slow(t);
+    if (*counters_api->enabled) rw_bump(counter, t->line_mode);
+    return 0;
+}
+
+#define COUNTING_INT_SLOT(name, slot, ...)                                                    \
+    static int name(Token *t, __VA_ARGS__) {                                                 \
+        return count_line(t) < 0 ? -1 : slot;                                                \
+    }
+#define COUNTING_INVERT_SLOT(name, slot)                                                      \
+    static PyObject *name(Token *t) {                                                         \
+        return count_line(t) < 0 ? NULL : slot(t);                                            \
+    }
+
+COUNTING_INT_SLOT(line_token_contains, token_contains(t, obj), PyObject *obj)
+COUNTING_INT_SLOT(line_token_setitem, token_setitem(t, key, obj), PyObject *key, PyObject *obj)
+COUNTING_INT_SLOT(line_attr_contains, attr_contains(t, obj), PyObject *obj)
+COUNTING_INT_SLOT(line_cell_contains, cell_contains(t, obj), PyObject *obj)
+COUNTING_INT_SLOT(line_eq_setitem, eq_setitem(t, key, obj), PyObject *key, PyObject *obj)
+COUNTING_INVERT_SLOT(line_token_invert, token_invert)
+COUNTING_INVERT_SLOT(line_global_invert, global_invert)
+
+static PyNumberMethods line_token_number = {.nb_invert = (unaryfunc)line_token_invert};
+static PySequenceMethods line_token_sequence = {.sq_contains = (objobjproc)line_token_contains};
+static PyMappingMethods line_token_mapping = {
+    .mp_ass_subscript = (objobjargproc)line_token_setitem};
+static PySequenceMethods line_attr_sequence = {.sq_contains = (objobjproc)line_attr_contains};
+static PySequenceMethods line_cell_sequence = {.sq_contains = (objobjproc)line_cell_contains};
+static PyNumberMethods line_global_number = {.nb_invert = (unaryfunc)line_global_invert};
+static PyMappingMethods line_eq_mapping = {.mp_ass_subscript = (objobjargproc)line_eq_setitem};
+
+TOKEN_TYPE(LineTokenType, "LineToken", &line_token_number, &line_token_sequence,
+           &line_token_mapping)
+TOKEN_TYPE(LineAttrTokenType, "LineAttrToken", &line_token_number, &line_attr_sequence,
+           &line_token_mapping)
+TOKEN_TYPE(LineCellTokenType, "LineCellToken", &line_token_number, &line_cell_sequence,
+           &line_token_mapping)
+TOKEN_TYPE(LineGlobalTokenType, "LineGlobalToken", &line_global_number, &line_token_sequence,
+           &line_token_mapping)
+TOKEN_TYPE(LineEqTokenType, "LineEqToken", &line_token_number, &line_token_sequence,
+           &line_eq_mapping)
+
+/* Token types by fast path (generic, attribute, cell, global, comparison), for accesses alone
+ * and for merged probes. */
+static PyTypeObject *const access_token_types[] = {
+    &TokenType, &AttrTokenType, &CellTokenType, &GlobalTokenType, &EqTokenType};
+static PyTypeObject *const line_token_types[] = {
+    &LineTokenType, &LineAttrTokenType, &LineCellTokenType, &LineGlobalTokenType,
+    &LineEqTokenType};
+#define N_TOKEN_TYPES (sizeof(access_token_types) / sizeof(access_token_types[0]))
+
+/* The counters' capsule, imported once: without it every merged probe takes the slow path. */
+static void find_counters_api(void) {
+    static int tried;
+    if (tried) return;
+    tried = 1;
+    counters_api = PyCapsule_Import(RW_COUNTERS_CAPSULE, 0);
+    if (!counters_api) PyErr_Clear();
+}
+
+PyObject *fast_token(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 3 || nargs > 4 || !PyLong_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "token(site, is_write, key, hit=None)");
+        return NULL;
+    }
+    int is_write = PyObject_IsTrue(args[1]);
+    if (is_write < 0) return NULL;
+    PyObject *hit = nargs == 4 && args[3] != Py_None ? args[3] : NULL;
+    long site = site_of(args[0]);
+    uint8_t kind = site >= 0 && (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
+    int path = kind == K_ATTR ? 1 : kind == K_CELL ? 2 : kind == K_GLOBAL ? 3 :
+               kind == K_EQ ? 4 : 0;   /* the order of the token type tables */
+    if (hit) find_counters_api();
+    Token *t = PyObject_New(Token, (hit ? line_token_types : access_token_types)[path]);
+    if (!t) return NULL;
+    t->site_obj = Py_NewRef(args[0]);
+    t->key = Py_NewRef(args[2]);
+    t->site = site;
+    t->is_write = (uint8_t)is_write;
+    t->hint = 0;
+    t->hit = Py_XNewRef(hit);
+    t->counter = NULL;
+    t->line_mode = 0;
+    if (hit) find_line_counter(t);
+    return (PyObject *)t;
+}
+
+PyObject *fast_enable(PyObject *m, PyObject *flag) {
+    int on = PyObject_IsTrue(flag);
+    if (on < 0) return NULL;
+    tokens_enabled = on;
+    Py_RETURN_NONE;
+}
+
+int tokens_init(void) {
+    for (size_t i = 0; i < N_TOKEN_TYPES; i++)
+        if (PyType_Ready(access_token_types[i]) < 0 || PyType_Ready(line_token_types[i]) < 0)
+            return -1;
+    return 0;
+}
