@@ -285,10 +285,10 @@ def test_lock_release_orders_the_next_acquire(engine):
     obj, lock = Obj(), threading.Lock()
     with Driver(engine, threads=3) as d:
         for thread, site in ((1, 1), (2, 2), (0, 3)):
-            d(thread, "acquire", lock, 100)
+            d(thread, "acquire", lock)
             d(thread, "read", obj, "n", site)
             d(thread, "write", obj, "n", site + 10)
-            d(thread, "release", lock, 101)
+            d(thread, "release", lock)
     assert d.races() == {}
 
 
@@ -296,12 +296,12 @@ def test_lock_release_orders_the_next_acquire(engine):
 def test_different_locks_do_not_order_and_show_in_locksets(engine):
     obj, lock1, lock2 = Obj(), threading.Lock(), threading.RLock()
     with Driver(engine) as d:
-        d(0, "acquire", lock1, 100)
+        d(0, "acquire", lock1)
         d(0, "write", obj, "n", 1)
-        d(0, "release", lock1, 101)
-        d(1, "acquire", lock2, 100)
+        d(0, "release", lock1)
+        d(1, "acquire", lock2)
         d(1, "write", obj, "n", 2)
-        d(1, "release", lock2, 101)
+        d(1, "release", lock2)
     assert d.races() == {(1, 2): 1}
     (event,) = d.events
     assert lock_addresses(engine, event.lockset) == (id(lock2),)
@@ -312,14 +312,14 @@ def test_different_locks_do_not_order_and_show_in_locksets(engine):
 def test_lockset_counts_reentry_and_empties_on_release(engine):
     obj, lock, other = Obj(), threading.RLock(), threading.Lock()
     with Driver(engine) as d:
-        d(1, "acquire", lock, 100)
-        d(1, "acquire", lock, 100)
-        d(1, "acquire", other, 100)
-        d(1, "release", lock, 101)  # still held once
+        d(1, "acquire", lock)
+        d(1, "acquire", lock)
+        d(1, "acquire", other)
+        d(1, "release", lock)  # still held once
         d(1, "write", obj, "a", 1)
         d(0, "write", obj, "a", 2)
-        d(1, "release", lock, 101)
-        d(1, "release", other, 101)
+        d(1, "release", lock)
+        d(1, "release", other)
         d(1, "write", obj, "b", 3)
         d(0, "write", obj, "b", 4)
     first, second = sorted(d.events, key=lambda e: e.site)
@@ -331,7 +331,7 @@ def test_lockset_counts_reentry_and_empties_on_release(engine):
 def test_release_of_a_lock_never_acquired_leaves_the_lockset_empty(engine):
     obj, lock = Obj(), threading.Lock()
     with Driver(engine) as d:
-        d(1, "release", lock, 101)
+        d(1, "release", lock)
         d(1, "write", obj, "a", 1)
         d(0, "write", obj, "a", 2)
     assert [e.prev_lockset for e in d.events] == [()]
@@ -392,16 +392,16 @@ def test_history_survives_the_record_turning_full(engine, breaker):
     there, with its site, kind, atomicity and lockset, when a later thread races with it."""
     obj, box, lock, other = Obj(), [], threading.Lock(), threading.Lock()
     with Driver(engine, threads=3, sites=SITES) as d:
-        d(1, "acquire", lock, 100)
+        d(1, "acquire", lock)
         d(1, "write", obj, "a", 1)
         d(1, "read", obj, "b", 2)
         d(1, "write", obj, "c", 3)
         d(1, "read", obj, "c", 4)  # same epoch: the write stays the one that counts
         d(1, "atomic_write", box, A1)
         if breaker == "other_lockset":
-            d(1, "acquire", other, 100)
+            d(1, "acquire", other)
             d(1, "write", obj, "d", 5)
-            d(1, "release", other, 101)
+            d(1, "release", other)
         elif breaker == "new_epoch":
             d(1, "happens_before", Obj())
             d(1, "write", obj, "d", 5)
@@ -411,7 +411,7 @@ def test_history_survives_the_record_turning_full(engine, breaker):
         d(2, "write", obj, "b", 12)
         d(2, "read", obj, "c", 13)
         d(2, "shape_read", box, S1)
-        d(1, "release", lock, 101)
+        d(1, "release", lock)
     assert d.races() == {(1, 11): 1, (2, 12): 1, (3, 13): 1, (A1, S1): 1}
     by_site = {e.site: e for e in d.events}
     for site, prev_write, prev_atomic in ((11, True, 0), (12, False, 0), (13, True, 0),
