@@ -102,10 +102,11 @@ class Race:
         self.location = describe_location(target, key, SITES[site].kind)
         self.sites = (site, prev_site)
         self.pair = tuple(sorted(self.sites))  # how the runtime keys racing pairs
+        names = mutex_names((*lockset, *prev_lockset))
         self.current = {
             "access": _word(site, is_write, atomic), "tid": tid, "thread": threads.describe(tid),
             "thread_name": threads.name(tid),
-            "mutexes": [f"M{i}" for i in lockset], "stack": stacks.capture(),
+            "mutexes": [names[i] for i in lockset], "stack": stacks.capture(),
         }
         prev = SITES[prev_site]
         if history_full and prev_stack:
@@ -115,13 +116,22 @@ class Race:
         self.previous = {
             "access": _word(prev_site, prev_write, prev_atomic), "tid": prev_tid,
             "thread": threads.describe(prev_tid), "thread_name": threads.name(prev_tid),
-            "mutexes": [f"M{i}" for i in prev_lockset],
+            "mutexes": [names[i] for i in prev_lockset],
             "stack": prev_frames,
         }
-        self.mutexes = {f"M{i}": describe_lock(sync_name(i))
-                        for i in sorted(set(lockset) | set(prev_lockset))}
+        self.mutexes = {name: describe_lock(sync_name(i)) for i, name in names.items()}
         self.thread_origins = thread_origins({tid, prev_tid})
         self.tids = (tid, prev_tid)
+
+
+def mutex_names(lock_ids):
+    """M1, M2, ... for the locks a report names, in order of first mention (as ThreadSanitizer
+    numbers a report's mutexes): the same in every run, however many locks the program and
+    the libraries it calls took before."""
+    names = {}
+    for i in lock_ids:
+        names.setdefault(i, f"M{len(names) + 1}")
+    return names
 
 
 def thread_origins(tids):
