@@ -1,4 +1,5 @@
-/* Lock hooks: every _thread.lock and _thread.RLock reports its own acquire and release.
+/* Lock hooks: every _thread.lock and _thread.RLock reports its own acquire and release (and
+ * every _queue.SimpleQueue its puts and gets, the same way).
  *
  * The acquire/release methods of both types are replaced, in the types' own dicts, by method
  * descriptors of the same name and doc that call the original and tell the engine (an edge
@@ -168,10 +169,27 @@ static void note(PyObject *lock, Entry *e) {
 /* ---- where events go: an engine's C API, or two Python callables ---------------------------- */
 
 static const RwLockSink *sink_c;          /* the C runtime's capsule */
-static PyObject *sink_acquired, *sink_released;   /* or these, with (lock, flags, count) */
+static PyObject *sink_acquired, *sink_released;   /* or these, with (lock, flags, count), */
+static PyObject *sink_before, *sink_after;        /* and these, with (obj) */
 static int track_creation;
 
 static int active(void) { return sink_c || sink_acquired; }
+
+/* A release-like (put) or acquire-like (get) edge on a primitive that is not a lock. */
+static void edge(int after, PyObject *obj) {
+    if (sink_c) {
+        if ((after ? sink_c->happens_after : sink_c->happens_before)(obj) < 0)
+            PyErr_WriteUnraisable(obj);
+        return;
+    }
+    PyObject *fn = after ? sink_after : sink_before;
+    if (!fn) return;
+    Py_INCREF(fn);
+    PyObject *r = PyObject_CallOneArg(fn, obj);
+    if (!r) PyErr_WriteUnraisable(fn);
+    Py_XDECREF(r);
+    Py_DECREF(fn);
+}
 
 static void tell(int acquire, PyObject *lock, int flags, unsigned long count) {
     if (sink_c) {
@@ -194,7 +212,7 @@ static void tell(int acquire, PyObject *lock, int flags, unsigned long count) {
 
 /* ---- the method hooks ------------------------------------------------------------------------ */
 
-enum { A_ACQUIRE, A_RELEASE, A_RELEASE_ALL, A_RESTORE };
+enum { A_ACQUIRE, A_RELEASE, A_RELEASE_ALL, A_RESTORE, A_PUT, A_GET };
 
 typedef struct {
     const char *name;
@@ -240,6 +258,13 @@ static unsigned long restored_count(PyObject *const *args, Py_ssize_t nargs) {
 
 static PyObject *run_hook(HookedType *t, Hook *h, PyObject *self, PyObject *const *args,
                           Py_ssize_t nargs, PyObject *kwnames) {
+    if (h->action == A_PUT || h->action == A_GET) {   /* a queue's hand-off */
+        int watch = active();
+        if (watch && h->action == A_PUT) edge(0, self);   /* a getter may run at once */
+        PyObject *r = call_original(h, self, args, nargs, kwnames);
+        if (r && watch && h->action == A_GET) edge(1, self);
+        return r;
+    }
     uint32_t known = active() ? flags_of(self) : F_HIDDEN;
     int watch = !(known & F_HIDDEN);
     int flags = (t->reentrant ? RW_LOCK_REENTRANT : 0) | (known & F_INNER ? RW_LOCK_INNER : 0);
@@ -266,11 +291,16 @@ static Hook rlock_hooks[] = {
     {"__exit__", A_RELEASE}, {"_release_save", A_RELEASE_ALL},
     {"_acquire_restore", A_RESTORE},
 };
+static Hook queue_hooks[] = {
+    {"put", A_PUT}, {"put_nowait", A_PUT}, {"get", A_GET}, {"get_nowait", A_GET},
+};
 #define NLOCK (int)(sizeof(lock_hooks) / sizeof(lock_hooks[0]))
 #define NRLOCK (int)(sizeof(rlock_hooks) / sizeof(rlock_hooks[0]))
+#define NQUEUE (int)(sizeof(queue_hooks) / sizeof(queue_hooks[0]))
 
 static HookedType lock_type = {NULL, 0, lock_hooks, NLOCK};
 static HookedType rlock_type = {NULL, 1, rlock_hooks, NRLOCK};
+static HookedType queue_type = {NULL, 0, queue_hooks, NQUEUE};
 
 /* A PyMethodDef has no closure: one small function per hook. */
 #define HOOK_FN(T, I)                                                                        \
@@ -282,11 +312,14 @@ HOOK_FN(lock, 0) HOOK_FN(lock, 1) HOOK_FN(lock, 2) HOOK_FN(lock, 3) HOOK_FN(lock
 HOOK_FN(lock, 5)
 HOOK_FN(rlock, 0) HOOK_FN(rlock, 1) HOOK_FN(rlock, 2) HOOK_FN(rlock, 3) HOOK_FN(rlock, 4)
 HOOK_FN(rlock, 5)
+HOOK_FN(queue, 0) HOOK_FN(queue, 1) HOOK_FN(queue, 2) HOOK_FN(queue, 3)
 typedef PyObject *(*HookFn)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
 static const HookFn lock_fns[NLOCK] = {hook_lock_0, hook_lock_1, hook_lock_2, hook_lock_3,
                                        hook_lock_4, hook_lock_5};
 static const HookFn rlock_fns[NRLOCK] = {hook_rlock_0, hook_rlock_1, hook_rlock_2,
                                          hook_rlock_3, hook_rlock_4, hook_rlock_5};
+static const HookFn queue_fns[NQUEUE] = {hook_queue_0, hook_queue_1, hook_queue_2,
+                                         hook_queue_3};
 
 /* Put our descriptor in place of each hooked method the type has. */
 static int hook_methods(HookedType *t, const HookFn *fns) {
@@ -482,11 +515,11 @@ static PyObject *locks_install(PyObject *m, PyObject *args, PyObject *kw) {
     int creation = 1;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p", names, &sink, &creation)) return NULL;
     const RwLockSink *c = NULL;
-    PyObject *acq = NULL, *rel = NULL;
+    PyObject *acq = NULL, *rel = NULL, *before = NULL, *after = NULL;
     if (PyCapsule_CheckExact(sink)) {
         c = PyCapsule_GetPointer(sink, RW_LOCK_SINK_CAPSULE);
         if (!c) return NULL;
-    } else if (!PyArg_ParseTuple(sink, "OO", &acq, &rel)) {
+    } else if (!PyArg_ParseTuple(sink, "OOOO", &acq, &rel, &before, &after)) {
         return NULL;
     }
     if (find_types() < 0) return NULL;
@@ -503,6 +536,8 @@ static PyObject *locks_install(PyObject *m, PyObject *args, PyObject *kw) {
     sink_c = c;
     Py_XSETREF(sink_acquired, Py_XNewRef(acq));
     Py_XSETREF(sink_released, Py_XNewRef(rel));
+    Py_XSETREF(sink_before, Py_XNewRef(before));
+    Py_XSETREF(sink_after, Py_XNewRef(after));
     track_creation = creation;
     Py_RETURN_NONE;
 }
@@ -512,10 +547,34 @@ static PyObject *locks_uninstall(PyObject *m, PyObject *noargs) {
     creating = 0;
     Py_CLEAR(sink_acquired);
     Py_CLEAR(sink_released);
-    if (unhook_methods(&lock_type) < 0 || unhook_methods(&rlock_type) < 0) return NULL;
+    Py_CLEAR(sink_before);
+    Py_CLEAR(sink_after);
+    if (unhook_methods(&lock_type) < 0 || unhook_methods(&rlock_type) < 0 ||
+        unhook_methods(&queue_type) < 0)
+        return NULL;
     unhook_slots(&lock_type);
     unhook_slots(&rlock_type);
     unhook_makers();
+    Py_RETURN_NONE;
+}
+
+/* Hook _queue.SimpleQueue too (once the program imports queue: the _queue module is not
+ * imported at startup). Only while installed. */
+static PyObject *locks_hook_simple_queue(PyObject *m, PyObject *noargs) {
+    if (!active()) Py_RETURN_NONE;
+    if (!queue_type.type) {
+        PyObject *mod = PyImport_ImportModule("_queue");
+        PyObject *tp = mod ? PyObject_GetAttrString(mod, "SimpleQueue") : NULL;
+        Py_XDECREF(mod);
+        if (!tp) return NULL;
+        if (!PyType_Check(tp)) {
+            Py_DECREF(tp);
+            PyErr_SetString(PyExc_TypeError, "unexpected _queue.SimpleQueue");
+            return NULL;
+        }
+        queue_type.type = (PyTypeObject *)tp;
+    }
+    if (hook_methods(&queue_type, queue_fns) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -593,7 +652,10 @@ static PyObject *locks_known(PyObject *m, PyObject *noargs) {
 static PyMethodDef methods[] = {
     {"install", (PyCFunction)(void (*)(void))locks_install, METH_VARARGS | METH_KEYWORDS,
      "install(sink, track_creation=True): lock events go to sink, a capsule of the C runtime "
-     "or (acquired, released) callables taking (lock, flags, count): flags as _locks_api.h."},
+     "or (acquired, released, happens_before, happens_after) callables: (lock, flags, count) "
+     "with flags as in _locks_api.h, and (obj)."},
+    {"hook_simple_queue", locks_hook_simple_queue, METH_NOARGS,
+     "_queue.SimpleQueue's puts and gets report their edges too (while installed)."},
     {"uninstall", locks_uninstall, METH_NOARGS, "Put the original methods back."},
     {"hide", locks_hide, METH_O, "hide(lock): its acquire and release report nothing."},
     {"mark_inner", locks_mark_inner, METH_O,

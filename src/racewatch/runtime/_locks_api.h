@@ -13,6 +13,10 @@
 typedef struct {
     int (*acquired)(PyObject *lock, int flags, unsigned long count);
     int (*released)(PyObject *lock, int flags, unsigned long count);
+    /* the edges of other C primitives (queue.SimpleQueue): release-like before a put,
+     * acquire-like after a get */
+    int (*happens_before)(PyObject *obj);
+    int (*happens_after)(PyObject *obj);
 } RwLockSink;
 
 #endif

@@ -1,5 +1,5 @@
 """Locks report their own acquire and release, whoever calls them: the C lock hooks, bound
-to the engine in use."""
+to the engine in use (and queue.SimpleQueue its puts and gets)."""
 
 from racewatch.runtime import stacks
 
@@ -12,7 +12,8 @@ except ImportError:  # no C compiler: see fallback.py
 def install(engine, track_creation=True):
     """Lock events go to `engine` (its C sink if it has one); creation stacks are recorded
     when `track_creation` (for lock-order reports)."""
-    sink = getattr(engine, "lock_sink", None) or (engine.lock_acquired, engine.lock_released)
+    sink = getattr(engine, "lock_sink", None) or (engine.lock_acquired, engine.lock_released,
+                                                  engine.happens_before, engine.happens_after)
     if _locks is not None:
         _locks.install(sink, track_creation)
 
@@ -20,6 +21,12 @@ def install(engine, track_creation=True):
 def uninstall():
     if _locks is not None:
         _locks.uninstall()
+
+
+def hook_simple_queue():
+    """_queue.SimpleQueue's put and get report a put -> get edge (the C type stays itself)."""
+    if _locks is not None:
+        _locks.hook_simple_queue()
 
 
 def hide(lock):

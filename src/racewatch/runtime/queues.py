@@ -1,4 +1,4 @@
-"""Models of queue hand-offs: queue.Queue (and its subclasses), SimpleQueue, multiprocessing.Queue.
+"""Models of queue hand-offs: queue.Queue (and its subclasses), multiprocessing.Queue.
 
 queue.Queue is modelled by what it promises, as Go's race detector models channels:
 - a put happens-before the puts and gets after it (the items behind it, and the one it adds);
@@ -8,7 +8,8 @@ queue.Queue is modelled by what it promises, as Go's race detector models channe
 Its mutex is an inner lock: it orders nothing else (a get does not order the puts that merely
 follow it), but code that runs holding it (a subclass's _put and _get, item comparisons of a
 PriorityQueue) is mutually excluded. The k-th get and put are counted where the queue itself
-says so while holding its mutex: in its not_full / not_empty notify.
+says so while holding its mutex: in its not_full / not_empty notify. (queue.SimpleQueue is
+C: its put and get report a put -> get edge themselves, through the lock hooks.)
 """
 
 import sys
@@ -89,7 +90,7 @@ def patch_queue(queue):
     interceptors.patch(Queue, "get", get)
     real_task_done = interceptors.patch(Queue, "task_done", task_done)
     real_join = interceptors.patch(Queue, "join", join)
-    _simple_queue(queue)
+    lockhooks.hook_simple_queue()  # C: its put and get report their own edges
 
 
 def _capacity_edge(role, ref, capacity):
@@ -105,40 +106,6 @@ def _capacity_edge(role, ref, capacity):
         capacity.puts += 1
         if capacity.puts > size:
             engine().happens_after(capacity.slot(capacity.puts, size))
-
-
-def _put(q, put, item, *args):
-    engine().happens_before(q)  # before the real put: a getter may run as soon as it returns
-    return put(q, item, *args)
-
-
-def _get(q, get, *args):
-    item = get(q, *args)
-    engine().happens_after(q)
-    return item
-
-
-def _simple_queue(queue):
-    import _queue
-    base = _queue.SimpleQueue
-
-    class SimpleQueue(base):
-        """queue.SimpleQueue with its hand-offs modelled (the C type cannot be patched)."""
-
-        def put(self, item, block=True, timeout=None):
-            return _put(self, base.put, item, block, timeout)
-
-        def put_nowait(self, item):
-            return _put(self, base.put_nowait, item)
-
-        def get(self, block=True, timeout=None):
-            return _get(self, base.get, block, timeout)
-
-        def get_nowait(self):
-            return _get(self, base.get_nowait)
-
-    SimpleQueue.__module__ = "queue"
-    interceptors.patch(queue, "SimpleQueue", SimpleQueue)
 
 
 def patch_multiprocessing(queues):

@@ -351,6 +351,7 @@ PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 /* ---- synchronization (sync.c) ----------------------------------------------------------- */
 
 SyncVar *sync_var(PyObject *obj);
+int sync_edge(PyObject *obj, int is_acquire);
 PyObject *fast_happens_after(PyObject *m, PyObject *obj);
 PyObject *fast_happens_before(PyObject *m, PyObject *obj);
 PyObject *fast_thread_end(PyObject *m, PyObject *obj);

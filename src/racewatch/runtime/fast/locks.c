@@ -369,7 +369,10 @@ static int sink_released(PyObject *lock, int flags, unsigned long count) {
     return lock_event(lock, 0, flags, count);
 }
 
-static const RwLockSink sink = {sink_acquired, sink_released};
+static int sink_before(PyObject *obj) { return sync_edge(obj, 0); }
+static int sink_after(PyObject *obj) { return sync_edge(obj, 1); }
+
+static const RwLockSink sink = {sink_acquired, sink_released, sink_before, sink_after};
 
 PyObject *locks_sink_capsule(void) {
     return PyCapsule_New((void *)&sink, RW_LOCK_SINK_CAPSULE, NULL);

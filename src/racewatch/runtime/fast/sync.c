@@ -10,13 +10,18 @@ SyncVar *sync_var(PyObject *obj) {
     return fresh ? (SyncVar *)tracked_insert(&syncs, obj, fresh) : NULL;
 }
 
-static PyObject *sync_event(PyObject *obj, int is_acquire) {
+int sync_edge(PyObject *obj, int is_acquire) {
     ThreadState *t = current();
-    if (!t) return NULL;
+    if (!t) return -1;
     SyncVar *var = sync_var(obj);
-    if (!var) return NULL;
-    if (is_acquire ? vc_join(&t->vc, &var->vc) : vc_join(&var->vc, &t->vc)) return NULL;
+    if (!var) return -1;
+    if (is_acquire ? vc_join(&t->vc, &var->vc) : vc_join(&var->vc, &t->vc)) return -1;
     tick(t);
+    return 0;
+}
+
+static PyObject *sync_event(PyObject *obj, int is_acquire) {
+    if (sync_edge(obj, is_acquire) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
