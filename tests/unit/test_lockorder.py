@@ -170,7 +170,7 @@ def test_a_dead_lock_leaves_the_graph():
     assert [f.key for f in found] == [(1, 3)]
 
 
-def test_creation_is_seen_and_forgotten_when_the_lock_dies(tmp_path):
+def test_creation_is_seen_and_forgotten_when_the_lock_dies():
     """Without a session: the lock hooks alone, creation tracked (what lock-order reports say
     of each lock)."""
     lockhooks.install(_NoEngine(), track_creation=True)
@@ -187,10 +187,16 @@ def test_creation_is_seen_and_forgotten_when_the_lock_dies(tmp_path):
 
 
 class _NoEngine:
+    """Hears lock events and does nothing."""
+
     @staticmethod
     def lock_acquired(lock, flags, count):
         pass
 
+    lock_released = lock_acquired
+
     @staticmethod
-    def lock_released(lock, flags, count):
+    def happens_before(obj):
         pass
+
+    happens_after = happens_before
