@@ -58,7 +58,10 @@ def _dispatch(argv):
     if argv[0] == "baseline":
         from racewatch.reports import baseline
         return baseline.main(argv[1:])
-    raise config.ConfigError(f"unknown command {argv[0]!r} (try 'racewatch --help')")
+    import difflib
+    close = difflib.get_close_matches(argv[0], ("run", "cover", "report", "baseline"), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "try 'racewatch --help'"
+    raise config.ConfigError(f"unknown command {argv[0]!r} ({hint})")
 
 
 def _split_target(rest):

@@ -12,7 +12,6 @@ import os
 import pytest
 
 from racewatch import config as options_table
-from racewatch import plugin
 from racewatch.runtime import owned as own_locks
 from racewatch.runtime.inversion import HEADER as INVERSION_HEADER
 
@@ -41,14 +40,81 @@ def start(config):
         try:
             resolved = options_table.resolve(str(config.rootpath), flags)
             roots = [str(config.rootpath), *sessions.default_roots()]
-            session, owned = sessions.Session(resolved, roots), True
+            # pytest captures stderr while this runs: warnings go to the terminal summary
+            session, owned = sessions.Session(resolved, roots, warnings=[]), True
         except options_table.ConfigError as exc:
             raise pytest.UsageError(f"racewatch: {exc}") from None
     from racewatch.rewriter import interop
-    from racewatch.runtime import stacks
+    from racewatch.runtime import interceptors, stacks
     stacks.BOUNDARIES.update(interop.pytest_stack_boundaries())
+    interceptors.on_import("unittest.case", lambda module: stacks.BOUNDARIES.update(
+        interop.unittest_stack_boundaries()))
     if session.race:  # with race=0 racewatch only measures coverage: nothing to attribute
         config.pluginmanager.register(RacePlugin(config, session, owned), "racewatch-race")
+    if session.collector is not None and config.known_args_namespace.race_cover_report != "none":
+        config.pluginmanager.register(CoverTable(config, session), "racewatch-cover")
+    if session.warnings and "PYTEST_XDIST_WORKER" not in os.environ:
+        config.pluginmanager.register(StartWarnings(session.warnings), "racewatch-warnings")
+
+
+class CoverTable:
+    """`--race-cover`: a table of line coverage at the end of the run (pytest-cov's `term` and
+    `term-missing` reports), summed over xdist workers, which send their counts back."""
+
+    def __init__(self, config, session):
+        self.config = config
+        self.collector = session.collector
+        self.show_missing = config.known_args_namespace.race_cover_report == "term-missing"
+        self.workers = []  # {real path: {line: hits}} of each xdist worker
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session):
+        output = getattr(self.config, "workeroutput", None)
+        if output is not None:
+            output["racewatch_cover"] = {path: {str(line): hits for line, hits in lines.items()}
+                                         for path, lines in self.collector.snapshot().items()}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        found = getattr(node, "workeroutput", {}).get("racewatch_cover")
+        if found:
+            self.workers.append({path: {int(line): hits for line, hits in lines.items()}
+                                 for path, lines in found.items()})
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if getattr(self.config, "workerinput", None) is not None:
+            return
+        from racewatch.cover import countsfile, textreport
+        total = countsfile.Counts(self.collector.mode)
+        wanted = _coverage_selection(self.collector.start_dir)
+        for snapshot in [self.collector.snapshot(), *self.workers]:
+            total.add(countsfile.Counts(self.collector.mode, {
+                path: ("0" * 64, lines) for path, lines in snapshot.items() if wanted(path)}))
+        terminalreporter.section("racewatch coverage")
+        terminalreporter.write(textreport.file_table(total, self.show_missing))
+
+
+def _coverage_selection(start_dir):
+    """The files coverage.py's configuration (source, include, omit) selects."""
+    try:
+        from racewatch.cover import covdata
+        return covdata.Selection(covdata.Settings(start_dir)).wants
+    except Exception:  # noqa: BLE001 - no coverage.py, or a config it rejects: every file
+        return lambda path: True
+
+
+class StartWarnings:
+    """racewatch's warnings from its start, in the terminal summary (one per pytest run: an
+    xdist worker imports what the controller does, and the controller tells)."""
+
+    def __init__(self, warnings):
+        self.warnings = warnings
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter):
+        terminalreporter.section("racewatch warnings", yellow=True)
+        for text in self.warnings:
+            terminalreporter.write_line(f"racewatch: warning: {text}", yellow=True)
 
 
 def _flags(config):
@@ -59,7 +125,7 @@ def _flags(config):
             continue
         try:
             values[option.name] = options_table.parse_value(
-                option.name, text, f"pytest option {plugin.option_flag(option)}")
+                option.name, text, f"pytest option {options_table.pytest_flag(option)}")
         except options_table.ConfigError as exc:
             raise pytest.UsageError(f"racewatch: {exc}") from None
     return values

@@ -3,10 +3,11 @@
 import atexit
 import collections
 import os
+import sys
 import threading
 
 from racewatch import processes, runtime
-from racewatch.rewriter import hook, select, sites
+from racewatch.rewriter import hook, project, select, sites
 from racewatch.runtime import interceptors, lockhooks, locations, report, threads
 
 # The session of this process, whoever started it (racewatch run, -X race / PYTHONRACE,
@@ -15,9 +16,12 @@ current = None
 
 
 class Session:
-    def __init__(self, options, roots):
+    def __init__(self, options, roots, warnings=None):
+        """`warnings`: a list that collects racewatch's warnings (pytest shows them in its
+        summary); None: they go to stderr at once."""
         global current
         self.options = options
+        self.warnings = warnings
         if options.strip_path_prefix is None:  # paths relative to the project root, as pytest's
             options.strip_path_prefix = os.path.join(roots[0], "") if roots else ""
         self.finished = False  # the summary was printed: later finish() calls change nothing
@@ -36,11 +40,21 @@ class Session:
             race=self.race, line_probes=bool(cover),
             chained=self.collector is not None and self.collector.chains)
         self.installed = hook.install(self.selector, self.instrumenter)
+        self.warn(select.imported_before_warning(select.imported_before(self.selector)))
         if self.race:
             self._hooks()
-            processes.install()
+            processes.install(_current)
         self.active = True
         current = self
+
+    def warn(self, text):
+        """A warning for the user, once, where they will see it."""
+        if not text:
+            return
+        if self.warnings is not None:
+            self.warnings.append(text)
+        else:
+            sys.stderr.write(f"racewatch: warning: {text}\n")
 
     def _hooks(self):
         """Locks report their events, then the primitives are patched (after the import hook:
@@ -94,7 +108,7 @@ class Session:
         if self.race:
             runtime.install_api(self.engine)
             self._hooks()
-            processes.install()
+            processes.install(_current)
         if self.collector is not None:
             self.collector.bind()
         self.active = True
@@ -156,8 +170,12 @@ ROOTS_VARIABLE = "RACEWATCH_ROOTS"
 def default_roots(script=None):
     """The user's own code: the script's directory and the current project (and the parent's
     when `racewatch run` started this process's parent)."""
-    roots = [select.project_root(os.getcwd())]
+    roots = [project.project_root(os.getcwd())]
     if script is not None:
         roots.append(os.path.dirname(os.path.realpath(script)))
     roots += [r for r in os.environ.get(ROOTS_VARIABLE, "").split(os.pathsep) if r]
     return roots
+
+
+def _current():
+    return current

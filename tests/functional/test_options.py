@@ -127,3 +127,13 @@ def test_clean_run_writes_nothing_to_stderr(name):
     proc = run(racewatch_args(os.path.join(FIXTURES, name)), cwd=FIXTURES)
     assert proc.returncode == 0
     assert proc.stderr == ""
+
+
+def test_include_of_a_module_imported_before_racewatch_says_so_once(tmp_path):
+    script = tmp_path / "app.py"
+    script.write_text("import enum, functools, weakref, threading, json\nprint('ran')\n")
+    proc = run(racewatch_args("--include=enum,functools,weakref,threading,json", str(script)),
+               cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, "ran\n"), proc.stderr
+    assert proc.stderr == ("racewatch: warning: enum, functools, threading, weakref were "
+                           "imported before racewatch started, so they are not instrumented\n")

@@ -4,11 +4,13 @@ must report a lock-order inversion on their `# DEADLOCK` lines, nodeadlock_* not
 are known misses. Collected only when racewatch runs in this pytest process."""
 
 import importlib
+import os
 import sys
 
 import pytest
 
 import racewatch
+from racewatch.reports import paths
 from tests.functional.test_fixtures import (DEADLOCK_MARK, _fixtures, acquisition_lines,
                                             marked_lines, reported_lines)
 from tests.helpers import FIXTURES
@@ -36,7 +38,12 @@ def run_fixture(name, kind="race"):
     (None: all)."""
     before = len(racewatch.races())
     importlib.import_module(name[:-3])
-    return [r for r in racewatch.races()[before:] if kind is None or r["type"] == kind]
+    # paths as the session writes them (relative to the project root): made absolute
+    header = {"cwd": os.getcwd(),
+              "strip_path_prefix": sys.modules["racewatch.session"].current.options
+              .strip_path_prefix}
+    return [paths.absolute(r, header) for r in racewatch.races()[before:]
+            if kind is None or r["type"] == kind]
 
 
 @pytest.mark.racy

@@ -170,7 +170,10 @@ class Collector:
                               final=final)
         atomicwrite.write_bytes(os.path.join(directory, f"{countsfile.STEM}.{self.suffix}.json"),
                                 data)
-        if settings is not None:
+        if settings is not None and settings.branch:
+            from racewatch.cover import covdata
+            self._warn("branch", "warning: " + covdata.BRANCH_REFUSED)
+        elif settings is not None:
             from racewatch.cover import covdata
             executed = {p: {line for line, hits in lines.items() if hits}
                         for p, lines in snapshot.items()}

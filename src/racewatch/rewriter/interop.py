@@ -124,11 +124,27 @@ class AssertionRewritingLoader:
 def pytest_stack_boundaries():
     """Code objects of pytest's frames that call test and fixture functions: report stacks
     stop there instead of listing pytest's machinery. Cosmetic, so a missing name is skipped."""
+    return _codes((("_pytest.python", "pytest_pyfunc_call"),
+                   ("_pytest.fixtures", "call_fixture_func"),
+                   ("_pytest.fixtures", "_teardown_yield_fixture"),
+                   ("_pytest.unittest", "TestCaseFunction.runtest")))
+
+
+def unittest_stack_boundaries():
+    """unittest's frames that call a TestCase's test method, setUp, tearDown and cleanups:
+    stacks of unittest-style tests stop at the test's own code (once unittest.case is
+    imported)."""
+    return _codes(("unittest.case", f"TestCase.{name}")
+                  for name in ("_callTestMethod", "_callSetUp", "_callTearDown", "_callCleanup"))
+
+
+def _codes(places):
     found = []
-    for module, name in (("_pytest.python", "pytest_pyfunc_call"),
-                         ("_pytest.fixtures", "call_fixture_func"),
-                         ("_pytest.fixtures", "_teardown_yield_fixture")):
-        code = getattr(getattr(sys.modules.get(module), name, None), "__code__", None)
+    for module, path in places:
+        target = sys.modules.get(module)
+        for name in path.split("."):
+            target = getattr(target, name, None)
+        code = getattr(target, "__code__", None)
         if code is not None:
             found.append(code)
     return found

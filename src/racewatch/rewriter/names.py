@@ -22,4 +22,5 @@ CONTAINER_METHODS = {
 BUILTIN_ACCESSORS = frozenset((
     "len", "list", "tuple", "sorted", "set", "frozenset", "sum", "min", "max", "any", "all",
     "enumerate", "reversed", "iter", "dict", "bytes", "bytearray", "zip", "map", "filter",
-    "getattr", "hasattr", "setattr", "delattr"))
+    "getattr", "hasattr", "setattr", "delattr",
+    "object"))  # object.__setattr__ / object.__delattr__

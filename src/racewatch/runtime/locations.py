@@ -192,7 +192,9 @@ def _item(obj, key, is_write, delete):
         if delete:
             accesses.append((obj, SHAPE, True, 0))
         elif is_write and type(ckey) is not Identity and key not in obj:
-            accesses.append((obj, SHAPE, True, 0))  # a new key changes the shape
+            # a new key changes the shape, atomically (CPython documents `D[x] = y` as atomic):
+            # inserts of distinct keys never race, an insert races with len() or iteration
+            accesses.append((obj, SHAPE, True, 1))
         elif (not is_write and issubclass(type(obj), collections.defaultdict)
               and type(ckey) is not Identity and key not in obj):
             accesses.append((obj, SHAPE, True, 0))  # __missing__ will insert it
@@ -267,4 +269,6 @@ ACCESSORS = {f: (False, "shape") for f in (len, list, tuple, sorted, set, frozen
                                             max, any, all, enumerate, reversed, iter, dict,
                                             bytes, bytearray, zip, map, filter)}
 ACCESSORS.update({getattr: (False, "attr"), hasattr: (False, "attr"), setattr: (True, "attr"),
-                  delattr: (True, "attr")})
+                  delattr: (True, "attr"),
+                  # `object.__setattr__(obj, name, value)`: how frozen dataclasses write
+                  object.__setattr__: (True, "attr"), object.__delattr__: (True, "attr")})

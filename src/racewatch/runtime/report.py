@@ -7,6 +7,8 @@ from racewatch.rewriter.sites import SITES
 from racewatch.reports import stream as jsonl
 from racewatch.reports import text as render
 from racewatch.runtime import locations, owned, stacks, suppress, threads
+from racewatch.runtime.parts import frames_text, strip_path, thread_origins  # noqa: F401
+from racewatch.runtime.parts import mutex_names
 
 
 class Sink:
@@ -124,42 +126,12 @@ class Race:
         self.tids = (tid, prev_tid)
 
 
-def mutex_names(lock_ids):
-    """M1, M2, ... for the locks a report names, in order of first mention (as ThreadSanitizer
-    numbers a report's mutexes): the same in every run, however many locks the program and
-    the libraries it calls took before."""
-    names = {}
-    for i in lock_ids:
-        names.setdefault(i, f"M{len(names) + 1}")
-    return names
-
-
-def thread_origins(tids):
-    """(id, description, status, creation stack) of each thread but the main one, by id."""
-    origins = []
-    for t in sorted(tids):
-        info = threads.info(t)
-        if t != 0 and info is not None:
-            status = "finished" if info.finished else "running"
-            origins.append((t, threads.describe(t), status, info.created_at))
-    return origins
-
-
 def describe_lock(found):
     """`_thread.lock at 0x7f...` from the (type, address) a runtime keeps for each lock."""
     if found is None:
         return "a lock"
     tp, address = found
     return f"{tp.__module__}.{tp.__qualname__} at 0x{address:x}"
-
-
-def frames_text(frames, strip, width):
-    return "".join(f"  {func + '()':<{width}} {strip_path(file, strip)}:{line}\n"
-                   for func, file, line in frames)
-
-
-def strip_path(path, prefix):
-    return path[len(prefix):] if prefix and path.startswith(prefix) else path
 
 
 def format_text(race, strip=""):
@@ -318,9 +290,25 @@ def site_text(site_id, strip):
     return f"{strip_path(site.file, strip)}:{site.line}"
 
 
+# What a site does, in plain words, where its kind's name is jargon.
+_ACCESS_WORDS = {
+    "super_read": "read", "cell_read": "closure variable read",
+    "cell_write": "closure variable write", "cell_delete": "closure variable delete",
+    "contains": "'in' test", "iter": "iteration", "compare": "comparison",
+    "call": "builtin call (len, getattr...)",
+    "method_read": "read by .{}()", "method_write": "write by .{}()",
+    "method_atomic_read": "atomic read by .{}()", "method_atomic_write": "atomic write by .{}()",
+}
+
+
 def site_access(site_id):
-    """What a site does, as the summary names it: `write`, `read`, `item write`..."""
-    return SITES[site_id].kind.replace("_", " ")
+    """What a site does, as the summary names it: `write`, `read`, `item write`,
+    `atomic write by .append()`..."""
+    site = SITES[site_id]
+    words = _ACCESS_WORDS.get(site.kind)
+    if words is None:
+        return site.kind.replace("_", " ")
+    return words.format(site.name) if "{}" in words else words
 
 
 def site_pair(a, b, count, strip):

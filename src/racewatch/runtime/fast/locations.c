@@ -274,10 +274,11 @@ static int item_locs(PyObject *obj, PyObject *key, int is_write, int delete, Loc
         if (safe_key(key, 0)) {   /* only then is the membership test free of user code */
             int present = PyDict_Contains(obj, key);
             if (present < 0) { PyErr_Clear(); return n; }
-            /* a new key changes the shape; a defaultdict's __missing__ inserts on a read */
+            /* a new key changes the shape, atomically for `D[x] = y` (documented atomic); a
+             * defaultdict's __missing__ inserts on a read, running the factory in between */
             if (!present && (is_write ||
                              (defaultdict_type && PyObject_TypeCheck(obj, defaultdict_type))))
-                n = add_loc(locs, n, obj, shape_key, 1, 0);
+                n = add_loc(locs, n, obj, shape_key, 1, is_write);
         }
         return n;
     }
