@@ -6,31 +6,15 @@ locks do not say: thread start, end, join and is_alive, and the primitives model
 documented semantics (Event, Semaphore, Barrier, Future; queues in queues.py). Their private
 locks are inner: they order nothing (only the model does), while code run holding one is still
 mutually excluded. threading's own bookkeeping locks are hidden: the thread model orders.
-Patches keep the original's name, qualified name, module, doc and signature, so a patched
-method pickles as the original does.
 """
 
-import functools
 import sys
 import threading
-import types
 
-from racewatch.runtime import lockhooks, stacks, threads
+from racewatch.runtime import lockhooks, patching, queues, stacks, threads
+from racewatch.runtime.patching import patch
 
-_patches = []  # (owner, name, original) to undo
 _engine = None
-
-
-def patch(owner, name, replacement):
-    """Set owner.name to `replacement` (undone by uninstall); returns the original."""
-    original = owner.__dict__[name]
-    if isinstance(replacement, types.FunctionType):
-        functools.update_wrapper(replacement, original)
-    elif isinstance(replacement, staticmethod) and isinstance(original, staticmethod):
-        functools.update_wrapper(replacement.__func__, original.__func__)
-    _patches.append((owner, name, original))
-    setattr(owner, name, replacement)
-    return original
 
 
 def install(engine):
@@ -38,7 +22,7 @@ def install(engine):
     not need itself are patched when the program imports them: imported here, they would cost
     every start and could never be instrumented."""
     global _engine
-    _engine = engine
+    _engine = patching.engine = engine
     _threads()
     hide_thread_bookkeeping()
     _semaphores()
@@ -67,9 +51,7 @@ def uninstall():
     if _AfterImport in sys.meta_path:
         sys.meta_path.remove(_AfterImport)
     _AfterImport.pending.clear()
-    while _patches:
-        owner, name, original = _patches.pop()
-        setattr(owner, name, original)
+    patching.undo()
 
 
 class _AfterImport:
@@ -353,17 +335,7 @@ def _asyncio(base_events):
     real = patch(loop_type, "call_soon_threadsafe", call_soon_threadsafe)
 
 
-def _queue(module):
-    from racewatch.runtime import queues
-    queues.patch_queue(module)
-
-
-def _multiprocessing_queues(module):
-    from racewatch.runtime import queues
-    queues.patch_multiprocessing(module)
-
-
 # Patched once the program imports them (or at once if it already has).
-_ON_IMPORT = {"queue": _queue, "multiprocessing.queues": _multiprocessing_queues,
+_ON_IMPORT = {"queue": queues.patch_queue, "multiprocessing.queues": queues.patch_multiprocessing,
               "concurrent.futures._base": _futures_base,
               "concurrent.futures.thread": _futures_thread, "asyncio.base_events": _asyncio}

@@ -16,7 +16,7 @@ import sys
 import threading
 import weakref
 
-from racewatch.runtime import interceptors, lockhooks
+from racewatch.runtime import lockhooks, patching
 
 
 class _Slot:
@@ -45,7 +45,7 @@ _roles = weakref.WeakKeyDictionary()  # Condition -> (role, weakref to its queue
 
 
 def engine():
-    return interceptors._engine
+    return patching.engine
 
 
 def patch_queue(queue):
@@ -84,12 +84,12 @@ def patch_queue(queue):
         real_join(self)
         engine().happens_after(self.all_tasks_done)
 
-    real_init = interceptors.patch(Queue, "__init__", init)
-    real_notify = interceptors.patch(threading.Condition, "notify", notify)
-    interceptors.patch(Queue, "put", put)
-    interceptors.patch(Queue, "get", get)
-    real_task_done = interceptors.patch(Queue, "task_done", task_done)
-    real_join = interceptors.patch(Queue, "join", join)
+    real_init = patching.patch(Queue, "__init__", init)
+    real_notify = patching.patch(threading.Condition, "notify", notify)
+    patching.patch(Queue, "put", put)
+    patching.patch(Queue, "get", get)
+    real_task_done = patching.patch(Queue, "task_done", task_done)
+    real_join = patching.patch(Queue, "join", join)
     lockhooks.hook_simple_queue()  # C: its put and get report their own edges
 
 
@@ -120,8 +120,8 @@ def patch_multiprocessing(queues):
     def feed(buffer, *args, **kwargs):
         return real_feed(_FeederBuffer(buffer), *args, **kwargs)
 
-    real_put = interceptors.patch(Queue, "put", put)
-    real_feed = interceptors.patch(Queue, "_feed", staticmethod(feed)).__func__
+    real_put = patching.patch(Queue, "put", put)
+    real_feed = patching.patch(Queue, "_feed", staticmethod(feed)).__func__
 
 
 class _FeederBuffer:
