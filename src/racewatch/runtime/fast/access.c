@@ -227,6 +227,7 @@ int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
     switch (kind) {
     case K_ATTR:
         owner = fast_attr_owner(obj, key, is_write);
+        if (owner == NO_LOCATION) return 1;
         if (!owner) return 0;
         break;
     case K_GLOBAL: owner = PyEval_GetGlobals(); break;

@@ -330,6 +330,14 @@ int container_kind(PyObject *o);
 int exact_container(PyTypeObject *tp);
 int maybe_container(PyObject *o);
 PyObject *shape_owner(PyObject *obj);
+/* An instance of a static type, or of an immutable one (as _thread.lock), without a __dict__:
+ * none of its attributes can be rebound, so reading one is no access. */
+static inline int no_attributes(PyTypeObject *tp) {
+    return (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) || (tp->tp_flags & Py_TPFLAGS_IMMUTABLETYPE))
+           && tp->tp_dictoffset == 0;
+}
+#define NO_LOCATION ((PyObject *)&_Py_NoneStruct)   /* fast_attr_owner: nothing to record */
+
 PyObject *attr_owner(PyObject *obj, PyObject *key);
 PyObject *fast_attr_owner(PyObject *obj, PyObject *key, int is_write);
 PyObject *fast_method_owner(PyObject *obj, PyObject *key);
