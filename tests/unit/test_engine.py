@@ -1,5 +1,6 @@
 """FastTrack's rules in both engines: which accesses race, what orders them, what is reported."""
 
+import gc
 import threading
 
 import pytest
@@ -335,6 +336,105 @@ def test_release_of_a_lock_never_acquired_leaves_the_lockset_empty(engine):
         d(1, "write", obj, "a", 1)
         d(0, "write", obj, "a", 2)
     assert [e.prev_lockset for e in d.events] == [()]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_plain_lock_released_by_another_thread_is_held_by_nobody(engine):
+    """A lock used as a signal (Condition.wait's waiter): the releasing thread's clock reaches
+    the next acquirer, and the first acquirer no longer holds it."""
+    obj, signal = Obj(), threading.Lock()
+    with Driver(engine, threads=3) as d:
+        d(1, "acquire", signal)
+        d(2, "write", obj, "a", 1)
+        d(2, "release", signal)       # released by another thread
+        d(1, "write", obj, "b", 2)    # thread 1 holds nothing now
+        d(0, "write", obj, "b", 3)
+        d(1, "acquire", signal)       # ordered after thread 2's release
+        d(1, "write", obj, "a", 4)
+    (event,) = d.events
+    assert (event.site, event.prev_site) == (3, 2)
+    assert event.prev_lockset == ()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_lock_that_dies_while_held_leaves_the_lockset(engine):
+    obj, lock = Obj(), threading.Lock()
+    address = id(lock)
+    with Driver(engine) as d:
+        d(1, "acquire", lock)
+        d(1, "write", obj, "a", 1)
+        del lock
+        gc.collect()
+        d(1, "write", obj, "b", 2)
+        d(0, "write", obj, "a", 3)
+        d(0, "write", obj, "b", 4)
+    by_site = {e.site: e for e in d.events}
+    assert lock_addresses(engine, by_site[3].prev_lockset) == (address,)  # named for good
+    assert by_site[4].prev_lockset == ()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_inner_lock_orders_nothing_but_excludes(engine):
+    """A modelled primitive's own lock: accesses both made holding it do not race, but its
+    release orders nothing after it."""
+    obj, inner = Obj(), threading.Lock()
+    with Driver(engine) as d:
+        d(1, "acquire", inner, inner=True)
+        d(1, "write", obj, "held", 1)
+        d(1, "release", inner, inner=True)
+        d(1, "write", obj, "after", 2)
+        d(0, "acquire", inner, inner=True)
+        d(0, "write", obj, "held", 3)     # both held it: no race
+        d(0, "write", obj, "after", 4)    # the release ordered nothing: a race
+        d(0, "release", inner, inner=True)
+    assert d.races() == {(2, 4): 1}
+    (event,) = d.events
+    assert lock_addresses(engine, event.lockset) == (id(inner),)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_rlock_released_whole_and_restored(engine):
+    """Condition.wait on an RLock: _release_save releases every level (count 0),
+    _acquire_restore takes them back (count n)."""
+    obj, lock = Obj(), threading.RLock()
+    with Driver(engine) as d:
+        d(1, "acquire", lock)
+        d(1, "acquire", lock)
+        d(1, "release", lock, 0)          # all levels
+        d(1, "write", obj, "a", 1)
+        d(1, "acquire", lock, 2)          # restored
+        d(1, "release", lock)
+        d(1, "write", obj, "b", 2)        # still held once
+        d(0, "write", obj, "a", 3)
+        d(0, "write", obj, "b", 4)
+    by_site = {e.site: e for e in d.events}
+    assert by_site[3].prev_lockset == ()
+    assert lock_addresses(engine, by_site[4].prev_lockset) == (id(lock),)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dead_locks_are_told_once_and_unpinned_names_go(engine):
+    kept, gone = threading.Lock(), threading.Lock()
+    ids = []
+    order = (lambda tid, held, wheres, lock, where: ids.extend((*held, lock)))  # their ids
+    with Driver(engine, lock_order=order) as d:
+        d(0, "acquire", kept)
+        d(0, "acquire", gone)
+        d(0, "release", gone)             # kept -> gone: both named in the graph, for good
+        d(0, "release", kept)
+        other = threading.Lock()
+        d(0, "acquire", other)            # taken, never named anywhere else
+        d(0, "release", other)
+        engine.dead_locks()
+        kept_id, gone_id = ids
+        del kept, gone, other
+        gc.collect()
+        dead = engine.dead_locks()
+        assert set(dead) >= {kept_id, gone_id} and len(dead) == 3
+        assert engine.dead_locks() is None
+        assert engine.sync_name(kept_id) is not None and engine.sync_name(gone_id) is not None
+        (other_id,) = set(dead) - {kept_id, gone_id}
+        assert engine.sync_name(other_id) is None
 
 
 # -- atomic accesses ---------------------------------------------------------------------------
