@@ -453,13 +453,15 @@ def lock_released(lock, flags, count):
 
 
 def _caller():
-    """(code, lasti) of the frame that called the lock's method, or None (C code called it
-    with no Python frame on the stack)."""
+    """(code, lasti) of the frame that called the lock's method (past the lock hooks, if they
+    are Python), or None (C code called it with no Python frame on the stack)."""
     try:
         frame = sys._getframe(2)
     except ValueError:
         return None
-    return frame.f_code, frame.f_lasti
+    while frame is not None and frame.f_globals.get("__name__") == "racewatch.runtime.pylocks":
+        frame = frame.f_back
+    return (frame.f_code, frame.f_lasti) if frame is not None else None
 
 
 def _lock_event(lock, is_acquire, flags, count, where):

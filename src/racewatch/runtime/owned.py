@@ -2,23 +2,18 @@
 
 import _thread
 
-try:
-    from racewatch.runtime._locks import hide as _hide
-except ImportError:  # no C lock hooks: nothing sees racewatch's locks anyway
-    _hide = None
+from racewatch.runtime import lockhooks
 
 
 def lock():
     """A plain lock of racewatch's own."""
-    return _hidden(_thread.allocate_lock())
+    made = _thread.allocate_lock()
+    lockhooks.hide(made)
+    return made
 
 
 def rlock():
     """A re-entrant lock of racewatch's own."""
-    return _hidden(_thread.RLock())
-
-
-def _hidden(made):
-    if _hide is not None:
-        _hide(made)
+    made = _thread.RLock()
+    lockhooks.hide(made)
     return made
