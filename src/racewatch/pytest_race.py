@@ -53,8 +53,8 @@ def start(config):
         config.pluginmanager.register(RacePlugin(config, session, owned), "racewatch-race")
     if session.collector is not None and config.known_args_namespace.race_cover_report != "none":
         config.pluginmanager.register(CoverTable(config, session), "racewatch-cover")
-    if session.warnings and "PYTEST_XDIST_WORKER" not in os.environ:
-        config.pluginmanager.register(StartWarnings(session.warnings), "racewatch-warnings")
+    if session.warnings is not None:
+        config.pluginmanager.register(Warnings(config, session.warnings), "racewatch-warnings")
 
 
 class CoverTable:
@@ -103,17 +103,33 @@ def _coverage_selection(start_dir):
         return lambda path: True
 
 
-class StartWarnings:
-    """racewatch's warnings from its start, in the terminal summary (one per pytest run: an
-    xdist worker imports what the controller does, and the controller tells)."""
+class Warnings:
+    """racewatch's warnings (modules it could not instrument), once each, in the terminal
+    summary; xdist workers send theirs to the controller. A worker's start repeats the
+    controller's, which only the controller tells."""
 
-    def __init__(self, warnings):
+    def __init__(self, config, warnings):
+        self.config = config
         self.warnings = warnings
+        self.worker = "PYTEST_XDIST_WORKER" in os.environ
+        self.at_start = len(warnings)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session):
+        output = getattr(self.config, "workeroutput", None)
+        if output is not None:
+            output["racewatch_warnings"] = self.warnings[self.at_start:]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        self.warnings += getattr(node, "workeroutput", {}).get("racewatch_warnings", [])
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter):
+        if self.worker or not self.warnings:
+            return
         terminalreporter.section("racewatch warnings", yellow=True)
-        for text in self.warnings:
+        for text in dict.fromkeys(self.warnings):
             terminalreporter.write_line(f"racewatch: warning: {text}", yellow=True)
 
 

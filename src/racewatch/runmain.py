@@ -29,7 +29,8 @@ def _strip_own_frames(tb):
 def _fresh_main():
     """A `__main__` module as the interpreter creates it at startup."""
     main = types.ModuleType("__main__")
-    main.__dict__.update(__annotations__={}, __builtins__=builtins,
+    annotations = {"__annotations__": {}} if env.MAIN_HAS_ANNOTATIONS else {}
+    main.__dict__.update(annotations, __builtins__=builtins,
                          __loader__=importlib.machinery.BuiltinImporter, __spec__=None,
                          __package__=None)
     return main
@@ -101,7 +102,8 @@ def run_path(path, args, instrument, set_path0=True):
     except OSError as exc:
         raise UsageError(f"can't open file {abspath!r}: [Errno {exc.errno}] {exc.strerror}")
     main = _fresh_main()
-    main.__dict__.update(__file__=abspath, __cached__=None,
+    cached = {"__cached__": None} if env.MODULES_HAVE_CACHED else {}
+    main.__dict__.update(__file__=abspath, **cached,
                          __loader__=importlib.machinery.SourceFileLoader("__main__", abspath))
     sys.modules["__main__"] = main
 

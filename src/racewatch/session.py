@@ -22,6 +22,7 @@ class Session:
         global current
         self.options = options
         self.warnings = warnings
+        self._warned = set()
         if options.strip_path_prefix is None:  # paths relative to the project root, as pytest's
             options.strip_path_prefix = os.path.join(roots[0], "") if roots else ""
         self.finished = False  # the summary was printed: later finish() calls change nothing
@@ -39,7 +40,7 @@ class Session:
             options=(options.include, options.exclude), use_cache=options.cache,
             race=self.race, line_probes=bool(cover),
             chained=self.collector is not None and self.collector.chains)
-        self.installed = hook.install(self.selector, self.instrumenter)
+        self.installed = hook.install(self.selector, self.instrumenter, self.warn)
         self.warn(select.imported_before_warning(select.imported_before(self.selector)))
         if self.race:
             self._hooks()
@@ -49,8 +50,9 @@ class Session:
 
     def warn(self, text):
         """A warning for the user, once, where they will see it."""
-        if not text:
+        if not text or text in self._warned:
             return
+        self._warned.add(text)
         if self.warnings is not None:
             self.warnings.append(text)
         else:
@@ -104,7 +106,7 @@ class Session:
         """Detect again after stop(), with the same state and reports."""
         if self.active:
             return
-        self.installed = hook.install(self.selector, self.instrumenter)
+        self.installed = hook.install(self.selector, self.instrumenter, self.warn)
         if self.race:
             runtime.install_api(self.engine)
             self._hooks()

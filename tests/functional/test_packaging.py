@@ -77,7 +77,7 @@ def test_build_gives_an_sdist_and_a_wheel_that_pass_twine_check(tmp_path, source
     needed = {name for name in tracked.stdout.splitlines()
               if not name.startswith(NOT_SHIPPED) and os.path.exists(os.path.join(ROOT, name))}
     assert needed - shipped == set()
-    for name in ("src/racewatch/runtime/_fast.c", "src/racewatch/cover/_counters_api.h",
+    for name in ("src/racewatch/runtime/fast/module.c", "src/racewatch/cover/_counters_api.h",
                  "src/a0_racewatch.pth", "tests/conftest.py", "fixtures", "tox.ini", "LICENSE"):
         assert name in shipped
 

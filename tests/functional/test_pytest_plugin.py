@@ -583,3 +583,18 @@ def test_race_cover_prints_a_coverage_table(project, xdist):
     assert lines > missed and row[3] == f"{100 * (lines - missed) / lines:.0f}%"
     quiet = race(project, "--race-cover", "--race-cover-report=none", *xdist)
     assert "racewatch coverage" not in quiet.stdout.str()
+
+
+def test_a_package_without_sources_is_named_once(project):
+    import py_compile
+    legacy = project.mkpydir("legacy")
+    source = legacy / "mod.py"
+    source.write_text("VALUE = 1\n")
+    py_compile.compile(str(source), cfile=str(legacy / "mod.pyc"), doraise=True)
+    source.unlink()  # installed as a .pyc alone: nothing racewatch can rewrite
+    project.makepyfile(test_legacy="import legacy.mod\n\ndef test_value():\n"
+                                   "    assert legacy.mod.VALUE == 1\n")
+    result = race(project, "test_legacy.py", "-p", "xdist", "-n", "2")
+    text = result.stdout.str()
+    assert text.count("racewatch: warning: legacy has no source files (") == 1, text
+    assert "mod.pyc is a .pyc alone), so it is not instrumented" in text

@@ -96,7 +96,11 @@ def sample_project(root):
 
 
 def user_env(wheels, **extra):
-    return clean_env(PIP_FIND_LINKS=str(wheels), PYTHONDONTWRITEBYTECODE=None, **extra)
+    """A user's shell: pip finds the racewatch wheel; nothing of an outer tox run (CI runs
+    this test inside tox's py311-c) leaks into the inner tox or venv."""
+    env = clean_env(PIP_FIND_LINKS=str(wheels), PYTHONDONTWRITEBYTECODE=None, **extra)
+    return {k: v for k, v in env.items()
+            if not k.startswith(("TOX_", "_TOX")) and k != "VIRTUAL_ENV"}
 
 
 def test_quick_start_first_command(tmp_path, source):  # noqa: F811

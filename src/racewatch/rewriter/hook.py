@@ -2,7 +2,7 @@
 
 import sys
 
-from racewatch import runtime
+from racewatch import env, runtime
 from racewatch.rewriter import cache, interop, sites
 
 
@@ -11,7 +11,8 @@ class Instrumenter:
 
     def __init__(self, options=(), use_cache=True, race=True, line_probes=False, chained=False):
         self.probes = {"race": race, "line_probes": line_probes, "chained": chained}
-        self.fingerprint = cache.fingerprint(*options, race, line_probes, chained)
+        self.fingerprint = cache.fingerprint(*options, race, line_probes, chained,
+                                             env.lazy_imports_all())
         self.use_cache = use_cache
 
     def code_for(self, path, get_original):
@@ -77,9 +78,11 @@ def _instrumentable(spec):
 class ImportHook:
     """Finds specs through the finders behind it and instruments the selected modules."""
 
-    def __init__(self, selector, instrumenter):
+    def __init__(self, selector, instrumenter, warn=None):
         self.selector = selector
         self.instrumenter = instrumenter
+        self.warn = warn  # warn(text): a selected module racewatch cannot instrument
+        self._warned = set()
 
     def find_spec(self, fullname, path=None, target=None):
         if not self.selector.wants_name(fullname):  # cheap bail-out before any file lookup
@@ -94,7 +97,18 @@ class ImportHook:
             foreign = interop.foreign_loader(spec.loader, self.instrumenter)
             if foreign is not None and self.selector.wants(fullname, spec.origin):
                 spec.loader = foreign
+            elif (self.warn is not None and (spec.origin or "").endswith(".pyc")
+                  and self.selector.wants(fullname, spec.origin)):
+                self._sourceless(fullname, spec.origin)
         return spec
+
+    def _sourceless(self, fullname, origin):
+        """Once per top-level package: its modules have no source to rewrite."""
+        top = fullname.partition(".")[0]
+        if top not in self._warned:
+            self._warned.add(top)
+            self.warn(f"{top} has no source files ({origin} is a .pyc alone), so it is not "
+                      "instrumented")
 
     def _find_elsewhere(self, fullname, path, target):
         finders = list(sys.meta_path)
@@ -131,8 +145,8 @@ class Installed:
         self.uninstall()
 
 
-def install(selector, instrumenter=None):
+def install(selector, instrumenter=None, warn=None):
     """Put the hook first on sys.meta_path; modules imported before this are left alone."""
-    hook = ImportHook(selector, instrumenter or Instrumenter())
+    hook = ImportHook(selector, instrumenter or Instrumenter(), warn)
     sys.meta_path.insert(0, hook)
     return Installed(hook)

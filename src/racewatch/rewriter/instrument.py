@@ -1,9 +1,11 @@
 """Version-agnostic pass over `bytecode` instructions: insert a runtime call before each access."""
 
+import sys
 from types import CodeType
 
-from bytecode import Bytecode, Instr
+from bytecode import Bytecode, Instr, Label
 
+from racewatch import env
 from racewatch.rewriter import chains, lines, merge, names, opcodes, scopes, sites
 
 # Code objects that could not be rewritten, as (qualname, error); the code then runs as it was.
@@ -26,10 +28,22 @@ def instrument_module(code, path, race=True, line_probes=False, chained=False):
     records describe them and the layout says where they are, for `sites.relocate`.
     """
     module_sites = sites.ModuleSites()
-    variables = scopes.global_variables(path) if path and race else None
+    variables, lazy = (scopes.module_names(path, env.lazy_imports_all()) if path and race
+                       else (None, frozenset()))
+    before = len(FAILURES)
     new_code, layout = _Pass(module_sites, variables, code, race, line_probes,
-                             chained).rewrite(code)
+                             chained, lazy).rewrite(code)
+    _warn_failures(path or code.co_filename, FAILURES[before:])
     return new_code, tuple(module_sites.records), layout
+
+
+def _warn_failures(path, failures):
+    """One line on stderr for a module some of whose code runs uninstrumented."""
+    if failures:
+        qualname, error = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        sys.stderr.write(f"racewatch: warning: {path}: {qualname}{more} not instrumented, "
+                         f"runs as compiled: {error}\n")
 
 
 # Operands of a probe call: each pushes one value, given how many the probe pushed before it
@@ -79,12 +93,13 @@ def _peak(seq):
 
 class _Pass:
     def __init__(self, module_sites, variables, root, race=True, line_probes=False,
-                 chained=False):
+                 chained=False, lazy=frozenset()):
         self.sites = module_sites
         self.race = race
         self.line_probes = line_probes
         self.chained = chained
         self.variables = variables  # global names that are locations; None: all of them
+        self.lazy = lazy  # global names bound by a `lazy import`
         self.root = root
         self.layouts = {}  # id(rewritten nested code) -> its layout, for sites.finalize
         self.handlers = {}
@@ -108,7 +123,8 @@ class _Pass:
         if is_instrumented(code):
             return code, ((), (), ())
         try:
-            new_code = self._rewrite_one(code)
+            with opcodes.raw_args(code):
+                new_code = self._rewrite_one(code)
         except Exception as exc:  # noqa: BLE001 - an odd code object must not break an import
             FAILURES.append((code.co_qualname, f"{type(exc).__name__}: {exc}"))
             return code, ((), (), ())
@@ -124,8 +140,11 @@ class _Pass:
         out = []
         changed = False
         previous = None
+        adjacent = False  # no label between `previous` and this item
         for item in bc:
-            if isinstance(item, Instr):
+            if not isinstance(item, Instr):
+                adjacent = adjacent and not isinstance(item, Label)
+            else:
                 if item.name == "LOAD_CONST" and isinstance(item.arg, CodeType):
                     child, layout = self.rewrite(item.arg)
                     if child is not item.arg:
@@ -134,14 +153,16 @@ class _Pass:
                         changed = True
                 if self.race and (previous is None
                                   or previous.name not in opcodes.NO_INSERT_AFTER):
+                    after = self._after(previous, ctx) if adjacent else []
                     probe = self._probe(item, previous, ctx, calls)
-                    if probe:
-                        for ins in probe:
-                            ins.location = item.location  # tracebacks and line events unchanged
-                        ctx.extra_stack = max(ctx.extra_stack, _peak(probe))
-                        out.extend(probe)
-                        changed = True
-                previous = item
+                    for seq, where in ((after, previous), (probe, item)):
+                        if seq:
+                            for ins in seq:
+                                ins.location = where.location  # tracebacks, line events unchanged
+                            ctx.extra_stack = max(ctx.extra_stack, _peak(seq))
+                            out.extend(seq)
+                            changed = True
+                previous, adjacent = item, True
             out.append(item)
         if self.line_probes:
             probed = lines.insert(out, lambda instr: self._line_probe(instr, ctx))
@@ -180,7 +201,22 @@ class _Pass:
             return handler(instr, previous, ctx)
         if calls and instr.name == opcodes.CALL_START:
             return self._call_site(instr, ctx)
+        if ctx.module_level and instr.name in opcodes.RETURNS:
+            return self._emit("initialized", "import", "", instr, ctx, [])
         return None
+
+    def _after(self, instr, ctx):
+        """The instructions to insert right after `instr` (straight-line code), or []."""
+        if instr.name in opcodes.IMPORT_NAMES:
+            depth = 1
+        elif instr.name in opcodes.GLOBAL_LOADS and self.lazy and \
+                opcodes.GLOBAL_LOADS[instr.name](instr.arg) in self.lazy:
+            depth = opcodes.global_value_depth(instr)
+        elif instr.name in opcodes.NAME_LOADS and instr.arg in self.lazy and ctx.module_level:
+            depth = 1
+        else:
+            return []
+        return self._emit("imported", "import", "", instr, ctx, [_stack(depth)])
 
     def _site(self, kind, key, instr, ctx, cls=sites.SiteId):
         line = instr.lineno if isinstance(instr.lineno, int) else 0
@@ -279,19 +315,23 @@ class _Pass:
 
     def _deref(self, instr, previous, ctx):
         var = instr.arg
-        if var.name == "__class__":
+        name = opcodes.deref_name(var)
+        if name == "__class__":
             return None  # zero-argument super()'s cell: set once when the class is made
         if instr.name in opcodes.DEREF_LOADS:
             api, kind = "read", "cell_read"
         else:
             api = "write"
             kind = "cell_delete" if instr.name in opcodes.DEREF_DELETES else "cell_write"
-        return self._emit_named(api, kind, var.name, instr, ctx, _cell(var))
+        return self._emit_named(api, kind, name, instr, ctx, _cell(var))
 
     # -- containers ---------------------------------------------------------------------------
 
     def _item(self, instr, previous, ctx):
-        kind, container, key = opcodes.ITEM_OPS[instr.name]
+        op = opcodes.item_op(instr)
+        if op is None:
+            return None  # an arithmetic BINARY_OP
+        kind, container, key = op
         api = "read" if kind == "item_read" else "write"
         return self._emit_keyed(api, kind, instr, ctx, _stack(container), _stack(key))
 
@@ -309,7 +349,8 @@ class _Pass:
         return self._emit_named("read", "iter", "", instr, ctx, _stack(1))
 
     def _compare(self, instr, previous, ctx):
-        if instr.arg not in opcodes.EQUALITY or previous is not None and previous.name == "LOAD_CONST":
+        if instr.arg not in opcodes.EQUALITY or (previous is not None
+                                                 and previous.name in opcodes.CONST_LOADS):
             return None  # `x == CONSTANT` never compares two containers
         return self._emit_keyed("read", "compare", instr, ctx, _stack(2), _stack(1))
 

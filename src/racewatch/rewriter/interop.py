@@ -38,8 +38,9 @@ def instrument_run_path(instrument):
     `instrument(path, code)` for a source file; `instrument` decides whether to rewrite."""
     import runpy
     real = getattr(runpy, "_get_code_from_file", None)
-    # PYVERSIONS: (run_name, fname) -> (code, fname) up to 3.12; (fname) -> code from 3.13.
-    if _arguments(real) not in (("run_name", "fname"), ("fname",)):
+    # PYVERSIONS: (run_name, fname) -> (code, fname) up to 3.12; (fname) -> code on 3.13 and
+    # 3.14; (fname, module) -> code from 3.15.
+    if _arguments(real) not in (("run_name", "fname"), ("fname",), ("fname", "module")):
         warn("runpy.run_path code is not instrumented: "
              "runpy._get_code_from_file is not as expected")
         return
@@ -48,7 +49,7 @@ def instrument_run_path(instrument):
 
     def _get_code_from_file(*args):
         result = real(*args)
-        code, fname = result if isinstance(result, tuple) else (result, args[-1])
+        code, fname = result if isinstance(result, tuple) else (result, args[0])
         if isinstance(fname, str) and fname.endswith(".py"):
             code = instrument(fname, code)
         return (code, fname) if isinstance(result, tuple) else code

@@ -10,6 +10,9 @@ import sys
 # 3.11/3.12 (measured), a third of the whole C fast path.
 API_PREFIX = "@racewatch."
 API_FUNCTIONS = ("read", "write", "call")
+# Probes written once, in Python, over either implementation's happens_before/after: they run
+# once per import, not per access.
+SHARED_FUNCTIONS = ("imported", "initialized")
 
 
 def api_name(function):
@@ -61,6 +64,9 @@ def install_api(impl):
     impl.enable(True)
     for function in API_FUNCTIONS:
         setattr(builtins, api_name(function), getattr(impl, function))
+    from racewatch.runtime import imports
+    for function in SHARED_FUNCTIONS:
+        setattr(builtins, api_name(function), getattr(imports, function))
 
 
 def uninstall_api():
@@ -68,5 +74,5 @@ def uninstall_api():
     if engine is not None:
         engine.enable(False)
     active = engine = None
-    for function in API_FUNCTIONS:
+    for function in API_FUNCTIONS + SHARED_FUNCTIONS:
         builtins.__dict__.pop(api_name(function), None)

@@ -9,7 +9,7 @@ def _nothing(*args):
 
 def _table():
     """Every hot-path name probes load, each doing nothing."""
-    return {name: _nothing for name in runtime.API_FUNCTIONS}
+    return {name: _nothing for name in runtime.API_FUNCTIONS + runtime.SHARED_FUNCTIONS}
 
 
 class Token:
