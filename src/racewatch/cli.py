@@ -92,6 +92,7 @@ def _run(args):
     start = os.path.dirname(os.path.abspath(script)) if script is not None else os.getcwd()
     roots = default_roots(script)
     session = Session(config.resolve(start, values), roots)
+    session.lead()
     _pass_to_children(values, roots)
     if script is not None:
         outcome = runmain.run_path(script, program_args, session.instrumenter.code_for)

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from racewatch import config as options_table
+from racewatch import descendants
 from racewatch.runtime import owned as own_locks
 from racewatch.runtime.inversion import HEADER as INVERSION_HEADER
 
@@ -42,6 +43,10 @@ def start(config):
             roots = [str(config.rootpath), *sessions.default_roots()]
             # pytest captures stderr while this runs: warnings go to the terminal summary
             session, owned = sessions.Session(resolved, roots, warnings=[]), True
+            if "PYTEST_XDIST_WORKER" in os.environ:  # (config.workerinput is not set yet)
+                session.reporter.tree = session.tree = None  # xdist tells the controller
+            else:
+                session.lead()
         except options_table.ConfigError as exc:
             raise pytest.UsageError(f"racewatch: {exc}") from None
     from racewatch.rewriter import interop
@@ -172,6 +177,7 @@ class RacePlugin:
         self.outside = []    # report texts of races outside any test
         self.failed = []     # nodeids of tests failed by races (every process's, where seen)
         self.workers = []    # what xdist workers sent back (on the controller)
+        self.descendants = []  # what processes started under this run found (descendants.py)
 
     def _on_race(self, record, text):
         with self._lock:
@@ -314,6 +320,11 @@ class RacePlugin:
         self.outside += [text for text, _ in fresh]
         if self._everyone("outside") and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        tree = self.session.tree
+        if tree is not None and tree.top:
+            self.descendants = tree.collect()
+            if self.descendants and session.exitstatus == 0:
+                session.exitstatus = self.session.options.exitcode
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: the controller reports for everyone
             workeroutput["racewatch"] = {"outside": self.outside,
@@ -353,12 +364,15 @@ class RacePlugin:
         if known:
             used += (f"racewatch: {known} known finding(s) not reported (baseline "
                      f"{self.session.options.baseline})\n")
-        if not pairs and not outside and not inversions and not used:
+        others = descendants.summary_lines(self.descendants)
+        if not pairs and not outside and not inversions and not used and not others:
             return
         write = terminalreporter.write_line
         terminalreporter.section("racewatch")
         if used:
             write(used.rstrip("\n"))
+        if others:
+            write(others.rstrip("\n"))
         if not pairs and not outside and not inversions:
             return
         for text in outside:

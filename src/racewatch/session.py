@@ -6,7 +6,7 @@ import os
 import sys
 import threading
 
-from racewatch import processes, runtime
+from racewatch import descendants, processes, runtime
 from racewatch.rewriter import hook, project, select, sites
 from racewatch.runtime import interceptors, lockhooks, locations, report, threads
 
@@ -28,7 +28,7 @@ class Session:
         self.finished = False  # the summary was printed: later finish() calls change nothing
         self.race = options.race
         cover = cover_mode(options)
-        self.engine = self.reporter = self.collector = None
+        self.engine = self.reporter = self.collector = self.tree = None
         if self.race:
             self._start_race()
         if cover:
@@ -47,6 +47,13 @@ class Session:
             processes.install(_current)
         self.active = True
         current = self
+
+    def lead(self):
+        """This process starts a run (`racewatch run`, the first -X race / PYTHONRACE process,
+        pytest --race): the processes it starts under racewatch record their findings for it
+        to sum up at its end, and keep their own exit status."""
+        if self.race and self.tree is None:
+            self.reporter.tree = self.tree = descendants.Tree.lead()
 
     def warn(self, text):
         """A warning for the user, once, where they will see it."""
@@ -69,6 +76,7 @@ class Session:
         self.engine = engine = runtime.load(options.runtime)
         engine.current_tid()  # the thread starting racewatch is thread 0
         self.reporter = report.Reporter(options, engine)
+        self.reporter.tree = self.tree = descendants.Tree.join()  # started under a racewatch run
         engine.configure(on_race=self.reporter.on_race, history_full=options.history == "full",
                          ignored_types=interceptors.ignored_types(),
                          shape=locations.SHAPE, accessors=locations.ACCESSORS,
@@ -121,9 +129,12 @@ class Session:
         Done here, before racewatch reports, so races in late threads and atexit handlers
         are seen; the interpreter's own later pass then finds nothing left to do.
         """
-        shutdown_threads = getattr(threading, "_shutdown", None)
-        if shutdown_threads is not None:
-            shutdown_threads()
+        from racewatch import runmain
+        # the real _shutdown: what it raises is printed as the interpreter prints it, with no
+        # frame of racewatch's patch in its traceback
+        runmain.shutdown_threads(interceptors.unpatched(threading, "_shutdown"))
+        if self.race and self.active:
+            interceptors.threads_joined()
         run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
         if run_exitfuncs is not None:
             run_exitfuncs()

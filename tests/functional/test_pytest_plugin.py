@@ -506,6 +506,36 @@ def test_same_order_again():
         ["racewatch: found 1 lock-order inversion(s) (potential deadlock)"])
 
 
+CHILD = """
+import os
+import subprocess
+import sys
+
+from counter import Counter, hammer
+
+CHILD_CODE = "from counter import Counter, hammer; hammer(Counter())"
+
+
+def test_runs_a_racy_child():
+    env = dict(os.environ, PYTHONRACE="1")
+    subprocess.check_call([sys.executable, "child.py"], env=env)  # the child's own status: 0
+"""
+
+
+@pytest.mark.parametrize("extra", [[], ["-p", "xdist", "-n", "2"]], ids=["plain", "xdist"])
+def test_races_only_in_a_child_process_fail_the_run(project, extra):
+    """The test passes (its child exits 0, as under python); the run exits 66 and its summary
+    names the child."""
+    project.makepyfile(test_child=CHILD, child="from counter import Counter, hammer\n"
+                                                "hammer(Counter())\n")
+    result = race(project, "-rA", "-k", "child", *extra)
+    result.assert_outcomes(passed=1)
+    assert result.ret == 66
+    result.stdout.fnmatch_lines(["*= racewatch =*",
+                                 "racewatch: 1 other process(es) of this run found races:",
+                                 "  pid *: 1 data race(s) in child.py"])
+
+
 def installed_project(pytester, name="demo_pkg"):
     """A src-layout project `demo` whose package was installed non-editable, as tox installs
     it: the copy the tests import lies in a `site-packages` directory, named by its RECORD."""

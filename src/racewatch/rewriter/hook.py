@@ -1,5 +1,6 @@
 """Meta-path finder that asks the rest of sys.meta_path, then wraps the loader it gets."""
 
+import _thread
 import sys
 
 from racewatch import env, runtime
@@ -14,9 +15,31 @@ class Instrumenter:
         self.fingerprint = cache.fingerprint(*options, race, line_probes, chained,
                                              env.lazy_imports_all())
         self.use_cache = use_cache
+        self.rewriting = _thread._local()  # .depth: code_for calls in progress on this thread
+
+    @staticmethod
+    def load_rewriter():
+        """Import the rewriting pass and all it imports (`bytecode`, and through it copy,
+        dataclasses, typing, dis, inspect...). Done before the hook goes in when the selection
+        could reach those modules: importing the pass lazily while one of them is being
+        imported, instrumented, would find it half-initialized."""
+        from racewatch.rewriter import instrument  # noqa: F401
+
+    def busy(self):
+        """True while this thread is rewriting: what the pass imports then is racewatch's own
+        import, never instrumented (and never re-entered while half-imported)."""
+        return getattr(self.rewriting, "depth", 0) > 0
 
     def code_for(self, path, get_original):
         """Instrumented code for the source file `path`; `get_original()` compiles it."""
+        rewriting = self.rewriting
+        rewriting.depth = getattr(rewriting, "depth", 0) + 1
+        try:
+            return self._code_for(path, get_original)
+        finally:
+            rewriting.depth -= 1
+
+    def _code_for(self, path, get_original):
         stamp = None
         entry = None
         if self.use_cache:
@@ -30,7 +53,8 @@ class Instrumenter:
             original = get_original()
             if original is None:
                 return None
-            # imported here: a warm start never needs the pass, `bytecode` or `ast`
+            # imported here: a warm start never needs the pass, `bytecode` or `ast` (see
+            # load_rewriter for when it is imported before the hook)
             from racewatch.rewriter import instrument
             entry = instrument.instrument_module(original, path, **self.probes)
             if stamp is not None:
@@ -87,6 +111,8 @@ class ImportHook:
     def find_spec(self, fullname, path=None, target=None):
         if not self.selector.wants_name(fullname):  # cheap bail-out before any file lookup
             return None
+        if self.instrumenter.busy():
+            return None  # imported by the rewriting pass itself: loaded as it is
         spec = self._find_elsewhere(fullname, path, target)
         if spec is None or spec.loader is None:
             return spec
@@ -147,6 +173,9 @@ class Installed:
 
 def install(selector, instrumenter=None, warn=None):
     """Put the hook first on sys.meta_path; modules imported before this are left alone."""
-    hook = ImportHook(selector, instrumenter or Instrumenter(), warn)
+    instrumenter = instrumenter or Instrumenter()
+    if selector.explicit:
+        instrumenter.load_rewriter()  # include patterns may name what the pass imports
+    hook = ImportHook(selector, instrumenter, warn)
     sys.meta_path.insert(0, hook)
     return Installed(hook)

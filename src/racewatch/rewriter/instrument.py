@@ -202,7 +202,7 @@ class _Pass:
         if calls and instr.name == opcodes.CALL_START:
             return self._call_site(instr, ctx)
         if ctx.module_level and instr.name in opcodes.RETURNS:
-            return self._emit("initialized", "import", "", instr, ctx, [])
+            return self._slot_token("initialized", instr, ctx, [], "UNARY_INVERT")
         return None
 
     def _after(self, instr, ctx):
@@ -216,7 +216,14 @@ class _Pass:
             depth = 1
         else:
             return []
-        return self._emit("imported", "import", "", instr, ctx, [_stack(depth)])
+        return self._slot_token("imported", instr, ctx, _stack(depth)(0), "CONTAINS_OP")
+
+    def _slot_token(self, kind, instr, ctx, operand, slot):
+        """`operand in token` or `~token`, dropped: a token whose kind has a slot of its own
+        (imports as synchronization); a slot the eval loop runs, which profilers never see."""
+        token = Instr("LOAD_CONST", self._site(kind, "", instr, ctx, sites.SlotSite))
+        op = Instr(slot, 0) if slot == "CONTAINS_OP" else Instr(slot)
+        return [*operand, token, op, Instr("POP_TOP")]
 
     def _site(self, kind, key, instr, ctx, cls=sites.SiteId):
         line = instr.lineno if isinstance(instr.lineno, int) else 0
@@ -355,11 +362,16 @@ class _Pass:
         return self._emit_keyed("read", "compare", instr, ctx, _stack(2), _stack(1))
 
     def _call_site(self, instr, ctx):
-        """`call(callee, arg0, arg1, site)` before a call with 1-3 positional arguments; the
-        runtime records an access only if the callee is a builtin accessor."""
+        """`token[callee] = arg0` before a call with one positional argument, and
+        `token[callee][arg0] = arg1` with two or three (`token[callee]` is a sink unless the
+        callee is a builtin accessor): an access only if the callee is one. Slots, not calls:
+        profilers see only the program's calls, and nothing is allocated."""
         nargs = instr.arg
         if not isinstance(nargs, int) or not 1 <= nargs <= 3:
             return None
         callee = nargs + opcodes.CALLABLE_ABOVE_ARGS
-        second = _stack(nargs - 1) if nargs >= 2 else _const(None)
-        return self._emit("call", "call", "", instr, ctx, [_stack(callee), _stack(nargs), second])
+        token = Instr("LOAD_CONST", self._site("call", "", instr, ctx, sites.SlotSite))
+        if nargs == 1:
+            return [*_stack(1)(0), token, *_stack(callee)(2), Instr("STORE_SUBSCR")]
+        return [*_stack(nargs - 1)(0), token, *_stack(callee)(2), *opcodes.subscript(),
+                *_stack(nargs)(2), Instr("STORE_SUBSCR")]

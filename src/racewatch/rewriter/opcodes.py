@@ -138,6 +138,10 @@ if env.PY314_PLUS:
 
     _ITEM_OPS["BINARY_OP"] = ("item_read", 2, 1)
 
+    def subscript():
+        """The instructions of a subscript load, `container[key]`."""
+        return [Instr("BINARY_OP", BinaryOp.SUBSCR)]
+
     def item_op(instr):
         """(kind, container depth, key depth) of a subscript instruction, or None."""
         if instr.name == "BINARY_OP" and instr.arg != BinaryOp.SUBSCR:
@@ -145,6 +149,10 @@ if env.PY314_PLUS:
         return _ITEM_OPS[instr.name]
 else:
     _ITEM_OPS["BINARY_SUBSCR"] = ("item_read", 2, 1)
+
+    def subscript():
+        """The instructions of a subscript load, `container[key]`."""
+        return [Instr("BINARY_SUBSCR")]
 
     def item_op(instr):
         """(kind, container depth, key depth) of a subscript instruction, or None."""

@@ -55,10 +55,20 @@ def _variables(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
                                  ast.Import, ast.ImportFrom)):
             variables.update(_bound_names(node))
-    for node in ast.walk(tree):
+    for node in _walk(tree):
         if isinstance(node, ast.Global):
             variables.update(node.names)
     return variables
+
+
+def _walk(tree):
+    """Every node of `tree`: ast.walk, without its `from collections import deque` at each
+    call (the module being rewritten may be a half-imported collections)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(ast.iter_child_nodes(node))
 
 
 def _module_level(body):

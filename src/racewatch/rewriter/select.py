@@ -58,6 +58,7 @@ class Selector:
 
     def __init__(self, include=(), exclude=(), roots=()):
         self.include = _pattern_regex(include)
+        self.explicit = self.include is not None  # else never the stdlib nor installed packages
         self.exclude = _pattern_regex(tuple(exclude) + ALWAYS_EXCLUDED)
         self.roots = tuple(_norm(r) for r in roots)
         self._installed = _installed_dirs() if self.include is None else set()

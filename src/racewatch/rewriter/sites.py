@@ -14,6 +14,7 @@ KINDS = {
     "item_read": K.ITEM, "item_write": K.ITEM, "item_delete": K.ITEM_DELETE,
     "slice_read": K.SLICE, "slice_write": K.SLICE, "contains": K.CONTAINS, "iter": K.ITER,
     "compare": K.EQ, "call": K.CALL,
+    "imported": K.IMPORTED, "initialized": K.INITIALIZED,
     "method_read": K.METHOD_READ, "method_write": K.METHOD_WRITE,
     "method_atomic_read": K.METHOD_ATOMIC_READ, "method_atomic_write": K.METHOD_ATOMIC_WRITE,
 }
@@ -47,6 +48,13 @@ class ReadSite(SiteId):
 
 class WriteSite(SiteId):
     """A site whose constant becomes a write probe token at load."""
+
+    __slots__ = ()
+
+
+class SlotSite(ReadSite):
+    """A token site whose kind has slots of its own (calls: `token[callee] = arg0`; imports):
+    never merged with a line probe, whose merged tokens have none of them."""
 
     __slots__ = ()
 

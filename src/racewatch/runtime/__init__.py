@@ -9,10 +9,7 @@ import sys
 # function rather than one namespace object: the extra method load costs 4-5 ns per access on
 # 3.11/3.12 (measured), a third of the whole C fast path.
 API_PREFIX = "@racewatch."
-API_FUNCTIONS = ("read", "write", "call")
-# Probes written once, in Python, over either implementation's happens_before/after: they run
-# once per import, not per access.
-SHARED_FUNCTIONS = ("imported", "initialized")
+API_FUNCTIONS = ("read", "write")
 
 
 def api_name(function):
@@ -64,9 +61,6 @@ def install_api(impl):
     impl.enable(True)
     for function in API_FUNCTIONS:
         setattr(builtins, api_name(function), getattr(impl, function))
-    from racewatch.runtime import imports
-    for function in SHARED_FUNCTIONS:
-        setattr(builtins, api_name(function), getattr(imports, function))
 
 
 def uninstall_api():
@@ -74,5 +68,5 @@ def uninstall_api():
     if engine is not None:
         engine.enable(False)
     active = engine = None
-    for function in API_FUNCTIONS + SHARED_FUNCTIONS:
+    for function in API_FUNCTIONS:
         builtins.__dict__.pop(api_name(function), None)

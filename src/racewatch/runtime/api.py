@@ -11,7 +11,8 @@ import sys
 from types import ModuleType
 
 from racewatch.runtime import held as locks_held
-from racewatch.runtime import locations, owned, shadow, stacks
+from racewatch.runtime import imports, locations, owned, shadow, stacks
+from racewatch.runtime import sitekinds as K
 from racewatch.runtime.clock import CLOCK_SHIFT, TID_MASK, join
 
 _lock = owned.lock()
@@ -217,10 +218,81 @@ class LineToken(Token):
             _probe(obj, key, self.site, self.is_write)
 
 
+class CallToken(Token):
+    """A call site's token: `token[callee] = arg0` for a call with one argument,
+    `token[callee][arg0] = arg1` with two or three; an access only if the callee is a
+    builtin accessor (see the C runtime's)."""
+
+    __slots__ = ()
+
+    def _action(self, callee):
+        action = _accessors.get(id(callee)) if _enabled else None
+        return action if action is not None and callee is action[0] else None
+
+    def __setitem__(self, callee, arg0):
+        action = self._action(callee)
+        if action is not None:
+            _probe(arg0, None, self.site, action[1], action[2])  # two frames up: the call site
+
+    def __getitem__(self, callee):
+        action = self._action(callee)
+        return _SINK if action is None else _BoundCall(self.site, action)
+
+
+class _BoundCall:
+    """`bound[arg0] = arg1`: the access of one accessor call with two or three arguments."""
+
+    __slots__ = ("site", "action")
+
+    def __init__(self, site, action):
+        self.site, self.action = site, action
+
+    def __setitem__(self, arg0, arg1):
+        _probe(arg0, arg1, self.site, self.action[1], self.action[2])
+
+
+class _Sink:
+    """`sink[arg0] = arg1`: a call that is no builtin accessor's records nothing."""
+
+    __slots__ = ()
+
+    def __setitem__(self, arg0, arg1):
+        pass
+
+
+_SINK = _Sink()
+
+
+class ImportedToken(Token):
+    """`value in token` after an import handed `value` to this thread (runtime/imports.py)."""
+
+    __slots__ = ()
+
+    def __contains__(self, value):
+        if _enabled:
+            imports.imported(value, self.site)
+        return False
+
+
+class InitializedToken(Token):
+    """`~token` at the end of a module's top-level code (runtime/imports.py)."""
+
+    __slots__ = ()
+
+    def __invert__(self):
+        if _enabled:
+            imports.published(sys._getframe(1).f_globals)
+
+
+# Kinds whose tokens have slots of their own (never merged with a line probe).
+_OWN_TOKENS = {K.CALL: CallToken, K.IMPORTED: ImportedToken, K.INITIALIZED: InitializedToken}
 _enabled = True
 
 
 def token(site, is_write, key, hit=None):
+    own = _OWN_TOKENS.get(_site_kinds[site]) if site < len(_site_kinds) else None
+    if own is not None:
+        return own(site, is_write, key)
     return Token(site, is_write, key) if hit is None else LineToken(site, is_write, key, hit)
 
 

@@ -1,5 +1,6 @@
 """Imports as synchronization: a module's top-level code happens-before every thread that an
-import (or a lazy import's first use) hands the module to."""
+import (or a lazy import's first use) hands the module to. (The C runtime's import tokens do
+the same in their slots; these serve the pure-Python one.)"""
 
 import sys
 from types import FunctionType, ModuleType
@@ -7,11 +8,11 @@ from types import FunctionType, ModuleType
 from racewatch import runtime
 
 
-def initialized(site):
-    """At the end of a module's top-level code: what it did is published with the module."""
+def published(namespace):
+    """What the module of `namespace` did at the top level happens-before its importers."""
     engine = runtime.active
     if engine is not None:
-        engine.happens_before(sys._getframe(1).f_globals)
+        engine.happens_before(namespace)
 
 
 def imported(value, site):

@@ -145,8 +145,18 @@ def _is_alive(thread, is_alive):
 def _interpreter_shutdown(shutdown):
     """After the interpreter's final wait, every finished thread happens-before atexit."""
     shutdown()
+    threads_joined()
+
+
+def threads_joined():
+    """Every finished thread happens-before what runs now (threading._shutdown has waited)."""
     for thread in threads.finished_threads():
         _engine.happens_after(thread)
+
+
+def unpatched(owner, name):
+    """What `owner.name` was before racewatch patched it."""
+    return patching.unpatched(owner, name)
 
 
 def hide_thread_bookkeeping():

@@ -9,7 +9,7 @@ def _nothing(*args):
 
 def _table():
     """Every hot-path name probes load, each doing nothing."""
-    return {name: _nothing for name in runtime.API_FUNCTIONS + runtime.SHARED_FUNCTIONS}
+    return {name: _nothing for name in runtime.API_FUNCTIONS}
 
 
 class Token:
@@ -26,6 +26,9 @@ class Token:
 
     def __setitem__(self, key, obj):
         pass
+
+    def __getitem__(self, key):
+        return self  # a call site's `token[callee][arg0] = arg1`: nothing either
 
 
 class LineToken:

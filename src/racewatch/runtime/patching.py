@@ -20,6 +20,14 @@ def patch(owner, name, replacement):
     return original
 
 
+def unpatched(owner, name):
+    """What `owner.name` was before racewatch patched it."""
+    for patched_owner, patched_name, original in _patches:
+        if patched_owner is owner and patched_name == name:
+            return original
+    return getattr(owner, name)
+
+
 def undo():
     """Put every original back, the latest patch first."""
     while _patches:

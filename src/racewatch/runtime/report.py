@@ -3,6 +3,7 @@
 import os
 import sys
 
+from racewatch import descendants
 from racewatch.rewriter.sites import SITES
 from racewatch.reports import stream as jsonl
 from racewatch.reports import text as render
@@ -188,6 +189,7 @@ class Reporter:
         self.echo = True      # write each report to the sink as it is found
         self.listeners = []   # listener(record, text) per report: the pytest plugin's attribution
         self.graph = None
+        self.tree = None      # descendants.Tree: this process's place in a run, if any
         if options.detect_deadlocks:
             from racewatch.runtime import lockorder
             self.graph = lockorder.Graph(engine.sync_name, describe_lock, self.on_inversion,
@@ -243,6 +245,8 @@ class Reporter:
             text = form(self.found)
             if self.echo or self.options.halt_on_error:
                 self.sink.write(text)
+            if self.tree is not None:  # before a halt: the top process learns of it
+                self.tree.record(self.race_count(), len(self.inversions))
         for listener in list(self.listeners):
             listener(record, text)
         if self.options.halt_on_error:
@@ -254,10 +258,17 @@ class Reporter:
         """{(site, site): times raced} of the racing pairs no suppression matched."""
         return {pair: n for pair, n in self.engine.races().items() if pair not in self.suppressed}
 
+    def race_count(self):
+        """The data races the summary counts: racing pairs grouped by their two lines."""
+        return len(render.group_pairs([site_pair(a, b, n, "")
+                                       for (a, b), n in self.pairs().items()]))
+
     def _header(self):
         return jsonl.dumps(jsonl.header(self.options.strip_path_prefix, self.options.runtime))
 
-    def summary(self):
+    def summary(self, others=()):
+        """This process's summary; `others`: what the processes it started found (the top
+        process of a run, see descendants.py)."""
         strip = self.options.strip_path_prefix
         pairs = sorted(self.pairs().items())
         inversions = len(self.inversions)
@@ -266,22 +277,27 @@ class Reporter:
             return jsonl.dumps(jsonl.summary([
                 {"id": ids.get((a, b)), "sites": [site_text(a, strip), site_text(b, strip)],
                  "accesses": [site_access(a), site_access(b)], "count": n}
-                for (a, b), n in pairs], inversions))
-        return render.summary_text([site_pair(a, b, n, strip) for (a, b), n in pairs],
-                                   inversions)
+                for (a, b), n in pairs], inversions, descendants=list(others) or None))
+        own = render.summary_text([site_pair(a, b, n, strip) for (a, b), n in pairs],
+                                  inversions) if pairs or inversions or not others else ""
+        return own + descendants.summary_lines(others)
 
     def finish(self, status):
         """Print the summary; the exit status: `exitcode` when races or lock-order inversions
-        were found and the program itself would have exited 0 (as Go's runtime does). A JSON
-        stream always ends with its summary, so a reader can tell a clean run from a killed
-        one."""
+        were found, here or (the top process of a run) in a process it started, and the
+        program itself would have exited 0 (as Go's runtime does). A process started under a
+        run keeps its own status: its findings reach the top process. A JSON stream always
+        ends with its summary, so a reader can tell a clean run from a killed one."""
         if self.options.print_suppressions:
             self.sink.write(self.suppressions.used() or "racewatch: no suppressions used\n")
-        if not self.pairs() and not self.inversions:
+        others = self.tree.collect() if self.tree is not None else []
+        if not self.pairs() and not self.inversions and not others:
             if self.json and self.echo:
                 self.sink.write(self.summary())
             return status
-        self.sink.write(self.summary())
+        self.sink.write(self.summary(others))
+        if self.tree is not None and not self.tree.top:
+            return status
         return self.options.exitcode if status == 0 else status
 
 

@@ -287,20 +287,24 @@ PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
 }
 /* A call site: if the callee is a builtin accessor, the access it makes. Callees are told
  * apart by identity (hashing them could run user code). */
-PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "call(func, a0, a1, site)"); return NULL; }
+PyObject *call_access(PyObject *func, PyObject *a0, PyObject *a1, PyObject *site_obj) {
     if (!current()) return NULL;   /* the thread exists from its first event, as in the twin */
     for (int i = 0; i < naccessors; i++) {
-        if (accessors[i].func != args[0]) continue;
+        if (accessors[i].func != func) continue;
         if (accessors[i].shape) {
-            PyObject *owner = shape_owner(args[1]);
+            PyObject *owner = shape_owner(a0);
             if (!owner) Py_RETURN_NONE;
-            return probe(owner, shape_key, args[3], 0);   /* unregistered-kind semantics */
+            return probe(owner, shape_key, site_obj, 0);   /* unregistered-kind semantics */
         }
-        if (!PyUnicode_Check(args[2])) Py_RETURN_NONE;
-        PyObject *owner = attr_owner(args[1], args[2]);
+        if (!PyUnicode_Check(a1)) Py_RETURN_NONE;
+        PyObject *owner = attr_owner(a0, a1);
         if (!owner) return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-        return probe(owner, args[2], args[3], accessors[i].is_write);
+        return probe(owner, a1, site_obj, accessors[i].is_write);
     }
     Py_RETURN_NONE;
+}
+
+PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "call(func, a0, a1, site)"); return NULL; }
+    return call_access(args[0], args[1], args[2], args[3]);
 }

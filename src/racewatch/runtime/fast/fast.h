@@ -49,7 +49,7 @@ static inline int ordered(uint64_t e, const VC *vc) {
 enum {
     K_NONE, K_ATTR, K_SUPER, K_GLOBAL, K_CELL, K_ITEM, K_ITEM_DELETE, K_SLICE, K_CONTAINS,
     K_ITER, K_EQ, K_CALL, K_METHOD_READ, K_METHOD_WRITE, K_METHOD_ATOMIC_READ,
-    K_METHOD_ATOMIC_WRITE
+    K_METHOD_ATOMIC_WRITE, K_UNUSED_16, K_IMPORTED, K_INITIALIZED
 };
 
 /* A site id: a small non-negative int, decoded without a call (-1: not one). */
@@ -283,6 +283,11 @@ extern int history_full;
 typedef struct { PyObject *func; int is_write, shape; } Accessor;
 extern Accessor accessors[MAX_ACCESSORS];
 extern int naccessors;
+/* The accessors again, by address in an open-addressed table four times their number: a
+ * callee is told apart in one or two loads. */
+#define ACCESSOR_SLOTS 128
+extern PyObject *accessor_slots[ACCESSOR_SLOTS];
+#define ACCESSOR_SLOT(func) (((uintptr_t)(func) >> 4) & (ACCESSOR_SLOTS - 1))
 
 /* ---- interned context of accesses (depot.c) --------------------------------------------- */
 
@@ -355,6 +360,15 @@ int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint
 PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *call_access(PyObject *func, PyObject *a0, PyObject *a1, PyObject *site_obj);
+
+/* Whether `func` is a builtin accessor (len, getattr...): by identity, as hashing could run
+ * user code. */
+static inline int is_accessor(PyObject *func) {
+    for (size_t i = ACCESSOR_SLOT(func); accessor_slots[i]; i = (i + 1) & (ACCESSOR_SLOTS - 1))
+        if (accessor_slots[i] == func) return 1;
+    return 0;
+}
 
 /* ---- synchronization (sync.c) ----------------------------------------------------------- */
 

@@ -16,6 +16,7 @@ PyObject *lock_order;       /* callable(tid, held, held_wheres, lock, where), or
 
 Accessor accessors[MAX_ACCESSORS];
 int naccessors;
+PyObject *accessor_slots[ACCESSOR_SLOTS];
 
 static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     static char *names[] = {"on_race", "history_full", "ignored_types", "shape", "accessors",
@@ -45,12 +46,16 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
         Py_ssize_t pos = 0;
         PyObject *func, *spec;
         naccessors = 0;
+        memset(accessor_slots, 0, sizeof(accessor_slots));
         while (PyDict_Next(table, &pos, &func, &spec) && naccessors < MAX_ACCESSORS) {
             PyObject *how = PyTuple_GetItem(spec, 1);
             if (!how) return NULL;
             accessors[naccessors].func = Py_NewRef(func);
             accessors[naccessors].is_write = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 0));
             accessors[naccessors].shape = PyUnicode_CompareWithASCIIString(how, "shape") == 0;
+            size_t slot = ACCESSOR_SLOT(func);
+            while (accessor_slots[slot]) slot = (slot + 1) & (ACCESSOR_SLOTS - 1);
+            accessor_slots[slot] = func;   /* MAX_ACCESSORS < ACCESSOR_SLOTS: never full */
             naccessors++;
         }
     }
