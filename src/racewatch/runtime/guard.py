@@ -9,12 +9,13 @@ and no other thread is still inside. (Another thread asking `gc.isenabled()` in 
 sees False; the C runtime, which runs no Python code under its locks, needs none of this.)
 """
 
-import _thread
 import gc
 
+from racewatch.runtime import owned
+
 # [the twin's state lock, the lock of _paused] (reentrant: a collection may start in _pause,
-# see there); replaced in a fork child
-_locks = [_thread.RLock(), _thread.RLock()]
+# see there), racewatch's own (never the program's); replaced in a fork child
+_locks = [owned.rlock(), owned.rlock()]
 _paused = [0, False]  # threads inside or about to be, whether gc was enabled before
 
 
@@ -56,7 +57,7 @@ guard = Guard()
 
 def reset_after_fork():
     """In a fork child only this thread runs: the locks are new, collections as they were."""
-    _locks[:] = [_thread.RLock(), _thread.RLock()]
+    _locks[:] = [owned.rlock(), owned.rlock()]
     if _paused[0] and _paused[1]:
         gc.enable()
     _paused[:] = [0, False]

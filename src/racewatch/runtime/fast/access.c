@@ -11,8 +11,11 @@ static inline int seen(uint64_t last, uint32_t last_site, uint64_t now, int atom
     return !raced || last_site == site;
 }
 
-static inline int conflicts(const Access *prev, int atomic, const VC *vc) {
-    return prev->epoch && !(atomic && (prev->epoch & 1)) && !ordered(prev->epoch, vc);
+/* An earlier access races with this one: unordered, not both atomic, and not both made
+ * while holding one lock (with an inner lock, holding it is all that orders them). */
+static inline int conflicts(const Access *prev, int atomic, const VC *vc, uint32_t locks) {
+    return prev->epoch && !(atomic && (prev->epoch & 1)) && !ordered(prev->epoch, vc) &&
+           !extra_shares_lock(prev->extra, locks);
 }
 
 /* FastTrack's same-epoch test on a cell's state (nothing new to learn from this access). */
@@ -31,9 +34,10 @@ static int same_as_last(const CellState *s, uintptr_t key, ThreadState *t, uint6
 static int update(CellState *st, ThreadState *t, uint64_t now, uint32_t site, uint32_t extra,
                   int is_write, int atomic, Found **found, int *nfound) {
     const VC *vc = &t->vc;
+    uint32_t locks = t->lockset;
     Access last_write = {st->w, st->c.w_site, st->c.w_extra};
     Access mine = {now, site, extra};
-    if (conflicts(&last_write, atomic, vc)) (*found)[(*nfound)++] = (Found){last_write, 1};
+    if (conflicts(&last_write, atomic, vc, locks)) (*found)[(*nfound)++] = (Found){last_write, 1};
     if (is_write) {
         if (IS_SHARED(st->r)) {
             Shared *sh = SHARED_OF(st->r);
@@ -44,12 +48,12 @@ static int update(CellState *st, ThreadState *t, uint64_t now, uint32_t site, ui
                 *found = more;
             }
             for (uint32_t k = 0; k < sh->n; k++)
-                if (conflicts(&sh->a[k], atomic, vc))
+                if (conflicts(&sh->a[k], atomic, vc, locks))
                     (*found)[(*nfound)++] = (Found){sh->a[k], 0};
             readset_release(sh);
         } else {
             Access last_read = {st->r, st->c.r.one.site, st->c.r.one.extra};
-            if (conflicts(&last_read, atomic, vc)) (*found)[(*nfound)++] = (Found){last_read, 0};
+            if (conflicts(&last_read, atomic, vc, locks)) (*found)[(*nfound)++] = (Found){last_read, 0};
         }
         st->w = now;
         st->c.w_site = site;
@@ -88,6 +92,7 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     Py_hash_t hash;
     uint8_t safe;
     if (key_info(key, &hash, &safe) < 0) return NULL;
+    if (t->locks_dirty && refresh_lockset(t) < 0) return NULL;   /* may run GC */
     uint64_t now = t->epoch | atomic;
 
     Record *rec = table_get(&objects, target);
@@ -275,6 +280,7 @@ static inline int same_epoch_kind(ThreadState *t, PyObject *obj, PyObject *key, 
     switch (kind) {
     case K_ATTR:
         owner = fast_attr_owner(obj, key, is_write);
+        if (owner == NO_LOCATION) return 1;
         if (!owner) return 0;
         break;
     case K_GLOBAL: owner = PyEval_GetGlobals(); break;

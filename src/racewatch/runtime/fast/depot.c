@@ -11,11 +11,12 @@ static Lock depot_lock;
 static PyObject *lockset_ids;      /* dict: tuple of sync ids -> int */
 static PyObject *lockset_list;     /* list: id -> tuple */
 
-int intern_lockset(ThreadState *t) {
-    PyObject *tuple = PyTuple_New(t->nheld);
+/* The id of the set of sorted lock ids `ids`; -1 on error. */
+int64_t intern_ids(const uint32_t *ids, uint32_t n) {
+    PyObject *tuple = PyTuple_New(n);
     if (!tuple) return -1;
-    for (uint32_t i = 0; i < t->nheld; i++) {
-        PyObject *v = PyLong_FromUnsignedLong(t->held_id[i]);
+    for (uint32_t i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(ids[i]);
         if (!v) { Py_DECREF(tuple); return -1; }
         PyTuple_SET_ITEM(tuple, i, v);
     }
@@ -33,6 +34,15 @@ int intern_lockset(ThreadState *t) {
     }
     UNLOCK(&depot_lock);
     Py_DECREF(tuple);
+    return value;
+}
+
+int intern_lockset(ThreadState *t) {
+    uint32_t small[16] = {0}, *ids = t->nheld <= 16 ? small : PyMem_RawMalloc(t->nheld * sizeof(uint32_t));
+    if (!ids) { PyErr_NoMemory(); return -1; }
+    for (uint32_t i = 0; i < t->nheld; i++) ids[i] = t->held[i].id;
+    int64_t value = intern_ids(ids, t->nheld);
+    if (ids != small) PyMem_RawFree(ids);
     if (value < 0) return -1;
     t->lockset = (uint32_t)value;
     return 0;
@@ -125,6 +135,31 @@ void extra_parts(uint32_t id, uint32_t *lockset, uint32_t *stack) {
     *lockset = known ? extra_lockset[id] : 0;
     *stack = known ? extra_stack[id] : 0;
     UNLOCK(&depot_lock);
+}
+
+/* Whether the lockset of access context `extra` and lockset `locks` share a lock (both
+ * tuples are sorted). Only ints are read under the depot's lock: no code runs. */
+int extra_shares_lock(uint32_t extra, uint32_t locks) {
+    if (!extra || !locks) return 0;
+    int common = 0;
+    LOCK(&depot_lock);
+    uint32_t a = extra < nextra ? extra_lockset[extra] : 0;
+    Py_ssize_t size = PyList_GET_SIZE(lockset_list);
+    if (a && a == locks) {
+        common = 1;
+    } else if (a && a < size && locks < size) {
+        PyObject *x = PyList_GET_ITEM(lockset_list, a), *y = PyList_GET_ITEM(lockset_list, locks);
+        Py_ssize_t i = 0, j = 0, nx = PyTuple_GET_SIZE(x), ny = PyTuple_GET_SIZE(y);
+        while (i < nx && j < ny && !common) {
+            unsigned long u = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(x, i));
+            unsigned long v = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(y, j));
+            if (u == v) common = 1;
+            else if (u < v) i++;
+            else j++;
+        }
+    }
+    UNLOCK(&depot_lock);
+    return common;
 }
 
 static PyObject *tuple_at(PyObject *list, uint32_t id) {

@@ -82,6 +82,7 @@ static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
         retire(rec->index, PyMem_RawFree);
     } else {
         account(-(Py_ssize_t)sizeof(SyncVar));
+        if (((SyncVar *)tr)->id) lock_var_died((SyncVar *)tr);
         retire(((SyncVar *)tr)->vc.c, PyMem_RawFree);
     }
     if (tr->ref && !tr->strong) ((Ref *)tr->ref)->owner = NULL;   /* hooked: ref is NULL */

@@ -9,14 +9,11 @@ uint8_t *site_kinds;
 size_t nsite_kinds;
 PyObject *on_race;          /* callable(event) or NULL */
 PyObject *ignored_types;    /* tuple of types whose instances are never shared */
-PyObject *proxy_types;      /* dict: lock type -> None or callable giving its clock obj */
-PyTypeObject *proxied[MAX_PROXIED];   /* the keys of proxy_types */
-int nproxied;
 PyObject *shape_key;        /* the key of a container's shape (locations.SHAPE) */
 PyTypeObject *deque_type;   /* collections.deque */
 PyTypeObject *defaultdict_type;   /* collections.defaultdict */
 int history_full;
-PyObject *lock_order;       /* callable(tid, held, held_sites, lock, site), or NULL: off */
+PyObject *lock_order;       /* callable(tid, held, held_wheres, lock, where), or NULL: off */
 
 Accessor accessors[MAX_ACCESSORS];
 int naccessors;
@@ -50,14 +47,13 @@ static void config_set(PyObject **slot, PyObject *obj) {
 }
 
 static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
-    static char *names[] = {"on_race", "history_full", "ignored_types", "proxy_types",
-                            "shape", "accessors", "deque_type",
-                            "defaultdict_type", "lock_order", NULL};
-    PyObject *race = Py_None, *ignored = NULL, *proxies = NULL, *shape = NULL;
+    static char *names[] = {"on_race", "history_full", "ignored_types", "shape", "accessors",
+                            "deque_type", "defaultdict_type", "lock_order", NULL};
+    PyObject *race = Py_None, *ignored = NULL, *shape = NULL;
     PyObject *table = NULL, *deque = NULL, *ddict = NULL, *order = Py_None;
     int full = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOOOOOOO", names, &race, &full, &ignored,
-                                     &proxies, &shape, &table, &deque, &ddict, &order))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOOOOOO", names, &race, &full, &ignored,
+                                     &shape, &table, &deque, &ddict, &order))
         return NULL;
     config_set(&on_race, race == Py_None ? NULL : Py_NewRef(race));
     config_set(&lock_order, order == Py_None ? NULL : Py_NewRef(order));
@@ -65,16 +61,6 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     PyObject *tuple = ignored ? PySequence_Tuple(ignored) : PyTuple_New(0);
     if (!tuple) return NULL;
     config_set(&ignored_types, tuple);
-    PyObject *dict = proxies && proxies != Py_None ? PyDict_Copy(proxies) : PyDict_New();
-    if (!dict) return NULL;
-    /* the lock types, for the pointer test sync() makes before anything else */
-    int n = 0;
-    Py_ssize_t pos = 0;
-    PyObject *tp, *how;
-    while (PyDict_Next(dict, &pos, &tp, &how) && n < MAX_PROXIED)
-        if (PyType_Check(tp)) STORE(&proxied[n++], (PyTypeObject *)tp);
-    config_set(&proxy_types, dict);
-    STORE_REL(&nproxied, n);
     if (shape) config_set(&shape_key, Py_NewRef(shape));
     if (deque && PyType_Check(deque)) {
         deque_type = (PyTypeObject *)Py_NewRef(deque);
@@ -142,8 +128,8 @@ static PyObject *fast_current_tid(PyObject *m, PyObject *noargs) {
  * another thread held at the fork are free again. */
 static PyObject *fast_reset_after_fork(PyObject *m, PyObject *noargs) {
     memset(&config_lock, 0, sizeof(config_lock));
+    guards_after_fork();
     locks_after_fork();
-    sync_after_fork();
     depot_after_fork();
     readsets_after_fork();
     forget_threads();
@@ -156,6 +142,7 @@ static PyObject *fast_reset_after_fork(PyObject *m, PyObject *noargs) {
     strong_after_fork();
     free_all((Tracked **)all, n);
     PyMem_RawFree(all);
+    forget_locks();
     report_after_fork();
     Py_RETURN_NONE;
 }
@@ -204,9 +191,8 @@ static PyMethodDef module_methods[] = {
     FAST(read, "read(obj, key, site): a plain read of the location (obj, key)."),
     FAST(write, "write(obj, key, site): a plain write of the location (obj, key)."),
     FAST(call, "call(func, a0, a1, site): if func is a builtin accessor, its access."),
-    FAST(acquire, "acquire(sync, site): a lock was acquired."),
-    FAST(release, "release(sync, site): a lock is about to be released."),
-    FAST(sync, "sync(obj, site): obj, or a proxy recording its acquire/release if a lock."),
+    FAST(lock_acquired, "lock_acquired(lock, flags, count): a lock was acquired."),
+    FAST(lock_released, "lock_released(lock, flags, count): a lock is about to be released."),
     FAST(token, "token(site, is_write, key, hit=None): the constant of a token probe site; "
          "with a hit token, it also counts the run of its line (a merged probe)."),
     {"enable", fast_enable, METH_O, "enable(flag): token probes record (True) or not."},
@@ -214,12 +200,13 @@ static PyMethodDef module_methods[] = {
     {"happens_after", fast_happens_after, METH_O, "Acquire-like edge on obj."},
     {"thread_end", fast_thread_end, METH_O, "The calling thread ends; obj is its Thread."},
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_VARARGS | METH_KEYWORDS,
-     "configure(on_race, history_full, ignored_types, proxy_types, shape, "
-     "accessors, deque_type, defaultdict_type, lock_order)."},
+     "configure(on_race, history_full, ignored_types, shape, accessors, deque_type, "
+     "defaultdict_type, lock_order)."},
     {"register_sites", fast_register_sites, METH_VARARGS, "register_sites(base, kinds)."},
     {"current_tid", fast_current_tid, METH_NOARGS, "The calling thread's id (0: main)."},
     {"races", fast_races, METH_NOARGS, "{(site, site): count} of racing site pairs."},
     {"sync_name", fast_sync_name, METH_O, "(type, address) of lock M<id>, or None."},
+    {"dead_locks", fast_dead_locks, METH_NOARGS, "ids of locks that died since (or None)."},
     {"reset_after_fork", fast_reset_after_fork, METH_NOARGS, "Start over in a fork child."},
     {"stats", fast_stats, METH_NOARGS, "Sizes of the runtime's tables."},
     {"watch_death", fast_watch_death, METH_O,
@@ -234,7 +221,7 @@ static PyMethodDef module_methods[] = {
 static int exec_module(PyObject *m) {
     static int ready;
     if (!ready) {
-        if (locks_init() < 0 || lifetime_init() < 0 || sync_init() < 0 || tokens_init() < 0 ||
+        if (guards_init() < 0 || lifetime_init() < 0 || tokens_init() < 0 ||
             depot_init() < 0 || locations_init() < 0)
             return -1;
         reported = PyDict_New();
@@ -243,7 +230,13 @@ static int exec_module(PyObject *m) {
         if (!reported || !ignored_types || !shape_key) return -1;
         ready = 1;
     }
-    return PyModule_AddObjectRef(m, "SyncProxy", (PyObject *)&SyncProxyType);
+    /* how the lock hooks (runtime/_locks.c) reach this runtime without a Python call */
+    PyObject *sink = locks_sink_capsule();
+    if (!sink || PyModule_AddObject(m, "lock_sink", sink) < 0) {
+        Py_XDECREF(sink);
+        return -1;
+    }
+    return 0;
 }
 
 static PyModuleDef_Slot module_slots[] = {
