@@ -92,7 +92,7 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     Py_hash_t hash;
     uint8_t safe;
     if (key_info(key, &hash, &safe) < 0) return NULL;
-    if (t->locks_dirty && refresh_lockset(t) < 0) return NULL;   /* may run GC */
+    if (LOAD(&t->locks_dirty) && refresh_lockset(t) < 0) return NULL;   /* may run GC */
     uint64_t now = t->epoch | atomic;
 
     Record *rec = table_get(&objects, target);

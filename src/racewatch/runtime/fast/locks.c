@@ -205,10 +205,13 @@ PyObject *fast_sync_name(PyObject *m, PyObject *id) {
 }
 
 PyObject *fast_dead_locks(PyObject *m, PyObject *noargs) {
-    if (!LOAD(&ndead)) Py_RETURN_NONE;
     LOCK(&locks_lock);
     uint32_t n = ndead;
-    uint32_t *ids = PyMem_RawMalloc((n ? n : 1) * sizeof(uint32_t));
+    if (!n) {
+        UNLOCK(&locks_lock);
+        Py_RETURN_NONE;
+    }
+    uint32_t *ids = PyMem_RawMalloc(n * sizeof(uint32_t));
     if (ids) {
         memcpy(ids, dead, n * sizeof(uint32_t));
         ndead = 0;

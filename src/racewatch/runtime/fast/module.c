@@ -41,7 +41,7 @@ int dict_get_ref(PyObject *dict, PyObject *key, PyObject **value) {
 static void config_set(PyObject **slot, PyObject *obj) {
     LOCK(&config_lock);
     PyObject *old = *slot;
-    *slot = obj;
+    STORE(slot, obj);   /* fast paths test it without the lock */
     UNLOCK(&config_lock);
     Py_XDECREF(old);
 }
