@@ -1,9 +1,9 @@
 """Small-int site ids for probes, and the process-wide table that maps them back to source."""
 
-import _thread
 from collections import namedtuple
 from types import CodeType
 
+from racewatch.runtime import forksafe
 from racewatch.runtime import sitekinds as K
 
 # Site kinds, as reports name them, and what each tells the runtime (runtime/sitekinds.py).
@@ -143,7 +143,7 @@ class SiteTable:
 
     def __init__(self):
         self._sites = [Site("", 0, "", "", "")]
-        self._lock = _thread.allocate_lock()  # imports in two threads may register at once
+        self._lock = forksafe.lock()  # imports in two threads may register at once
         self.listeners = []  # called with (base, records) after each registration
 
     def register(self, file, records):

@@ -11,7 +11,7 @@ import _thread
 import itertools
 
 from racewatch.rewriter.sites import SITES
-from racewatch.runtime import stacks
+from racewatch.runtime import forksafe, stacks
 
 MAX_CYCLE = 8          # longer cycles are not searched (TSan bounds its search too)
 MAX_PATHS = 1000       # simple paths explored per new edge
@@ -87,7 +87,7 @@ class Graph:
 
     def reset(self):
         """Start empty (also in a fork child, where another thread may have held the lock)."""
-        self._lock = _thread.allocate_lock()
+        self._lock = forksafe.lock()
         # A finalizer run by an allocation inside an update may take locks and call back in:
         # such calls wait in the thread's `pending` list instead of taking the lock twice.
         self._local = _thread._local()

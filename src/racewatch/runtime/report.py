@@ -1,6 +1,5 @@
 """Race records, their text and JSON forms, where they go, and the exit status they imply."""
 
-import _thread
 import os
 import sys
 
@@ -8,7 +7,7 @@ from racewatch import descendants
 from racewatch.rewriter.sites import SITES
 from racewatch.reports import stream as jsonl
 from racewatch.reports import text as render
-from racewatch.runtime import locations, stacks, suppress, threads
+from racewatch.runtime import forksafe, locations, stacks, suppress, threads
 from racewatch.runtime.parts import frames_text, strip_path, thread_origins  # noqa: F401
 
 
@@ -201,7 +200,7 @@ class Reporter:
         self.records = []        # the Race or lockorder.Inversion of every report, in order
         self.inversions = []     # the lock-order inversions among them
         self.suppressed = set()  # site pairs a suppression or the baseline matched: never counted
-        self._lock = _thread.allocate_lock()  # reports from two threads must not interleave
+        self._lock = forksafe.lock()  # reports from two threads must not interleave
         self.suppressions.fired.clear()
         if self.baseline is not None:
             self.baseline.matched = 0
