@@ -8,12 +8,12 @@ Under pytest-xdist every worker has its own session and sends its findings to th
 
 import contextlib
 import os
-import threading
 
 import pytest
 
 from racewatch import config as options_table
 from racewatch import descendants
+from racewatch.runtime import owned as own_locks
 from racewatch.runtime.inversion import HEADER as INVERSION_HEADER
 
 FAILED = "race detected during execution of test"
@@ -167,7 +167,7 @@ class RacePlugin:
         # Reports reach the terminal through test reports; files still get every report.
         self.reporter.echo = session.options.log_path not in ("stderr", "stdout")
         self.reporter.listeners.append(self._on_race)
-        self._lock = threading.Lock()
+        self._lock = own_locks.lock()
         self._texts = {}     # racing pair -> (its report, the test running when it was found)
         self._counts = {}    # racing pair -> times raced, at the last phase boundary
         self._running = None  # nodeid of the test running now

@@ -8,7 +8,7 @@ import threading
 
 from racewatch import descendants, processes, runtime
 from racewatch.rewriter import hook, project, select, sites
-from racewatch.runtime import interceptors, locations, report, threads
+from racewatch.runtime import interceptors, lockhooks, locations, report, threads
 
 # The session of this process, whoever started it (racewatch run, -X race / PYTHONRACE,
 # pytest --race, racewatch.start()); None when racewatch is not running here.
@@ -43,8 +43,7 @@ class Session:
         self.installed = hook.install(self.selector, self.instrumenter, self.warn)
         self.warn(select.imported_before_warning(select.imported_before(self.selector)))
         if self.race:
-            interceptors.install(self.engine)  # after the hook: it patches what it instruments
-            self._lock_factories()
+            self._hooks()
             processes.install(_current)
         self.active = True
         current = self
@@ -66,10 +65,11 @@ class Session:
         else:
             sys.stderr.write(f"racewatch: warning: {text}\n")
 
-    def _lock_factories(self):
-        if self.reporter.graph is not None:
-            from racewatch.runtime import lockorder
-            interceptors.lock_factories(lockorder.created)
+    def _hooks(self):
+        """Locks report their events, then the primitives are patched (after the import hook:
+        it patches what it instruments)."""
+        lockhooks.install(self.engine, track_creation=self.reporter.graph is not None)
+        interceptors.install(self.engine)
 
     def _start_race(self):
         options = self.options
@@ -79,7 +79,6 @@ class Session:
         self.reporter.tree = self.tree = descendants.Tree.join()  # started under a racewatch run
         engine.configure(on_race=self.reporter.on_race, history_full=options.history == "full",
                          ignored_types=interceptors.ignored_types(),
-                         proxy_types=interceptors.proxy_types(),
                          shape=locations.SHAPE, accessors=locations.ACCESSORS,
                          deque_type=collections.deque, defaultdict_type=collections.defaultdict,
                          lock_order=self.reporter.graph and self.reporter.graph.on_edges)
@@ -89,6 +88,8 @@ class Session:
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self):
+        lockhooks.after_fork()
+        interceptors.hide_thread_bookkeeping()  # threading made new ones in the child
         self.engine.reset_after_fork()
         threads.reset()
         self.reporter.reset()
@@ -103,6 +104,7 @@ class Session:
         self.installed.uninstall()
         if self.race:
             interceptors.uninstall()
+            lockhooks.uninstall()
         null.install()
         if self.collector is not None:
             self.collector.unbind()  # coverage stops with racewatch
@@ -115,8 +117,7 @@ class Session:
         self.installed = hook.install(self.selector, self.instrumenter, self.warn)
         if self.race:
             runtime.install_api(self.engine)
-            interceptors.install(self.engine)
-            self._lock_factories()
+            self._hooks()
             processes.install(_current)
         if self.collector is not None:
             self.collector.bind()

@@ -48,11 +48,12 @@ def marked_lines(name, mark=MARK):
     return marks
 
 
-def run_fixture(name, tmp_path, *options, kind="race"):
-    """Run a fixture under racewatch; returns (process, records of `kind` of every process)."""
+def run_fixture(name, tmp_path, *options, kind="race", command=racewatch_args):
+    """Run a fixture under racewatch (`command(*args)` is the argv of `racewatch run ARGS`);
+    returns (process, records of `kind` of every process)."""
     log = tmp_path / "race"
-    proc = run(racewatch_args("--format=json", f"--log-path={log}", *options,
-                              os.path.join(FIXTURES, name)), cwd=FIXTURES)
+    proc = run(command("--format=json", f"--log-path={log}", *options,
+                       os.path.join(FIXTURES, name)), cwd=FIXTURES)
     records = []
     for path in glob.glob(f"{log}.*"):
         with open(path, encoding="utf-8") as f:

@@ -79,12 +79,10 @@ def test_object_lifetimes():
                           "yielded future alive after del: False")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 3: locks replaced by functions (branch sync)")
 def test_threading_objects_pickle_as_under_python():
     assert_same_as_python(["same_pickle.py"], 0, "Lock pickled: True", "RLock pickled: True")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 3: locks replaced by functions (branch sync)")
 def test_spawn_and_forkserver_managers():
     assert_same_as_python(["same_manager.py"], 0, "spawn {'x': 1}\nforkserver {'x': 1}\n")
 
@@ -100,8 +98,6 @@ def test_profilers_see_only_the_programs_calls():
 
 @pytest.mark.skipif(RUNTIME == "python", reason="the pure-Python runtime's probes are Python "
                                                 "functions, which profilers see")
-@pytest.mark.xfail(strict=True, reason="issue 16 item 3: lock call sites go through a proxy "
-                                       "and locks are made by racewatch functions (branch sync)")
 def test_profilers_see_the_locks_own_methods():
     assert_same_as_python(["same_profile_locks.py"], 0,
                           "cProfile <method 'acquire' of '_thread.lock' objects> 100")

@@ -16,6 +16,7 @@ import time
 from racewatch import runtime
 from racewatch.cover import atomicwrite, countsfile, escapes
 from racewatch.rewriter import sites
+from racewatch.runtime import owned
 
 # The collector of this process, if coverage is on (there is one at most).
 current = None
@@ -48,7 +49,7 @@ class Collector:
         self.start_dir = start_dir or os.getcwd()
         self.flush_interval = flush_interval
         self.files = {}  # registered path -> [real path, sha256, [(site, line), ...]]
-        self.lock = _thread.RLock()  # one write at a time: exit, timer, SIGTERM
+        self.lock = owned.rlock()  # one write at a time: exit, timer, SIGTERM
         self.settings = None  # the user's coverage configuration, read at the first flush
         self.written_final = False
         self.writing_final = False  # the final write is under way (SIGTERM's handler waits)
@@ -211,7 +212,7 @@ class Collector:
         the child, which never counted the line before: those are counted as started."""
         self.counters.reset()
         self.started = self._unfinished(escapes.places_of(sys._getframe()))
-        self.lock = _thread.RLock()
+        self.lock = owned.rlock()
         self.written_final = self.writing_final = False
         self._new_process()
         _catch_sigterm(self)  # the child's own timer, for its own main thread

@@ -106,7 +106,7 @@ class _Pass:
         for table, handler in (
                 (opcodes.ATTR_LOADS, self._attr_load), (opcodes.ATTR_STORES, self._attr_store),
                 (opcodes.ATTR_DELETES, self._attr_delete), (opcodes.SUPER_LOADS, self._super),
-                (opcodes.WITH_ENTERS, self._with), (opcodes.IMPORT_FROMS, self._import_from),
+                (opcodes.IMPORT_FROMS, self._import_from),
                 (opcodes.GLOBAL_LOADS, self._global_load),
                 (opcodes.GLOBAL_STORES | opcodes.GLOBAL_DELETES, self._global_store),
                 (opcodes.NAME_LOADS, self._name_load),
@@ -277,10 +277,7 @@ class _Pass:
     def _attr_load(self, instr, previous, ctx):
         attr = opcodes.ATTR_LOADS[instr.name](instr.arg)
         kind = names.CONTAINER_METHODS.get(attr, "read")
-        probe = self._emit_named("read", kind, attr, instr, ctx, _stack(1))
-        if attr in opcodes.SYNC_METHOD_NAMES and opcodes.is_method_load(instr):
-            probe += self._sync(instr, ctx)
-        return probe
+        return self._emit_named("read", kind, attr, instr, ctx, _stack(1))
 
     def _attr_store(self, instr, previous, ctx):
         return self._emit_named("write", "write", instr.arg, instr, ctx, _stack(1))
@@ -296,21 +293,6 @@ class _Pass:
         key = opcodes.SUPER_LOADS[instr.name](instr.arg)
         depth = opcodes.SUPER_CLASS_DEPTH
         return self._emit_named("read", "super_read", key, instr, ctx, _pair(depth, depth - 1))
-
-    # -- locks --------------------------------------------------------------------------------
-
-    def _with(self, instr, previous, ctx):
-        copies = opcodes.WITH_ENTERS[instr.name](instr.arg)
-        return self._sync(instr, ctx, copies) if copies else None
-
-    def _sync(self, instr, ctx, copies=1):
-        """Replace the object on top of the stack (and the copies of it right below) by
-        `sync(obj, site)`."""
-        seq = self._emit("sync", "sync", "", instr, ctx, [_stack(1)])
-        seq[-1:] = [Instr("SWAP", 2), Instr("POP_TOP")]  # keep the result, drop the original
-        for _ in range(copies - 1):  # [x, sync] -> [sync, sync]
-            seq += [Instr("COPY", 1), Instr("SWAP", 3), Instr("POP_TOP")]
-        return seq
 
     # -- globals and closure cells ------------------------------------------------------------
 

@@ -30,33 +30,8 @@ else:
 # instance attribute), so both forms are instrumented.
 if env.PY311:
     ATTR_LOADS = {"LOAD_ATTR": lambda arg: arg, "LOAD_METHOD": lambda arg: arg}
-
-    def is_method_load(instr):
-        return instr.name == "LOAD_METHOD"
 else:
     ATTR_LOADS = {"LOAD_ATTR": lambda arg: arg[1]}
-
-    def is_method_load(instr):
-        return instr.name == "LOAD_ATTR" and instr.arg[0]
-
-# Lock call sites: `x.acquire()` / `x.release()` (and `x.__enter__()` / `x.__exit__()`, as an
-# async context manager wrapping a lock calls them) load these names in the method form (only
-# then is the bound method consumed by the call and never seen by the program), and `with x:`.
-# Before either, each copy of x on the stack is swapped for the runtime's `sync(obj, site)`:
-# obj itself, or a proxy that records the acquire/release when obj is a lock.
-SYNC_METHOD_NAMES = {"acquire", "release", "__enter__", "__exit__"}
-# PYVERSIONS: `with x:` is `BEFORE_WITH` on 3.11-3.13 (stack [..., x]); 3.14 spells it
-# `COPY 1; LOAD_SPECIAL __exit__; SWAP 2; SWAP 3; LOAD_SPECIAL __enter__; CALL 0`, so the probe
-# goes before `LOAD_SPECIAL __exit__`, with x twice on the stack. Maps the opname to a test of
-# the argument giving how many copies of x to swap (0: none). `async with` is left alone: no
-# lock type has __aenter__ (a proxy would only change the TypeError), and an async context
-# manager wrapping a lock calls its methods, which are lock call sites themselves.
-if env.PY314_PLUS:
-    from bytecode.instr import SpecialMethod
-
-    WITH_ENTERS = {"LOAD_SPECIAL": lambda arg: 2 if arg == SpecialMethod.EXIT else 0}
-else:
-    WITH_ENTERS = {"BEFORE_WITH": lambda arg: 1}
 
 # `STORE_ATTR name`: stack [..., value, obj]. `DELETE_ATTR name`: stack [..., obj].
 ATTR_STORES = {"STORE_ATTR"}

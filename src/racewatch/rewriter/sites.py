@@ -3,7 +3,7 @@
 from collections import namedtuple
 from types import CodeType
 
-from racewatch.runtime import forksafe
+from racewatch.runtime import owned
 from racewatch.runtime import sitekinds as K
 
 # Site kinds, as reports name them, and what each tells the runtime (runtime/sitekinds.py).
@@ -13,7 +13,7 @@ KINDS = {
     "cell_read": K.CELL, "cell_write": K.CELL, "cell_delete": K.CELL,
     "item_read": K.ITEM, "item_write": K.ITEM, "item_delete": K.ITEM_DELETE,
     "slice_read": K.SLICE, "slice_write": K.SLICE, "contains": K.CONTAINS, "iter": K.ITER,
-    "compare": K.EQ, "call": K.CALL, "sync": K.SYNC,
+    "compare": K.EQ, "call": K.CALL,
     "imported": K.IMPORTED, "initialized": K.INITIALIZED,
     "method_read": K.METHOD_READ, "method_write": K.METHOD_WRITE,
     "method_atomic_read": K.METHOD_ATOMIC_READ, "method_atomic_write": K.METHOD_ATOMIC_WRITE,
@@ -143,7 +143,7 @@ class SiteTable:
 
     def __init__(self):
         self._sites = [Site("", 0, "", "", "")]
-        self._lock = forksafe.lock()  # imports in two threads may register at once
+        self._lock = owned.forksafe()  # imports in two threads may register at once
         self.listeners = []  # called with (base, records) after each registration
 
     def register(self, file, records):

@@ -2,14 +2,15 @@
 
 from racewatch.reports.text import BAR
 from racewatch.runtime import threads
-from racewatch.runtime.parts import frames_text, strip_path, thread_origins
+from racewatch.runtime.parts import frames_text, mutex_names, strip_path, thread_origins
 
 HEADER = "WARNING: lock-order-inversion (potential deadlock)"
 
 
 def _edges(inversion):
     """(M-name of the lock taken, M-name of the lock held, Edge) for each edge of the cycle."""
-    return [(f"M{b}", f"M{a}", edge) for a, b, edge in inversion.steps]
+    names = mutex_names(inversion.key)
+    return [(names[b], names[a], edge) for a, b, edge in inversion.steps]
 
 
 def format_text(inversion, strip=""):
@@ -20,7 +21,8 @@ def format_text(inversion, strip=""):
     every += [f for node in nodes.values() for f in node.stack]
     every += [f for origin in origins for f in origin[3]]
     width = max([len(f[0]) + 2 for f in every] + [16])
-    cycle = " => ".join(f"M{k}" for k in (*inversion.key, inversion.key[0]))
+    names = mutex_names(inversion.key)
+    cycle = " => ".join(names[k] for k in (*inversion.key, inversion.key[0]))
     parts = [f"{BAR}\n{HEADER}\nCycle in lock order graph: {cycle}\n"]
     for taken, held, edge in edges:
         parts.append(f"\nMutex {taken} acquired here while holding mutex {held} in "
@@ -30,9 +32,8 @@ def format_text(inversion, strip=""):
         parts.append(frames_text(edge.held_stack, strip, width))
     for key, node in nodes.items():
         how = "created at" if node.observed else (
-            "created where racewatch could not see it (before it started, or by a factory it "
-            "does not patch); first seen at")
-        parts.append(f"\nMutex M{key} is {node.description}, {how}:\n")
+            "created where racewatch could not see it (before it started); first seen at")
+        parts.append(f"\nMutex {names[key]} is {node.description}, {how}:\n")
         parts.append(frames_text(node.stack, strip, width) if node.stack
                      else "  [unknown]\n")
     for _, name, status, created_at in origins:
@@ -49,14 +50,15 @@ def as_dict(inversion, strip=""):
         return [{"function": f, "file": strip_path(p, strip), "line": n}
                 for f, p, n in fs]
     cycle = []
+    names = mutex_names(inversion.key)
     for a, b, edge in inversion.steps:
         node = inversion.nodes[b]
         cycle.append({
-            "lock": {"description": f"M{b} ({node.description})",
+            "lock": {"description": f"{names[b]} ({node.description})",
                      "created_at": frames(node.stack)},
             "acquired": {"thread": threads.describe(edge.tid), "stack": frames(edge.stack),
                          "while_holding": {
-                             "description": f"M{a} ({inversion.nodes[a].description})",
+                             "description": f"{names[a]} ({inversion.nodes[a].description})",
                              "stack": frames(edge.held_stack)}},
         })
     return {"type": "lock-order-inversion", "cycle": cycle}

@@ -7,14 +7,9 @@ def _nothing(*args):
     return None
 
 
-def sync(obj, site):
-    return obj  # `with sync(lock):` must still hold the real lock
-
-
 def _table():
-    """Every hot-path name probes load, each doing nothing (sync hands back its object)."""
-    return {name: sync if name == "sync" else _nothing
-            for name in runtime.API_FUNCTIONS}
+    """Every hot-path name probes load, each doing nothing."""
+    return {name: _nothing for name in runtime.API_FUNCTIONS}
 
 
 class Token:

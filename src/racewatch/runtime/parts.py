@@ -1,6 +1,17 @@
-"""Pieces shared by race and lock-order inversion reports: paths, frames, thread origins."""
+"""Pieces shared by race and lock-order inversion reports: paths, frames, thread origins, the
+names of mutexes."""
 
 from racewatch.runtime import threads
+
+
+def mutex_names(lock_ids):
+    """M1, M2, ... for the locks a report names, in order of first mention (as ThreadSanitizer
+    numbers a report's mutexes): the same in every run, however many locks the program and
+    the libraries it calls took before."""
+    names = {}
+    for i in lock_ids:
+        names.setdefault(i, f"M{len(names) + 1}")
+    return names
 
 
 def thread_origins(tids):

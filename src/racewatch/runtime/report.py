@@ -7,8 +7,9 @@ from racewatch import descendants
 from racewatch.rewriter.sites import SITES
 from racewatch.reports import stream as jsonl
 from racewatch.reports import text as render
-from racewatch.runtime import forksafe, locations, stacks, suppress, threads
+from racewatch.runtime import locations, owned, stacks, suppress, threads
 from racewatch.runtime.parts import frames_text, strip_path, thread_origins  # noqa: F401
+from racewatch.runtime.parts import mutex_names
 
 
 class Sink:
@@ -104,10 +105,11 @@ class Race:
         self.location = describe_location(target, key, SITES[site].kind)
         self.sites = (site, prev_site)
         self.pair = tuple(sorted(self.sites))  # how the runtime keys racing pairs
+        names = mutex_names((*lockset, *prev_lockset))
         self.current = {
             "access": _word(site, is_write, atomic), "tid": tid, "thread": threads.describe(tid),
             "thread_name": threads.name(tid),
-            "mutexes": [f"M{i}" for i in lockset], "stack": stacks.capture(),
+            "mutexes": [names[i] for i in lockset], "stack": stacks.capture(),
         }
         prev = SITES[prev_site]
         if history_full and prev_stack:
@@ -117,11 +119,10 @@ class Race:
         self.previous = {
             "access": _word(prev_site, prev_write, prev_atomic), "tid": prev_tid,
             "thread": threads.describe(prev_tid), "thread_name": threads.name(prev_tid),
-            "mutexes": [f"M{i}" for i in prev_lockset],
+            "mutexes": [names[i] for i in prev_lockset],
             "stack": prev_frames,
         }
-        self.mutexes = {f"M{i}": describe_lock(sync_name(i))
-                        for i in sorted(set(lockset) | set(prev_lockset))}
+        self.mutexes = {name: describe_lock(sync_name(i)) for i, name in names.items()}
         self.thread_origins = thread_origins({tid, prev_tid})
         self.tids = (tid, prev_tid)
 
@@ -191,7 +192,8 @@ class Reporter:
         self.tree = None      # descendants.Tree: this process's place in a run, if any
         if options.detect_deadlocks:
             from racewatch.runtime import lockorder
-            self.graph = lockorder.Graph(engine.sync_name, describe_lock, self.on_inversion)
+            self.graph = lockorder.Graph(engine.sync_name, describe_lock, self.on_inversion,
+                                         getattr(engine, "dead_locks", lambda: None))
         self.reset()
 
     def reset(self):
@@ -200,7 +202,7 @@ class Reporter:
         self.records = []        # the Race or lockorder.Inversion of every report, in order
         self.inversions = []     # the lock-order inversions among them
         self.suppressed = set()  # site pairs a suppression or the baseline matched: never counted
-        self._lock = forksafe.lock()  # reports from two threads must not interleave
+        self._lock = owned.forksafe()  # reports from two threads must not interleave
         self.suppressions.fired.clear()
         if self.baseline is not None:
             self.baseline.matched = 0

@@ -11,8 +11,12 @@ static inline int seen(uint64_t last, uint32_t last_site, uint64_t now, int atom
     return !raced || last_site == site;
 }
 
-static inline int conflicts(const Access *prev, int atomic, const VC *vc) {
-    return prev->epoch && !(atomic && (prev->epoch & 1)) && !ordered(prev->epoch, vc);
+/* An earlier access races with this one: unordered, not both atomic, and not both made
+ * while holding one lock (with an inner lock, holding it is all that orders them). */
+static inline int conflicts(const Access *prev, int atomic, const VC *vc, uint32_t locks) {
+    return prev->epoch && !(atomic && (prev->epoch & 1)) && !ordered(prev->epoch, vc) &&
+           !(locks && prev->extra && prev->extra < nextra &&
+             locksets_overlap(extra_lockset[prev->extra], locks));
 }
 
 /* FastTrack's same-epoch test on a cell's state (nothing new to learn from this access). */
@@ -31,6 +35,7 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     Py_hash_t hash;
     uint8_t safe;
     if (key_info(key, &hash, &safe) < 0) return NULL;
+    if (t->locks_dirty && refresh_lockset(t) < 0) return NULL;   /* may run GC */
     uint64_t now = t->epoch | atomic;
 
     Record *rec = map_get(&objects, (uintptr_t)target);
@@ -78,9 +83,10 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     Found on_stack[FOUND_ON_STACK], *found = on_stack;
     int nfound = 0;
     const VC *vc = &t->vc;
+    uint32_t locks = t->lockset;
     Access last_write = {st.w, st.c.w_site, st.c.w_extra};
     Access mine = {now, (uint32_t)site, extra};
-    if (conflicts(&last_write, atomic, vc)) found[nfound++] = (Found){last_write, 1};
+    if (conflicts(&last_write, atomic, vc, locks)) found[nfound++] = (Found){last_write, 1};
     if (is_write) {
         if (st.r == SHARED_READS) {
             Shared *sh = st.c.r.shared;
@@ -90,11 +96,12 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
                 found[0] = on_stack[0];
             }
             for (uint32_t k = 0; k < sh->n; k++)
-                if (conflicts(&sh->a[k], atomic, vc)) found[nfound++] = (Found){sh->a[k], 0};
+                if (conflicts(&sh->a[k], atomic, vc, locks))
+                    found[nfound++] = (Found){sh->a[k], 0};
             PyMem_RawFree(sh);
         } else {
             Access last_read = {st.r, st.c.r.one.site, st.c.r.one.extra};
-            if (conflicts(&last_read, atomic, vc)) found[nfound++] = (Found){last_read, 0};
+            if (conflicts(&last_read, atomic, vc, locks)) found[nfound++] = (Found){last_read, 0};
         }
         st.w = now;
         st.c.w_site = (uint32_t)site;
@@ -220,6 +227,7 @@ int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
     switch (kind) {
     case K_ATTR:
         owner = fast_attr_owner(obj, key, is_write);
+        if (owner == NO_LOCATION) return 1;
         if (!owner) return 0;
         break;
     case K_GLOBAL: owner = PyEval_GetGlobals(); break;

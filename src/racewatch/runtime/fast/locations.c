@@ -191,8 +191,7 @@ PyObject *attr_owner(PyObject *obj, PyObject *key) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp == &PySuper_Type) return super_lookup(obj, key);
     if (PyModule_CheckExact(obj)) return PyModule_GetDict(obj);   /* attribute == global */
-    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && tp->tp_dictoffset == 0)
-        return NULL;   /* an instance of a static type without a __dict__ */
+    if (no_attributes(tp)) return NULL;
     return obj;
 }
 
@@ -356,6 +355,7 @@ HOT int maybe_container(PyObject *o) {
 HOT PyObject *fast_attr_owner(PyObject *obj, PyObject *key, int is_write) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+        if (no_attributes(tp)) return NO_LOCATION;   /* a lock's `acquire`, say */
         if (is_write) return obj;
         const AttrCache *ac = attr_hit(tp, key);
         return !ac ? NULL : ac->owner ? ac->owner : obj;

@@ -49,6 +49,7 @@ static int token_setitem(Token *t, PyObject *key, PyObject *obj) {
 static int attr_contains(Token *t, PyObject *obj) {
     if (tokens_enabled) {
         PyObject *owner = fast_attr_owner(obj, t->key, t->is_write);
+        if (owner == NO_LOCATION) return 0;
         if (owner && same_epoch_at(owner, t->key, t->is_write, 0, &t->hint)) return 0;
     }
     return token_slow(t, obj, t->key);
