@@ -3,27 +3,47 @@
 #include "fast.h"
 
 /* FastTrack's same-epoch rule: this thread already did such an access in this epoch (plain
- * covers atomic). On a location known to race, only at the same site: a second site racing
- * with the same access is a pair of its own to report. */
+ * covers atomic): 1, nothing to do; 2, the same access from another site, which becomes the
+ * latest (a report names the line whose value the other thread may see). On a location known
+ * to race, only at the same site: a second site racing with the same access is a pair of its
+ * own to report. */
+enum { NOT_SEEN, SEEN, SEEN_ELSEWHERE };
+
 static inline int seen(uint64_t last, uint32_t last_site, uint64_t now, int atomic,
                        uint32_t site, int raced) {
-    if (last != now && !(atomic && (last | 1) == now)) return 0;
-    return !raced || last_site == site;
+    if (last == now) return last_site == site ? SEEN : raced ? NOT_SEEN : SEEN_ELSEWHERE;
+    if (atomic && (last | 1) == now) return !raced || last_site == site ? SEEN : NOT_SEEN;
+    return NOT_SEEN;
 }
 
 static inline int conflicts(const Access *prev, int atomic, const VC *vc) {
     return prev->epoch && !(atomic && (prev->epoch & 1)) && !ordered(prev->epoch, vc);
 }
 
-/* FastTrack's same-epoch test on a cell's state (nothing new to learn from this access). */
+/* FastTrack's same-epoch test on a cell's state (see seen). */
 static int same_as_last(const CellState *s, uintptr_t key, ThreadState *t, uint64_t now,
                         int atomic, uint32_t site, int is_write) {
     int raced = (key & TAG_RACED) != 0;
     if (is_write) return seen(s->w, s->c.w_site, now, atomic, site, raced);
     if (s->r != SHARED_READS) return seen(s->r, s->c.r.one.site, now, atomic, site, raced);
     Shared *sh = s->c.r.shared;
-    return t->tid < sh->n && seen(sh->a[t->tid].epoch, sh->a[t->tid].site, now, atomic, site,
-                                  raced);
+    return t->tid < sh->n ? seen(sh->a[t->tid].epoch, sh->a[t->tid].site, now, atomic, site,
+                                 raced) : NOT_SEEN;
+}
+
+/* The same access again from another site: it becomes the one the cell remembers. */
+static void move_to(CellState *s, ThreadState *t, uint32_t site, uint32_t extra,
+                    int is_write) {
+    if (is_write) {
+        s->c.w_site = site;
+        s->c.w_extra = extra;
+    } else if (s->r == SHARED_READS) {
+        s->c.r.shared->a[t->tid].site = site;
+        s->c.r.shared->a[t->tid].extra = extra;
+    } else {
+        s->c.r.one.site = site;
+        s->c.r.one.extra = extra;
+    }
 }
 
 static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t, long site,
@@ -51,10 +71,11 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     if (rec->head.ignore) Py_RETURN_NONE;
     int i = find_cell(rec, key, hash, safe);
     CellState st;
+    int same = NOT_SEEN;
     if (i >= 0) {
         cell_load(rec, i, &st);
-        if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write))
-            Py_RETURN_NONE;
+        same = same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write);
+        if (same == SEEN) Py_RETURN_NONE;
     }
     uint32_t extra = t->extra;
     if (history_full) {
@@ -65,9 +86,14 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
         i = find_cell(rec, key, hash, safe);
         if (i >= 0) {   /* code run by that GC may have made this very access meanwhile */
             cell_load(rec, i, &st);
-            if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write))
-                Py_RETURN_NONE;
+            same = same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write);
+            if (same == SEEN) Py_RETURN_NONE;
         }
+    }
+    if (i >= 0 && same == SEEN_ELSEWHERE) {   /* nothing to check: only the site moves */
+        move_to(&st, t, (uint32_t)site, extra, is_write);
+        if (cell_store(target, &rec, (uint32_t)i, &st) < 0) return NULL;
+        Py_RETURN_NONE;
     }
     if (i < 0) {
         if ((i = add_cell(target, &rec, key, hash, safe)) < 0) return NULL;
@@ -175,10 +201,13 @@ static inline Record *record_of(PyObject *owner) {
 }
 
 /* FastTrack's same-epoch test: whether this thread's last access of this kind to the
- * location (owner, key) is the current epoch, so nothing is left to do. `hint` is where the
- * caller last found the key's cell: instances of one class keep their attributes' cells in
- * the same order, so a site's hint is nearly always right and saves the search. */
-HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t *hint) {
+ * location (owner, key) is the current epoch, so nothing is left to do. The same access from
+ * another `site` moves the cell's site there (the latest site is the one a report names),
+ * here when that needs no stack. `hint` is where the caller last found the key's cell:
+ * instances of one class keep their attributes' cells in the same order, so a site's hint is
+ * nearly always right and saves the search. */
+HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t site,
+                      uint32_t *hint) {
     ThreadState *t = tls_state;
     if (!t) return 0;
     Record *rec = record_of(owner);
@@ -190,20 +219,41 @@ HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, 
         if (found < 0) return 0;
         *hint = i = (uint32_t)found;
     }
+    if (rec->head.compact) {
+        Marks *m = &MARKS(rec)[i];
+        uint32_t *mark = is_write ? &m->w : &m->r;
+        uint32_t want = (site + 1) | (atomic ? ATOMIC_MARK : 0);
+        if (!*mark || rec->epoch0 != t->epoch) return 0;
+        if (*mark == want) return 1;
+        if ((*mark ^ want) & ATOMIC_MARK) return atomic;   /* plain covers atomic */
+        if (history_full || site >= ATOMIC_MARK - 1) return 0;
+        *mark = want;
+        return 1;
+    }
     uint64_t now = t->epoch | (uint64_t)atomic;
     uint64_t last;
-    if (rec->head.compact) {
-        const Marks *m = &MARKS(rec)[i];
-        last = mark_epoch(rec, is_write ? m->w : m->r);
+    uint32_t *last_site;
+    if (is_write) {
+        last = EPOCHS(rec)[i].w;
+        last_site = &COLD(rec)[i].w_site;
     } else {
-        last = is_write ? EPOCHS(rec)[i].w : EPOCHS(rec)[i].r;
+        last = EPOCHS(rec)[i].r;
+        last_site = &COLD(rec)[i].r.one.site;
         if (last == SHARED_READS) {
-            const Shared *sh = COLD(rec)[i].r.shared;
+            Shared *sh = COLD(rec)[i].r.shared;
             if (t->tid >= sh->n) return 0;
             last = sh->a[t->tid].epoch;
+            last_site = &sh->a[t->tid].site;
         }
     }
-    return last == now || (atomic && (last | 1) == now);
+    if (last == now) {
+        if (*last_site != site) {
+            if (history_full) return 0;
+            *last_site = site;
+        }
+        return 1;
+    }
+    return atomic && (last | 1) == now;
 }
 
 /* The fast path for every probe kind: attributes of instances of classes written in Python,
@@ -261,7 +311,7 @@ int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
         return !maybe_container(obj) && !maybe_container(key);
     default: return 0;
     }
-    return same_epoch_at(owner, key, is_write, atomic, hint);
+    return same_epoch_at(owner, key, is_write, atomic, (uint32_t)site, hint);
 }
 
 PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {

@@ -325,7 +325,8 @@ extern uintptr_t last_addr;   /* the one-entry cache of record_of: clear when a 
 
 PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write);
 int same_epoch(PyObject *obj, PyObject *key, long site, int is_write, uint32_t *hint);
-int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t *hint);
+int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t site,
+                  uint32_t *hint);
 PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
