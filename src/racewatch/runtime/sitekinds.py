@@ -21,3 +21,9 @@ METHOD_WRITE = 13           # a plain write of the shape (list.sort ...)
 METHOD_ATOMIC_READ = 14     # an atomic read of the shape (dict.get, set.copy ...)
 METHOD_ATOMIC_WRITE = 15    # an atomic write of the shape (list.append, dict.setdefault ...)
 SYNC = 16           # a lock call site (with / acquire / release)
+
+# Stored last in the constants of every code object with sites: how the rewriter knows code it
+# rewrote (token probes name no API function), and the runtime code whose accesses it sees (a
+# property's getter). No source constant can be this string's equal by accident of the
+# compiler: it is not an identifier.
+MARKER = "@racewatch:instrumented"

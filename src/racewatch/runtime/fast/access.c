@@ -162,14 +162,8 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     Py_RETURN_NONE;
 }
 
-PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
-    long site = site_of(site_obj);
-    uint8_t kind = (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
-    if (nstrong && strong_since_sweep >= SWEEP_EVERY) sweep();
-    ThreadState *t = current();
-    if (!t) return NULL;
-    Loc locs[MAX_LOCS];
-    int n = resolve(obj, key, kind, is_write, site, locs);
+/* The accesses `locs` (n of them, -1: resolving failed) at `site`, releasing them. */
+static PyObject *access_all(Loc *locs, int n, ThreadState *t, long site) {
     if (n < 0) return NULL;
     PyObject *result = Py_None;
     for (int i = 0; i < n; i++) {
@@ -182,6 +176,16 @@ PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) 
         Py_DECREF(locs[i].owner);
     }
     return result ? Py_NewRef(Py_None) : NULL;
+}
+
+PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
+    long site = site_of(site_obj);
+    uint8_t kind = (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
+    if (nstrong && strong_since_sweep >= SWEEP_EVERY) sweep();
+    ThreadState *t = current();
+    if (!t) return NULL;
+    Loc locs[MAX_LOCS];
+    return access_all(locs, resolve(obj, key, kind, is_write, site, locs), t, site);
 }
 
 /* The record of `owner` if it has one, through a one-entry cache (consecutive accesses are
@@ -268,10 +272,7 @@ int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
     int atomic = 0;
     uint8_t kind = site_kinds[site];
     switch (kind) {
-    case K_ATTR:
-        owner = fast_attr_owner(obj, key, is_write);
-        if (!owner) return 0;
-        break;
+    case K_ATTR: return attr_same_epoch(obj, key, is_write, (uint32_t)site, hint);
     case K_GLOBAL: owner = PyEval_GetGlobals(); break;
     case K_CELL: break;
     case K_SUPER:
@@ -285,14 +286,10 @@ int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
         return 0;
     case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
     case K_METHOD_ATOMIC_WRITE:
-        if (!exact_container(Py_TYPE(obj))) {
+        if (!exact_container(Py_TYPE(obj)))
             /* a method of an object of a class written in Python: an attribute read, unless
              * the class is a container subclass (the cache entry knows) */
-            owner = fast_method_owner(obj, key);
-            if (!owner) return 0;
-            is_write = 0;
-            break;
-        }
+            return method_same_epoch(obj, key, (uint32_t)site, hint);
         key = shape_key;
         is_write = kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE;
         atomic = kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE;
@@ -339,10 +336,13 @@ PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
             if (!owner) Py_RETURN_NONE;
             return probe(owner, shape_key, args[3], 0);   /* unregistered-kind semantics */
         }
-        if (!PyUnicode_Check(args[2])) Py_RETURN_NONE;
-        PyObject *owner = attr_owner(args[1], args[2]);
-        if (!owner) return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-        return probe(owner, args[2], args[3], accessors[i].is_write);
+        if (!PyUnicode_CheckExact(args[2])) Py_RETURN_NONE;
+        long site = site_of(args[3]);
+        ThreadState *t = current();
+        if (!t) return NULL;
+        Loc locs[MAX_LOCS];
+        return access_all(locs, attr_locs(args[1], args[2], accessors[i].is_write, locs), t,
+                          site);
     }
     Py_RETURN_NONE;
 }

@@ -47,11 +47,8 @@ static int token_setitem(Token *t, PyObject *key, PyObject *obj) {
 
 /* Attribute tokens: `obj in token` for obj.key. */
 static int attr_contains(Token *t, PyObject *obj) {
-    if (tokens_enabled) {
-        PyObject *owner = fast_attr_owner(obj, t->key, t->is_write);
-        if (owner && same_epoch_at(owner, t->key, t->is_write, 0, (uint32_t)t->site, &t->hint))
-            return 0;
-    }
+    if (tokens_enabled && attr_same_epoch(obj, t->key, t->is_write, (uint32_t)t->site, &t->hint))
+        return 0;
     return token_slow(t, obj, t->key);
 }
 
