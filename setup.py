@@ -71,6 +71,12 @@ setup(
     ext_modules=[
         Extension("racewatch.runtime._fast", FAST_SOURCES, depends=[COUNTERS_API, FAST_HEADER],
                   extra_compile_args=FAST_CFLAGS, extra_link_args=FAST_LDFLAGS, optional=True),
+        # The main module as the interpreter runs it: no racewatch frame below (runmain.py).
+        Extension("racewatch._asmain", ["src/racewatch/_asmain.c"], optional=True),
+        # Lock hooks: every _thread.lock and RLock reports its acquire/release to the runtime.
+        Extension("racewatch.runtime._locks", ["src/racewatch/runtime/_locks.c"],
+                  depends=["src/racewatch/runtime/_locks_api.h"], extra_compile_args=["-O2"],
+                  optional=True),
         # Coverage counters; without them racewatch.cover.pycounters counts, just as exactly.
         Extension("racewatch.cover._counters", ["src/racewatch/cover/_counters.c"],
                   depends=[COUNTERS_API], extra_compile_args=["-O2"], optional=True),

@@ -12,6 +12,10 @@ def helper():       # a function nothing rebinds: its reads are not probed
     return 1
 
 
+def helper1(x):
+    return x
+
+
 class Box:
     def __init__(self):
         self.x = 1
@@ -56,6 +60,28 @@ def dict_item(table, n):
     for _ in range(n):
         table["k"]; table["k"]; table["k"]; table["k"]; table["k"]
         table["k"]; table["k"]; table["k"]; table["k"]; table["k"]
+
+
+def accessor_call(box, n):
+    for _ in range(n):  # a builtin accessor called by name: its access is probed at the call
+        getattr(box, "x"); getattr(box, "x"); getattr(box, "x"); getattr(box, "x")
+        getattr(box, "x"); getattr(box, "x"); getattr(box, "x"); getattr(box, "x")
+        getattr(box, "x"); getattr(box, "x")
+
+
+def call_near_accessor(box, n):
+    len  # code that loads an accessor by name probes each of its 1-3 argument calls for one
+    for _ in range(n):
+        helper1(1); helper1(1); helper1(1); helper1(1); helper1(1)
+        helper1(1); helper1(1); helper1(1); helper1(1); helper1(1)
+
+
+def two_args_near_accessor(box, n):
+    len
+    pair = divmod
+    for _ in range(n):
+        pair(7, 2); pair(7, 2); pair(7, 2); pair(7, 2); pair(7, 2)
+        pair(7, 2); pair(7, 2); pair(7, 2); pair(7, 2); pair(7, 2)
 
 
 def list_item(items, n):
@@ -111,6 +137,9 @@ def empty(box, n):
 CASES = [("attribute read", attribute_read, Box), ("attribute write", attribute_write, Box),
          ("method call", method_call, Box), ("stable global", stable_global, Box),
          ("builtin name", builtin_name, Box), ("variable global", variable_global, Box),
+         ("accessor call", accessor_call, Box),
+         ("call, accessor", call_near_accessor, Box),
+         ("2-arg, accessor", two_args_near_accessor, Box),
          ("dict item", dict_item, lambda: {"k": 1}), ("list item", list_item, lambda: [0] * 8),
          ("with lock", with_lock, threading.Lock),
          ("acquire+release", acquire_release, threading.Lock),

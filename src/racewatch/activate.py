@@ -82,6 +82,7 @@ def _start(config, found, kind, target):
     options = config.resolve(start)
     from racewatch.session import Session, default_roots
     session = Session(options, default_roots(script))
+    session.lead()  # unless this process was itself started under a racewatch run
     # Children inherit the request: subprocesses, multiprocessing workers (all start methods).
     os.environ["PYTHONRACE"] = " ".join(text for text, _ in found)
     from racewatch.runtime import interceptors

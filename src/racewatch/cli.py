@@ -58,7 +58,10 @@ def _dispatch(argv):
     if argv[0] == "baseline":
         from racewatch.reports import baseline
         return baseline.main(argv[1:])
-    raise config.ConfigError(f"unknown command {argv[0]!r} (try 'racewatch --help')")
+    import difflib
+    close = difflib.get_close_matches(argv[0], ("run", "cover", "report", "baseline"), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "try 'racewatch --help'"
+    raise config.ConfigError(f"unknown command {argv[0]!r} ({hint})")
 
 
 def _split_target(rest):
@@ -89,6 +92,7 @@ def _run(args):
     start = os.path.dirname(os.path.abspath(script)) if script is not None else os.getcwd()
     roots = default_roots(script)
     session = Session(config.resolve(start, values), roots)
+    session.lead()
     _pass_to_children(values, roots)
     if script is not None:
         outcome = runmain.run_path(script, program_args, session.instrumenter.code_for)

@@ -1,12 +1,13 @@
 """ONE options table, feeding the PYTHONRACE / -X race string, CLI flags, pytest and the docs."""
 
 import os
+import re
 import sys
 from collections import namedtuple
 
+from racewatch.errors import ConfigError  # noqa: F401 - config.ConfigError for callers
 
-class ConfigError(Exception):
-    """A bad option; its message is one line naming the option."""
+
 
 
 def _bool(text):
@@ -18,15 +19,33 @@ def _bool(text):
     raise ValueError("expected 1/0, true/false, yes/no or on/off")
 
 
-def _int(text):
+def _status(text):
+    """An exit status a program can have: 1-255 (0 would hide races; 256 exits as 0)."""
     try:
-        return int(text)
-    except ValueError:
-        raise ValueError("expected an integer") from None
+        value = int(text)
+    except (TypeError, ValueError):
+        raise ValueError("expected an exit status from 1 to 255") from None
+    return _status_range(value)
+
+
+def _status_range(value):
+    if not 1 <= value <= 255:
+        raise ValueError("expected an exit status from 1 to 255")
+    return value
 
 
 def _patterns(text):
-    return tuple(p.strip() for p in text.split(",") if p.strip())
+    patterns = tuple(p.strip() for p in text.split(",") if p.strip())
+    for pattern in patterns:
+        _pattern(pattern)
+    return patterns
+
+
+def _pattern(pattern):
+    """A module-name pattern, never a file path (`--include app.py` took the script)."""
+    if "/" in pattern or os.sep in pattern or pattern.endswith(".py"):
+        raise ValueError(f"{pattern!r} is a file path; expected module names or patterns "
+                         "(pkg, pkg.sub, pkg.*), comma-separated")
 
 
 def _rules(text):
@@ -53,6 +72,9 @@ def _choice(*allowed):
     return parse
 
 
+COVER_MODES = ("set", "count", "atomic")
+
+
 def _cover(text):
     """A coverage mode; on/off words mean "the default mode" / "no coverage"."""
     lowered = text.strip().lower()
@@ -60,7 +82,7 @@ def _cover(text):
         return "on"
     if lowered in ("", "0", "false", "no", "off"):
         return ""
-    if lowered not in ("set", "count", "atomic"):
+    if lowered not in COVER_MODES:
         raise ValueError("expected set, count or atomic (or 1/0)")
     return lowered
 
@@ -90,8 +112,8 @@ OPTIONS = (
     Option("runtime", _choice("c", "python"), "c",
            "Hot-path implementation: `c` (the default; falls back to `python` with a warning "
            "where it was not built) or `python`, the pure-Python reference twin.", "NAME"),
-    Option("exitcode", _int, 66,
-           "Exit status of a program that would have exited 0 but had races.", "N"),
+    Option("exitcode", _status, 66,
+           "Exit status (1-255) of a program that would have exited 0 but had races.", "N"),
     Option("halt_on_error", _bool, False,
            "Stop the program at its first race report (exit status `exitcode`)."),
     Option("log_path", str, "stderr",
@@ -160,10 +182,21 @@ class Options:
                                       for o in OPTIONS) + ")"
 
 
+def unknown(name, where=None, prefix=""):
+    """The error for an unknown option, with the closest known one (`--inclde`: `--include`);
+    `prefix`: how flags start (`--`, `--race-`), left out of the comparison."""
+    import difflib
+    bare = name[len(prefix):].replace("-", "_") if name.startswith(prefix) else name
+    close = difflib.get_close_matches(bare, BY_NAME, n=1, cutoff=0.7)
+    spelled = prefix + close[0].replace("_", "-") if close and prefix else close and close[0]
+    hint = f"; did you mean '{spelled}'?" if close else ""
+    return ConfigError(f"unknown option '{name}'" + (f" ({where})" if where else "") + hint)
+
+
 def parse_value(name, text, where):
     option = BY_NAME.get(name)
     if option is None:
-        raise ConfigError(f"unknown option '{name}' ({where})")
+        raise unknown(name, where)
     try:
         return option.parse(text)
     except ValueError as exc:
@@ -179,6 +212,9 @@ def parse_string(text, where):
             if item in ("1", "true", "on", "yes"):
                 continue
             raise ConfigError(f"malformed option {item!r} ({where}): expected name=value")
+        if re.search(r",\s*\w+=", value) or "=" in name or name not in BY_NAME and "," in name:
+            raise ConfigError(f"malformed options {item!r} ({where}): separate options with "
+                              "spaces, not commas (name=value name=value)")
         values[name] = parse_value(name, value, where)
     return values
 
@@ -194,6 +230,10 @@ def text_value(value):
 
 def flag(option):
     return "--" + option.name.replace("_", "-")
+
+
+def pytest_flag(option):
+    return "--race-" + option.name.replace("_", "-")
 
 
 def parse_cli(args):
@@ -215,7 +255,7 @@ def parse_cli(args):
                 continue
             option = None
         if option is None:
-            raise ConfigError(f"unknown option '{key}'")
+            raise unknown(key, prefix="--")
         if not eq:
             if not option.metavar:
                 values[option.name] = True
@@ -297,13 +337,13 @@ def native_value(name, value, where):
     lists of strings must fit the option."""
     option = BY_NAME.get(name)
     if option is None:
-        raise ConfigError(f"unknown option '{name}' ({where})")
+        raise unknown(name, where)
     if isinstance(value, str):
         return parse_value(name, value, where)
     if isinstance(value, bool) and option.implicit is not None:  # `cover = true`
         return parse_value(name, "on" if value else "off", where)
     fits = (isinstance(value, bool) and option.parse is _bool
-            or type(value) is int and option.parse is _int
+            or type(value) is int and option.parse is _status
             or type(value) in (int, float) and option.parse is _seconds and value >= 0
             or isinstance(value, (list, tuple)) and option.parse in (_patterns, _rules)
             and all(isinstance(v, str) for v in value))
@@ -315,6 +355,14 @@ def native_value(name, value, where):
                 _rule(rule)
             except ValueError as exc:
                 raise ConfigError(f"bad value for option '{name}' ({where}): {exc}") from None
+    try:
+        if option.parse is _status:
+            return _status_range(value)
+        if option.parse is _patterns:
+            for pattern in value:
+                _pattern(pattern)
+    except ValueError as exc:
+        raise ConfigError(f"bad value {value!r} for option '{name}' ({where}): {exc}") from None
     if option.parse is _seconds:
         return float(value)
     return tuple(value) if isinstance(value, (list, tuple)) else value

@@ -12,6 +12,8 @@ IMPLEMENTATION = sys.implementation.name
 PY311 = PYVERSION == (3, 11)
 PY312_PLUS = PYVERSION >= (3, 12)
 PY313_PLUS = PYVERSION >= (3, 13)
+PY314_PLUS = PYVERSION >= (3, 14)
+PY315_PLUS = PYVERSION >= (3, 15)
 
 # PYVERSIONS: 3.12 added sys.last_exc next to sys.last_type/value/traceback.
 HAS_SYS_LAST_EXC = PY312_PLUS
@@ -21,9 +23,20 @@ HAS_SYS_LAST_EXC = PY312_PLUS
 # through threading.Lock where it is a factory.
 THREADING_LOCK_IS_CLASS = PY313_PLUS
 
+# PYVERSIONS: 3.14 (PEP 649) no longer gives `__main__` an `__annotations__` global at startup.
+MAIN_HAS_ANNOTATIONS = not PY314_PLUS
+# PYVERSIONS: 3.15 no longer sets a module's `__cached__` (it stays on `__spec__.cached`).
+MODULES_HAVE_CACHED = not PY315_PLUS
+
 CPYTHON = sys.implementation.name == "cpython"
 CACHE_TAG = sys.implementation.cache_tag  # e.g. "cpython-311"; None means "no bytecode caching"
 
 # Free-threaded builds would break the "each C call is atomic under the GIL" argument the C
 # runtime relies on; racewatch refuses to run its C runtime there rather than lie.
 FREE_THREADED = bool(getattr(sys, "_is_gil_enabled", lambda: True)() is False)
+
+
+def lazy_imports_all():
+    """PYVERSIONS: whether 3.15's lazy imports mode is "all" (`-X lazy_imports=all`,
+    PYTHON_LAZY_IMPORTS, sys.set_lazy_imports): every top-level import is then lazy."""
+    return getattr(sys, "get_lazy_imports", lambda: "normal")() == "all"

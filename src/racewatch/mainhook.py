@@ -72,8 +72,7 @@ class MainHook:
                 and sys.path and os.path.abspath(sys.path[0]) == self.script_abs):
             outcome = self._run_script(runmain)
         else:
-            original = self.original
-            outcome = runmain.run_guarded(lambda: original(mod_name, alter_argv))
+            outcome = runmain.run_guarded(self.original, mod_name, alter_argv)
         status = self.session.end(outcome)
         if status:
             raise SystemExit(status)

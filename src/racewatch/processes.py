@@ -5,12 +5,13 @@ import sys
 from racewatch.runtime import interceptors
 
 
-def install():
-    """Wrap the child side of multiprocessing (all start methods) once it is imported."""
-    interceptors.on_import("multiprocessing.process", _patch)
+def install(current):
+    """Wrap the child side of multiprocessing (all start methods) once it is imported;
+    `current()` is the session running in the process then."""
+    interceptors.on_import("multiprocessing.process", lambda module: _patch(module, current))
 
 
-def _patch(module):
+def _patch(module, current):
     # BaseProcess._bootstrap runs the child's target and returns its exit status, which
     # spawn hands to sys.exit and fork / forkserver to os._exit (no atexit there): the one
     # place every start method passes through after the child's threads are joined.
@@ -24,10 +25,10 @@ def _patch(module):
 
     def _bootstrap(self, *args, **kwargs):
         status = real(self, *args, **kwargs)
-        from racewatch import session
-        if session.current is None or not session.current.active or type(status) is not int:
+        session = current()
+        if session is None or not session.active or type(status) is not int:
             return status
-        return session.current.finish(status)
+        return session.finish(status)
 
     _bootstrap._racewatch = True
     cls._bootstrap = _bootstrap

@@ -8,12 +8,12 @@ Under pytest-xdist every worker has its own session and sends its findings to th
 
 import contextlib
 import os
-import threading
 
 import pytest
 
 from racewatch import config as options_table
-from racewatch import plugin
+from racewatch import descendants
+from racewatch.runtime import owned as own_locks
 from racewatch.runtime.inversion import HEADER as INVERSION_HEADER
 
 FAILED = "race detected during execution of test"
@@ -41,14 +41,101 @@ def start(config):
         try:
             resolved = options_table.resolve(str(config.rootpath), flags)
             roots = [str(config.rootpath), *sessions.default_roots()]
-            session, owned = sessions.Session(resolved, roots), True
+            # pytest captures stderr while this runs: warnings go to the terminal summary
+            session, owned = sessions.Session(resolved, roots, warnings=[]), True
+            if "PYTEST_XDIST_WORKER" in os.environ:  # (config.workerinput is not set yet)
+                session.reporter.tree = session.tree = None  # xdist tells the controller
+            else:
+                session.lead()
         except options_table.ConfigError as exc:
             raise pytest.UsageError(f"racewatch: {exc}") from None
     from racewatch.rewriter import interop
-    from racewatch.runtime import stacks
+    from racewatch.runtime import interceptors, stacks
     stacks.BOUNDARIES.update(interop.pytest_stack_boundaries())
+    interceptors.on_import("unittest.case", lambda module: stacks.BOUNDARIES.update(
+        interop.unittest_stack_boundaries()))
     if session.race:  # with race=0 racewatch only measures coverage: nothing to attribute
         config.pluginmanager.register(RacePlugin(config, session, owned), "racewatch-race")
+    if session.collector is not None and config.known_args_namespace.race_cover_report != "none":
+        config.pluginmanager.register(CoverTable(config, session), "racewatch-cover")
+    if session.warnings is not None:
+        config.pluginmanager.register(Warnings(config, session.warnings), "racewatch-warnings")
+
+
+class CoverTable:
+    """`--race-cover`: a table of line coverage at the end of the run (pytest-cov's `term` and
+    `term-missing` reports), summed over xdist workers, which send their counts back."""
+
+    def __init__(self, config, session):
+        self.config = config
+        self.collector = session.collector
+        self.show_missing = config.known_args_namespace.race_cover_report == "term-missing"
+        self.workers = []  # {real path: {line: hits}} of each xdist worker
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session):
+        output = getattr(self.config, "workeroutput", None)
+        if output is not None:
+            output["racewatch_cover"] = {path: {str(line): hits for line, hits in lines.items()}
+                                         for path, lines in self.collector.snapshot().items()}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        found = getattr(node, "workeroutput", {}).get("racewatch_cover")
+        if found:
+            self.workers.append({path: {int(line): hits for line, hits in lines.items()}
+                                 for path, lines in found.items()})
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if getattr(self.config, "workerinput", None) is not None:
+            return
+        from racewatch.cover import countsfile, textreport
+        total = countsfile.Counts(self.collector.mode)
+        wanted = _coverage_selection(self.collector.start_dir)
+        for snapshot in [self.collector.snapshot(), *self.workers]:
+            total.add(countsfile.Counts(self.collector.mode, {
+                path: ("0" * 64, lines) for path, lines in snapshot.items() if wanted(path)}))
+        terminalreporter.section("racewatch coverage")
+        terminalreporter.write(textreport.file_table(total, self.show_missing))
+
+
+def _coverage_selection(start_dir):
+    """The files coverage.py's configuration (source, include, omit) selects."""
+    try:
+        from racewatch.cover import covdata
+        return covdata.Selection(covdata.Settings(start_dir)).wants
+    except Exception:  # noqa: BLE001 - no coverage.py, or a config it rejects: every file
+        return lambda path: True
+
+
+class Warnings:
+    """racewatch's warnings (modules it could not instrument), once each, in the terminal
+    summary; xdist workers send theirs to the controller. A worker's start repeats the
+    controller's, which only the controller tells."""
+
+    def __init__(self, config, warnings):
+        self.config = config
+        self.warnings = warnings
+        self.worker = "PYTEST_XDIST_WORKER" in os.environ
+        self.at_start = len(warnings)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session):
+        output = getattr(self.config, "workeroutput", None)
+        if output is not None:
+            output["racewatch_warnings"] = self.warnings[self.at_start:]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        self.warnings += getattr(node, "workeroutput", {}).get("racewatch_warnings", [])
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.worker or not self.warnings:
+            return
+        terminalreporter.section("racewatch warnings", yellow=True)
+        for text in dict.fromkeys(self.warnings):
+            terminalreporter.write_line(f"racewatch: warning: {text}", yellow=True)
 
 
 def _flags(config):
@@ -59,7 +146,7 @@ def _flags(config):
             continue
         try:
             values[option.name] = options_table.parse_value(
-                option.name, text, f"pytest option {plugin.option_flag(option)}")
+                option.name, text, f"pytest option {options_table.pytest_flag(option)}")
         except options_table.ConfigError as exc:
             raise pytest.UsageError(f"racewatch: {exc}") from None
     return values
@@ -80,7 +167,7 @@ class RacePlugin:
         # Reports reach the terminal through test reports; files still get every report.
         self.reporter.echo = session.options.log_path not in ("stderr", "stdout")
         self.reporter.listeners.append(self._on_race)
-        self._lock = threading.Lock()
+        self._lock = own_locks.lock()
         self._texts = {}     # racing pair -> (its report, the test running when it was found)
         self._counts = {}    # racing pair -> times raced, at the last phase boundary
         self._running = None  # nodeid of the test running now
@@ -90,6 +177,7 @@ class RacePlugin:
         self.outside = []    # report texts of races outside any test
         self.failed = []     # nodeids of tests failed by races (every process's, where seen)
         self.workers = []    # what xdist workers sent back (on the controller)
+        self.descendants = []  # what processes started under this run found (descendants.py)
 
     def _on_race(self, record, text):
         with self._lock:
@@ -232,6 +320,11 @@ class RacePlugin:
         self.outside += [text for text, _ in fresh]
         if self._everyone("outside") and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        tree = self.session.tree
+        if tree is not None and tree.top:
+            self.descendants = tree.collect()
+            if self.descendants and session.exitstatus == 0:
+                session.exitstatus = self.session.options.exitcode
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: the controller reports for everyone
             workeroutput["racewatch"] = {"outside": self.outside,
@@ -271,12 +364,15 @@ class RacePlugin:
         if known:
             used += (f"racewatch: {known} known finding(s) not reported (baseline "
                      f"{self.session.options.baseline})\n")
-        if not pairs and not outside and not inversions and not used:
+        others = descendants.summary_lines(self.descendants)
+        if not pairs and not outside and not inversions and not used and not others:
             return
         write = terminalreporter.write_line
         terminalreporter.section("racewatch")
         if used:
             write(used.rstrip("\n"))
+        if others:
+            write(others.rstrip("\n"))
         if not pairs and not outside and not inversions:
             return
         for text in outside:

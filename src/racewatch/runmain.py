@@ -10,6 +10,29 @@ import types
 from racewatch import env
 from racewatch.runtime import stacks
 
+try:  # C: the program's frames start at the bottom of the stack, as under `python`
+    from racewatch._asmain import call as _call_at_bottom, run_code as _run_code_at_bottom
+    from racewatch._asmain import shutdown_threads
+    from racewatch._asmain import syntax_error as _interpreter_syntax_error
+except ImportError:  # not built: racewatch's runner frames stay below __main__
+    def _call_at_bottom(function, args):
+        return function(*args)
+
+    def _run_code_at_bottom(code, globals):
+        exec(code, globals)
+
+    def _interpreter_syntax_error(path):
+        return None
+
+    def shutdown_threads(shutdown):
+        """shutdown() (threading._shutdown), its exception printed about as python does."""
+        try:
+            shutdown()
+        except BaseException as exc:  # noqa: BLE001 - ignored, as by the interpreter
+            import traceback
+            sys.stderr.write(f"Exception ignored in: {sys.modules.get('threading')!r}\n")
+            traceback.print_exception(type(exc), exc, exc.__traceback__)
+
 
 class UsageError(Exception):
     """The target cannot be run at all (missing file, no such module); one line for the user."""
@@ -29,7 +52,8 @@ def _strip_own_frames(tb):
 def _fresh_main():
     """A `__main__` module as the interpreter creates it at startup."""
     main = types.ModuleType("__main__")
-    main.__dict__.update(__annotations__={}, __builtins__=builtins,
+    annotations = {"__annotations__": {}} if env.MAIN_HAS_ANNOTATIONS else {}
+    main.__dict__.update(annotations, __builtins__=builtins,
                          __loader__=importlib.machinery.BuiltinImporter, __spec__=None,
                          __package__=None)
     return main
@@ -54,9 +78,10 @@ def _system_exit_status(exc):
     return 1
 
 
-def run_guarded(execute):
-    """Run `execute()` (the program); its Outcome, as the interpreter would end it."""
-    return _run(execute)
+def run_guarded(function, *args):
+    """Run `function(*args)` (the program) from the bottom of the stack, as the interpreter
+    calls runpy; its Outcome, as the interpreter would end it."""
+    return _run(lambda: _call_at_bottom(function, args))
 
 
 def _run(execute):
@@ -101,15 +126,25 @@ def run_path(path, args, instrument, set_path0=True):
     except OSError as exc:
         raise UsageError(f"can't open file {abspath!r}: [Errno {exc.errno}] {exc.strerror}")
     main = _fresh_main()
-    main.__dict__.update(__file__=abspath, __cached__=None,
+    cached = {"__cached__": None} if env.MODULES_HAVE_CACHED else {}
+    main.__dict__.update(__file__=abspath, **cached,
                          __loader__=importlib.machinery.SourceFileLoader("__main__", abspath))
     sys.modules["__main__"] = main
 
     def execute():
-        code = instrument(abspath, lambda: compile(source, abspath, "exec", dont_inherit=True))
-        exec(code, main.__dict__)
+        code = instrument(abspath, lambda: _compile_main(source, abspath))
+        _run_code_at_bottom(code, main.__dict__)
 
     return _run(execute)
+
+
+def _compile_main(source, path):
+    """The script's code; on a syntax error, the error `python PATH` itself would print."""
+    try:
+        return compile(source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        error = exc
+    raise _interpreter_syntax_error(path) or error
 
 
 def _is_zip(path):
@@ -125,9 +160,9 @@ def run_module(name, args, alter_argv=True):
     sys.modules["__main__"] = _fresh_main()
     import runpy  # only here: a script run does not need it
     run_as_main = getattr(runpy, "_run_module_as_main", None)
-    if run_as_main is None:  # pragma: no cover - every CPython 3.11-3.14 has it
+    if run_as_main is None:  # pragma: no cover - every CPython 3.11-3.15 has it
         return _run(lambda: runpy.run_module(name, run_name="__main__", alter_sys=True))
-    return _run(lambda: run_as_main(name, alter_argv))
+    return run_guarded(run_as_main, name, alter_argv)
 
 
 def exit_by_sigint():

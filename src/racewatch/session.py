@@ -3,11 +3,12 @@
 import atexit
 import collections
 import os
+import sys
 import threading
 
-from racewatch import processes, runtime
-from racewatch.rewriter import hook, select, sites
-from racewatch.runtime import interceptors, locations, report, threads
+from racewatch import descendants, processes, runtime
+from racewatch.rewriter import hook, project, select, sites
+from racewatch.runtime import interceptors, lockhooks, locations, report, threads
 
 # The session of this process, whoever started it (racewatch run, -X race / PYTHONRACE,
 # pytest --race, racewatch.start()); None when racewatch is not running here.
@@ -15,15 +16,19 @@ current = None
 
 
 class Session:
-    def __init__(self, options, roots):
+    def __init__(self, options, roots, warnings=None):
+        """`warnings`: a list that collects racewatch's warnings (pytest shows them in its
+        summary); None: they go to stderr at once."""
         global current
         self.options = options
+        self.warnings = warnings
+        self._warned = set()
         if options.strip_path_prefix is None:  # paths relative to the project root, as pytest's
             options.strip_path_prefix = os.path.join(roots[0], "") if roots else ""
         self.finished = False  # the summary was printed: later finish() calls change nothing
         self.race = options.race
         cover = cover_mode(options)
-        self.engine = self.reporter = self.collector = None
+        self.engine = self.reporter = self.collector = self.tree = None
         if self.race:
             self._start_race()
         if cover:
@@ -35,27 +40,45 @@ class Session:
             options=(options.include, options.exclude), use_cache=options.cache,
             race=self.race, line_probes=bool(cover),
             chained=self.collector is not None and self.collector.chains)
-        self.installed = hook.install(self.selector, self.instrumenter)
+        self.installed = hook.install(self.selector, self.instrumenter, self.warn)
+        self.warn(select.imported_before_warning(select.imported_before(self.selector)))
         if self.race:
-            interceptors.install(self.engine)  # after the hook: it patches what it instruments
-            self._lock_factories()
-            processes.install()
+            self._hooks()
+            processes.install(_current)
         self.active = True
         current = self
 
-    def _lock_factories(self):
-        if self.reporter.graph is not None:
-            from racewatch.runtime import lockorder
-            interceptors.lock_factories(lockorder.created)
+    def lead(self):
+        """This process starts a run (`racewatch run`, the first -X race / PYTHONRACE process,
+        pytest --race): the processes it starts under racewatch record their findings for it
+        to sum up at its end, and keep their own exit status."""
+        if self.race and self.tree is None:
+            self.reporter.tree = self.tree = descendants.Tree.lead()
+
+    def warn(self, text):
+        """A warning for the user, once, where they will see it."""
+        if not text or text in self._warned:
+            return
+        self._warned.add(text)
+        if self.warnings is not None:
+            self.warnings.append(text)
+        else:
+            sys.stderr.write(f"racewatch: warning: {text}\n")
+
+    def _hooks(self):
+        """Locks report their events, then the primitives are patched (after the import hook:
+        it patches what it instruments)."""
+        lockhooks.install(self.engine, track_creation=self.reporter.graph is not None)
+        interceptors.install(self.engine)
 
     def _start_race(self):
         options = self.options
         self.engine = engine = runtime.load(options.runtime)
         engine.current_tid()  # the thread starting racewatch is thread 0
         self.reporter = report.Reporter(options, engine)
+        self.reporter.tree = self.tree = descendants.Tree.join()  # started under a racewatch run
         engine.configure(on_race=self.reporter.on_race, history_full=options.history == "full",
                          ignored_types=interceptors.ignored_types(),
-                         proxy_types=interceptors.proxy_types(),
                          shape=locations.SHAPE, accessors=locations.ACCESSORS,
                          deque_type=collections.deque, defaultdict_type=collections.defaultdict,
                          lock_order=self.reporter.graph and self.reporter.graph.on_edges)
@@ -65,6 +88,8 @@ class Session:
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self):
+        lockhooks.after_fork()
+        interceptors.hide_thread_bookkeeping()  # threading made new ones in the child
         self.engine.reset_after_fork()
         threads.reset()
         self.reporter.reset()
@@ -79,6 +104,7 @@ class Session:
         self.installed.uninstall()
         if self.race:
             interceptors.uninstall()
+            lockhooks.uninstall()
         null.install()
         if self.collector is not None:
             self.collector.unbind()  # coverage stops with racewatch
@@ -88,12 +114,11 @@ class Session:
         """Detect again after stop(), with the same state and reports."""
         if self.active:
             return
-        self.installed = hook.install(self.selector, self.instrumenter)
+        self.installed = hook.install(self.selector, self.instrumenter, self.warn)
         if self.race:
             runtime.install_api(self.engine)
-            interceptors.install(self.engine)
-            self._lock_factories()
-            processes.install()
+            self._hooks()
+            processes.install(_current)
         if self.collector is not None:
             self.collector.bind()
         self.active = True
@@ -104,9 +129,12 @@ class Session:
         Done here, before racewatch reports, so races in late threads and atexit handlers
         are seen; the interpreter's own later pass then finds nothing left to do.
         """
-        shutdown_threads = getattr(threading, "_shutdown", None)
-        if shutdown_threads is not None:
-            shutdown_threads()
+        from racewatch import runmain
+        # the real _shutdown: what it raises is printed as the interpreter prints it, with no
+        # frame of racewatch's patch in its traceback
+        runmain.shutdown_threads(interceptors.unpatched(threading, "_shutdown"))
+        if self.race and self.active:
+            interceptors.threads_joined()
         run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
         if run_exitfuncs is not None:
             run_exitfuncs()
@@ -155,8 +183,12 @@ ROOTS_VARIABLE = "RACEWATCH_ROOTS"
 def default_roots(script=None):
     """The user's own code: the script's directory and the current project (and the parent's
     when `racewatch run` started this process's parent)."""
-    roots = [select.project_root(os.getcwd())]
+    roots = [project.project_root(os.getcwd())]
     if script is not None:
         roots.append(os.path.dirname(os.path.realpath(script)))
     roots += [r for r in os.environ.get(ROOTS_VARIABLE, "").split(os.pathsep) if r]
     return roots
+
+
+def _current():
+    return current

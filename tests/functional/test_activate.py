@@ -179,7 +179,7 @@ def test_malformed_pythonrace_is_a_one_line_error():
     proc = run(python_args(RACE), cwd=PROGRAMS, env=clean_env(PYTHONRACE="exitcode=x"))
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == ("racewatch: bad value 'x' for option 'exitcode' (PYTHONRACE): "
-                           "expected an integer\n")
+                           "expected an exit status from 1 to 255\n")
 
 
 def racy_project(tmp_path, pyproject):

@@ -96,7 +96,8 @@ def test_bad_option_is_a_config_error(tmp_path):
                 print(exc)
     """)
     assert proc.stdout.splitlines() == [
-        "bad value 'x' for option 'exitcode' (racewatch.start()): expected an integer",
+        "bad value 'x' for option 'exitcode' (racewatch.start()): expected an exit status from 1 "
+        "to 255",
         "unknown option 'nonsense' (racewatch.start())",
         "bad value 2 for option 'halt_on_error' (racewatch.start())",
     ]

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests import helpers
-from tests.cover_helpers import counts_files, cover_run, line_of, load
+from tests.cover_helpers import counts_files, cover_run, coverage_files, line_of, load
 
 THREADS = os.path.join(helpers.PROGRAMS, "cover_threads.py")
 SPIN = line_of(THREADS, "# the counted line")
@@ -44,8 +44,17 @@ def test_combine_keep_and_append(tmp_path):
     two_runs(tmp_path)
     assert cover(tmp_path, "combine", "--keep").returncode == 0
     assert len(counts_files(tmp_path)) == 2
+    report = cover(tmp_path, "report")
+    assert report.returncode == 0 and "--append" not in report.stderr, report.stderr
+    # the kept files are in the combined file already: appending them again adds nothing
+    assert cover(tmp_path, "combine", "--append").returncode != 0
+    assert spin_hits(tmp_path / ".racewatch-cover.json") == 40
+    assert cover_run(tmp_path, THREADS, "10", "2").returncode == 0  # a new run is added
+    report = cover(tmp_path, "report")
+    assert "1 counts file(s) not in .racewatch-cover.json" in report.stderr, report.stderr
     assert cover(tmp_path, "combine", "--append").returncode == 0
-    assert spin_hits(tmp_path / ".racewatch-cover.json") == 80
+    assert spin_hits(tmp_path / ".racewatch-cover.json") == 60
+    assert load(tmp_path / ".racewatch-cover.json")["combined_from"] == 3
 
 
 def test_unreadable_files_are_skipped_by_name_and_kept(tmp_path):
@@ -162,8 +171,10 @@ def test_lcov_has_real_counts(tmp_path):
 def test_erase(tmp_path):
     two_runs(tmp_path)
     assert cover(tmp_path, "combine", "--keep").returncode == 0
+    assert len(coverage_files(tmp_path)) == 2  # the coverage.py data files of the two runs
     assert cover(tmp_path, "erase").returncode == 0
     assert counts_files(tmp_path) == [] and not (tmp_path / ".racewatch-cover.json").exists()
+    assert coverage_files(tmp_path) == []  # a later `coverage combine` would merge them
 
 
 @pytest.mark.parametrize("command", ["report", "html", "lcov"])

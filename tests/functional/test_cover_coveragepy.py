@@ -114,18 +114,42 @@ def _executed(root, name):
     return json.loads(out)["files"][name]["executed_lines"]
 
 
-def test_branch_true_combines_and_reports_the_lines(tmp_path):
-    config = "[run]\nbranch = true\n"
-    ours = project(tmp_path / "ours", config)
-    theirs = project(tmp_path / "theirs", config)
-    assert racewatch(ours, "--cover", "main.py").returncode == 0
-    assert coverage(ours, "run", "-p", "main.py", "ann").returncode == 0  # arcs, from the config
+def test_branch_true_is_refused_clearly(tmp_path):
+    """racewatch measures lines: under `branch = true` its lines would show as partial
+    branches, so it writes no coverage.py file, says why once, and keeps its counts file."""
+    ours = project(tmp_path / "ours", "[run]\nbranch = true\n")
+    proc = racewatch(ours, "--cover", "main.py")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("racewatch: warning: coverage.py's configuration asks for branch "
+                             "coverage (branch = true)") == 1, proc.stderr
+    assert coverage_files(ours) == [] and len(counts_files(ours)) == 1
+    assert coverage(ours, "run", "-p", "main.py").returncode == 0  # coverage's own still works
     combined = coverage(ours, "combine")
-    assert combined.returncode == 0, combined.stderr  # lines and arcs would refuse to combine
-    assert coverage(theirs, "run", "-p", "main.py").returncode == 0
-    assert coverage(theirs, "combine").returncode == 0
-    name = os.path.join("pkg", "calc.py")
-    assert _executed(ours, name) == _executed(theirs, name)
+    assert combined.returncode == 0, combined.stderr
+
+
+def test_main_module_of_a_source_package_is_measured(tmp_path):
+    """`source = pkg` names a package (no such directory here): its main module, run by
+    `-m pkg.app` or by path, is `__main__`, and is measured as coverage.py measures it."""
+    app = "from pkg import calc\nprint(calc.run_threads())\n"
+    for how in ("module", "path"):
+        ours = project(tmp_path / how / "ours", "[run]\nsource = pkg\n")
+        theirs = project(tmp_path / how / "theirs", "[run]\nsource = pkg\n")
+        for root in (ours, theirs):  # src layout: `pkg` is a package name, not a directory
+            (root / "pkg" / "app.py").write_text(app)
+            (root / "src").mkdir()
+            (root / "pkg").rename(root / "src" / "pkg")
+        target = ["-m", "pkg.app"] if how == "module" else [os.path.join("src", "pkg", "app.py")]
+        for root, argv in ((ours, helpers.racewatch_args("--cover", *target)),
+                           (theirs, [sys.executable, "-m", "coverage", "run", "-p", *target])):
+            env = helpers.clean_env(PYTHONPATH=str(root / "src"))
+            proc = helpers.run(argv, cwd=str(root), env=env)
+            assert proc.returncode == 0, proc.stderr
+        text = report(ours)
+        app_row = next(line for line in text.splitlines() if "app.py" in line)
+        assert app_row.split()[1:4] == ["2", "0", "100%"], text
+        if how == "module":
+            assert text == report(theirs)
 
 
 def test_source_filters_and_lists_unexecuted_files(tmp_path):

@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import re
+import sys
 
 import pytest
 
@@ -16,8 +17,19 @@ DEADLOCK_MARK = re.compile(r"#\s*DEADLOCK\b")
 IMPORT = re.compile(r"^\s*(?:from|import)\s+(mod_\w+)", re.M)
 
 
+# A fixture for syntax or behaviour of newer Pythons only says so: `# requires: 3.15`.
+REQUIRES = re.compile(r"^# requires: (\d+)\.(\d+)$", re.M)
+
+
 def _fixtures(prefix):
-    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(FIXTURES, prefix + "*.py")))
+    params = []
+    for path in sorted(glob.glob(os.path.join(FIXTURES, prefix + "*.py"))):
+        with open(path, encoding="utf-8") as f:
+            needed = REQUIRES.search(f.read())
+        version = tuple(map(int, needed.groups())) if needed else (3, 0)
+        params.append(pytest.param(os.path.basename(path), marks=pytest.mark.skipif(
+            sys.version_info < version, reason=f"needs Python {version[0]}.{version[1]}")))
+    return params
 
 
 def marked_lines(name, mark=MARK):
@@ -36,11 +48,12 @@ def marked_lines(name, mark=MARK):
     return marks
 
 
-def run_fixture(name, tmp_path, *options, kind="race"):
-    """Run a fixture under racewatch; returns (process, records of `kind` of every process)."""
+def run_fixture(name, tmp_path, *options, kind="race", command=racewatch_args):
+    """Run a fixture under racewatch (`command(*args)` is the argv of `racewatch run ARGS`);
+    returns (process, records of `kind` of every process)."""
     log = tmp_path / "race"
-    proc = run(racewatch_args("--format=json", f"--log-path={log}", *options,
-                              os.path.join(FIXTURES, name)), cwd=FIXTURES)
+    proc = run(command("--format=json", f"--log-path={log}", *options,
+                       os.path.join(FIXTURES, name)), cwd=FIXTURES)
     records = []
     for path in glob.glob(f"{log}.*"):
         with open(path, encoding="utf-8") as f:

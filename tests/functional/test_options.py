@@ -127,3 +127,29 @@ def test_clean_run_writes_nothing_to_stderr(name):
     proc = run(racewatch_args(os.path.join(FIXTURES, name)), cwd=FIXTURES)
     assert proc.returncode == 0
     assert proc.stderr == ""
+
+
+def test_include_of_a_module_imported_before_racewatch_says_so_once(tmp_path):
+    script = tmp_path / "app.py"
+    script.write_text("import enum, functools, weakref, threading, json\nprint('ran')\n")
+    proc = run(racewatch_args("--include=enum,functools,weakref,threading,json", str(script)),
+               cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, "ran\n"), proc.stderr
+    assert proc.stderr == ("racewatch: warning: enum, functools, threading, weakref were "
+                           "imported before racewatch started, so they are not instrumented\n")
+
+
+def test_a_selected_package_without_sources_is_named_once(tmp_path):
+    import py_compile
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "__init__.py").write_text("")
+    for name in ("one", "two"):
+        source = tmp_path / "legacy" / f"{name}.py"
+        source.write_text("VALUE = 1\n")
+        py_compile.compile(str(source), cfile=str(tmp_path / "legacy" / f"{name}.pyc"))
+        source.unlink()
+    (tmp_path / "app.py").write_text("import legacy.one, legacy.two\nprint('ran')\n")
+    proc = run(racewatch_args("app.py"), cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, "ran\n"), proc.stderr
+    assert proc.stderr == (f"racewatch: warning: legacy has no source files ({tmp_path}/legacy/"
+                           "one.pyc is a .pyc alone), so it is not instrumented\n")

@@ -138,7 +138,7 @@ def pytest_sessionfinish(session):
     line = next(line for line in result.outlines if "LOADED" in line)
     loaded = line.partition("LOADED ")[2]
     assert loaded == ("['racewatch', 'racewatch.annotations', 'racewatch.config', "
-                      "'racewatch.control', 'racewatch.plugin']")
+                      "'racewatch.control', 'racewatch.errors', 'racewatch.plugin']")
 
 
 def test_assertion_rewriting_survives_in_instrumented_test_modules(project):
@@ -379,9 +379,10 @@ def test_pythonrace_and_pytest_options_conflict(project, monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["--race-exitcode=abc"], "ERROR: racewatch: bad value 'abc' for option 'exitcode' "
-                              "(pytest option --race-exitcode): expected an integer"),
-    (["--race-halt-on-error=maybe"], "ERROR: racewatch: bad value 'maybe' for option "
-                                     "'halt_on_error'*"),
+                              "(pytest option --race-exitcode): expected an exit status from 1 "
+                              "to 255"),
+    (["--race-halt-on-error=maybe"], "*argument --race-halt-on-error: ignored explicit "
+                                     "argument 'maybe'"),
     (["--race-suppressions=missing.supp"], "ERROR: racewatch: cannot read suppressions file*"),
 ])
 def test_malformed_options_are_one_line_errors(project, args, message):
@@ -401,7 +402,10 @@ def test_malformed_ini_option_names_it(project):
 def test_unknown_pytest_option_is_refused(project):
     result = race(project, "--race-bogus=1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unrecognized arguments: --race-bogus=1*"])
+    result.stderr.fnmatch_lines(["ERROR: racewatch: unknown option '--race-bogus' (pytest)"])
+    typo = race(project, "--race-halt-on-eror")
+    typo.stderr.fnmatch_lines(["ERROR: racewatch: unknown option '--race-halt-on-eror' "
+                               "(pytest); did you mean '--race-halt-on-error'?"])
 
 
 def test_bad_pyproject_option_is_refused(project):
@@ -500,3 +504,127 @@ def test_same_order_again():
         failures and "race detected" not in failures
     result.stdout.fnmatch_lines(
         ["racewatch: found 1 lock-order inversion(s) (potential deadlock)"])
+
+
+CHILD = """
+import os
+import subprocess
+import sys
+
+from counter import Counter, hammer
+
+CHILD_CODE = "from counter import Counter, hammer; hammer(Counter())"
+
+
+def test_runs_a_racy_child():
+    env = dict(os.environ, PYTHONRACE="1")
+    subprocess.check_call([sys.executable, "child.py"], env=env)  # the child's own status: 0
+"""
+
+
+@pytest.mark.parametrize("extra", [[], ["-p", "xdist", "-n", "2"]], ids=["plain", "xdist"])
+def test_races_only_in_a_child_process_fail_the_run(project, extra):
+    """The test passes (its child exits 0, as under python); the run exits 66 and its summary
+    names the child."""
+    project.makepyfile(test_child=CHILD, child="from counter import Counter, hammer\n"
+                                                "hammer(Counter())\n")
+    result = race(project, "-rA", "-k", "child", *extra)
+    result.assert_outcomes(passed=1)
+    assert result.ret == 66
+    result.stdout.fnmatch_lines(["*= racewatch =*",
+                                 "racewatch: 1 other process(es) of this run found races:",
+                                 "  pid *: 1 data race(s) in child.py"])
+
+
+def installed_project(pytester, name="demo_pkg"):
+    """A src-layout project `demo` whose package was installed non-editable, as tox installs
+    it: the copy the tests import lies in a `site-packages` directory, named by its RECORD."""
+    site = pytester.path / "venv" / "lib" / "site-packages"
+    for base in (pytester.path / "src" / name, site / name):
+        base.mkdir(parents=True)
+        (base / "__init__.py").write_text("")
+        (base / "counter.py").write_text(COUNTER)
+    info = site / "demo-1.0.dist-info"
+    info.mkdir()
+    (info / "RECORD").write_text(f"{name}/__init__.py,,\n{name}/counter.py,,\n")
+    pytester.makepyfile(test_counter=TESTS.replace("from counter", f"from {name}.counter"))
+    (pytester.path / "counter.py").unlink()
+    return str(site)
+
+
+def test_the_projects_package_is_instrumented_where_it_is_installed(project, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", installed_project(project))
+    result = race(project, "-rA")
+    assert verdicts(result) == {"test_racy": False, "test_clean": True}
+    assert "site-packages/demo_pkg/counter.py" in result.stdout.str()
+
+
+def test_a_package_imported_before_racewatch_is_named_once(project, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", installed_project(project))
+    result = race(project, "-p", "demo_pkg.counter", "-n", "2", "-p", "xdist")
+    warning = ("racewatch: warning: demo_pkg was imported before racewatch started, so it is "
+               "not instrumented")
+    assert result.stdout.str().count(warning) == 1, result.stdout.str()
+
+
+@pytest.mark.parametrize("flag", ["--race-cover", "--race-cache", "--race-halt-on-error"])
+def test_an_on_off_flag_keeps_the_path_after_it(project, flag):
+    project.mkpydir("more")
+    project.path.joinpath("more", "test_more.py").write_text("def test_more():\n    pass\n")
+    result = race(project, "-rA", flag, "more")
+    assert verdicts(result) == {"test_more": True}, result.stdout.str()
+
+
+def test_unittest_style_stacks_end_at_the_test(project):
+    project.makepyfile(test_unit="""
+import threading
+import unittest
+
+from counter import Counter
+
+
+class Case(unittest.TestCase):
+    def setUp(self):
+        self.counter = Counter()
+
+    def test_racy(self):
+        workers = [threading.Thread(target=self.counter.bump) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+""")
+    result = race(project, "test_unit.py")
+    failures = section(result, "FAILURES")
+    assert "Case.test_racy()" in failures
+    for machinery in ("pluggy", "_pytest", "unittest/case.py", "runtest"):
+        assert machinery not in failures, failures
+
+
+@pytest.mark.parametrize("xdist", [(), ("-p", "xdist", "-n", "2")], ids=["one", "xdist"])
+def test_race_cover_prints_a_coverage_table(project, xdist):
+    project.path.joinpath("counter.py").write_text(COUNTER + "\n\ndef unused():\n    return 0\n")
+    result = race(project, "--race-cover", "--race-cover-report=term-missing", *xdist)
+    text = result.stdout.str()
+    table = text[text.index("= racewatch coverage ="):]
+    row = next(line.split() for line in table.splitlines() if line.startswith("counter.py"))
+    lines, missed = int(row[1]), int(row[2])
+    assert (missed, row[-1]) == (1, str(COUNTER.count("\n") + 4))  # `return 0` never ran
+    assert lines > missed and row[3] == f"{100 * (lines - missed) / lines:.0f}%"
+    quiet = race(project, "--race-cover", "--race-cover-report=none", *xdist)
+    assert "racewatch coverage" not in quiet.stdout.str()
+
+
+def test_a_package_without_sources_is_named_once(project):
+    import py_compile
+    legacy = project.mkpydir("legacy")
+    source = legacy / "mod.py"
+    source.write_text("VALUE = 1\n")
+    py_compile.compile(str(source), cfile=str(legacy / "mod.pyc"), doraise=True)
+    source.unlink()  # installed as a .pyc alone: nothing racewatch can rewrite
+    project.makepyfile(test_legacy="import legacy.mod\n\ndef test_value():\n"
+                                   "    assert legacy.mod.VALUE == 1\n")
+    result = race(project, "test_legacy.py", "-p", "xdist", "-n", "2")
+    text = result.stdout.str()
+    assert text.count("racewatch: warning: legacy has no source files (") == 1, text
+    assert "mod.pyc is a .pyc alone), so it is not instrumented" in text

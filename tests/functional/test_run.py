@@ -82,7 +82,8 @@ def test_syntax_error_is_pythons_message(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--bogus", "x.py"], "unknown option '--bogus'"),
     (["--exitcode=abc", "x.py"],
-     "bad value 'abc' for option 'exitcode' (command line): expected an integer"),
+     "bad value 'abc' for option 'exitcode' (command line): expected an exit status from 1 "
+     "to 255"),
     (["-x", "x.py"], "unknown option '-x'"),
     ([], "run needs a script or -m MODULE"),
 ])
@@ -98,3 +99,29 @@ def test_run_help_prints_the_usage(flag):
     assert watched.returncode == 0 and watched.stderr == ""
     assert watched.stdout.startswith("usage: racewatch run [OPTIONS] SCRIPT")
     assert "--include=PATTERNS" in watched.stdout
+
+
+def test_summary_names_accesses_in_plain_words(tmp_path):
+    script = tmp_path / "kinds.py"
+    script.write_text(
+        "import threading\n"
+        "shared = []\n"
+        "def add():\n"
+        "    shared.append(1)\n"
+        "def look():\n"
+        "    len(shared)\n"
+        "    for _ in shared:\n"
+        "        pass\n"
+        "    shared.sort()\n"
+        "workers = [threading.Thread(target=f) for f in (add, look)]\n"
+        "for w in workers:\n"
+        "    w.start()\n"
+        "for w in workers:\n"
+        "    w.join()\n")
+    proc = run(racewatch_args(str(script)), cwd=tmp_path)
+    summary = proc.stderr[proc.stderr.index("racewatch: found"):].splitlines()[1:]
+    assert summary == [
+        "  kinds.py:4 (atomic write by .append()) vs kinds.py:6 (builtin call (len, getattr...)) "
+        "(1 time)",
+        "  kinds.py:4 (atomic write by .append()) vs kinds.py:7 (iteration) (1 time)",
+        "  kinds.py:4 (atomic write by .append()) vs kinds.py:9 (write by .sort()) (1 time)"]

@@ -1,4 +1,5 @@
-"""One race (a worker and the main thread write one attribute), then `exit N` / `raise` if asked.
+"""One race (a worker and the main thread write one attribute), then `exit N`, `_exit N`
+(os._exit) or `raise` if asked.
 
 Used under -X race / PYTHONRACE: prints its pid first (reports may go to PREFIX.<pid>).
 """
@@ -27,6 +28,9 @@ def main(args):
     print("done", flush=True)
     if args[:1] == ["exit"]:
         sys.exit(int(args[1]))
+    if args[:1] == ["_exit"]:
+        sys.stdout.flush()
+        os._exit(int(args[1]))
     if args[:1] == ["raise"]:
         raise RuntimeError("the program's own failure")
 

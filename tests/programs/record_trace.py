@@ -20,14 +20,14 @@ import threading
 import weakref
 
 from racewatch import cli
-from racewatch.runtime import api, locations
+from racewatch.runtime import api, locations, owned
 
 ATOMIC_OP = {False: "atomic_read", True: "atomic_write"}
 
 
 class Recorder:
     def __init__(self):
-        self.lock = _thread.RLock()  # record + apply as one step; a finalizer may re-enter
+        self.lock = owned.rlock()  # record + apply as one step; a finalizer may re-enter
         self.local = threading.local()
         self.events = []
         self.objects = []  # the recorded objects themselves, kept alive
@@ -75,8 +75,8 @@ class Recorder:
 
     def install(self):
         """Wrap the twin's internal steps (looked up as module globals at each call)."""
-        record_access, sync_event, thread_end = (api._record_access, api._sync_event,
-                                                 api.thread_end)
+        record_access, sync_event, lock_event, thread_end = (
+            api._record_access, api._sync_event, api._lock_event, api.thread_end)
 
         def recorded_access(target, key, is_write, atomic, site, state):
             with self.lock:
@@ -84,15 +84,21 @@ class Recorder:
                             self.site(site, is_write if atomic else None))
                 return record_access(target, key, is_write, atomic, site, state)
 
-        def recorded_sync(obj, is_acquire, is_lock):
+        def recorded_sync(obj, is_acquire):
             with self.lock:
                 if not api._current().busy:  # a busy twin defers it, to this wrapper again
-                    op = (("acquire", "release") if is_lock else
-                          ("happens_after", "happens_before"))[not is_acquire]
+                    op = "happens_after" if is_acquire else "happens_before"
                     if getattr(self.local, "ending", False):
                         op = "thread_end"
-                    self.record(op, self.obj(obj, sync=True), *([0] if is_lock else []))
-                return sync_event(obj, is_acquire, is_lock)
+                    self.record(op, self.obj(obj, sync=True))
+                return sync_event(obj, is_acquire)
+
+        def recorded_lock(lock, is_acquire, flags, count, where):
+            with self.lock:
+                if not api._current().busy:
+                    self.record("lock_acquired" if is_acquire else "lock_released",
+                                self.obj(lock, sync=True), flags, count)
+                return lock_event(lock, is_acquire, flags, count, where)
 
         def recorded_thread_end(obj):
             self.local.ending = True
@@ -105,6 +111,7 @@ class Recorder:
 
         api._record_access = recorded_access
         api._sync_event = recorded_sync
+        api._lock_event = recorded_lock
         api.thread_end = recorded_thread_end
 
     def trace(self, source):
@@ -118,8 +125,10 @@ class Recorder:
 
 def _kind(obj, sync):
     """The replay kind of an object: what the engines treat differently."""
-    if sync and type(obj) in (type(_thread.allocate_lock()), type(_thread.RLock())):
+    if sync and type(obj) is type(_thread.RLock()):
         return "lock"
+    if sync and type(obj) is type(_thread.allocate_lock()):
+        return "plainlock"
     if isinstance(obj, threading.local):
         return "ignored"
     if isinstance(obj, type):

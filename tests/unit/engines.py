@@ -17,6 +17,9 @@ except ImportError:  # not built: the C parameters fail loudly instead of vanish
 # Site ids the tests use stay below this; every reset clears their kinds.
 SITE_SPACE = 4096
 
+REENTRANT, INNER = 1, 2  # lock event flags (runtime/_locks_api.h)
+RLOCK = type(threading.RLock())
+
 # The fields of an `on_race` event, in order (see the runtime's `configure`).
 Event = collections.namedtuple("Event", "target key site tid is_write atomic lockset prev_site "
                                "prev_tid prev_write prev_atomic prev_lockset prev_stack")
@@ -87,9 +90,10 @@ class Driver:
     """An engine reset for one test, with `threads` real threads to call it from.
 
     `driver(t, "write", obj, key, site)` calls the engine's function on thread t (container
-    operations `shape_read`, `atomic_write`... take `(box, site)`); `driver.call(t, fn,
-    *args)` runs any function there. `sites` names the kind of the sites that are not plain.
-    Race events collect in `events`.
+    operations `shape_read`, `atomic_write`... take `(box, site)`; `acquire` and `release`
+    take `(lock, count=1)` and report the lock's event as the lock hooks would, `inner=True`
+    for a modelled primitive's lock); `driver.call(t, fn, *args)` runs any function there.
+    `sites` names the kind of the sites that are not plain. Race events collect in `events`.
     """
 
     def __init__(self, engine, threads=2, sites=None, **config):
@@ -99,7 +103,12 @@ class Driver:
         reset(engine, sites, **config)
         self.stepper = Stepper(threads)
 
-    def __call__(self, thread, function, *args):
+    def __call__(self, thread, function, *args, inner=False):
+        if function in ("acquire", "release"):  # a lock's own event (runtime/_locks.c)
+            lock, count = (*args, 1)[:2]
+            flags = (REENTRANT if isinstance(lock, RLOCK) else 0) | (INNER if inner else 0)
+            event = self.engine.lock_acquired if function == "acquire" else self.engine.lock_released
+            return self.stepper(thread, event, lock, flags, count)
         if function.startswith(("shape_", "atomic_")):  # a container method's probe
             box, site = args
             probe = self.engine.write if function.endswith("write") else self.engine.read

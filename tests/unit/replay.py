@@ -6,8 +6,9 @@ name} for sites that are not plain, see engines.KINDS), `history_full`, and `eve
 `[thread, op, *args]` with objects as indices:
 `read|write OBJ KEY SITE` (a probe; the site's kind says what it is),
 `global_read|global_write MODULE KEY SITE` (a probe from a function of that module),
-`call FUNC OBJ KEY SITE` (FUNC a builtin's name), `acquire|release OBJ SITE`,
-`happens_before|happens_after|thread_end OBJ`, `current_tid`.
+`call FUNC OBJ KEY SITE` (FUNC a builtin's name), `lock_acquired|lock_released LOCK FLAGS
+COUNT` (a lock's event, as the lock hooks report it), `happens_before|happens_after|thread_end
+OBJ`, `current_tid`.
 Keys are strings, numbers, booleans, null or lists (tuples); `{"shape": 1}` is a container's
 shape, `{"obj": I}` object I, `{"slice": [START, STOP, STEP]}` a slice.
 """
@@ -61,7 +62,7 @@ FACTORIES = {
     "deque": lambda: collections.deque([0, 1, 2]), "bytearray": lambda: bytearray(3),
     "set": lambda: {1, "a"}, "module": _module, "cell": lambda: types.CellType(0),
     "int": lambda: int("9" * 30), "tuple": lambda: (object(),), "ignored": Ignored,
-    "lock": threading.RLock, "key": Plain,
+    "lock": threading.RLock, "plainlock": threading.Lock, "key": Plain,
 }
 
 
@@ -100,8 +101,9 @@ def _step(engine, objects, op, args):
     elif op == "call":
         func, obj, key, site = args
         engine.call(getattr(builtins, func), objects[obj], decode_key(key, objects), site)
-    elif op in ("acquire", "release"):
-        getattr(engine, op)(objects[args[0]], args[1])
+    elif op in ("lock_acquired", "lock_released"):
+        lock, flags, count = args
+        getattr(engine, op)(objects[lock], flags, count)
     elif op == "current_tid":
         engine.current_tid()
     else:
@@ -109,12 +111,19 @@ def _step(engine, objects, op, args):
 
 
 def replay(engine, trace):
-    """(races by site pair, sorted normalized race events) of `trace` replayed into `engine`."""
+    """(races by site pair, sorted normalized race events, lock-order events in order) of
+    `trace` replayed into `engine`."""
     objects = build(trace["objects"])
     sites = {int(site): kind for site, kind in trace.get("sites", {}).items()}
+    orders = []
+
+    def lock_order(tid, held, wheres, lock, where):
+        orders.append((tid, [(engine.sync_name(i)[1], w) for i, w in zip(held, wheres)],
+                       engine.sync_name(lock)[1], where))
+
     with Driver(engine, threads=trace["threads"], sites=sites,
                 history_full=trace.get("history_full", False),
-                ignored_types=(Ignored,)) as d:
+                ignored_types=(Ignored,), lock_order=lock_order) as d:
         for thread, op, *args in trace["events"]:
             d.call(thread, _step, engine, objects, op, args)
         races = d.races()
@@ -122,7 +131,9 @@ def replay(engine, trace):
     labels.update((id(obj.__dict__), f"{index}.__dict__") for index, obj in enumerate(objects)
                   if isinstance(obj, types.ModuleType))
     events = sorted((_normalize(engine, e, labels) for e in d.events), key=repr)
-    return races, events
+    orders = [(tid, tuple(sorted((labels.get(a, "?"), w) for a, w in held)),
+               labels.get(lock, "?"), where) for tid, held, lock, where in orders]
+    return races, events, orders
 
 
 def _normalize(engine, event, labels):

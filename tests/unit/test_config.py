@@ -16,7 +16,8 @@ def test_bare_one_means_defaults():
 
 @pytest.mark.parametrize("text, message", [
     ("nonsense=1", "unknown option 'nonsense' (PYTHONRACE)"),
-    ("exitcode=x", "bad value 'x' for option 'exitcode' (PYTHONRACE): expected an integer"),
+    ("exitcode=x", "bad value 'x' for option 'exitcode' (PYTHONRACE): expected an exit status "
+                    "from 1 to 255"),
     ("halt_on_error=maybe", "bad value 'maybe' for option 'halt_on_error'"),
     ("history", "malformed option 'history' (PYTHONRACE): expected name=value"),
 ])
@@ -43,3 +44,48 @@ def test_defaults_come_from_the_table():
     options = config.Options(exitcode=7)
     assert options.exitcode == 7
     assert options.log_path == "stderr" and options.history == "site"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("exitcode=0", "expected an exit status from 1 to 255"),
+    ("exitcode=256", "expected an exit status from 1 to 255"),
+    ("exitcode=-1", "expected an exit status from 1 to 255"),
+    ("include=examples/bank.py", "'examples/bank.py' is a file path; expected module names"),
+    ("exclude=app.py", "'app.py' is a file path"),
+    ("a=1,b=2", "separate options with spaces, not commas (name=value name=value)"),
+    ("exitcode=3,halt_on_error=1", "separate options with spaces, not commas"),
+    ("halt_on_eror=1", "unknown option 'halt_on_eror' (PYTHONRACE); did you mean "
+                       "'halt_on_error'?"),
+])
+def test_bad_values_say_what_is_expected(text, message):
+    with pytest.raises(config.ConfigError) as info:
+        config.parse_string(text, "PYTHONRACE")
+    assert message in str(info.value)
+
+
+def test_exit_statuses_at_the_ends_of_the_range_are_accepted():
+    assert config.parse_string("exitcode=1", "x") == {"exitcode": 1}
+    assert config.parse_string("exitcode=255", "x") == {"exitcode": 255}
+    assert config.native_value("exitcode", 255, "api") == 255
+    with pytest.raises(config.ConfigError, match="from 1 to 255"):
+        config.native_value("exitcode", 256, "pyproject.toml")
+    with pytest.raises(config.ConfigError, match="is a file path"):
+        config.native_value("include", ["app/main.py"], "pyproject.toml")
+
+
+def test_include_patterns_with_commas_are_one_option():
+    assert config.parse_string("include=app,lib.*", "x") == {"include": ("app", "lib.*")}
+
+
+def test_unknown_flag_suggests_the_closest():
+    with pytest.raises(config.ConfigError, match=r"unknown option '--inclde'; did you mean "
+                                                 r"'--include'\?"):
+        config.parse_cli(["--inclde=app", "app.py"])
+    with pytest.raises(config.ConfigError) as info:
+        config.parse_cli(["--zzzzzz", "app.py"])
+    assert str(info.value) == "unknown option '--zzzzzz'"
+
+
+def test_include_does_not_take_the_script_as_its_value():
+    with pytest.raises(config.ConfigError, match="'examples/bank.py' is a file path"):
+        config.parse_cli(["--include", "examples/bank.py"])

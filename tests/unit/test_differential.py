@@ -66,8 +66,15 @@ def test_random_traces_exercise_every_rule():
     seen = set()
     racy = 0
     for seed in range(min(COUNT, 100)):
-        races, events = replay.replay(api, tracegen.random_trace(seed))
+        trace = tracegen.random_trace(seed)
+        races, events, orders = replay.replay(api, trace)
         racy += bool(races)
+        seen.update({"lock order"} if orders else set())
+        flags = {e[4] for e in trace["events"] if e[1] == "lock_acquired"}
+        seen.update({"inner lock"} if any(f & tracegen.INNER for f in flags) else set())
+        seen.update({"signal"} if any(e[1] == "lock_released" and e[3] == 1 and
+                                      trace["objects"][e[2]] == "plainlock" for e in
+                                      trace["events"]) else set())
         for (target, key, site, tid, is_write, atomic, lockset, prev_site, prev_tid,
              prev_write, prev_atomic, prev_lockset, stack) in events:
             seen.add(("write" if is_write else "read", "write" if prev_write else "read"))
@@ -80,5 +87,6 @@ def test_random_traces_exercise_every_rule():
             seen.update({"identity key"} if str(key).startswith("<obj") else set())
         seen.update({"counted"} if any(n > 1 for n in races.values()) else set())
     assert {("write", "write"), ("read", "write"), ("write", "read"), "atomic", "lockset",
-            "stack", "shape", "counted", "global", "tuple key", "identity key"} <= seen
+            "stack", "shape", "counted", "global", "tuple key", "identity key", "lock order",
+            "inner lock"} <= seen
     assert 10 < racy < min(COUNT, 100)

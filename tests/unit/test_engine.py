@@ -1,5 +1,6 @@
 """FastTrack's rules in both engines: which accesses race, what orders them, what is reported."""
 
+import gc
 import threading
 
 import pytest
@@ -340,10 +341,10 @@ def test_lock_release_orders_the_next_acquire(engine):
     obj, lock = Obj(), threading.Lock()
     with Driver(engine, threads=3) as d:
         for thread, site in ((1, 1), (2, 2), (0, 3)):
-            d(thread, "acquire", lock, 100)
+            d(thread, "acquire", lock)
             d(thread, "read", obj, "n", site)
             d(thread, "write", obj, "n", site + 10)
-            d(thread, "release", lock, 101)
+            d(thread, "release", lock)
     assert d.races() == {}
 
 
@@ -351,12 +352,12 @@ def test_lock_release_orders_the_next_acquire(engine):
 def test_different_locks_do_not_order_and_show_in_locksets(engine):
     obj, lock1, lock2 = Obj(), threading.Lock(), threading.RLock()
     with Driver(engine) as d:
-        d(0, "acquire", lock1, 100)
+        d(0, "acquire", lock1)
         d(0, "write", obj, "n", 1)
-        d(0, "release", lock1, 101)
-        d(1, "acquire", lock2, 100)
+        d(0, "release", lock1)
+        d(1, "acquire", lock2)
         d(1, "write", obj, "n", 2)
-        d(1, "release", lock2, 101)
+        d(1, "release", lock2)
     assert d.races() == {(1, 2): 1}
     (event,) = d.events
     assert lock_addresses(engine, event.lockset) == (id(lock2),)
@@ -367,14 +368,14 @@ def test_different_locks_do_not_order_and_show_in_locksets(engine):
 def test_lockset_counts_reentry_and_empties_on_release(engine):
     obj, lock, other = Obj(), threading.RLock(), threading.Lock()
     with Driver(engine) as d:
-        d(1, "acquire", lock, 100)
-        d(1, "acquire", lock, 100)
-        d(1, "acquire", other, 100)
-        d(1, "release", lock, 101)  # still held once
+        d(1, "acquire", lock)
+        d(1, "acquire", lock)
+        d(1, "acquire", other)
+        d(1, "release", lock)  # still held once
         d(1, "write", obj, "a", 1)
         d(0, "write", obj, "a", 2)
-        d(1, "release", lock, 101)
-        d(1, "release", other, 101)
+        d(1, "release", lock)
+        d(1, "release", other)
         d(1, "write", obj, "b", 3)
         d(0, "write", obj, "b", 4)
     first, second = sorted(d.events, key=lambda e: e.site)
@@ -386,10 +387,109 @@ def test_lockset_counts_reentry_and_empties_on_release(engine):
 def test_release_of_a_lock_never_acquired_leaves_the_lockset_empty(engine):
     obj, lock = Obj(), threading.Lock()
     with Driver(engine) as d:
-        d(1, "release", lock, 101)
+        d(1, "release", lock)
         d(1, "write", obj, "a", 1)
         d(0, "write", obj, "a", 2)
     assert [e.prev_lockset for e in d.events] == [()]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_plain_lock_released_by_another_thread_is_held_by_nobody(engine):
+    """A lock used as a signal (Condition.wait's waiter): the releasing thread's clock reaches
+    the next acquirer, and the first acquirer no longer holds it."""
+    obj, signal = Obj(), threading.Lock()
+    with Driver(engine, threads=3) as d:
+        d(1, "acquire", signal)
+        d(2, "write", obj, "a", 1)
+        d(2, "release", signal)       # released by another thread
+        d(1, "write", obj, "b", 2)    # thread 1 holds nothing now
+        d(0, "write", obj, "b", 3)
+        d(1, "acquire", signal)       # ordered after thread 2's release
+        d(1, "write", obj, "a", 4)
+    (event,) = d.events
+    assert (event.site, event.prev_site) == (3, 2)
+    assert event.prev_lockset == ()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_lock_that_dies_while_held_leaves_the_lockset(engine):
+    obj, lock = Obj(), threading.Lock()
+    address = id(lock)
+    with Driver(engine) as d:
+        d(1, "acquire", lock)
+        d(1, "write", obj, "a", 1)
+        del lock
+        gc.collect()
+        d(1, "write", obj, "b", 2)
+        d(0, "write", obj, "a", 3)
+        d(0, "write", obj, "b", 4)
+    by_site = {e.site: e for e in d.events}
+    assert lock_addresses(engine, by_site[3].prev_lockset) == (address,)  # named for good
+    assert by_site[4].prev_lockset == ()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_inner_lock_orders_nothing_but_excludes(engine):
+    """A modelled primitive's own lock: accesses both made holding it do not race, but its
+    release orders nothing after it."""
+    obj, inner = Obj(), threading.Lock()
+    with Driver(engine) as d:
+        d(1, "acquire", inner, inner=True)
+        d(1, "write", obj, "held", 1)
+        d(1, "release", inner, inner=True)
+        d(1, "write", obj, "after", 2)
+        d(0, "acquire", inner, inner=True)
+        d(0, "write", obj, "held", 3)     # both held it: no race
+        d(0, "write", obj, "after", 4)    # the release ordered nothing: a race
+        d(0, "release", inner, inner=True)
+    assert d.races() == {(2, 4): 1}
+    (event,) = d.events
+    assert lock_addresses(engine, event.lockset) == (id(inner),)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_rlock_released_whole_and_restored(engine):
+    """Condition.wait on an RLock: _release_save releases every level (count 0),
+    _acquire_restore takes them back (count n)."""
+    obj, lock = Obj(), threading.RLock()
+    with Driver(engine) as d:
+        d(1, "acquire", lock)
+        d(1, "acquire", lock)
+        d(1, "release", lock, 0)          # all levels
+        d(1, "write", obj, "a", 1)
+        d(1, "acquire", lock, 2)          # restored
+        d(1, "release", lock)
+        d(1, "write", obj, "b", 2)        # still held once
+        d(0, "write", obj, "a", 3)
+        d(0, "write", obj, "b", 4)
+    by_site = {e.site: e for e in d.events}
+    assert by_site[3].prev_lockset == ()
+    assert lock_addresses(engine, by_site[4].prev_lockset) == (id(lock),)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dead_locks_are_told_once_and_unpinned_names_go(engine):
+    kept, gone = threading.Lock(), threading.Lock()
+    ids = []
+    order = (lambda tid, held, wheres, lock, where: ids.extend((*held, lock)))  # their ids
+    with Driver(engine, lock_order=order) as d:
+        d(0, "acquire", kept)
+        d(0, "acquire", gone)
+        d(0, "release", gone)             # kept -> gone: both named in the graph, for good
+        d(0, "release", kept)
+        other = threading.Lock()
+        d(0, "acquire", other)            # taken, never named anywhere else
+        d(0, "release", other)
+        engine.dead_locks()
+        kept_id, gone_id = ids
+        del kept, gone, other
+        gc.collect()
+        dead = engine.dead_locks()
+        assert set(dead) >= {kept_id, gone_id} and len(dead) == 3
+        assert engine.dead_locks() is None
+        assert engine.sync_name(kept_id) is not None and engine.sync_name(gone_id) is not None
+        (other_id,) = set(dead) - {kept_id, gone_id}
+        assert engine.sync_name(other_id) is None
 
 
 # -- atomic accesses ---------------------------------------------------------------------------
@@ -447,16 +547,16 @@ def test_history_survives_the_record_turning_full(engine, breaker):
     there, with its site, kind, atomicity and lockset, when a later thread races with it."""
     obj, box, lock, other = Obj(), [], threading.Lock(), threading.Lock()
     with Driver(engine, threads=3, sites=SITES) as d:
-        d(1, "acquire", lock, 100)
+        d(1, "acquire", lock)
         d(1, "write", obj, "a", 1)
         d(1, "read", obj, "b", 2)
         d(1, "write", obj, "c", 3)
         d(1, "read", obj, "c", 4)  # same epoch: the write stays the one that counts
         d(1, "atomic_write", box, A1)
         if breaker == "other_lockset":
-            d(1, "acquire", other, 100)
+            d(1, "acquire", other)
             d(1, "write", obj, "d", 5)
-            d(1, "release", other, 101)
+            d(1, "release", other)
         elif breaker == "new_epoch":
             d(1, "happens_before", Obj())
             d(1, "write", obj, "d", 5)
@@ -466,7 +566,7 @@ def test_history_survives_the_record_turning_full(engine, breaker):
         d(2, "write", obj, "b", 12)
         d(2, "read", obj, "c", 13)
         d(2, "shape_read", box, S1)
-        d(1, "release", lock, 101)
+        d(1, "release", lock)
     assert d.races() == {(1, 11): 1, (2, 12): 1, (3, 13): 1, (A1, S1): 1}
     by_site = {e.site: e for e in d.events}
     for site, prev_write, prev_atomic in ((11, True, 0), (12, False, 0), (13, True, 0),

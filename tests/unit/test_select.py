@@ -4,7 +4,8 @@ import json
 import os
 import sysconfig
 
-from racewatch.rewriter.select import Selector, project_root
+from racewatch.rewriter.project import project_root
+from racewatch.rewriter.select import Selector
 
 
 def test_pattern_covers_submodules():

@@ -25,25 +25,27 @@ def _tokens(code):
 
 
 def test_relocation_leaves_equal_user_constants_alone():
-    source = "def f(o):\n    return (o.a, 0, 1, 2, 3, o.b)\n"
+    # floats: equal to the site ids 0 and 1, and in co_consts on every version (3.14 loads
+    # small ints with LOAD_SMALL_INT instead)
+    source = "def f(o):\n    return (o.a, 0.0, 1.0, 2.0, 3.0, o.b)\n"
     code, records, layout = instrument.instrument_module(compile(source, "<t>", "exec"), None)
     # f's two sites are 0 and 1, equal in value to the user's constants 0 and 1
     assert [r[3] for r in records[:2]] == ["a", "b"]
     moved = sites.relocate(code, layout, 1000, _token)
     inner = [c for c in moved.co_consts if hasattr(c, "co_code")][0]
     assert {("token", 1000, False, "a"), ("token", 1001, False, "b")} <= set(inner.co_consts)
-    assert {0, 1, 2, 3} <= set(inner.co_consts)  # the tuple's own constants are unchanged
+    # the tuple's own constants are unchanged
+    assert [c for c in inner.co_consts if type(c) is float] == [0.0, 1.0, 2.0, 3.0]
 
 
-def test_token_sites_say_read_or_write_and_called_probes_keep_int_sites():
+def test_token_sites_say_read_or_write():
     source = "def f(o, lock):\n    o.a = o.b\n    with lock:\n        pass\n"
     code, records, layout = instrument.instrument_module(compile(source, "<t>", "exec"), None)
     moved = sites.relocate(code, layout, 10, _token)
     kinds = {r[2]: 10 + i for i, r in enumerate(records)}
     assert {("token", kinds["read"], False, "b"), ("token", kinds["write"], True, "a")} <= \
         set(_tokens(moved))
-    inner = [c for c in moved.co_consts if hasattr(c, "co_code")][0]
-    assert kinds["sync"] in inner.co_consts  # `with` calls sync(obj, site): a plain int
+    assert "sync" not in kinds  # `with lock:` has no probe: locks report their own events
 
 
 def test_rewritten_code_marshals_and_relocates_after_a_round_trip():
@@ -51,7 +53,9 @@ def test_rewritten_code_marshals_and_relocates_after_a_round_trip():
     code, records, layout = instrument.instrument_module(compile(source, "<t>", "exec"), None)
     again = marshal.loads(marshal.dumps(code))
     moved = sites.relocate(again, layout, 50, _token)
-    assert sorted(t[1] for t in _tokens(moved)) == list(range(50, 50 + len(records)))
+    # every site is a token's but the module's end (`initialized`, a called probe)
+    assert sorted(t[1] for t in _tokens(moved)) == [50 + site for site, r in enumerate(records)
+                                                     if r[2] != "import"]
 
 
 def test_register_returns_consecutive_bases():

@@ -1,7 +1,9 @@
 """Seeded random event traces (the format of replay.py) that a real program could produce.
 
 Threads are started and joined through edges on per-thread tokens (or not at all), take locks
-with mutual exclusion, publish and take edges on shared tokens, and make every kind of probe on
+with mutual exclusion (re-entrant ones nested, a whole RLock released and restored as
+Condition.wait does, plain ones also released by another thread as a signal; some inner, as a
+modelled primitive's own), publish and take edges on shared tokens, and make every kind of probe on
 every kind of object the engines treat differently: weak-referenceable instances, `__slots__`
 objects they hold strongly, classes, a module (attributes, globals), cells, ints and tuples
 (attribute sites skip them), an ignored type, and builtin containers, subclasses and dict views
@@ -17,7 +19,7 @@ SITE_IDS = {"plain": range(1, 7), "attr": range(11, 15), "shape_read": (17, 18),
             "contains": (39, 40), "iter": (41, 42), "eq": (43,), "call": (44, 45, 46),
             "global": (47, 48), "cell": (49, 50)}
 SITES = {site: kind for kind, ids in SITE_IDS.items() if kind != "plain" for site in ids}
-LOCK_SITE = 60
+REENTRANT, INNER = 1, 2  # lock event flags (runtime/_locks_api.h)
 NAMES = ("a", "b", "c")
 DICT_KEYS = ("a", "b", "new", 1, 1.0, True, ["t", 1], ["t", ["u", 2.5]])
 INDICES = (0, 1, 2, -1, 7)
@@ -57,7 +59,9 @@ class _Gen:
         self.data += [self.new(f"keys_of:{i}") for i in list(self.data)
                       if self.objects[i] == "dict"]
         self.key = self.new("key")  # a dict key compared by identity
-        self.locks = [self.new("lock") for _ in range(rng.randint(1, 3))]
+        self.locks = [self.new(rng.choice(("lock", "plainlock"))) for _ in range(rng.randint(1, 4))]
+        self.flags = {lock: (REENTRANT if self.objects[lock] == "lock" else 0)
+                      | (INNER if rng.random() < 0.25 else 0) for lock in self.locks}
         self.shared = [self.new("instance"), self.new("list"), self.new("int")]  # edge tokens
         self.start = [self.new("instance") for _ in range(threads)]
         self.end = [self.new("instance") for _ in range(threads)]
@@ -90,15 +94,29 @@ class _Gen:
         if roll < 0.6:
             self.access(t, rng.choice(self.data))
         elif roll < 0.72:
-            free = [lock for lock in self.locks if self.held.get(lock, [t])[0] == t]
+            free = [lock for lock in self.locks if lock not in self.held
+                    or self.held[lock][0] == t and self.flags[lock] & REENTRANT]
             if free:
                 lock = rng.choice(free)
-                self.held.setdefault(lock, [t, 0])[1] += 1
-                self.emit(t, "acquire", lock, LOCK_SITE)
+                count = rng.randint(2, 3) if lock not in self.held and \
+                    self.flags[lock] & REENTRANT and rng.random() < 0.2 else 1  # a restore
+                self.held.setdefault(lock, [t, 0])[1] += count
+                self.emit(t, "lock_acquired", lock, self.flags[lock], count)
         elif roll < 0.84:
             mine = [lock for lock, (owner, _) in self.held.items() if owner == t]
-            if mine:
-                self.release(t, rng.choice(mine))
+            theirs = [lock for lock, (owner, _) in self.held.items()
+                      if owner != t and not self.flags[lock] & REENTRANT]
+            if theirs and rng.random() < 0.15:  # a plain lock released as a signal
+                lock = rng.choice(theirs)
+                del self.held[lock]
+                self.emit(t, "lock_released", lock, self.flags[lock], 1)
+            elif mine:
+                lock = rng.choice(mine)
+                if self.flags[lock] & REENTRANT and rng.random() < 0.2:  # _release_save
+                    del self.held[lock]
+                    self.emit(t, "lock_released", lock, self.flags[lock], 0)
+                else:
+                    self.release(t, lock)
         elif roll < 0.96:
             self.emit(t, rng.choice(("happens_before", "happens_after")),
                       rng.choice(self.shared))
@@ -115,7 +133,7 @@ class _Gen:
         self.held[lock][1] -= 1
         if self.held[lock][1] == 0:
             del self.held[lock]
-        self.emit(t, "release", lock, LOCK_SITE)
+        self.emit(t, "lock_released", lock, self.flags[lock], 1)
 
     def probe(self, t, op, obj, key, kind):
         self.emit(t, op, obj, key, self.site(kind))

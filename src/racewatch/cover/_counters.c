@@ -386,28 +386,76 @@ reset(PyObject *module, PyObject *unused)
 #ifndef _WIN32
 #include <errno.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 
-/* SIGTERM, caught in C: the handler only writes a byte to a pipe, and a thread of the collector
- * that waits on the pipe writes the coverage files, then dies of SIGTERM. A Python-level handler
- * would run only when the main thread next executes bytecode, which it may never do when the
- * signal lands just before it blocks in C (a multiprocessing worker entering sem_wait): the
- * process would hang instead of dying. */
-static volatile int sigterm_fd = -1;
+/* SIGTERM, caught in C (Python's view of it stays SIG_DFL): the coverage files are written by a
+ * Python-level handler of a helper signal, in the main thread, which then dies of SIGTERM. The
+ * program's code stops there at once, as it would die at once without racewatch; no thread of
+ * racewatch's waits for the signal (a single-threaded program stays single-threaded, which
+ * os.fork's warning counts). A handler runs only when the main thread next executes bytecode,
+ * and a signal that lands just before it blocks in C (sem_wait) would leave it blocked: so a
+ * timer sends the helper signal to the main thread every 20 ms, each interrupting its system
+ * call, until the handler has begun; after 2 s without it, the process dies of SIGTERM with its
+ * coverage unwritten, rather than hang. */
+static volatile sig_atomic_t helper_signum = 0;
 static volatile pid_t sigterm_pid = 0; /* a fork child before re-arming must not wake its parent */
+static volatile sig_atomic_t wakeups = 0;
+#ifdef __linux__
+static timer_t wake_timer;
+static volatile sig_atomic_t have_timer = 0;
+#endif
+#define WAKE_EVERY_NS 20000000L
+#define WAKEUPS_BEFORE_GIVING_UP 100
+
+static void
+die_now(void)
+{
+    signal(SIGTERM, SIG_DFL);
+    kill(getpid(), SIGTERM); /* delivered when this handler returns: death, as by default */
+}
+
+static void
+arm(long value_ns, long interval_ns)
+{
+#ifdef __linux__
+    if (have_timer) {
+        struct itimerspec when = {{0, interval_ns}, {0, value_ns}};
+        timer_settime(wake_timer, 0, &when, NULL);
+    }
+#endif
+}
 
 static void
 on_sigterm(int signum)
 {
     int saved = errno;
     if (getpid() != sigterm_pid) {
-        signal(SIGTERM, SIG_DFL);
-        kill(getpid(), SIGTERM); /* delivered when this handler returns: death, as by default */
+        die_now();
     }
-    else if (sigterm_fd >= 0) {
-        char byte = 1;
-        ssize_t ignored = write(sigterm_fd, &byte, 1);
-        (void)ignored;
+    else if (helper_signum) {
+        PyErr_SetInterruptEx(helper_signum); /* the handler runs at the next bytecode */
+        arm(1, WAKE_EVERY_NS);                /* and the main thread is woken if it blocks */
+    }
+    errno = saved;
+}
+
+static void
+on_helper(int signum)
+{
+    int saved = errno;
+    if (getpid() != sigterm_pid) {
+        /* nothing: a fork child has no timer of its parent's */
+    }
+    else if (++wakeups > WAKEUPS_BEFORE_GIVING_UP) {
+        arm(0, 0);
+        die_now();
+    }
+    else {
+        PyErr_SetInterruptEx(signum); /* Python's handler of the helper signal */
     }
     errno = saved;
 }
@@ -415,8 +463,8 @@ on_sigterm(int signum)
 static PyObject *
 catch_sigterm(PyObject *module, PyObject *arg)
 {
-    long fd = PyLong_AsLong(arg);
-    if (fd == -1 && PyErr_Occurred()) {
+    long helper = PyLong_AsLong(arg);
+    if (helper == -1 && PyErr_Occurred()) {
         return NULL;
     }
     struct sigaction current;
@@ -426,17 +474,43 @@ catch_sigterm(PyObject *module, PyObject *arg)
     if (current.sa_handler != SIG_DFL && current.sa_handler != on_sigterm) {
         Py_RETURN_FALSE; /* the program's own choice stands */
     }
-    sigterm_fd = (int)fd;
+    helper_signum = (int)helper;
     sigterm_pid = getpid();
+    wakeups = 0;
+#ifdef __linux__
+    /* the calling thread is the main thread: the one Python runs signal handlers in */
+    if (have_timer) {
+        timer_delete(wake_timer);
+        have_timer = 0;
+    }
+    struct sigevent event;
+    memset(&event, 0, sizeof(event));
+    event.sigev_notify = SIGEV_THREAD_ID;
+    event.sigev_signo = (int)helper;
+    event._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    have_timer = timer_create(CLOCK_MONOTONIC, &event, &wake_timer) == 0;
+#endif
     struct sigaction action;
     memset(&action, 0, sizeof(action));
-    action.sa_handler = on_sigterm;
     sigemptyset(&action.sa_mask);
+    action.sa_handler = on_helper;
+    action.sa_flags = 0; /* interrupts the main thread's system call: the point of it */
+    if (sigaction((int)helper, &action, NULL) != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    action.sa_handler = on_sigterm;
     action.sa_flags = SA_RESTART; /* the program's own system calls go on undisturbed */
     if (sigaction(SIGTERM, &action, NULL) != 0) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     Py_RETURN_TRUE;
+}
+
+static PyObject *
+sigterm_handled(PyObject *module, PyObject *unused)
+{
+    arm(0, 0); /* the handler has begun: no more wake-ups */
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -452,14 +526,92 @@ die_of_sigterm(PyObject *module, PyObject *unused)
 }
 #endif
 
+/* The program's other threads stop at their next line of Python code, for good: the process
+ * is about to die of SIGTERM, which would have stopped them at once. Code of racewatch's own
+ * and imports in progress (whose module locks the writer may need) go on to their end, and
+ * racewatch's own threads (`spared`, by ident) are left alone. */
+static PyThreadState *writer;
+static unsigned long spared[4];
+static int nspared;
+
+static int
+own_frame(PyFrameObject *frame)
+{
+    PyObject *globals = PyFrame_GetGlobals(frame);
+    PyObject *name = globals ? PyDict_GetItemString(globals, "__name__") : NULL;
+    const char *text = name && PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+    int own = text && ((strncmp(text, "racewatch", 9) == 0 && (!text[9] || text[9] == '.')) ||
+                       strncmp(text, "importlib", 9) == 0 || strcmp(text, "_frozen_importlib") == 0);
+    Py_XDECREF(globals);
+    PyErr_Clear();
+    return own;
+}
+
+static int
+freeze(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    if (PyThreadState_Get() == writer || frame == NULL || own_frame(frame)) {
+        return 0;
+    }
+    unsigned long ident = PyThread_get_thread_ident();
+    for (int i = 0; i < nspared; i++) {
+        if (spared[i] == ident) {
+            return 0;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        pause(); /* until the process dies */
+    }
+    Py_END_ALLOW_THREADS
+}
+
+static PyObject *
+freeze_other_threads(PyObject *module, PyObject *idents)
+{
+    nspared = 0;
+    PyObject *iter = PyObject_GetIter(idents);
+    if (!iter) {
+        return NULL;
+    }
+    PyObject *item;
+    while ((item = PyIter_Next(iter)) != NULL && nspared < 4) {
+        spared[nspared++] = PyLong_AsUnsignedLong(item);
+        Py_DECREF(item);
+    }
+    Py_XDECREF(item);
+    Py_DECREF(iter);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    writer = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x030C0000
+    PyEval_SetTraceAllThreads(freeze, NULL);
+    PyEval_SetTrace(NULL, NULL); /* not this one */
+#else
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(writer->interp); ts;
+         ts = PyThreadState_Next(ts)) {
+        if (ts != writer && _PyEval_SetTrace(ts, freeze, NULL) < 0) {
+            return NULL;
+        }
+    }
+#endif
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
 #ifndef _WIN32
     {"catch_sigterm", catch_sigterm, METH_O,
-     "catch_sigterm(fd): on SIGTERM write a byte to fd (unless SIGTERM has a handler); "
-     "whether it is caught."},
+     "catch_sigterm(helper): on SIGTERM run the Python handler of signal `helper` in the main "
+     "thread (unless SIGTERM has a handler); whether it is caught."},
+    {"sigterm_handled", sigterm_handled, METH_NOARGS,
+     "sigterm_handled(): the helper's handler has begun; stop waking the main thread."},
     {"die_of_sigterm", die_of_sigterm, METH_NOARGS,
      "die_of_sigterm(): restore SIGTERM's default action and send it to this process."},
 #endif
+    {"freeze_other_threads", freeze_other_threads, METH_O,
+     "freeze_other_threads(spared): other threads but those (idents) stop at their next line "
+     "of the program's code."},
     {"hit_set", hit_set, METH_O, "hit_set(site): mark the site's line as run."},
     {"hit_count", hit_count, METH_O, "hit_count(site): count a run (plain increment)."},
     {"hit_atomic", hit_atomic, METH_O, "hit_atomic(site): count a run (atomic increment)."},

@@ -16,6 +16,7 @@ import time
 from racewatch import runtime
 from racewatch.cover import atomicwrite, countsfile, escapes
 from racewatch.rewriter import sites
+from racewatch.runtime import owned
 
 # The collector of this process, if coverage is on (there is one at most).
 current = None
@@ -48,9 +49,11 @@ class Collector:
         self.start_dir = start_dir or os.getcwd()
         self.flush_interval = flush_interval
         self.files = {}  # registered path -> [real path, sha256, [(site, line), ...]]
-        self.lock = _thread.RLock()  # one write at a time: exit, timer, SIGTERM's thread
+        self.lock = owned.rlock()  # one write at a time: exit, timer, SIGTERM
         self.settings = None  # the user's coverage configuration, read at the first flush
         self.written_final = False
+        self.writing_final = False  # the final write is under way (SIGTERM's handler waits)
+        self.timer_ident = None  # the periodic flush's thread, racewatch's own
         self.die_when_written = False  # a SIGTERM came while the final write was under way
         self.warned = set()
         self._new_process()
@@ -147,6 +150,7 @@ class Collector:
         with self.lock:
             if self.written_final:
                 return
+            self.writing_final = final
             try:
                 with _collections_paused(final):
                     self._write(final)
@@ -169,7 +173,10 @@ class Collector:
                               final=final)
         atomicwrite.write_bytes(os.path.join(directory, f"{countsfile.STEM}.{self.suffix}.json"),
                                 data)
-        if settings is not None:
+        if settings is not None and settings.branch:
+            from racewatch.cover import covdata
+            self._warn("branch", "warning: " + covdata.BRANCH_REFUSED)
+        elif settings is not None:
             from racewatch.cover import covdata
             executed = {p: {line for line, hits in lines.items() if hits}
                         for p, lines in snapshot.items()}
@@ -205,10 +212,10 @@ class Collector:
         the child, which never counted the line before: those are counted as started."""
         self.counters.reset()
         self.started = self._unfinished(escapes.places_of(sys._getframe()))
-        self.lock = _thread.RLock()
-        self.written_final = False
+        self.lock = owned.rlock()
+        self.written_final = self.writing_final = False
         self._new_process()
-        _catch_sigterm(self)  # a pipe and a waiting thread of its own
+        _catch_sigterm(self)  # the child's own timer, for its own main thread
         self._start_timer()
 
     def _start_timer(self):
@@ -217,6 +224,7 @@ class Collector:
 
     def _flush_every(self, generation):
         """A kill -9 then loses at most one interval (racewatch's own thread: never traced)."""
+        self.timer_ident = _thread.get_ident()
         while True:
             time.sleep(self.flush_interval)
             if generation is not self.generation or self.written_final:
@@ -261,54 +269,52 @@ def _catch_sigterm(collector):
     """Under SIGTERM's default action (death), write first, then die of it as before.
 
     The signal is caught in C (by the C counters' module, built with the C runtime, whichever
-    counters count) and handed to a waiting thread. Only where it is not built, a Python
-    handler does it: that runs when the main thread next executes bytecode, never if the
-    signal lands just before it blocks in a C call (the process then hangs until killed)."""
+    counters count), which has a helper signal's Python handler run in the main thread: the
+    program's code stops there, its other threads at their next line, and the files are
+    written from counts that include everything it did. Without the C module, a Python handler
+    of SIGTERM does it, when the main thread next executes bytecode (never if the signal lands
+    just before it blocks in a C call: the process then hangs until killed). Either way only
+    the main thread may install handlers."""
     signals = _signal_module()
     catch = getattr(signals, "catch_sigterm", None)
-    if catch is not None:
-        read_end, write_end = os.pipe()
-        if catch(write_end):
-            _thread.start_new_thread(_wait_for_sigterm, (read_end,))
-        else:
-            os.close(read_end)
-            os.close(write_end)
-    elif signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        try:
-            signal.signal(signal.SIGTERM, _on_sigterm)
-        except ValueError:
-            pass  # not the main thread: only it may set handlers
-
-
-def _wait_for_sigterm(fd):
+    helper = _helper_signal()
     try:
-        os.read(fd, 1)
-    except OSError:
-        return
-    _flush_and_die()
+        if catch is not None and helper is not None:
+            if signal.getsignal(helper) in (signal.SIG_DFL, _on_sigterm):
+                signal.signal(helper, _on_sigterm)
+                if not catch(helper):
+                    signal.signal(helper, signal.SIG_DFL)  # SIGTERM is the program's
+        elif signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:
+        pass  # not the main thread
+
+
+def _helper_signal():
+    """A real-time signal programs leave alone (glibc's own are below SIGRTMIN), or None."""
+    top = getattr(signal, "SIGRTMAX", None)
+    return None if top is None else top - 2
 
 
 def _on_sigterm(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
-    # Written from another thread: this one may be in the middle of an import, which importing
-    # coverage.py here could meet half done.
-    try:
-        _thread.start_new_thread(_flush_and_die, ())
-    except RuntimeError:
-        # The interpreter is shutting down (3.12+ refuses new threads): the final write, an
-        # atexit function, is under way in this very thread, or about to run, or done. Let it
-        # finish, then die; raising here would break the write the signal interrupted.
-        collector = current
-        if collector is None or collector.written_final:
-            _die_of_sigterm()
-        else:
-            collector.die_when_written = True
-
-
-def _flush_and_die():
+    signals = _signal_module()
+    handled = getattr(signals, "sigterm_handled", None)
+    if handled is not None:
+        handled()
+    if signum == signal.SIGTERM:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
     collector = current
-    if collector is not None:
-        collector.flush_final()
+    if collector is None or collector.written_final:
+        _die_of_sigterm()
+    if collector.writing_final:
+        # The final write (an atexit function) is under way in this very thread: let it
+        # finish, then die; raising here would break the write the signal interrupted.
+        collector.die_when_written = True
+        return
+    freeze = getattr(signals, "freeze_other_threads", None)
+    if freeze is not None:
+        freeze([collector.timer_ident] if collector.timer_ident is not None else [])
+    collector.flush_final()
     _die_of_sigterm()
 
 

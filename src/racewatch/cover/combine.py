@@ -52,24 +52,27 @@ def combine(paths=(), output=None, keep=False, append=False, warn=None):
     with _locked(directory):
         files = [f for f in inputs(paths, os.getcwd())
                  if os.path.abspath(f) != os.path.abspath(output)]
+        previous = None
+        if append and os.path.exists(output):
+            try:
+                previous = countsfile.read(output)
+            except countsfile.BadFile as exc:
+                raise CombineError(f"cannot append to {output}: {exc}") from None
+            # files kept by `combine --keep` are in it already: adding them again doubles
+            files = [f for f in files if os.path.basename(f) not in previous.inputs]
         try:
             total, used = read_all(files, warn)
-            if append and os.path.exists(output):
-                try:
-                    previous = countsfile.read(output)
-                except countsfile.BadFile as exc:
-                    raise CombineError(f"cannot append to {output}: {exc}") from None
-                if total is None:
-                    total = previous
-                else:
+            if previous is not None:
+                if total is not None:
                     previous.add(total)
-                    total = previous
+                total = previous
         except countsfile.Mismatch as exc:
             raise CombineError(f"{exc}; nothing was combined") from None
         if not used:
             raise CombineError("no counts files to combine" if not files else
                                "no readable counts files to combine")
-        atomicwrite.write_bytes(output, total.to_json(combined_from=len(used)))
+        names = sorted(total.inputs | {os.path.basename(f) for f in used})
+        atomicwrite.write_bytes(output, total.to_json(combined_from=len(names), inputs=names))
         if not keep:
             for path in used:
                 with contextlib.suppress(OSError):
@@ -88,7 +91,8 @@ def load(data=None, warn=None):
         except countsfile.BadFile as exc:
             raise CombineError(f"cannot read {path}: {exc}") from None
         if data is None:
-            loose = countsfile.per_process_files(os.getcwd())
+            loose = [f for f in countsfile.per_process_files(os.getcwd())
+                     if os.path.basename(f) not in counts.inputs]
             if loose:
                 warn(f"{len(loose)} counts file(s) not in {path}: run "
                      "`racewatch cover combine --append` to add them")

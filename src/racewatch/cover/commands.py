@@ -1,6 +1,7 @@
 """`racewatch cover combine | report | html | lcov | erase`: the counts files, summed and shown."""
 
 import argparse
+import glob
 import os
 import sys
 
@@ -48,7 +49,8 @@ def _parser():
         else:
             p.add_argument("-o", "--output", default="racewatch.lcov",
                            help="the tracefile (default: racewatch.lcov; - for stdout)")
-    sub.add_parser("erase", help="delete this directory's counts files")
+    sub.add_parser("erase", help="delete this directory's counts files and racewatch's "
+                                 "coverage.py data files")
     return parser
 
 
@@ -111,7 +113,16 @@ def _lcov(args):
 
 
 def _erase(args):
-    for path in countsfile.per_process_files(os.getcwd()) + [countsfile.COMBINED]:
+    """The counts files, and the coverage.py data files racewatch wrote beside the configured
+    data file (a later `coverage combine` would merge them)."""
+    doomed = countsfile.per_process_files(os.getcwd()) + [countsfile.COMBINED]
+    try:
+        from racewatch.cover import covdata
+        data_file = covdata.Settings(os.getcwd()).data_file
+    except Exception:  # noqa: BLE001 - no coverage.py, or a config it rejects: its default
+        data_file = os.path.join(os.getcwd(), ".coverage")
+    doomed += glob.glob(glob.escape(data_file) + ".racewatch.*")
+    for path in doomed:
         try:
             os.unlink(path)
         except FileNotFoundError:

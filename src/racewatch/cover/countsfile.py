@@ -53,10 +53,11 @@ def per_process_files(directory):
 class Counts:
     """Counts of one run or of several added up: `files[path] = (sha256, {line: hits})`."""
 
-    def __init__(self, mode, files=None, origin=None):
+    def __init__(self, mode, files=None, origin=None, inputs=()):
         self.mode = mode
         self.files = files if files is not None else {}
         self.origin = {path: origin for path in self.files} if origin else {}
+        self.inputs = set(inputs)  # names of the per-process files a combined file holds
 
     def add(self, other):
         """Add `other` in; Mismatch (nothing changed) if the two cannot be added."""
@@ -125,4 +126,7 @@ def read(path):
         if not all(type(hits) is int and hits >= 0 for hits in parsed.values()):
             raise BadFile(f"malformed hit count for {name}")
         files[name] = (digest, parsed)
-    return Counts(mode, files, origin=os.path.basename(path))
+    inputs = record.get("inputs", [])
+    if not isinstance(inputs, list) or not all(isinstance(name, str) for name in inputs):
+        raise BadFile("malformed 'inputs' list")
+    return Counts(mode, files, origin=os.path.basename(path), inputs=inputs)

@@ -73,6 +73,7 @@ class Selection:
         self.include = GlobMatcher(_prep(settings.include, start)) if settings.include else None
         self.omit = GlobMatcher(_prep(settings.omit, start)) if settings.omit else None
         self._modules = None  # {real path: module name}, made only if a source package asks
+        self._package_tree = None
 
     def wants(self, path):
         if self.omit is not None and self.omit.match(path):
@@ -84,23 +85,34 @@ class Selection:
         return True
 
     def _in_source_package(self, path):
+        """In a source package: by the module's name, or by lying in the package's directory
+        (the main module, run by `-m pkg.app` or by path, is named `__main__`)."""
         if not self.source_pkgs:
             return False
         if self._modules is None:  # a realpath per loaded module: hundreds of syscalls
             self._modules = _module_files()
+            from coverage.files import TreeMatcher
+            dirs = self._package_dirs()
+            self._package_tree = TreeMatcher(dirs) if dirs else None
         name = self._modules.get(path)
-        return bool(name) and any(name == pkg or name.startswith(pkg + ".")
-                                  for pkg in self.source_pkgs)
+        if name and any(name == pkg or name.startswith(pkg + ".") for pkg in self.source_pkgs):
+            return True
+        return bool(self._package_tree and self._package_tree.match(path))
 
-    def unexecuted(self, measured):
-        """Python files under `source` that never ran (coverage.py lists them at 0%)."""
-        from coverage.files import find_python_files
-        roots = list(self.source_dirs)
+    def _package_dirs(self):
+        """The directories of the source packages that were imported."""
+        dirs = []
         for pkg in self.source_pkgs:
             module = sys.modules.get(pkg)
             init = getattr(module, "__file__", None)
             if init and os.path.basename(init).startswith("__init__."):
-                roots.append(os.path.dirname(os.path.realpath(init)))
+                dirs.append(os.path.dirname(os.path.realpath(init)))
+        return dirs
+
+    def unexecuted(self, measured):
+        """Python files under `source` that never ran (coverage.py lists them at 0%)."""
+        from coverage.files import find_python_files
+        roots = list(self.source_dirs) + self._package_dirs()
         found = set()
         for root in roots:
             for path in find_python_files(root, self.settings.namespace_packages):
@@ -129,6 +141,12 @@ def _module_files():
     return names
 
 
+BRANCH_REFUSED = ("coverage.py's configuration asks for branch coverage (branch = true), which "
+                  "racewatch does not measure: no .coverage.racewatch.* file is written (its "
+                  "lines would show as partial branches); the line counts are in "
+                  ".racewatch-cover.*.json (racewatch cover report)")
+
+
 def data_file_name(settings, suffix):
     """`.coverage.racewatch.SUFFIX` next to the configured data file: combinable by coverage."""
     return f"{settings.data_file}.racewatch.{suffix}"
@@ -137,11 +155,12 @@ def data_file_name(settings, suffix):
 def write(path, executed, settings, selection):
     """Write the data file at `path` (atomically) for `executed`: {real path: set of lines}.
 
-    Returns False when no measured file is selected (no file is written). With
-    `branch = true` the data must be arcs, or `coverage combine` refuses to mix it with the
-    user's own files; racewatch counts lines, so each line is written as an entry arc
-    `(-1, line)`: executed lines report exactly, branches only racewatch saw stay unreported.
+    Returns False when no measured file is selected (no file is written). Under
+    `branch = true` nothing is written either (see BRANCH_REFUSED): racewatch counts lines, and
+    lines without arcs would show as partial branches.
     """
+    if settings.branch:
+        return False
     from coverage import CoverageData
     measured = {p: lines for p, lines in executed.items() if selection.wants(p)}
     untouched = selection.unexecuted(set(executed)) if settings.source else set()
@@ -153,14 +172,11 @@ def write(path, executed, settings, selection):
         data = CoverageData(basename=tmp, warn=_warn)
         if settings.context:
             data.set_context(settings.context)
-        ran = {name(p, settings.start_dir): sorted(lines) for p, lines in measured.items() if lines}
-        if settings.branch:
-            data.add_arcs({p: [(-1, line) for line in lines] for p, lines in ran.items()})
-        else:
-            data.add_lines(ran)
+        data.add_lines({name(p, settings.start_dir): sorted(lines)
+                        for p, lines in measured.items() if lines})
         empty = [name(p, settings.start_dir) for p, lines in measured.items() if not lines]
         empty += [name(p, settings.start_dir) for p in sorted(untouched)]
-        if empty:  # touch_files needs the data's kind (lines or arcs), chosen above
+        if empty:
             data.touch_files(empty)
         data.write()
         data.close(force=True)

@@ -16,6 +16,10 @@ A report cut off by a killed process is read up to its last complete line.
 """
 
 
+# The exit status when the reports hold findings: the `exitcode` option's default.
+FOUND = 66
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="racewatch report", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -24,6 +28,10 @@ def _parser():
                         help="what to write (default: text)")
     parser.add_argument("-o", "--output", default="-",
                         help="the file to write, replaced atomically (default: - for stdout)")
+    parser.add_argument("--exit-zero", action="store_true",
+                        help="exit 0 even when the reports hold findings (by default the "
+                             f"status is {FOUND}, as a program with races gets, so the "
+                             "command can gate CI)")
     parser.add_argument("--root", default=None,
                         help="SARIF: paths under this directory are written relative to it "
                              "(%%SRCROOT%%); default: the git top level of the current "
@@ -33,17 +41,20 @@ def _parser():
 
 def main(argv):
     args = _parser().parse_args(argv)
+    findings = []
     try:
         reports = [r for path in args.files for r in reader.read(path, warn)]
         findings = merge.merge(reports)
         output = _render(args, reports, findings)
         _write(args.output, output)
+        if findings and not args.exit_zero:
+            return FOUND
     except reader.ReportError as exc:
         sys.stderr.write(f"racewatch: {exc}\n")
         return 1
     except BrokenPipeError:  # `racewatch report ... | head`
         sys.stderr.close()
-        return 0
+        return FOUND if findings and not args.exit_zero else 0
     except OSError as exc:
         sys.stderr.write(f"racewatch: {exc.filename or args.output}: {exc.strerror or exc}\n")
         return 1

@@ -31,13 +31,16 @@ def header(strip="", runtime=None, sources=None):
     return record
 
 
-def summary(pairs, inversions=None, processes=None):
-    """The last record: pairs are dicts {"id", "sites", "count"}, one per racing pair."""
+def summary(pairs, inversions=None, processes=None, descendants=None):
+    """The last record: pairs are dicts {"id", "sites", "count"}, one per racing pair;
+    `descendants`, from the top process of a run: what each process it started found."""
     record = {"type": "summary", "races": len(pairs), "pairs": pairs}
     if inversions is not None:
         record["lock_order_inversions"] = inversions
     if processes is not None:
         record["processes"] = processes
+    if descendants is not None:
+        record["descendants"] = descendants
     return record
 
 

@@ -1,9 +1,11 @@
 """Version-agnostic pass over `bytecode` instructions: insert a runtime call before each access."""
 
+import sys
 from types import CodeType
 
-from bytecode import Bytecode, Instr
+from bytecode import Bytecode, Instr, Label
 
+from racewatch import env
 from racewatch.rewriter import chains, lines, merge, names, opcodes, scopes, sites
 
 # Code objects that could not be rewritten, as (qualname, error); the code then runs as it was.
@@ -26,10 +28,22 @@ def instrument_module(code, path, race=True, line_probes=False, chained=False):
     records describe them and the layout says where they are, for `sites.relocate`.
     """
     module_sites = sites.ModuleSites()
-    variables = scopes.global_variables(path) if path and race else None
+    variables, lazy = (scopes.module_names(path, env.lazy_imports_all()) if path and race
+                       else (None, frozenset()))
+    before = len(FAILURES)
     new_code, layout = _Pass(module_sites, variables, code, race, line_probes,
-                             chained).rewrite(code)
+                             chained, lazy).rewrite(code)
+    _warn_failures(path or code.co_filename, FAILURES[before:])
     return new_code, tuple(module_sites.records), layout
+
+
+def _warn_failures(path, failures):
+    """One line on stderr for a module some of whose code runs uninstrumented."""
+    if failures:
+        qualname, error = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        sys.stderr.write(f"racewatch: warning: {path}: {qualname}{more} not instrumented, "
+                         f"runs as compiled: {error}\n")
 
 
 # Operands of a probe call: each pushes one value, given how many the probe pushed before it
@@ -79,19 +93,20 @@ def _peak(seq):
 
 class _Pass:
     def __init__(self, module_sites, variables, root, race=True, line_probes=False,
-                 chained=False):
+                 chained=False, lazy=frozenset()):
         self.sites = module_sites
         self.race = race
         self.line_probes = line_probes
         self.chained = chained
         self.variables = variables  # global names that are locations; None: all of them
+        self.lazy = lazy  # global names bound by a `lazy import`
         self.root = root
         self.layouts = {}  # id(rewritten nested code) -> its layout, for sites.finalize
         self.handlers = {}
         for table, handler in (
                 (opcodes.ATTR_LOADS, self._attr_load), (opcodes.ATTR_STORES, self._attr_store),
                 (opcodes.ATTR_DELETES, self._attr_delete), (opcodes.SUPER_LOADS, self._super),
-                (opcodes.WITH_ENTERS, self._with), (opcodes.IMPORT_FROMS, self._import_from),
+                (opcodes.IMPORT_FROMS, self._import_from),
                 (opcodes.GLOBAL_LOADS, self._global_load),
                 (opcodes.GLOBAL_STORES | opcodes.GLOBAL_DELETES, self._global_store),
                 (opcodes.NAME_LOADS, self._name_load),
@@ -108,7 +123,8 @@ class _Pass:
         if is_instrumented(code):
             return code, ((), (), ())
         try:
-            new_code = self._rewrite_one(code)
+            with opcodes.raw_args(code):
+                new_code = self._rewrite_one(code)
         except Exception as exc:  # noqa: BLE001 - an odd code object must not break an import
             FAILURES.append((code.co_qualname, f"{type(exc).__name__}: {exc}"))
             return code, ((), (), ())
@@ -124,8 +140,11 @@ class _Pass:
         out = []
         changed = False
         previous = None
+        adjacent = False  # no label between `previous` and this item
         for item in bc:
-            if isinstance(item, Instr):
+            if not isinstance(item, Instr):
+                adjacent = adjacent and not isinstance(item, Label)
+            else:
                 if item.name == "LOAD_CONST" and isinstance(item.arg, CodeType):
                     child, layout = self.rewrite(item.arg)
                     if child is not item.arg:
@@ -134,14 +153,16 @@ class _Pass:
                         changed = True
                 if self.race and (previous is None
                                   or previous.name not in opcodes.NO_INSERT_AFTER):
+                    after = self._after(previous, ctx) if adjacent else []
                     probe = self._probe(item, previous, ctx, calls)
-                    if probe:
-                        for ins in probe:
-                            ins.location = item.location  # tracebacks and line events unchanged
-                        ctx.extra_stack = max(ctx.extra_stack, _peak(probe))
-                        out.extend(probe)
-                        changed = True
-                previous = item
+                    for seq, where in ((after, previous), (probe, item)):
+                        if seq:
+                            for ins in seq:
+                                ins.location = where.location  # tracebacks, line events unchanged
+                            ctx.extra_stack = max(ctx.extra_stack, _peak(seq))
+                            out.extend(seq)
+                            changed = True
+                previous, adjacent = item, True
             out.append(item)
         if self.line_probes:
             probed = lines.insert(out, lambda instr: self._line_probe(instr, ctx))
@@ -180,7 +201,29 @@ class _Pass:
             return handler(instr, previous, ctx)
         if calls and instr.name == opcodes.CALL_START:
             return self._call_site(instr, ctx)
+        if ctx.module_level and instr.name in opcodes.RETURNS:
+            return self._slot_token("initialized", instr, ctx, [], "UNARY_INVERT")
         return None
+
+    def _after(self, instr, ctx):
+        """The instructions to insert right after `instr` (straight-line code), or []."""
+        if instr.name in opcodes.IMPORT_NAMES:
+            depth = 1
+        elif instr.name in opcodes.GLOBAL_LOADS and self.lazy and \
+                opcodes.GLOBAL_LOADS[instr.name](instr.arg) in self.lazy:
+            depth = opcodes.global_value_depth(instr)
+        elif instr.name in opcodes.NAME_LOADS and instr.arg in self.lazy and ctx.module_level:
+            depth = 1
+        else:
+            return []
+        return self._slot_token("imported", instr, ctx, _stack(depth)(0), "CONTAINS_OP")
+
+    def _slot_token(self, kind, instr, ctx, operand, slot):
+        """`operand in token` or `~token`, dropped: a token whose kind has a slot of its own
+        (imports as synchronization); a slot the eval loop runs, which profilers never see."""
+        token = Instr("LOAD_CONST", self._site(kind, "", instr, ctx, sites.SlotSite))
+        op = Instr(slot, 0) if slot == "CONTAINS_OP" else Instr(slot)
+        return [*operand, token, op, Instr("POP_TOP")]
 
     def _site(self, kind, key, instr, ctx, cls=sites.SiteId):
         line = instr.lineno if isinstance(instr.lineno, int) else 0
@@ -234,10 +277,7 @@ class _Pass:
     def _attr_load(self, instr, previous, ctx):
         attr = opcodes.ATTR_LOADS[instr.name](instr.arg)
         kind = names.CONTAINER_METHODS.get(attr, "read")
-        probe = self._emit_named("read", kind, attr, instr, ctx, _stack(1))
-        if attr in opcodes.SYNC_METHOD_NAMES and opcodes.is_method_load(instr):
-            probe += self._sync(instr, ctx)
-        return probe
+        return self._emit_named("read", kind, attr, instr, ctx, _stack(1))
 
     def _attr_store(self, instr, previous, ctx):
         return self._emit_named("write", "write", instr.arg, instr, ctx, _stack(1))
@@ -253,17 +293,6 @@ class _Pass:
         key = opcodes.SUPER_LOADS[instr.name](instr.arg)
         depth = opcodes.SUPER_CLASS_DEPTH
         return self._emit_named("read", "super_read", key, instr, ctx, _pair(depth, depth - 1))
-
-    # -- locks --------------------------------------------------------------------------------
-
-    def _with(self, instr, previous, ctx):
-        return self._sync(instr, ctx)
-
-    def _sync(self, instr, ctx):
-        """Replace the object on top of the stack by `sync(obj, site)`."""
-        seq = self._emit("sync", "sync", "", instr, ctx, [_stack(1)])
-        seq[-1:] = [Instr("SWAP", 2), Instr("POP_TOP")]  # keep the result, drop the original
-        return seq
 
     # -- globals and closure cells ------------------------------------------------------------
 
@@ -293,19 +322,23 @@ class _Pass:
 
     def _deref(self, instr, previous, ctx):
         var = instr.arg
-        if var.name == "__class__":
+        name = opcodes.deref_name(var)
+        if name == "__class__":
             return None  # zero-argument super()'s cell: set once when the class is made
         if instr.name in opcodes.DEREF_LOADS:
             api, kind = "read", "cell_read"
         else:
             api = "write"
             kind = "cell_delete" if instr.name in opcodes.DEREF_DELETES else "cell_write"
-        return self._emit_named(api, kind, var.name, instr, ctx, _cell(var))
+        return self._emit_named(api, kind, name, instr, ctx, _cell(var))
 
     # -- containers ---------------------------------------------------------------------------
 
     def _item(self, instr, previous, ctx):
-        kind, container, key = opcodes.ITEM_OPS[instr.name]
+        op = opcodes.item_op(instr)
+        if op is None:
+            return None  # an arithmetic BINARY_OP
+        kind, container, key = op
         api = "read" if kind == "item_read" else "write"
         return self._emit_keyed(api, kind, instr, ctx, _stack(container), _stack(key))
 
@@ -323,16 +356,22 @@ class _Pass:
         return self._emit_named("read", "iter", "", instr, ctx, _stack(1))
 
     def _compare(self, instr, previous, ctx):
-        if instr.arg not in opcodes.EQUALITY or previous is not None and previous.name == "LOAD_CONST":
+        if instr.arg not in opcodes.EQUALITY or (previous is not None
+                                                 and previous.name in opcodes.CONST_LOADS):
             return None  # `x == CONSTANT` never compares two containers
         return self._emit_keyed("read", "compare", instr, ctx, _stack(2), _stack(1))
 
     def _call_site(self, instr, ctx):
-        """`call(callee, arg0, arg1, site)` before a call with 1-3 positional arguments; the
-        runtime records an access only if the callee is a builtin accessor."""
+        """`token[callee] = arg0` before a call with one positional argument, and
+        `token[callee][arg0] = arg1` with two or three (`token[callee]` is a sink unless the
+        callee is a builtin accessor): an access only if the callee is one. Slots, not calls:
+        profilers see only the program's calls, and nothing is allocated."""
         nargs = instr.arg
         if not isinstance(nargs, int) or not 1 <= nargs <= 3:
             return None
         callee = nargs + opcodes.CALLABLE_ABOVE_ARGS
-        second = _stack(nargs - 1) if nargs >= 2 else _const(None)
-        return self._emit("call", "call", "", instr, ctx, [_stack(callee), _stack(nargs), second])
+        token = Instr("LOAD_CONST", self._site("call", "", instr, ctx, sites.SlotSite))
+        if nargs == 1:
+            return [*_stack(1)(0), token, *_stack(callee)(2), Instr("STORE_SUBSCR")]
+        return [*_stack(nargs - 1)(0), token, *_stack(callee)(2), *opcodes.subscript(),
+                *_stack(nargs)(2), Instr("STORE_SUBSCR")]

@@ -38,8 +38,9 @@ def instrument_run_path(instrument):
     `instrument(path, code)` for a source file; `instrument` decides whether to rewrite."""
     import runpy
     real = getattr(runpy, "_get_code_from_file", None)
-    # PYVERSIONS: (run_name, fname) -> (code, fname) up to 3.12; (fname) -> code from 3.13.
-    if _arguments(real) not in (("run_name", "fname"), ("fname",)):
+    # PYVERSIONS: (run_name, fname) -> (code, fname) up to 3.12; (fname) -> code on 3.13 and
+    # 3.14; (fname, module) -> code from 3.15.
+    if _arguments(real) not in (("run_name", "fname"), ("fname",), ("fname", "module")):
         warn("runpy.run_path code is not instrumented: "
              "runpy._get_code_from_file is not as expected")
         return
@@ -48,7 +49,7 @@ def instrument_run_path(instrument):
 
     def _get_code_from_file(*args):
         result = real(*args)
-        code, fname = result if isinstance(result, tuple) else (result, args[-1])
+        code, fname = result if isinstance(result, tuple) else (result, args[0])
         if isinstance(fname, str) and fname.endswith(".py"):
             code = instrument(fname, code)
         return (code, fname) if isinstance(result, tuple) else code
@@ -124,11 +125,27 @@ class AssertionRewritingLoader:
 def pytest_stack_boundaries():
     """Code objects of pytest's frames that call test and fixture functions: report stacks
     stop there instead of listing pytest's machinery. Cosmetic, so a missing name is skipped."""
+    return _codes((("_pytest.python", "pytest_pyfunc_call"),
+                   ("_pytest.fixtures", "call_fixture_func"),
+                   ("_pytest.fixtures", "_teardown_yield_fixture"),
+                   ("_pytest.unittest", "TestCaseFunction.runtest")))
+
+
+def unittest_stack_boundaries():
+    """unittest's frames that call a TestCase's test method, setUp, tearDown and cleanups:
+    stacks of unittest-style tests stop at the test's own code (once unittest.case is
+    imported)."""
+    return _codes(("unittest.case", f"TestCase.{name}")
+                  for name in ("_callTestMethod", "_callSetUp", "_callTearDown", "_callCleanup"))
+
+
+def _codes(places):
     found = []
-    for module, name in (("_pytest.python", "pytest_pyfunc_call"),
-                         ("_pytest.fixtures", "call_fixture_func"),
-                         ("_pytest.fixtures", "_teardown_yield_fixture")):
-        code = getattr(getattr(sys.modules.get(module), name, None), "__code__", None)
+    for module, path in places:
+        target = sys.modules.get(module)
+        for name in path.split("."):
+            target = getattr(target, name, None)
+        code = getattr(target, "__code__", None)
         if code is not None:
             found.append(code)
     return found

@@ -70,7 +70,8 @@ class _Flow:
                     self.at_label[id(label)] = len(self.region)
                 pending = []
                 self.region.append(active)
-        self.first = next((k for k, i in enumerate(self.instrs) if i.name == "RESUME"), 0)
+        self.first = next((k for k, i in enumerate(self.instrs) if opcodes.starts_tracing(i)),
+                          0)
         self.live = self._reachable()
         self.marked = self._marks() if opcodes.LINE_EVENTS_NEED_MARK else None
         self._incoming()

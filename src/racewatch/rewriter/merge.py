@@ -91,7 +91,7 @@ def _safe(items, k, safe_load):
     instr = items[k]
     if instr.name == "NOP" or instr.name in _PROBE_OPERANDS:
         return True
-    if instr.name == "LOAD_CONST":
+    if instr.name in opcodes.CONST_LOADS:
         return not isinstance(instr.arg, sites.SiteId)  # another probe's site: stop there
     if instr.name == opcodes.CELL_LOAD:
         # a cell probe pushes the cell itself (on 3.13 its LOAD_DEREF becomes a LOAD_FAST of

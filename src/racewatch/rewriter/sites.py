@@ -1,9 +1,9 @@
 """Small-int site ids for probes, and the process-wide table that maps them back to source."""
 
-import _thread
 from collections import namedtuple
 from types import CodeType
 
+from racewatch.runtime import owned
 from racewatch.runtime import sitekinds as K
 
 # Site kinds, as reports name them, and what each tells the runtime (runtime/sitekinds.py).
@@ -13,7 +13,8 @@ KINDS = {
     "cell_read": K.CELL, "cell_write": K.CELL, "cell_delete": K.CELL,
     "item_read": K.ITEM, "item_write": K.ITEM, "item_delete": K.ITEM_DELETE,
     "slice_read": K.SLICE, "slice_write": K.SLICE, "contains": K.CONTAINS, "iter": K.ITER,
-    "compare": K.EQ, "call": K.CALL, "sync": K.SYNC,
+    "compare": K.EQ, "call": K.CALL,
+    "imported": K.IMPORTED, "initialized": K.INITIALIZED,
     "method_read": K.METHOD_READ, "method_write": K.METHOD_WRITE,
     "method_atomic_read": K.METHOD_ATOMIC_READ, "method_atomic_write": K.METHOD_ATOMIC_WRITE,
 }
@@ -47,6 +48,13 @@ class ReadSite(SiteId):
 
 class WriteSite(SiteId):
     """A site whose constant becomes a write probe token at load."""
+
+    __slots__ = ()
+
+
+class SlotSite(ReadSite):
+    """A token site whose kind has slots of its own (calls: `token[callee] = arg0`; imports):
+    never merged with a line probe, whose merged tokens have none of them."""
 
     __slots__ = ()
 
@@ -133,7 +141,7 @@ class SiteTable:
 
     def __init__(self):
         self._sites = [Site("", 0, "", "", "")]
-        self._lock = _thread.allocate_lock()  # imports in two threads may register at once
+        self._lock = owned.lock()  # imports in two threads may register at once
         self.listeners = []  # called with (base, records) after each registration
 
     def register(self, file, records):

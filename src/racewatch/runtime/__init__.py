@@ -9,7 +9,7 @@ import sys
 # function rather than one namespace object: the extra method load costs 4-5 ns per access on
 # 3.11/3.12 (measured), a third of the whole C fast path.
 API_PREFIX = "@racewatch."
-API_FUNCTIONS = ("read", "write", "call", "acquire", "release", "sync")
+API_FUNCTIONS = ("read", "write")
 
 
 def api_name(function):

@@ -10,38 +10,53 @@ import _thread
 import sys
 from types import ModuleType
 
-from racewatch.runtime import locations, shadow
+from racewatch.runtime import held as locks_held
+from racewatch.runtime import imports, locations, owned, shadow, stacks
+from racewatch.runtime import sitekinds as K
 from racewatch.runtime.clock import CLOCK_SHIFT, TID_MASK, join
 
-_lock = _thread.allocate_lock()
+_lock = owned.lock()
 _HEAPTYPE = 1 << 9
 
 _local = _thread._local()  # .state: the calling OS thread's ThreadState (dies with the thread)
 _threads = []    # tid -> ThreadState
 _objects = shadow.LifetimeTable()
-_syncs = shadow.LifetimeTable()
-_lock_ids = [None]  # lock id (M<id>, from 1) -> (type, address) of the lock
+_lock_vars = {}    # lock id (M<id>, from 1) -> SyncVar, while the lock lives
+_lock_names = {}   # lock id -> (type, address): while the lock lives, or for good once pinned
+_next_lock_id = [1]
+_dead_locks = []   # ids of locks that died, for the lock-order graph to forget
 _reported = {}    # (site, site) -> number of times the pair raced
 _site_kinds = bytearray(1)
 _accessors = {}   # id(builtin) -> (builtin, is_write, how): see locations.ACCESSORS
-_config = {"on_race": None, "history_full": False, "ignored_types": (), "proxy_types": {},
-           "lock_order": None}
+_config = {"on_race": None, "history_full": False, "ignored_types": (), "lock_order": None}
 
 
 class ThreadState:
-    __slots__ = ("tid", "vc", "epoch", "held", "held_site", "lockset", "order_seen", "busy",
+    __slots__ = ("tid", "vc", "epoch", "held", "locks", "order_seen", "stale", "busy",
                  "pending")
 
     def __init__(self, tid):
         self.tid = tid
         self.vc = [0] * tid + [1]
         self.epoch = 1 << CLOCK_SHIFT | tid << 1
-        self.held = {}       # sync id -> re-entry count
-        self.held_site = {}  # sync id -> probe site of its outermost acquisition
-        self.lockset = ()    # sorted sync ids of the locks held
-        self.order_seen = set()  # (lockset, lock) this thread already told the lock-order graph
+        self.held = {}       # lock id -> held.Held
+        self.locks = ()      # sorted ids of the locks held, once an access asked (None: not yet)
+        self.order_seen = set()  # (held ids, lock) this thread already told the lock-order graph
+        self.stale = False   # a lock it holds was released by another thread, or died
         self.busy = False
         self.pending = []
+
+    @property
+    def lockset(self):
+        """The sorted ids of the locks held, as accesses record them: their names are kept
+        for reports from then on, even once the locks die."""
+        if self.locks is None:
+            if self.stale:
+                locks_held.prune(self, _alive)
+            self.locks = tuple(sorted(self.held))
+            for i in self.locks:
+                _pin(i)
+        return self.locks
 
     def tick(self):
         self.vc[self.tid] += 1
@@ -49,12 +64,15 @@ class ThreadState:
 
 
 class SyncVar:
-    __slots__ = ("ref", "vc", "id", "__weakref__")
+    __slots__ = ("ref", "vc", "id", "owner", "inner", "pinned", "__weakref__")
 
     def __init__(self, ref):
         self.ref = ref
         self.vc = []
-        self.id = 0  # a number once held as a lock
+        self.id = 0         # a number once taken as a lock
+        self.owner = None   # tid of the thread holding the lock
+        self.inner = False  # a modelled primitive's own lock: orders nothing, still excludes
+        self.pinned = False  # its name outlives it (an access or the graph refers to it)
 
 
 def _current():
@@ -71,14 +89,14 @@ def _current():
 
 # -- configuration (not hot) -------------------------------------------------------------------
 
-def configure(on_race=None, history_full=False, ignored_types=(), proxy_types=None,
-              lock_order=None, **_c_only):
+def configure(on_race=None, history_full=False, ignored_types=(), lock_order=None, **_c_only):
     """`on_race(event)` is called, outside the runtime's lock, once per new racing site pair;
-    `lock_order(tid, held, held_sites, lock, site)` once per new (held set, lock) of a thread
-    taking a lock while holding others (lockorder.Graph.on_edges).
+    `lock_order(tid, held, held_wheres, lock, where)` once per new (held set, lock) of a thread
+    that took a lock while holding others and released it (lockorder.Graph.on_edges); a
+    where is (function, file, line) of the acquisition.
     (The C runtime takes the tables of locations.py as arguments; this twin imports them.)"""
     _config.update(on_race=on_race, history_full=history_full, lock_order=lock_order,
-                   ignored_types=tuple(ignored_types), proxy_types=dict(proxy_types or {}))
+                   ignored_types=tuple(ignored_types))
     _accessors.clear()
     _accessors.update((id(f), (f, w, how)) for f, (w, how) in locations.ACCESSORS.items())
 
@@ -103,17 +121,29 @@ def races():
 
 def sync_name(lock_id):
     """(type, address) of lock M<lock_id>, or None."""
-    return _lock_ids[lock_id] if 0 < lock_id < len(_lock_ids) else None
+    return _lock_names.get(lock_id)
+
+
+def dead_locks():
+    """The ids of locks that died since the last call, or None (for the lock-order graph)."""
+    if not _dead_locks:
+        return None
+    found = _dead_locks[:]
+    del _dead_locks[:len(found)]
+    return found
 
 
 def reset_after_fork():
     """In a fork child: only the forking thread survives; start over with it as thread 0."""
     global _lock
-    _lock = _thread.allocate_lock()
+    _lock = owned.lock()
     _local.state = None
     _threads.clear()
     _objects.clear()
     _syncs.clear()
+    _lock_vars.clear()
+    _lock_names.clear()
+    _dead_locks.clear()
     _reported.clear()
     _current()
 
@@ -188,10 +218,81 @@ class LineToken(Token):
             _probe(obj, key, self.site, self.is_write)
 
 
+class CallToken(Token):
+    """A call site's token: `token[callee] = arg0` for a call with one argument,
+    `token[callee][arg0] = arg1` with two or three; an access only if the callee is a
+    builtin accessor (see the C runtime's)."""
+
+    __slots__ = ()
+
+    def _action(self, callee):
+        action = _accessors.get(id(callee)) if _enabled else None
+        return action if action is not None and callee is action[0] else None
+
+    def __setitem__(self, callee, arg0):
+        action = self._action(callee)
+        if action is not None:
+            _probe(arg0, None, self.site, action[1], action[2])  # two frames up: the call site
+
+    def __getitem__(self, callee):
+        action = self._action(callee)
+        return _SINK if action is None else _BoundCall(self.site, action)
+
+
+class _BoundCall:
+    """`bound[arg0] = arg1`: the access of one accessor call with two or three arguments."""
+
+    __slots__ = ("site", "action")
+
+    def __init__(self, site, action):
+        self.site, self.action = site, action
+
+    def __setitem__(self, arg0, arg1):
+        _probe(arg0, arg1, self.site, self.action[1], self.action[2])
+
+
+class _Sink:
+    """`sink[arg0] = arg1`: a call that is no builtin accessor's records nothing."""
+
+    __slots__ = ()
+
+    def __setitem__(self, arg0, arg1):
+        pass
+
+
+_SINK = _Sink()
+
+
+class ImportedToken(Token):
+    """`value in token` after an import handed `value` to this thread (runtime/imports.py)."""
+
+    __slots__ = ()
+
+    def __contains__(self, value):
+        if _enabled:
+            imports.imported(value, self.site)
+        return False
+
+
+class InitializedToken(Token):
+    """`~token` at the end of a module's top-level code (runtime/imports.py)."""
+
+    __slots__ = ()
+
+    def __invert__(self):
+        if _enabled:
+            imports.published(sys._getframe(1).f_globals)
+
+
+# Kinds whose tokens have slots of their own (never merged with a line probe).
+_OWN_TOKENS = {K.CALL: CallToken, K.IMPORTED: ImportedToken, K.INITIALIZED: InitializedToken}
 _enabled = True
 
 
 def token(site, is_write, key, hit=None):
+    own = _OWN_TOKENS.get(_site_kinds[site]) if site < len(_site_kinds) else None
+    if own is not None:
+        return own(site, is_write, key)
     return Token(site, is_write, key) if hit is None else LineToken(site, is_write, key, hit)
 
 
@@ -270,9 +371,11 @@ def _ordered(e, vc):
     return (e >> CLOCK_SHIFT) <= (vc[tid] if tid < len(vc) else 0)
 
 
-def _conflicts(prev, atomic, vc):
-    """An earlier access races with this one: unordered, and not both atomic."""
-    return not (atomic and prev.epoch & 1) and not _ordered(prev.epoch, vc)
+def _conflicts(prev, atomic, vc, locks):
+    """An earlier access races with this one: unordered, not both atomic, and not both made
+    while holding one lock (with an inner lock, holding it is all that orders them)."""
+    return (not (atomic and prev.epoch & 1) and not _ordered(prev.epoch, vc)
+            and not (locks and prev.lockset and not set(locks).isdisjoint(prev.lockset)))
 
 
 def _check(record, key, state, site, is_write, atomic, stack):
@@ -283,22 +386,23 @@ def _check(record, key, state, site, is_write, atomic, stack):
         cell = cells[key] = shadow.Cell()
     now = state.epoch | atomic
     vc = state.vc
+    locks = state.lockset
     found = []
     if is_write:
         last = cell.write
         seen = _seen(last, now, atomic, site, cell.raced)
         if seen:  # same epoch: nothing new to learn, but maybe a later site
             if seen is _ELSEWHERE:
-                cell.write = shadow.Access(now, site, state.lockset, stack)
+                cell.write = shadow.Access(now, site, locks, stack)
             return None
-        if last is not None and _conflicts(last, atomic, vc):
+        if last is not None and _conflicts(last, atomic, vc, locks):
             found.append((True, last))
         if cell.shared is not None:
             found.extend((False, r) for _, r in sorted(cell.shared.items())  # by tid, as C
-                         if _conflicts(r, atomic, vc))
-        elif cell.read is not None and _conflicts(cell.read, atomic, vc):
+                         if _conflicts(r, atomic, vc, locks))
+        elif cell.read is not None and _conflicts(cell.read, atomic, vc, locks):
             found.append((False, cell.read))
-        cell.write = shadow.Access(now, site, state.lockset, stack)
+        cell.write = shadow.Access(now, site, locks, stack)
         cell.read = None
         cell.shared = None
     else:
@@ -308,15 +412,15 @@ def _check(record, key, state, site, is_write, atomic, stack):
         seen = _seen(last, now, atomic, site, cell.raced)
         if seen:
             if seen is _ELSEWHERE:
-                access = shadow.Access(now, site, state.lockset, stack)
+                access = shadow.Access(now, site, locks, stack)
                 if cell.shared is not None:
                     cell.shared[state.tid] = access
                 else:
                     cell.read = access
             return None
-        if cell.write is not None and _conflicts(cell.write, atomic, vc):
+        if cell.write is not None and _conflicts(cell.write, atomic, vc, locks):
             found.append((True, cell.write))
-        access = shadow.Access(now, site, state.lockset, stack)
+        access = shadow.Access(now, site, locks, stack)
         if cell.shared is not None:
             cell.shared[state.tid] = access
         elif cell.read is None or _ordered(cell.read.epoch, vc):
@@ -371,7 +475,7 @@ def _capture_stack():
 
 # -- synchronization ---------------------------------------------------------------------------
 
-def _sync_var(obj, is_lock):
+def _sync_var(obj):
     released = None
     with _lock:
         shadow.forget_dead(_objects, _syncs)
@@ -381,123 +485,145 @@ def _sync_var(obj, is_lock):
     var = _syncs.get(obj)
     if var is None:
         var = _syncs.insert(*_syncs.create(obj, SyncVar))
-    if is_lock and not var.id:
-        with _lock:
-            if not var.id:
-                var.id = len(_lock_ids)
-                _lock_ids.append((type(obj), id(obj)))
     return var
 
 
-def acquire(sync, site):
-    """A lock was acquired: its last release happens-before what this thread does next."""
-    _sync_event(sync, True, True, site)
+def _name_lock(var, obj):
+    """Number the lock of `var` (M<id>) the first time it is taken. Call with _lock held."""
+    if not var.id:
+        var.id = _next_lock_id[0]
+        _next_lock_id[0] += 1
+        _lock_vars[var.id] = var
+        _lock_names[var.id] = (type(obj), id(obj))
 
 
-def release(sync, site):
-    """A lock is being released: what this thread did happens-before its next acquire."""
-    _sync_event(sync, False, True, site)
+def _pin(lock_id):
+    var = _lock_vars.get(lock_id)
+    if var is not None:
+        var.pinned = True
+
+
+def _lock_died(var, _vars=_lock_vars, _names=_lock_names, _threads=_threads, _dead=_dead_locks):
+    """The lock of `var` died (a weakref callback: may run inside an update, so it only does
+    single dict and attribute operations, never takes the runtime's lock). Bound names only:
+    at interpreter shutdown this module's globals may already be gone."""
+    if not var.id:
+        return
+    _vars.pop(var.id, None)
+    if not var.pinned:
+        _names.pop(var.id, None)
+    if var.owner is not None and var.owner < len(_threads):
+        _threads[var.owner].stale = True
+        _threads[var.owner].locks = None
+    _dead.append(var.id)
+
+
+_syncs = shadow.LifetimeTable(on_death=_lock_died)
+
+
+def _alive(lock_id):
+    return lock_id in _lock_vars
+
+
+LOCK_REENTRANT = 1  # flags of lock events (_locks_api.h): an RLock
+LOCK_INNER = 2      # a modelled primitive's own lock: it orders nothing, holding it excludes
+
+
+def lock_acquired(lock, flags, count):
+    """A lock was acquired (`count` levels: more than 1 for RLock._acquire_restore): its last
+    release happens-before what this thread does next, and this thread holds it."""
+    _lock_event(lock, True, flags, count, _caller())
+
+
+def lock_released(lock, flags, count):
+    """A lock is about to be released (`count` levels, 0 for all): what this thread did
+    happens-before its next acquire."""
+    _lock_event(lock, False, flags, count, _caller())
+
+
+def _caller():
+    """(code, lasti) of the frame that called the lock's method (past the lock hooks, if they
+    are Python), or None (C code called it with no Python frame on the stack)."""
+    try:
+        frame = sys._getframe(2)
+    except ValueError:
+        return None
+    while frame is not None and frame.f_globals.get("__name__") == "racewatch.runtime.pylocks":
+        frame = frame.f_back
+    return (frame.f_code, frame.f_lasti) if frame is not None else None
+
+
+def _lock_event(lock, is_acquire, flags, count, where):
+    state = _current()
+    if state.busy:
+        state.pending.append((_lock_event, (lock, is_acquire, flags, count, where)))
+        return
+    state.busy = True
+    order = None
+    reentrant = bool(flags & LOCK_REENTRANT)
+    try:
+        var = _sync_var(lock)
+        with _lock:
+            _name_lock(var, lock)
+            var.inner = bool(flags & LOCK_INNER)
+            changed = state.stale and locks_held.prune(state, _alive)
+            if is_acquire:
+                if not var.inner:
+                    join(state.vc, var.vc)
+                changed |= locks_held.acquired(state, var, reentrant, count, where,
+                                               _config["lock_order"] is not None)
+            else:
+                if not var.inner:
+                    join(var.vc, state.vc)
+                left, held = locks_held.released(state, var, reentrant, count, _threads)
+                changed |= left
+                if held is not None:
+                    order = locks_held.order_event(state, var, held, _alive)
+            state.tick()
+            if changed:
+                state.locks = None
+    finally:
+        state.busy = False
+    if order is not None:  # outside the lock: the graph captures stacks and may report
+        tid, ids, wheres, lock_id, where = order
+        for i in (*ids, lock_id):
+            _pin(i)
+        _report(_config["lock_order"], tid, ids, tuple(stacks.where_frame(w) for w in wheres),
+                lock_id, stacks.where_frame(where))
+    if state.pending:
+        _drain(state)
 
 
 def happens_after(obj):
     """Annotation / interceptor edge: the releases on `obj` happen-before what follows."""
-    _sync_event(obj, True, False)
+    _sync_event(obj, True)
 
 
 def happens_before(obj):
     """Annotation / interceptor edge: what came before happens-before acquires on `obj`."""
-    _sync_event(obj, False, False)
+    _sync_event(obj, False)
 
 
-def _sync_event(obj, is_acquire, is_lock, site=0):
+def _sync_event(obj, is_acquire):
     state = _current()
     if state.busy:
-        state.pending.append((_sync_event, (obj, is_acquire, is_lock, site)))
+        state.pending.append((_sync_event, (obj, is_acquire)))
         return
     state.busy = True
-    order = None
     try:
-        var = _sync_var(obj, is_lock)
+        var = _sync_var(obj)
         with _lock:
             if is_acquire:
                 join(state.vc, var.vc)
             else:
                 join(var.vc, state.vc)
             state.tick()
-            if is_lock:
-                order = _new_order(state, var.id, site) if is_acquire else None
-                _update_lockset(state, var.id, 1 if is_acquire else -1, site)
     finally:
         state.busy = False
-    if order is not None:  # outside the lock: the graph captures stacks and may report
-        _report(_config["lock_order"], state.tid, *order)
     if state.pending:
         _drain(state)
-
-
-def _new_order(state, sync_id, site):
-    """(held, held sites, lock, site) when taking `sync_id` while holding other locks in a
-    combination this thread has not shown the lock-order graph yet; else None. Re-entering a
-    lock already held adds no edge."""
-    if not state.held or sync_id in state.held or _config["lock_order"] is None:
-        return None
-    key = (state.lockset, sync_id)
-    if key in state.order_seen:
-        return None
-    state.order_seen.add(key)
-    return state.lockset, tuple(state.held_site[i] for i in state.lockset), sync_id, site
-
-
-def _update_lockset(state, sync_id, delta, site=0):
-    held = state.held
-    count = held.get(sync_id, 0) + delta
-    if count > 0:
-        held[sync_id] = count
-        state.held_site.setdefault(sync_id, site)
-    else:
-        held.pop(sync_id, None)
-        state.held_site.pop(sync_id, None)
-    state.lockset = tuple(sorted(held))
 
 
 def thread_end(obj):
     """The calling thread is finishing: publish its clock on `obj` (its Thread) for join()."""
     happens_before(obj)
-
-
-def sync(obj, site):
-    """`obj` itself, or a proxy recording acquire/release when `obj` is a lock."""
-    target = _config["proxy_types"].get(type(obj), False)
-    if target is False:
-        return obj
-    return SyncProxy(obj, target(obj) if target else obj, site)
-
-
-class SyncProxy:
-    """Stands in for a lock at an instrumented `with x:` / `x.acquire()` / `x.release()`."""
-
-    __slots__ = ("_obj", "_target", "_site")
-
-    def __init__(self, obj, target, site):
-        self._obj = obj
-        self._target = target
-        self._site = site
-
-    def acquire(self, *args, **kwargs):
-        got = self._obj.acquire(*args, **kwargs)
-        if got:
-            acquire(self._target, self._site)
-        return got
-
-    def release(self):
-        release(self._target, self._site)  # before: a switch after it could let a waiter in
-        return self._obj.release()
-
-    def __enter__(self):
-        result = self._obj.__enter__()
-        acquire(self._target, self._site)
-        return result
-
-    def __exit__(self, *exc):
-        release(self._target, self._site)
-        return self._obj.__exit__(*exc)

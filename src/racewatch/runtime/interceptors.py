@@ -1,27 +1,20 @@
 """Models of threading / queue / concurrent.futures / asyncio primitives as HB edges.
 
 Each interceptor calls the real function and records an edge only if the call succeeded.
-Locks themselves (C types that cannot be patched) are seen at instrumented call sites through
-the runtime's `sync` proxy; everything written in Python is patched here, for all code.
+Locks themselves report their own events (runtime/lockhooks.py); what is patched here is what
+locks do not say: thread start, end, join and is_alive, and the primitives modelled by their
+documented semantics (Event, Semaphore, Barrier, Future; queues in queues.py). Their private
+locks are inner: they order nothing (only the model does), while code run holding one is still
+mutually excluded. threading's own bookkeeping locks are hidden: the thread model orders.
 """
 
-import _queue
-import _thread
 import sys
 import threading
-import weakref
 
-from racewatch.runtime import stacks, threads
+from racewatch.runtime import lockhooks, patching, queues, stacks, threads
+from racewatch.runtime.patching import patch
 
-_patches = []  # (owner, name, original) to undo
 _engine = None
-
-
-def _patch(owner, name, replacement):
-    original = owner.__dict__[name]
-    _patches.append((owner, name, original))
-    setattr(owner, name, replacement)
-    return original
 
 
 def install(engine):
@@ -29,48 +22,27 @@ def install(engine):
     not need itself are patched when the program imports them: imported here, they would cost
     every start and could never be instrumented."""
     global _engine
-    _engine = engine
+    _engine = patching.engine = engine
     _threads()
-    _conditions()
+    hide_thread_bookkeeping()
     _semaphores()
     _events()
     _barriers()
-    for name, patch in _ON_IMPORT.items():
+    for name, patcher in _ON_IMPORT.items():
         if name in sys.modules:
-            patch(sys.modules[name])
+            patcher(sys.modules[name])
         else:
-            _AfterImport.pending[name] = patch
+            _AfterImport.pending[name] = patcher
     if _AfterImport.pending:
         sys.meta_path.insert(0, _AfterImport)
 
 
-def lock_factories(on_created):
-    """Patch threading's lock factories so that `on_created(lock, stack)` hears where each
-    lock is made (for lock-order reports). threading.Lock is patched only where it is a
-    factory function (see env.THREADING_LOCK_IS_CLASS); RLock always is one. Condition,
-    Event, Semaphore and Barrier make their locks through these names too."""
-    from racewatch import env
-
-    def factory(real):
-        def make(*args, **kwargs):
-            lock = real(*args, **kwargs)
-            on_created(lock, stacks.capture())
-            return lock
-        make.__name__ = make.__qualname__ = real.__name__
-        make.__doc__ = real.__doc__
-        return make
-
-    names = ("RLock",) if env.THREADING_LOCK_IS_CLASS else ("Lock", "RLock")
-    for name in names:
-        _patch(threading, name, factory(threading.__dict__[name]))
-
-
-def on_import(name, patch):
-    """Run `patch(module)` once the module `name` has been imported (now, if it already is)."""
+def on_import(name, patcher):
+    """Run `patcher(module)` once the module `name` has been imported (now, if it already is)."""
     if name in sys.modules:
-        patch(sys.modules[name])
+        patcher(sys.modules[name])
         return
-    _AfterImport.pending[name] = patch
+    _AfterImport.pending[name] = patcher
     if _AfterImport not in sys.meta_path:
         sys.meta_path.insert(0, _AfterImport)
 
@@ -79,9 +51,7 @@ def uninstall():
     if _AfterImport in sys.meta_path:
         sys.meta_path.remove(_AfterImport)
     _AfterImport.pending.clear()
-    while _patches:
-        owner, name, original = _patches.pop()
-        setattr(owner, name, original)
+    patching.undo()
 
 
 class _AfterImport:
@@ -126,14 +96,6 @@ class _PatchingLoader:
         return getattr(self._loader, name)
 
 
-def proxy_types():
-    """Types whose acquire/release the runtime's `sync` proxy records, mapped to a function
-    giving the object whose clock they use (None: the object itself)."""
-    lock_types = {type(threading.Lock()): None, type(threading.RLock()): None}
-    lock_types[threading.Condition] = lambda cond: cond._lock
-    return lock_types
-
-
 def ignored_types():
     """Objects whose attributes are per-thread, never shared."""
     return (threading.local,)
@@ -143,10 +105,11 @@ def ignored_types():
 
 def _threads():
     Thread = threading.Thread
-    start = _patch(Thread, "start", lambda self: _start(self, start))
-    bootstrap = _patch(Thread, "_bootstrap_inner", lambda self: _bootstrap(self, bootstrap))
-    join = _patch(Thread, "join", lambda self, timeout=None: _join(self, join, timeout))
-    shutdown = _patch(threading, "_shutdown", lambda: _interpreter_shutdown(shutdown))
+    start = patch(Thread, "start", lambda self: _start(self, start))
+    bootstrap = patch(Thread, "_bootstrap_inner", lambda self: _bootstrap(self, bootstrap))
+    join = patch(Thread, "join", lambda self, timeout=None: _join(self, join, timeout))
+    is_alive = patch(Thread, "is_alive", lambda self: _is_alive(self, is_alive))
+    shutdown = patch(threading, "_shutdown", lambda: _interpreter_shutdown(shutdown))
 
 
 def _start(thread, start):
@@ -168,37 +131,62 @@ def _bootstrap(thread, bootstrap):
 
 def _join(thread, join, timeout):
     join(thread, timeout)
-    if not thread.is_alive():  # a timed join that returned early gives no edge
+    thread.is_alive()  # the edge, once the thread ended: a timed join that returned early has none
+
+
+def _is_alive(thread, is_alive):
+    """False once the thread ended: its end happens-before what follows, as after join()."""
+    alive = is_alive(thread)
+    if not alive and thread._started.is_set():
         _engine.happens_after(thread)
+    return alive
 
 
 def _interpreter_shutdown(shutdown):
     """After the interpreter's final wait, every finished thread happens-before atexit."""
     shutdown()
+    threads_joined()
+
+
+def threads_joined():
+    """Every finished thread happens-before what runs now (threading._shutdown has waited)."""
     for thread in threads.finished_threads():
         _engine.happens_after(thread)
 
 
-# -- locks' relatives --------------------------------------------------------------------------
-
-def _conditions():
-    Condition = threading.Condition
-    wait = _patch(Condition, "wait", lambda self, timeout=None: _wait(self, wait, timeout))
+def unpatched(owner, name):
+    """What `owner.name` was before racewatch patched it."""
+    return patching.unpatched(owner, name)
 
 
-def _wait(cond, wait, timeout):
-    # wait = release, then acquire on return (always reacquired, even on timeout). Edges
-    # only, no lockset change: the lock is held before and after.
-    lock = cond._lock
-    _engine.happens_before(lock)
-    try:
-        return wait(cond, timeout)
-    finally:
-        _engine.happens_after(lock)
+def hide_thread_bookkeeping():
+    """threading's locks around its tables of threads (taken as every thread starts and ends)
+    would order every thread after every thread that ended before it: the thread model says
+    what thread start and end order. (A fork child makes new ones: called again there.)"""
+    for name in ("_active_limbo_lock", "_shutdown_locks_lock"):
+        lock = getattr(threading, name, None)
+        if lock is not None:
+            lockhooks.hide(lock)
+
+
+# -- primitives modelled by their semantics: their own locks are inner -------------------------
+
+def inner_lock_of(cls, attribute, condition=True):
+    """After cls.__init__, the lock in `attribute` (of the Condition there, if `condition`) is
+    inner: the model orders, the lock only excludes."""
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        lock = getattr(self, attribute, None)
+        lock = getattr(lock, "_lock", None) if condition else lock
+        if lock is not None:
+            lockhooks.mark_inner(lock)
+
+    real_init = patch(cls, "__init__", init)
 
 
 def _semaphores():
     Semaphore, Bounded = threading.Semaphore, threading.BoundedSemaphore
+    inner_lock_of(Semaphore, "_cond")
 
     def acquire(self, blocking=True, timeout=None):
         got = real_acquire(self, blocking, timeout)
@@ -206,10 +194,10 @@ def _semaphores():
             _engine.happens_after(self)
         return got
 
-    real_acquire = _patch(Semaphore, "acquire", acquire)
-    _patch(Semaphore, "__enter__", acquire)  # the class aliases __enter__ = acquire
-    real_release = _patch(Semaphore, "release", lambda self, n=1: _release(self, real_release, n))
-    bounded_release = _patch(Bounded, "release",
+    real_acquire = patch(Semaphore, "acquire", acquire)
+    patch(Semaphore, "__enter__", acquire)  # the class aliases __enter__ = acquire
+    real_release = patch(Semaphore, "release", lambda self, n=1: _release(self, real_release, n))
+    bounded_release = patch(Bounded, "release",
                              lambda self, n=1: _release(self, bounded_release, n))
 
 
@@ -220,6 +208,7 @@ def _release(sem, release, n):
 
 def _events():
     Event = threading.Event
+    inner_lock_of(Event, "_cond")
 
     def set_(self):
         _engine.happens_before(self)
@@ -237,61 +226,32 @@ def _events():
             _engine.happens_after(self)
         return signalled
 
-    real_set = _patch(Event, "set", set_)
-    real_wait = _patch(Event, "wait", wait)
-    real_is_set = _patch(Event, "is_set", is_set)
+    real_set = patch(Event, "set", set_)
+    real_wait = patch(Event, "wait", wait)
+    real_is_set = patch(Event, "is_set", is_set)
 
 
 def _barriers():
+    """Every party's arrival happens-before the action, and the action before every party
+    leaves (the action runs in the last party to arrive, inside its wait)."""
+    Barrier = threading.Barrier
+    inner_lock_of(Barrier, "_cond")
+
     def wait(self, timeout=None):
         _engine.happens_before(self)
         index = real_wait(self, timeout)
         _engine.happens_after(self)
         return index
 
-    real_wait = _patch(threading.Barrier, "wait", wait)
+    def release(self):
+        _engine.happens_after(self)
+        try:
+            return real_release(self)
+        finally:
+            _engine.happens_before(self)
 
-
-# -- queues: a put happens-before the gets that come after it --------------------------------
-# Every put and get of a queue.Queue holds the queue's one mutex, so a get is really ordered
-# after all the puts before it, not only the one of its item: the queue is one sync object.
-# (A per-item model would be weaker than the real synchronization: it would report what the
-# queue's mutex orders, and it would cost memory for every item in flight.)
-
-def _put(q, put, item, *args, **kwargs):
-    _engine.happens_before(q)  # before the real put: a getter may run as soon as it returns
-    return put(q, item, *args, **kwargs)
-
-
-def _get(q, get, *args, **kwargs):
-    item = get(q, *args, **kwargs)
-    _engine.happens_after(q)
-    return item
-
-
-def _queues(queue):
-    put = _patch(queue.Queue, "put", lambda self, *a, **k: _put(self, put, *a, **k))
-    get = _patch(queue.Queue, "get", lambda self, *a, **k: _get(self, get, *a, **k))
-
-    base = _queue.SimpleQueue
-
-    class SimpleQueue(base):
-        """queue.SimpleQueue with its hand-offs modelled (the C type cannot be patched)."""
-
-        def put(self, item, block=True, timeout=None):
-            return _put(self, base.put, item, block, timeout)
-
-        def put_nowait(self, item):
-            return _put(self, base.put_nowait, item)
-
-        def get(self, block=True, timeout=None):
-            return _get(self, base.get, block, timeout)
-
-        def get_nowait(self):
-            return _get(self, base.get_nowait)
-
-    SimpleQueue.__module__ = "queue"
-    _patch(queue, "SimpleQueue", SimpleQueue)
+    real_wait = patch(Barrier, "wait", wait)
+    real_release = patch(Barrier, "_release", release)
 
 
 # -- concurrent.futures ------------------------------------------------------------------------
@@ -307,12 +267,16 @@ def _futures_thread(futures_thread):
         _engine.happens_after(self)
         return real_work_run(self, *args, **kwargs)
 
-    real_work_init = _patch(WorkItem, "__init__", work_init)
-    real_work_run = _patch(WorkItem, "run", work_run)
+    real_work_init = patch(WorkItem, "__init__", work_init)
+    real_work_run = patch(WorkItem, "run", work_run)
 
 
 def _futures_base(futures_base):
     Future = futures_base.Future
+    inner_lock_of(Future, "_condition")
+    for waiter in ("_AsCompletedWaiter", "_AllCompletedWaiter"):  # wait() and as_completed()
+        if hasattr(futures_base, waiter):
+            inner_lock_of(getattr(futures_base, waiter), "lock", condition=False)
 
     def set_result(self, result):
         _engine.happens_before(self)
@@ -353,17 +317,17 @@ def _futures_base(futures_base):
             _engine.happens_after(future)
             yield future
 
-    real_set_result = _patch(Future, "set_result", set_result)
-    real_set_exception = _patch(Future, "set_exception", set_exception)
-    real_result = _patch(Future, "result", result)
-    real_exception = _patch(Future, "exception", exception)
-    real_add_done_callback = _patch(Future, "add_done_callback", add_done_callback)
-    real_wait = _patch(futures_base, "wait", wait)
-    real_as_completed = _patch(futures_base, "as_completed", as_completed)
+    real_set_result = patch(Future, "set_result", set_result)
+    real_set_exception = patch(Future, "set_exception", set_exception)
+    real_result = patch(Future, "result", result)
+    real_exception = patch(Future, "exception", exception)
+    real_add_done_callback = patch(Future, "add_done_callback", add_done_callback)
+    real_wait = patch(futures_base, "wait", wait)
+    real_as_completed = patch(futures_base, "as_completed", as_completed)
     package = sys.modules.get("concurrent.futures")
     if package is not None and "wait" in package.__dict__:  # already re-exported the originals
-        _patch(package, "wait", wait)
-        _patch(package, "as_completed", as_completed)
+        patch(package, "wait", wait)
+        patch(package, "as_completed", as_completed)
 
 
 # -- asyncio -----------------------------------------------------------------------------------
@@ -378,9 +342,10 @@ def _asyncio(base_events):
         _engine.happens_before(after_call)
         return real(self, after_call, *args, context=context)
 
-    real = _patch(loop_type, "call_soon_threadsafe", call_soon_threadsafe)
+    real = patch(loop_type, "call_soon_threadsafe", call_soon_threadsafe)
 
 
 # Patched once the program imports them (or at once if it already has).
-_ON_IMPORT = {"queue": _queues, "concurrent.futures._base": _futures_base,
+_ON_IMPORT = {"queue": queues.patch_queue, "multiprocessing.queues": queues.patch_multiprocessing,
+              "concurrent.futures._base": _futures_base,
               "concurrent.futures.thread": _futures_thread, "asyncio.base_events": _asyncio}

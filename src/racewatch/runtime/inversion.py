@@ -1,42 +1,44 @@
 """Lock-order inversion reports (lockorder.Inversion): TSan's text shape and the JSON record."""
 
 from racewatch.reports.text import BAR
-from racewatch.runtime import report, threads
+from racewatch.runtime import threads
+from racewatch.runtime.parts import frames_text, mutex_names, strip_path, thread_origins
 
 HEADER = "WARNING: lock-order-inversion (potential deadlock)"
 
 
 def _edges(inversion):
     """(M-name of the lock taken, M-name of the lock held, Edge) for each edge of the cycle."""
-    return [(f"M{b}", f"M{a}", edge) for a, b, edge in inversion.steps]
+    names = mutex_names(inversion.key)
+    return [(names[b], names[a], edge) for a, b, edge in inversion.steps]
 
 
 def format_text(inversion, strip=""):
     edges = _edges(inversion)
     nodes = inversion.nodes
-    origins = report.thread_origins({edge.tid for _, _, edge in edges})
+    origins = thread_origins({edge.tid for _, _, edge in edges})
     every = [f for _, _, e in edges for f in (*e.stack, *e.held_stack)]
     every += [f for node in nodes.values() for f in node.stack]
     every += [f for origin in origins for f in origin[3]]
     width = max([len(f[0]) + 2 for f in every] + [16])
-    cycle = " => ".join(f"M{k}" for k in (*inversion.key, inversion.key[0]))
+    names = mutex_names(inversion.key)
+    cycle = " => ".join(names[k] for k in (*inversion.key, inversion.key[0]))
     parts = [f"{BAR}\n{HEADER}\nCycle in lock order graph: {cycle}\n"]
     for taken, held, edge in edges:
         parts.append(f"\nMutex {taken} acquired here while holding mutex {held} in "
                      f"{threads.describe(edge.tid)}:\n")
-        parts.append(report.frames_text(edge.stack, strip, width))
+        parts.append(frames_text(edge.stack, strip, width))
         parts.append(f"\nMutex {held} previously acquired by the same thread here:\n")
-        parts.append(report.frames_text(edge.held_stack, strip, width))
+        parts.append(frames_text(edge.held_stack, strip, width))
     for key, node in nodes.items():
         how = "created at" if node.observed else (
-            "created where racewatch could not see it (before it started, or by a factory it "
-            "does not patch); first seen at")
-        parts.append(f"\nMutex M{key} is {node.description}, {how}:\n")
-        parts.append(report.frames_text(node.stack, strip, width) if node.stack
+            "created where racewatch could not see it (before it started); first seen at")
+        parts.append(f"\nMutex {names[key]} is {node.description}, {how}:\n")
+        parts.append(frames_text(node.stack, strip, width) if node.stack
                      else "  [unknown]\n")
     for _, name, status, created_at in origins:
         parts.append(f"\n{name[0].upper()}{name[1:]} ({status}) created at:\n")
-        parts.append(report.frames_text(created_at, strip, width) if created_at
+        parts.append(frames_text(created_at, strip, width) if created_at
                      else "  [unknown]\n")
     parts.append(f"{BAR}\n")
     return "".join(parts)
@@ -45,17 +47,18 @@ def format_text(inversion, strip=""):
 def as_dict(inversion, strip=""):
     """The JSON record of a lock-order inversion (also an entry of `racewatch.races()`)."""
     def frames(fs):
-        return [{"function": f, "file": report.strip_path(p, strip), "line": n}
+        return [{"function": f, "file": strip_path(p, strip), "line": n}
                 for f, p, n in fs]
     cycle = []
+    names = mutex_names(inversion.key)
     for a, b, edge in inversion.steps:
         node = inversion.nodes[b]
         cycle.append({
-            "lock": {"description": f"M{b} ({node.description})",
+            "lock": {"description": f"{names[b]} ({node.description})",
                      "created_at": frames(node.stack)},
             "acquired": {"thread": threads.describe(edge.tid), "stack": frames(edge.stack),
                          "while_holding": {
-                             "description": f"M{a} ({inversion.nodes[a].description})",
+                             "description": f"{names[a]} ({inversion.nodes[a].description})",
                              "stack": frames(edge.held_stack)}},
         })
     return {"type": "lock-order-inversion", "cycle": cycle}

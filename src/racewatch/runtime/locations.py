@@ -53,6 +53,7 @@ class Identity:
 
 _SAFE = (str, int, float, bool, bytes, type(None))
 _HEAPTYPE = 1 << 9
+_IMMUTABLE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE
 _DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
 _DEQUE = collections.deque
 _PROXIES = (weakref.ProxyType, weakref.CallableProxyType)
@@ -116,8 +117,9 @@ def _attr_owner(obj):
     if tp is super:
         return None
     skip = _skip_types.get(tp)
-    if skip is None:
-        skip = _skip_types[tp] = not tp.__flags__ & _HEAPTYPE and not tp.__dictoffset__
+    if skip is None:  # a static or immutable type without a __dict__: nothing can be rebound
+        skip = _skip_types[tp] = (not tp.__flags__ & _HEAPTYPE or tp.__flags__ & _IMMUTABLE) \
+            and not tp.__dictoffset__
     return None if skip else obj
 
 

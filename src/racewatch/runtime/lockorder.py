@@ -1,50 +1,22 @@
 """Lock-order inversion (potential deadlock): the lock-acquisition graph and its cycles.
 
-Both runtimes call `Graph.on_edges` from their acquire path only when a thread takes a lock
-while holding others in a combination (held set, lock) it has not been seen taking before,
-so the hot path stays a set lookup. An edge A->B means "B acquired while holding A"; a cycle
-is reported once, unless it cannot deadlock: all its edges from one thread, or every edge
-taken under one gate lock outside the cycle.
+Both runtimes call `Graph.on_edges` when a thread releases a lock it took while holding
+others, in a combination (held set, lock) it has not shown the graph before, so the hot path
+stays a set lookup. An edge A->B means "B acquired while holding A"; a cycle is reported once,
+unless it cannot deadlock: all its edges from one thread, or every edge taken under one gate
+lock outside the cycle. A lock that dies leaves the graph (as ThreadSanitizer forgets a
+destroyed mutex): no cycle through it can close any more, and the graph stays as small as
+the set of live locks.
 """
 
 import _thread
 import itertools
 
-from racewatch.rewriter.sites import SITES
-from racewatch.runtime import stacks
+from racewatch.runtime import lockhooks, owned, stacks
 
 MAX_CYCLE = 8          # longer cycles are not searched (TSan bounds its search too)
 MAX_PATHS = 1000       # simple paths explored per new edge
 MAX_CHOICES = 10000    # combinations of edge instances tried per cycle
-
-# id(lock) -> (weakref, creation stack) of locks made through threading's patched factories;
-# a lock's entry dies with it, so an address that is reused never inherits a creation site.
-# No lock of ours around it: single dict operations are atomic under the GIL, and an insert
-# may allocate, run a finalizer that makes a lock, and so re-enter `created`.
-_created = {}
-
-
-def created(lock, stack):
-    """The interceptors saw `lock` being created at `stack`."""
-    import weakref
-    key = id(lock)
-    try:
-        ref = weakref.ref(lock, lambda _r, key=key: _forget(key, _r))
-    except TypeError:  # not weakly referenceable: its address could be reused, so keep nothing
-        return
-    _created[key] = (ref, stack)
-
-
-def _forget(key, ref):
-    entry = _created.get(key)
-    if entry is not None and entry[0] is ref:  # not a newer lock's entry at that address
-        _created.pop(key, None)
-
-
-def creation_of(address):
-    """The creation stack of the live lock at `address`, or None if its creation was not seen."""
-    entry = _created.get(address)
-    return entry[1] if entry is not None and entry[0]() is not None else None
 
 
 class Edge:
@@ -79,28 +51,33 @@ class Inversion:
 class Graph:
     """The lock-acquisition graph of one process."""
 
-    def __init__(self, sync_name, describe, on_cycle):
+    def __init__(self, sync_name, describe, on_cycle, dead_locks=lambda: None):
         self._sync_name = sync_name  # lock id -> (type, address), from the runtime
         self._describe = describe    # (type, address) -> text
         self._on_cycle = on_cycle    # called with an Inversion, outside this graph's lock
+        self._dead_locks = dead_locks  # () -> ids of locks that died since, or None
         self.reset()
 
     def reset(self):
         """Start empty (also in a fork child, where another thread may have held the lock)."""
-        self._lock = _thread.allocate_lock()
+        self._lock = owned.lock()
         # A finalizer run by an allocation inside an update may take locks and call back in:
         # such calls wait in the thread's `pending` list instead of taking the lock twice.
         self._local = _thread._local()
         self.edges = {}      # (a, b) -> [Edge]
         self.succ = {}       # a -> {b}
+        self.pred = {}       # b -> {a}
         self.nodes = {}      # lock id -> Node
         self.reported = set()
 
-    def on_edges(self, tid, held, held_sites, lock, site):
-        """The runtime's callback: thread `tid` acquired lock `lock` at probe site `site`
-        while holding the locks `held` (sorted ids), taken at `held_sites`."""
+    def on_edges(self, tid, held, held_wheres, lock, where):
+        """The runtime's callback, as thread `tid` releases lock `lock`: it took it at `where`
+        while holding the locks `held` (sorted ids), taken at `held_wheres` (a where is
+        (function, file, line)). The stacks of those acquisitions are rebuilt from this one."""
         local = self._local
-        call = (tid, held, held_sites, lock, stacks.capture())
+        stack = stacks.capture()
+        call = (tid, held, tuple(_held_stack(w, stack) for w in held_wheres), lock,
+                _held_stack(where, stack))
         if getattr(local, "busy", False):
             local.pending.append(call)
             return
@@ -114,31 +91,45 @@ class Graph:
         for inversion in found:
             self._on_cycle(inversion)
 
-    def _add(self, tid, held, held_sites, lock, stack):
+    def _add(self, tid, held, held_stacks, lock, stack):
         """Add the edges held -> lock; the new reportable cycles they close."""
+        dead = self._dead_locks()
         nodes = {lock: self._node(lock, stack)}
         new = []
-        for a, a_site in zip(held, held_sites):
-            held_stack = _held_stack(a_site, stack)
+        for a, held_stack in zip(held, held_stacks):
             nodes[a] = self._node(a, held_stack)
             gates = frozenset(held) - {a}
             new.append((a, Edge(tid, gates, stack, held_stack)))
         found = []
         with self._lock:
+            for key in dead or ():
+                self._forget(key)
             for key, node in nodes.items():
                 self.nodes.setdefault(key, node)
             for a, edge in new:
                 self.edges.setdefault((a, lock), []).append(edge)
                 self.succ.setdefault(a, set()).add(lock)
+                self.pred.setdefault(lock, set()).add(a)
             for a, _ in new:
                 found += self._cycles_through(a, lock)
         return found
+
+    def _forget(self, key):
+        """A lock died: its node and edges go."""
+        if self.nodes.pop(key, None) is None:
+            return
+        for b in self.succ.pop(key, ()):
+            self.edges.pop((key, b), None)
+            self.pred.get(b, set()).discard(key)
+        for a in self.pred.pop(key, ()):
+            self.edges.pop((a, key), None)
+            self.succ.get(a, set()).discard(key)
 
     def _node(self, lock_id, seen_at):
         if lock_id in self.nodes:
             return self.nodes[lock_id]
         name = self._sync_name(lock_id)
-        created_at = creation_of(name[1]) if name is not None else None
+        created_at = lockhooks.creation_of(name[1]) if name is not None else None
         observed = created_at is not None
         return Node(self._describe(name), created_at if observed else seen_at, observed)
 
@@ -192,15 +183,16 @@ def _feasible(instances, cycle):
     return None
 
 
-def _held_stack(site, stack):
-    """The stack where a held lock was taken at probe site `site`, rebuilt from the stack of
-    the acquisition now: the innermost frame running that site's function, at the site's line,
-    and its callers. (Recording a stack at every acquire would cost the hot path; a lock held
-    across the return of the function that took it shows that frame alone.)"""
-    where = SITES[site] if 0 <= site < len(SITES) else None
-    if where is None:
-        return stack[:1]
-    for i, (function, file, _line) in enumerate(stack):
-        if function == where.function and file == where.file:
-            return ((function, file, where.line),) + tuple(stack[i + 1:])
-    return ((where.function, where.file, where.line),)
+def _held_stack(where, stack):
+    """The stack of an acquisition at `where` (function, file, line), rebuilt from `stack`,
+    the stack of the release now: the innermost frame running that function, at that line,
+    and its callers; or, for a lock taken by a sibling of the function releasing it (one
+    module's `__enter__` and `__exit__`), that line under the releasing function's callers;
+    else that line alone (recording a stack at every acquire would cost the hot path)."""
+    function, file, _ = where
+    for i, (f, p, _line) in enumerate(stack):
+        if f == function and p == file:
+            return (where,) + tuple(stack[i + 1:])
+    if stack and stack[0][1] == file:
+        return (where,) + tuple(stack[1:])
+    return (where,)

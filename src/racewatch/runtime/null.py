@@ -7,13 +7,9 @@ def _nothing(*args):
     return None
 
 
-def sync(obj, site):
-    return obj  # `with sync(lock):` must still hold the real lock
-
-
 def _table():
-    """Every hot-path name probes load, each doing nothing (sync hands back its object)."""
-    return {name: sync if name == "sync" else _nothing for name in runtime.API_FUNCTIONS}
+    """Every hot-path name probes load, each doing nothing."""
+    return {name: _nothing for name in runtime.API_FUNCTIONS}
 
 
 class Token:
@@ -30,6 +26,9 @@ class Token:
 
     def __setitem__(self, key, obj):
         pass
+
+    def __getitem__(self, key):
+        return self  # a call site's `token[callee][arg0] = arg1`: nothing either
 
 
 class LineToken:

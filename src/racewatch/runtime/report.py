@@ -1,13 +1,15 @@
 """Race records, their text and JSON forms, where they go, and the exit status they imply."""
 
-import _thread
 import os
 import sys
 
+from racewatch import descendants
 from racewatch.rewriter.sites import SITES
 from racewatch.reports import stream as jsonl
 from racewatch.reports import text as render
-from racewatch.runtime import locations, stacks, suppress, threads
+from racewatch.runtime import locations, owned, stacks, suppress, threads
+from racewatch.runtime.parts import frames_text, strip_path, thread_origins  # noqa: F401
+from racewatch.runtime.parts import mutex_names
 
 
 class Sink:
@@ -103,10 +105,11 @@ class Race:
         self.location = describe_location(target, key, SITES[site].kind)
         self.sites = (site, prev_site)
         self.pair = tuple(sorted(self.sites))  # how the runtime keys racing pairs
+        names = mutex_names((*lockset, *prev_lockset))
         self.current = {
             "access": _word(site, is_write, atomic), "tid": tid, "thread": threads.describe(tid),
             "thread_name": threads.name(tid),
-            "mutexes": [f"M{i}" for i in lockset], "stack": stacks.capture(),
+            "mutexes": [names[i] for i in lockset], "stack": stacks.capture(),
         }
         prev = SITES[prev_site]
         if history_full and prev_stack:
@@ -116,24 +119,12 @@ class Race:
         self.previous = {
             "access": _word(prev_site, prev_write, prev_atomic), "tid": prev_tid,
             "thread": threads.describe(prev_tid), "thread_name": threads.name(prev_tid),
-            "mutexes": [f"M{i}" for i in prev_lockset],
+            "mutexes": [names[i] for i in prev_lockset],
             "stack": prev_frames,
         }
-        self.mutexes = {f"M{i}": describe_lock(sync_name(i))
-                        for i in sorted(set(lockset) | set(prev_lockset))}
+        self.mutexes = {name: describe_lock(sync_name(i)) for i, name in names.items()}
         self.thread_origins = thread_origins({tid, prev_tid})
         self.tids = (tid, prev_tid)
-
-
-def thread_origins(tids):
-    """(id, description, status, creation stack) of each thread but the main one, by id."""
-    origins = []
-    for t in sorted(tids):
-        info = threads.info(t)
-        if t != 0 and info is not None:
-            status = "finished" if info.finished else "running"
-            origins.append((t, threads.describe(t), status, info.created_at))
-    return origins
 
 
 def describe_lock(found):
@@ -142,15 +133,6 @@ def describe_lock(found):
         return "a lock"
     tp, address = found
     return f"{tp.__module__}.{tp.__qualname__} at 0x{address:x}"
-
-
-def frames_text(frames, strip, width):
-    return "".join(f"  {func + '()':<{width}} {strip_path(file, strip)}:{line}\n"
-                   for func, file, line in frames)
-
-
-def strip_path(path, prefix):
-    return path[len(prefix):] if prefix and path.startswith(prefix) else path
 
 
 def format_text(race, strip=""):
@@ -207,9 +189,11 @@ class Reporter:
         self.echo = True      # write each report to the sink as it is found
         self.listeners = []   # listener(record, text) per report: the pytest plugin's attribution
         self.graph = None
+        self.tree = None      # descendants.Tree: this process's place in a run, if any
         if options.detect_deadlocks:
             from racewatch.runtime import lockorder
-            self.graph = lockorder.Graph(engine.sync_name, describe_lock, self.on_inversion)
+            self.graph = lockorder.Graph(engine.sync_name, describe_lock, self.on_inversion,
+                                         getattr(engine, "dead_locks", lambda: None))
         self.reset()
 
     def reset(self):
@@ -218,7 +202,7 @@ class Reporter:
         self.records = []        # the Race or lockorder.Inversion of every report, in order
         self.inversions = []     # the lock-order inversions among them
         self.suppressed = set()  # site pairs a suppression or the baseline matched: never counted
-        self._lock = _thread.allocate_lock()  # reports from two threads must not interleave
+        self._lock = owned.lock()  # reports from two threads must not interleave
         self.suppressions.fired.clear()
         if self.baseline is not None:
             self.baseline.matched = 0
@@ -261,6 +245,8 @@ class Reporter:
             text = form(self.found)
             if self.echo or self.options.halt_on_error:
                 self.sink.write(text)
+            if self.tree is not None:  # before a halt: the top process learns of it
+                self.tree.record(self.race_count(), len(self.inversions))
         for listener in list(self.listeners):
             listener(record, text)
         if self.options.halt_on_error:
@@ -272,10 +258,17 @@ class Reporter:
         """{(site, site): times raced} of the racing pairs no suppression matched."""
         return {pair: n for pair, n in self.engine.races().items() if pair not in self.suppressed}
 
+    def race_count(self):
+        """The data races the summary counts: racing pairs grouped by their two lines."""
+        return len(render.group_pairs([site_pair(a, b, n, "")
+                                       for (a, b), n in self.pairs().items()]))
+
     def _header(self):
         return jsonl.dumps(jsonl.header(self.options.strip_path_prefix, self.options.runtime))
 
-    def summary(self):
+    def summary(self, others=()):
+        """This process's summary; `others`: what the processes it started found (the top
+        process of a run, see descendants.py)."""
         strip = self.options.strip_path_prefix
         pairs = sorted(self.pairs().items())
         inversions = len(self.inversions)
@@ -284,22 +277,27 @@ class Reporter:
             return jsonl.dumps(jsonl.summary([
                 {"id": ids.get((a, b)), "sites": [site_text(a, strip), site_text(b, strip)],
                  "accesses": [site_access(a), site_access(b)], "count": n}
-                for (a, b), n in pairs], inversions))
-        return render.summary_text([site_pair(a, b, n, strip) for (a, b), n in pairs],
-                                   inversions)
+                for (a, b), n in pairs], inversions, descendants=list(others) or None))
+        own = render.summary_text([site_pair(a, b, n, strip) for (a, b), n in pairs],
+                                  inversions) if pairs or inversions or not others else ""
+        return own + descendants.summary_lines(others)
 
     def finish(self, status):
         """Print the summary; the exit status: `exitcode` when races or lock-order inversions
-        were found and the program itself would have exited 0 (as Go's runtime does). A JSON
-        stream always ends with its summary, so a reader can tell a clean run from a killed
-        one."""
+        were found, here or (the top process of a run) in a process it started, and the
+        program itself would have exited 0 (as Go's runtime does). A process started under a
+        run keeps its own status: its findings reach the top process. A JSON stream always
+        ends with its summary, so a reader can tell a clean run from a killed one."""
         if self.options.print_suppressions:
             self.sink.write(self.suppressions.used() or "racewatch: no suppressions used\n")
-        if not self.pairs() and not self.inversions:
+        others = self.tree.collect() if self.tree is not None else []
+        if not self.pairs() and not self.inversions and not others:
             if self.json and self.echo:
                 self.sink.write(self.summary())
             return status
-        self.sink.write(self.summary())
+        self.sink.write(self.summary(others))
+        if self.tree is not None and not self.tree.top:
+            return status
         return self.options.exitcode if status == 0 else status
 
 
@@ -308,9 +306,25 @@ def site_text(site_id, strip):
     return f"{strip_path(site.file, strip)}:{site.line}"
 
 
+# What a site does, in plain words, where its kind's name is jargon.
+_ACCESS_WORDS = {
+    "super_read": "read", "cell_read": "closure variable read",
+    "cell_write": "closure variable write", "cell_delete": "closure variable delete",
+    "contains": "'in' test", "iter": "iteration", "compare": "comparison",
+    "call": "builtin call (len, getattr...)",
+    "method_read": "read by .{}()", "method_write": "write by .{}()",
+    "method_atomic_read": "atomic read by .{}()", "method_atomic_write": "atomic write by .{}()",
+}
+
+
 def site_access(site_id):
-    """What a site does, as the summary names it: `write`, `read`, `item write`..."""
-    return SITES[site_id].kind.replace("_", " ")
+    """What a site does, as the summary names it: `write`, `read`, `item write`,
+    `atomic write by .append()`..."""
+    site = SITES[site_id]
+    words = _ACCESS_WORDS.get(site.kind)
+    if words is None:
+        return site.kind.replace("_", " ")
+    return words.format(site.name) if "{}" in words else words
 
 
 def site_pair(a, b, count, strip):

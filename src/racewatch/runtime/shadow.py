@@ -61,10 +61,11 @@ class LifetimeTable:
     object dies: a weakref callback for weak-referenceable objects; otherwise the record holds
     the object and a periodic sweep drops records whose object nobody else references."""
 
-    def __init__(self):
+    def __init__(self, on_death=None):
         self.records = {}
         self.strong = []  # ids of records that hold their object
         self.created_strong = 0
+        self.on_death = on_death  # on_death(record) when its object died (not on clear)
 
     def get(self, obj):
         return self.records.get(id(obj))
@@ -88,6 +89,8 @@ class LifetimeTable:
         record = self.records.get(key)
         if record is not None and record.ref is None:
             del self.records[key]
+            if self.on_death is not None:
+                self.on_death(record)
 
     def insert(self, key, record, strong):
         """Insert unless another thread got there first; returns the record in the table."""
@@ -105,6 +108,8 @@ class LifetimeTable:
         record = self.records.get(key)
         if record is not None and type(record.ref) is _ref_type and record.ref() is None:
             del self.records[key]
+            if self.on_death is not None:
+                self.on_death(record)
 
     def sweep_due(self):
         return self.created_strong >= SWEEP_EVERY
@@ -124,6 +129,8 @@ class LifetimeTable:
             if sys.getrefcount(record.ref) <= 2:
                 released.append(record.ref)
                 del self.records[key]
+                if self.on_death is not None:
+                    self.on_death(record)
             else:
                 kept.append(key)
         self.strong = kept

@@ -20,7 +20,10 @@ METHOD_READ = 12            # container.method: a plain read of the shape (list.
 METHOD_WRITE = 13           # a plain write of the shape (list.sort ...)
 METHOD_ATOMIC_READ = 14     # an atomic read of the shape (dict.get, set.copy ...)
 METHOD_ATOMIC_WRITE = 15    # an atomic write of the shape (list.append, dict.setdefault ...)
-SYNC = 16           # a lock call site (with / acquire / release)
+# 16 was the lock call-site probe: locks report their own events now (runtime/lockhooks.py)
+IMPORTED = 17       # what an import handed over (a module, or what it bound): an acquire of
+                    # its module's namespace
+INITIALIZED = 18    # the end of a module's top-level code: a release of its namespace
 
 # Stored last in the constants of every code object with sites: how the rewriter knows code it
 # rewrote (token probes name no API function), and the runtime code whose accesses it sees (a

@@ -28,6 +28,29 @@ def capture(limit=64):
 
 
 def from_code_lines(pairs):
-    """(code, line) pairs recorded by a runtime's full history into report frames."""
-    return tuple((code.co_qualname, code.co_filename, line) for code, line in pairs
-                 if not code.co_filename.startswith(_OWN_DIR))
+    """(code, line) pairs recorded by a runtime (full history, lock creation) into report
+    frames, as `capture` would have made them then."""
+    frames = []
+    for code, line in pairs:
+        if code in BOUNDARIES:
+            break
+        if not code.co_filename.startswith(_OWN_DIR) and code.co_filename != "<frozen runpy>":
+            frames.append((code.co_qualname, code.co_filename, line))
+    return tuple(frames)
+
+
+def line_of(code, lasti):
+    """The line of the instruction at byte offset `lasti` of `code` (as frame.f_lineno)."""
+    if lasti >= 0:
+        for start, end, line in code.co_lines():
+            if start <= lasti < end:
+                return line if line is not None else code.co_firstlineno
+    return code.co_firstlineno
+
+
+def where_frame(where):
+    """(function, file, line) of a runtime's (code, lasti), or of None (no Python frame)."""
+    if where is None:
+        return ("?", "?", 0)
+    code, lasti = where
+    return (code.co_qualname, code.co_filename, line_of(code, lasti))

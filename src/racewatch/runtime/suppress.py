@@ -4,7 +4,7 @@
 import os
 import sys
 
-from racewatch.config import ConfigError
+from racewatch.errors import ConfigError
 
 KINDS = ("race", "race_top", "deadlock", "thread")
 EXPECTED = "expected race:PATTERN, race_top:PATTERN, deadlock:PATTERN or thread:PATTERN"

@@ -16,8 +16,12 @@ static inline int seen(uint64_t last, uint32_t last_site, uint64_t now, int atom
     return NOT_SEEN;
 }
 
-static inline int conflicts(const Access *prev, int atomic, const VC *vc) {
-    return prev->epoch && !(atomic && (prev->epoch & 1)) && !ordered(prev->epoch, vc);
+/* An earlier access races with this one: unordered, not both atomic, and not both made
+ * while holding one lock (with an inner lock, holding it is all that orders them). */
+static inline int conflicts(const Access *prev, int atomic, const VC *vc, uint32_t locks) {
+    return prev->epoch && !(atomic && (prev->epoch & 1)) && !ordered(prev->epoch, vc) &&
+           !(locks && prev->extra && prev->extra < nextra &&
+             locksets_overlap(extra_lockset[prev->extra], locks));
 }
 
 /* FastTrack's same-epoch test on a cell's state (see seen). */
@@ -51,6 +55,7 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     Py_hash_t hash;
     uint8_t safe;
     if (key_info(key, &hash, &safe) < 0) return NULL;
+    if (t->locks_dirty && refresh_lockset(t) < 0) return NULL;   /* may run GC */
     uint64_t now = t->epoch | atomic;
 
     Record *rec = map_get(&objects, (uintptr_t)target);
@@ -104,9 +109,10 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     Found on_stack[FOUND_ON_STACK], *found = on_stack;
     int nfound = 0;
     const VC *vc = &t->vc;
+    uint32_t locks = t->lockset;
     Access last_write = {st.w, st.c.w_site, st.c.w_extra};
     Access mine = {now, (uint32_t)site, extra};
-    if (conflicts(&last_write, atomic, vc)) found[nfound++] = (Found){last_write, 1};
+    if (conflicts(&last_write, atomic, vc, locks)) found[nfound++] = (Found){last_write, 1};
     if (is_write) {
         if (st.r == SHARED_READS) {
             Shared *sh = st.c.r.shared;
@@ -116,11 +122,12 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
                 found[0] = on_stack[0];
             }
             for (uint32_t k = 0; k < sh->n; k++)
-                if (conflicts(&sh->a[k], atomic, vc)) found[nfound++] = (Found){sh->a[k], 0};
+                if (conflicts(&sh->a[k], atomic, vc, locks))
+                    found[nfound++] = (Found){sh->a[k], 0};
             PyMem_RawFree(sh);
         } else {
             Access last_read = {st.r, st.c.r.one.site, st.c.r.one.extra};
-            if (conflicts(&last_read, atomic, vc)) found[nfound++] = (Found){last_read, 0};
+            if (conflicts(&last_read, atomic, vc, locks)) found[nfound++] = (Found){last_read, 0};
         }
         st.w = now;
         st.c.w_site = (uint32_t)site;
@@ -230,29 +237,34 @@ HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, 
         if (!*mark || rec->epoch0 != t->epoch) return 0;
         if (*mark == want) return 1;
         if ((*mark ^ want) & ATOMIC_MARK) return atomic;   /* plain covers atomic */
-        if (history_full || site >= ATOMIC_MARK - 1) return 0;
+        /* the site moves here only when the access is the same in all but its site */
+        if (history_full || site >= ATOMIC_MARK - 1 || t->locks_dirty || rec->extra0 != t->extra)
+            return 0;
         *mark = want;
         return 1;
     }
     uint64_t now = t->epoch | (uint64_t)atomic;
     uint64_t last;
-    uint32_t *last_site;
+    uint32_t *last_site, last_extra;
     if (is_write) {
         last = EPOCHS(rec)[i].w;
         last_site = &COLD(rec)[i].w_site;
+        last_extra = COLD(rec)[i].w_extra;
     } else {
         last = EPOCHS(rec)[i].r;
         last_site = &COLD(rec)[i].r.one.site;
+        last_extra = COLD(rec)[i].r.one.extra;
         if (last == SHARED_READS) {
             Shared *sh = COLD(rec)[i].r.shared;
             if (t->tid >= sh->n) return 0;
             last = sh->a[t->tid].epoch;
             last_site = &sh->a[t->tid].site;
+            last_extra = sh->a[t->tid].extra;
         }
     }
     if (last == now) {
         if (*last_site != site) {
-            if (history_full) return 0;
+            if (history_full || t->locks_dirty || last_extra != t->extra) return 0;
             *last_site = site;
         }
         return 1;
@@ -326,23 +338,26 @@ PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
 }
 /* A call site: if the callee is a builtin accessor, the access it makes. Callees are told
  * apart by identity (hashing them could run user code). */
-PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "call(func, a0, a1, site)"); return NULL; }
+PyObject *call_access(PyObject *func, PyObject *a0, PyObject *a1, PyObject *site_obj) {
     if (!current()) return NULL;   /* the thread exists from its first event, as in the twin */
     for (int i = 0; i < naccessors; i++) {
-        if (accessors[i].func != args[0]) continue;
+        if (accessors[i].func != func) continue;
         if (accessors[i].shape) {
-            PyObject *owner = shape_owner(args[1]);
+            PyObject *owner = shape_owner(a0);
             if (!owner) Py_RETURN_NONE;
-            return probe(owner, shape_key, args[3], 0);   /* unregistered-kind semantics */
+            return probe(owner, shape_key, site_obj, 0);   /* unregistered-kind semantics */
         }
-        if (!PyUnicode_CheckExact(args[2])) Py_RETURN_NONE;
-        long site = site_of(args[3]);
+        if (!PyUnicode_CheckExact(a1)) Py_RETURN_NONE;
+        long site = site_of(site_obj);
         ThreadState *t = current();
         if (!t) return NULL;
         Loc locs[MAX_LOCS];
-        return access_all(locs, attr_locs(args[1], args[2], accessors[i].is_write, locs), t,
-                          site);
+        return access_all(locs, attr_locs(a0, a1, accessors[i].is_write, locs), t, site);
     }
     Py_RETURN_NONE;
+}
+
+PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "call(func, a0, a1, site)"); return NULL; }
+    return call_access(args[0], args[1], args[2], args[3]);
 }

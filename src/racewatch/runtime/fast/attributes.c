@@ -240,6 +240,7 @@ HOT int attr_same_epoch(PyObject *obj, PyObject *key, int is_write, uint32_t sit
                         uint32_t *hint) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+        if (no_attributes(tp)) return 1;   /* a lock's `acquire`, say */
         const AttrCache *ac = attr_hit(tp, key);
         return ac && plan_same_epoch(ac, obj, key, is_write, site, hint);
     }

@@ -6,11 +6,12 @@
 static PyObject *lockset_ids;      /* dict: tuple of sync ids -> int */
 PyObject *lockset_list;     /* list: id -> tuple */
 
-int intern_lockset(ThreadState *t) {
-    PyObject *tuple = PyTuple_New(t->nheld);
+/* The id of the set of sorted lock ids `ids`; -1 on error. */
+int64_t intern_ids(const uint32_t *ids, uint32_t n) {
+    PyObject *tuple = PyTuple_New(n);
     if (!tuple) return -1;
-    for (uint32_t i = 0; i < t->nheld; i++) {
-        PyObject *v = PyLong_FromUnsignedLong(t->held_id[i]);
+    for (uint32_t i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(ids[i]);
         if (!v) { Py_DECREF(tuple); return -1; }
         PyTuple_SET_ITEM(tuple, i, v);
     }
@@ -31,7 +32,32 @@ int intern_lockset(ThreadState *t) {
         Py_DECREF(v);
     }
     Py_DECREF(tuple);
+    return value;
+}
+
+int intern_lockset(ThreadState *t) {
+    uint32_t small[16] = {0}, *ids = t->nheld <= 16 ? small : PyMem_RawMalloc(t->nheld * sizeof(uint32_t));
+    if (!ids) { PyErr_NoMemory(); return -1; }
+    for (uint32_t i = 0; i < t->nheld; i++) ids[i] = t->held[i].id;
+    int64_t value = intern_ids(ids, t->nheld);
+    if (ids != small) PyMem_RawFree(ids);
+    if (value < 0) return -1;
     t->lockset = (uint32_t)value;
+    return 0;
+}
+
+/* Whether two locksets share a lock (both tuples are sorted). */
+int locksets_overlap(uint32_t a, uint32_t b) {
+    if (!a || !b) return 0;
+    if (a == b) return 1;
+    PyObject *x = PyList_GET_ITEM(lockset_list, a), *y = PyList_GET_ITEM(lockset_list, b);
+    Py_ssize_t i = 0, j = 0, nx = PyTuple_GET_SIZE(x), ny = PyTuple_GET_SIZE(y);
+    while (i < nx && j < ny) {
+        unsigned long u = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(x, i));
+        unsigned long v = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(y, j));
+        if (u == v) return 1;
+        if (u < v) i++; else j++;
+    }
     return 0;
 }
 
@@ -93,7 +119,7 @@ uint32_t intern_extra(uint32_t lockset, uint32_t stack) {
     if (nextra >= capextra) {
         uint32_t cap = capextra ? capextra * 2 : 64;
         uint32_t *l = PyMem_RawRealloc(extra_lockset, cap * sizeof(uint32_t));
-        if (!l) return 0;   /* the report then lacks the lockset: never a wrong verdict */
+        if (!l) return 0;   /* out of memory: the access records no lockset */
         extra_lockset = l;
         uint32_t *st = PyMem_RawRealloc(extra_stack, cap * sizeof(uint32_t));
         if (!st) return 0;

@@ -49,7 +49,7 @@ static inline int ordered(uint64_t e, const VC *vc) {
 enum {
     K_NONE, K_ATTR, K_SUPER, K_GLOBAL, K_CELL, K_ITEM, K_ITEM_DELETE, K_SLICE, K_CONTAINS,
     K_ITER, K_EQ, K_CALL, K_METHOD_READ, K_METHOD_WRITE, K_METHOD_ATOMIC_READ,
-    K_METHOD_ATOMIC_WRITE, K_SYNC
+    K_METHOD_ATOMIC_WRITE, K_UNUSED_16, K_IMPORTED, K_INITIALIZED
 };
 
 /* A site id: a small non-negative int, decoded without a call (-1: not one). */
@@ -68,15 +68,32 @@ static inline long site_of(PyObject *obj) {
 
 /* ---- threads (threads.c) ---------------------------------------------------------------- */
 
+/* A lock-order event not shown to the graph yet: the locks held when a lock was taken (their
+ * ids and where each was taken), shown once the same thread releases it (locks.c). */
+typedef struct {
+    uint32_t n;
+    struct { uint32_t id; int lasti; PyObject *code; } h[];
+} PendingOrder;
+
+/* A lock a thread holds. */
+typedef struct {
+    uint32_t id, count;    /* its M<id>, and re-entry count */
+    uint8_t inner;         /* a modelled primitive's own lock: no part in lock order */
+    int lasti;             /* where its outermost acquisition was made: code and byte offset */
+    PyObject *code;        /* (a reference, or NULL: no Python frame, or lock order is off) */
+    PendingOrder *order;   /* the lock-order event of that acquisition, or NULL */
+} Held;
+
 typedef struct {
     uint32_t tid;
     uint64_t epoch;        /* clock << CLOCK_SHIFT | tid << 1 */
     VC vc;
     uint32_t nheld, capheld;
-    uint32_t *held_id, *held_count;   /* locks held: sync id and re-entry count */
-    uint32_t *held_site;   /* probe site of each held lock's outermost acquisition */
-    void *order_seen;      /* Map: (lockset << 32 | lock) already shown to the lock-order graph */
-    uint32_t lockset;      /* interned id of the sorted held ids */
+    Held *held;            /* locks held, by id */
+    void *order_seen;      /* Map: (held set << 32 | lock) already shown to the lock-order graph */
+    uint8_t stale;         /* a lock it holds was released by another thread, or died */
+    uint8_t locks_dirty;   /* the held set changed since `lockset` was interned */
+    uint32_t lockset;      /* interned id of the sorted held ids (see refresh_lockset) */
     uint32_t extra;        /* interned (lockset, no stack): what its accesses record */
 } ThreadState;
 
@@ -86,8 +103,8 @@ extern __thread ThreadState *tls_state __attribute__((tls_model("initial-exec"))
 extern uint32_t nthreads;
 
 ThreadState *new_thread(void);
+ThreadState *thread_at(uint32_t tid);
 void tick(ThreadState *t);
-int update_lockset(ThreadState *t, uint32_t sync_id, int delta, uint32_t site);
 void forget_threads(void);
 
 static inline ThreadState *current(void) {
@@ -207,7 +224,10 @@ static inline PyObject *untag(uintptr_t key) { return (PyObject *)(key & ~TAG_MA
 
 typedef struct {
     Tracked head;
-    uint32_t id;   /* M<id> in reports, once held as a lock */
+    uint32_t id;      /* M<id> in reports, once taken as a lock */
+    uint32_t owner;   /* tid + 1 of the thread holding the lock; 0: nobody */
+    uint8_t inner;    /* a modelled primitive's own lock: it orders nothing, holding excludes */
+    uint8_t pinned;   /* its name outlives it: an access or the lock-order graph refers to it */
     VC vc;
 } SyncVar;
 
@@ -253,12 +273,8 @@ PyObject *fast_deaths(PyObject *m, PyObject *noargs);
 extern uint8_t *site_kinds;
 extern size_t nsite_kinds;
 extern PyObject *on_race;          /* callable(event) or NULL */
-extern PyObject *lock_order;       /* callable(tid, held, held_sites, lock, site), or NULL */
+extern PyObject *lock_order;       /* callable(tid, held, held_wheres, lock, where), or NULL */
 extern PyObject *ignored_types;    /* tuple of types whose instances are never shared */
-extern PyObject *proxy_types;      /* dict: lock type -> None or callable giving its clock obj */
-#define MAX_PROXIED 8
-extern PyTypeObject *proxied[MAX_PROXIED];   /* the keys of proxy_types */
-extern int nproxied;
 extern PyObject *shape_key;        /* the key of a container's shape (locations.SHAPE) */
 extern PyTypeObject *deque_type;   /* collections.deque */
 extern PyTypeObject *defaultdict_type;   /* collections.defaultdict */
@@ -267,6 +283,11 @@ extern int history_full;
 typedef struct { PyObject *func; int is_write, shape; } Accessor;
 extern Accessor accessors[MAX_ACCESSORS];
 extern int naccessors;
+/* The accessors again, by address in an open-addressed table four times their number: a
+ * callee is told apart in one or two loads. */
+#define ACCESSOR_SLOTS 128
+extern PyObject *accessor_slots[ACCESSOR_SLOTS];
+#define ACCESSOR_SLOT(func) (((uintptr_t)(func) >> 4) & (ACCESSOR_SLOTS - 1))
 
 /* ---- interned context of accesses (depot.c) --------------------------------------------- */
 
@@ -275,7 +296,9 @@ extern PyObject *stack_list;       /* list: id -> tuple of (code, line) pairs */
 extern uint32_t *extra_lockset, *extra_stack;
 extern uint32_t nextra;
 
+int64_t intern_ids(const uint32_t *ids, uint32_t n);
 int intern_lockset(ThreadState *t);
+int locksets_overlap(uint32_t a, uint32_t b);
 uint32_t capture_stack(void);
 uint32_t intern_extra(uint32_t lockset, uint32_t stack);
 PyObject *lockset_tuple(uint32_t id);
@@ -312,6 +335,13 @@ int container_kind(PyObject *o);
 int exact_container(PyTypeObject *tp);
 int maybe_container(PyObject *o);
 PyObject *shape_owner(PyObject *obj);
+/* An instance of a static type, or of an immutable one (as _thread.lock), without a __dict__:
+ * none of its attributes can be rebound, so reading one is no access. */
+static inline int no_attributes(PyTypeObject *tp) {
+    return (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) || (tp->tp_flags & Py_TPFLAGS_IMMUTABLETYPE))
+           && tp->tp_dictoffset == 0;
+}
+
 PyObject *attr_owner(PyObject *obj, PyObject *key);
 PyObject *super_lookup(PyObject *obj, PyObject *key);
 int add_loc(Loc *locs, int n, PyObject *owner, PyObject *key, int is_write, int atomic);
@@ -360,19 +390,35 @@ int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint
 PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *call_access(PyObject *func, PyObject *a0, PyObject *a1, PyObject *site_obj);
+
+/* Whether `func` is a builtin accessor (len, getattr...): by identity, as hashing could run
+ * user code. */
+static inline int is_accessor(PyObject *func) {
+    for (size_t i = ACCESSOR_SLOT(func); accessor_slots[i]; i = (i + 1) & (ACCESSOR_SLOTS - 1))
+        if (accessor_slots[i] == func) return 1;
+    return 0;
+}
 
 /* ---- synchronization (sync.c) ----------------------------------------------------------- */
 
-extern PyTypeObject SyncProxyType;
-
-PyObject *fast_acquire(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
-PyObject *fast_release(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
-PyObject *fast_sync(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+SyncVar *sync_var(PyObject *obj);
+int sync_edge(PyObject *obj, int is_acquire);
 PyObject *fast_happens_after(PyObject *m, PyObject *obj);
 PyObject *fast_happens_before(PyObject *m, PyObject *obj);
 PyObject *fast_thread_end(PyObject *m, PyObject *obj);
+
+/* ---- locks: who holds what, locksets, lock order (locks.c) ------------------------------ */
+
+int refresh_lockset(ThreadState *t);
+void lock_var_died(SyncVar *var);
+void free_held(ThreadState *t);
+void forget_locks(void);
+PyObject *fast_lock_acquired(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *fast_lock_released(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *fast_dead_locks(PyObject *m, PyObject *noargs);
 PyObject *fast_sync_name(PyObject *m, PyObject *id);
-int sync_init(void);
+PyObject *locks_sink_capsule(void);
 
 /* ---- token probes (tokens.c) ------------------------------------------------------------ */
 

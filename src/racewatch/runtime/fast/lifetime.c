@@ -53,6 +53,7 @@ static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
         PyMem_RawFree(rec->index);
     } else {
         account(-(Py_ssize_t)sizeof(SyncVar));
+        if (((SyncVar *)tr)->id) lock_var_died((SyncVar *)tr);
         PyMem_RawFree(((SyncVar *)tr)->vc.c);
     }
     if (tr->ref && !tr->strong) ((Ref *)tr->ref)->owner = NULL;   /* hooked: ref is NULL */

@@ -127,8 +127,7 @@ PyObject *attr_owner(PyObject *obj, PyObject *key) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp == &PySuper_Type) return super_lookup(obj, key);
     if (PyModule_CheckExact(obj)) return PyModule_GetDict(obj);   /* attribute == global */
-    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && tp->tp_dictoffset == 0)
-        return NULL;   /* an instance of a static type without a __dict__ */
+    if (no_attributes(tp)) return NULL;
     return obj;
 }
 

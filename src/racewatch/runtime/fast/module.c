@@ -8,27 +8,24 @@ uint8_t *site_kinds;
 size_t nsite_kinds;
 PyObject *on_race;          /* callable(event) or NULL */
 PyObject *ignored_types;    /* tuple of types whose instances are never shared */
-PyObject *proxy_types;      /* dict: lock type -> None or callable giving its clock obj */
-PyTypeObject *proxied[MAX_PROXIED];   /* the keys of proxy_types */
-int nproxied;
 PyObject *shape_key;        /* the key of a container's shape (locations.SHAPE) */
 PyTypeObject *deque_type;   /* collections.deque */
 PyTypeObject *defaultdict_type;   /* collections.defaultdict */
 int history_full;
-PyObject *lock_order;       /* callable(tid, held, held_sites, lock, site), or NULL: off */
+PyObject *lock_order;       /* callable(tid, held, held_wheres, lock, where), or NULL: off */
 
 Accessor accessors[MAX_ACCESSORS];
 int naccessors;
+PyObject *accessor_slots[ACCESSOR_SLOTS];
 
 static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
-    static char *names[] = {"on_race", "history_full", "ignored_types", "proxy_types",
-                            "shape", "accessors", "deque_type",
-                            "defaultdict_type", "lock_order", NULL};
-    PyObject *race = Py_None, *ignored = NULL, *proxies = NULL, *shape = NULL;
+    static char *names[] = {"on_race", "history_full", "ignored_types", "shape", "accessors",
+                            "deque_type", "defaultdict_type", "lock_order", NULL};
+    PyObject *race = Py_None, *ignored = NULL, *shape = NULL;
     PyObject *table = NULL, *deque = NULL, *ddict = NULL, *order = Py_None;
     int full = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOOOOOOO", names, &race, &full, &ignored,
-                                     &proxies, &shape, &table, &deque, &ddict, &order))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOOOOOO", names, &race, &full, &ignored,
+                                     &shape, &table, &deque, &ddict, &order))
         return NULL;
     Py_XSETREF(on_race, race == Py_None ? NULL : Py_NewRef(race));
     Py_XSETREF(lock_order, order == Py_None ? NULL : Py_NewRef(order));
@@ -36,15 +33,6 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     PyObject *tuple = ignored ? PySequence_Tuple(ignored) : PyTuple_New(0);
     if (!tuple) return NULL;
     Py_XSETREF(ignored_types, tuple);
-    PyObject *dict = proxies && proxies != Py_None ? PyDict_Copy(proxies) : PyDict_New();
-    if (!dict) return NULL;
-    Py_XSETREF(proxy_types, dict);
-    /* the lock types, for the pointer test sync() makes before anything else */
-    nproxied = 0;
-    Py_ssize_t pos = 0;
-    PyObject *tp, *how;
-    while (PyDict_Next(dict, &pos, &tp, &how) && nproxied < MAX_PROXIED)
-        if (PyType_Check(tp)) proxied[nproxied++] = (PyTypeObject *)tp;
     if (shape) Py_XSETREF(shape_key, Py_NewRef(shape));
     if (deque && PyType_Check(deque)) {
         deque_type = (PyTypeObject *)Py_NewRef(deque);
@@ -58,12 +46,16 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
         Py_ssize_t pos = 0;
         PyObject *func, *spec;
         naccessors = 0;
+        memset(accessor_slots, 0, sizeof(accessor_slots));
         while (PyDict_Next(table, &pos, &func, &spec) && naccessors < MAX_ACCESSORS) {
             PyObject *how = PyTuple_GetItem(spec, 1);
             if (!how) return NULL;
             accessors[naccessors].func = Py_NewRef(func);
             accessors[naccessors].is_write = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 0));
             accessors[naccessors].shape = PyUnicode_CompareWithASCIIString(how, "shape") == 0;
+            size_t slot = ACCESSOR_SLOT(func);
+            while (accessor_slots[slot]) slot = (slot + 1) & (ACCESSOR_SLOTS - 1);
+            accessor_slots[slot] = func;   /* MAX_ACCESSORS < ACCESSOR_SLOTS: never full */
             naccessors++;
         }
     }
@@ -115,6 +107,7 @@ static PyObject *fast_reset_after_fork(PyObject *m, PyObject *noargs) {
     nstrong = capstrong = strong_since_sweep = 0;
     free_all(all, n);
     PyMem_RawFree(all);
+    forget_locks();
     PyDict_Clear(reported);
     Py_RETURN_NONE;
 }
@@ -150,9 +143,8 @@ static PyMethodDef module_methods[] = {
     FAST(read, "read(obj, key, site): a plain read of the location (obj, key)."),
     FAST(write, "write(obj, key, site): a plain write of the location (obj, key)."),
     FAST(call, "call(func, a0, a1, site): if func is a builtin accessor, its access."),
-    FAST(acquire, "acquire(sync, site): a lock was acquired."),
-    FAST(release, "release(sync, site): a lock is about to be released."),
-    FAST(sync, "sync(obj, site): obj, or a proxy recording its acquire/release if a lock."),
+    FAST(lock_acquired, "lock_acquired(lock, flags, count): a lock was acquired."),
+    FAST(lock_released, "lock_released(lock, flags, count): a lock is about to be released."),
     FAST(token, "token(site, is_write, key, hit=None): the constant of a token probe site; "
          "with a hit token, it also counts the run of its line (a merged probe)."),
     {"enable", fast_enable, METH_O, "enable(flag): token probes record (True) or not."},
@@ -160,12 +152,13 @@ static PyMethodDef module_methods[] = {
     {"happens_after", fast_happens_after, METH_O, "Acquire-like edge on obj."},
     {"thread_end", fast_thread_end, METH_O, "The calling thread ends; obj is its Thread."},
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_VARARGS | METH_KEYWORDS,
-     "configure(on_race, history_full, ignored_types, proxy_types, shape, "
-     "accessors, deque_type, defaultdict_type, lock_order)."},
+     "configure(on_race, history_full, ignored_types, shape, accessors, deque_type, "
+     "defaultdict_type, lock_order)."},
     {"register_sites", fast_register_sites, METH_VARARGS, "register_sites(base, kinds)."},
     {"current_tid", fast_current_tid, METH_NOARGS, "The calling thread's id (0: main)."},
     {"races", fast_races, METH_NOARGS, "{(site, site): count} of racing site pairs."},
     {"sync_name", fast_sync_name, METH_O, "(type, address) of lock M<id>, or None."},
+    {"dead_locks", fast_dead_locks, METH_NOARGS, "ids of locks that died since (or None)."},
     {"reset_after_fork", fast_reset_after_fork, METH_NOARGS, "Start over in a fork child."},
     {"stats", fast_stats, METH_NOARGS, "Sizes of the runtime's tables."},
     {"watch_death", fast_watch_death, METH_O,
@@ -184,8 +177,7 @@ static struct PyModuleDef module_def = {
 
 
 PyMODINIT_FUNC PyInit__fast(void) {
-    if (lifetime_init() < 0 || sync_init() < 0 || tokens_init() < 0 || attributes_init() < 0)
-        return NULL;
+    if (lifetime_init() < 0 || tokens_init() < 0 || attributes_init() < 0) return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
     reported = PyDict_New();
@@ -196,7 +188,12 @@ PyMODINIT_FUNC PyInit__fast(void) {
         Py_DECREF(m);
         return NULL;
     }
-    Py_INCREF(&SyncProxyType);
-    PyModule_AddObject(m, "SyncProxy", (PyObject *)&SyncProxyType);
+    /* how the lock hooks (runtime/_locks.c) reach this runtime without a Python call */
+    PyObject *sink = locks_sink_capsule();
+    if (!sink || PyModule_AddObject(m, "lock_sink", sink) < 0) {
+        Py_XDECREF(sink);
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }

@@ -107,6 +107,131 @@ static int eq_setitem(Token *t, PyObject *key, PyObject *obj) {
     return token_slow(t, obj, key);
 }
 
+/* Call tokens (rewriter/instrument.py _call_site): `token[callee] = arg0` before a call with
+ * one argument, `token[callee][arg0] = arg1` with two or three. Slots rather than a probe
+ * function: sys.setprofile, cProfile and sys.monitoring see calls, and only the program's.
+ * `token[callee]` is the sink, whose item assignment does nothing, unless the callee is a
+ * builtin accessor: then a BoundCall, made only for those calls. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *callee;
+    PyObject *site_obj;
+} BoundCall;
+
+static PyObject *call_sink;
+
+static int call_setitem(Token *t, PyObject *callee, PyObject *arg0) {
+    if (!tokens_enabled || !arg0 || !is_accessor(callee)) return 0;
+    PyObject *r = call_access(callee, arg0, Py_None, t->site_obj);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyTypeObject BoundCallType;
+
+#ifndef Py_GIL_DISABLED
+static BoundCall *spare_bound;   /* reused once nothing holds it any more */
+#endif
+
+static PyObject *call_subscript(Token *t, PyObject *callee) {
+    if (!tokens_enabled || !is_accessor(callee)) return Py_NewRef(call_sink);
+#ifndef Py_GIL_DISABLED
+    BoundCall *spare = spare_bound;
+    if (spare && Py_REFCNT(spare) == 1) {
+        Py_SETREF(spare->callee, Py_NewRef(callee));
+        Py_SETREF(spare->site_obj, Py_NewRef(t->site_obj));
+        return Py_NewRef(spare);
+    }
+#endif
+    BoundCall *bound = PyObject_New(BoundCall, &BoundCallType);
+    if (!bound) return NULL;
+    bound->callee = Py_NewRef(callee);
+    bound->site_obj = Py_NewRef(t->site_obj);
+#ifndef Py_GIL_DISABLED
+    if (!spare_bound) spare_bound = (BoundCall *)Py_NewRef(bound);
+#endif
+    return (PyObject *)bound;
+}
+
+static int bound_setitem(BoundCall *bound, PyObject *arg0, PyObject *arg1) {
+    PyObject *r = call_access(bound->callee, arg0, arg1 ? arg1 : Py_None, bound->site_obj);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static void bound_dealloc(BoundCall *bound) {
+    Py_XDECREF(bound->callee);
+    Py_XDECREF(bound->site_obj);
+    Py_TYPE(bound)->tp_free((PyObject *)bound);
+}
+
+static int sink_setitem(PyObject *sink, PyObject *key, PyObject *value) {
+    return 0;
+}
+
+static PyMappingMethods bound_mapping = {.mp_ass_subscript = (objobjargproc)bound_setitem};
+static PyMappingMethods sink_mapping = {.mp_ass_subscript = sink_setitem};
+
+static PyTypeObject BoundCallType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "racewatch.runtime._fast.BoundCall",
+    .tp_basicsize = sizeof(BoundCall),
+    .tp_dealloc = (destructor)bound_dealloc,
+    .tp_as_mapping = &bound_mapping,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A call token's view of one accessor call: `bound[arg0] = arg1` records it.",
+};
+
+static PyTypeObject CallSinkType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "racewatch.runtime._fast.CallSink",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_as_mapping = &sink_mapping,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A call token's view of a call that is no builtin accessor's: nothing to record.",
+};
+
+/* Import tokens (imports as synchronization, runtime/imports.py): `value in token` after an
+ * import handed `value` to this thread (an acquire of its module's namespace), `~token` at the
+ * end of a module's top-level code (a release of the running code's globals). */
+static PyObject *namespace_of(PyObject *value) {   /* a new reference, or NULL (maybe none) */
+    if (PyModule_Check(value)) return Py_XNewRef(PyModule_GetDict(value));
+    if (PyFunction_Check(value) && Py_IS_TYPE(value, &PyFunction_Type))
+        return Py_NewRef(PyFunction_GET_GLOBALS(value));
+    if (!PyType_Check(value)) return NULL;
+    PyObject *name = PyObject_GetAttrString(value, "__module__");
+    PyObject *module = name && PyUnicode_Check(name) ? PyImport_GetModule(name) : NULL;
+    Py_XDECREF(name);
+    PyObject *namespace = module && PyModule_Check(module) ? PyModule_GetDict(module) : NULL;
+    Py_XINCREF(namespace);
+    Py_XDECREF(module);
+    PyErr_Clear();   /* what cannot be told is no edge, never the program's error */
+    return namespace;
+}
+
+static int imported_contains(Token *t, PyObject *value) {
+    if (!tokens_enabled) return 0;
+    PyObject *namespace = namespace_of(value);
+    if (!namespace) return 0;
+    PyObject *r = fast_happens_after(NULL, namespace);
+    Py_DECREF(namespace);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyObject *initialized_invert(Token *t) {
+    PyObject *globals = tokens_enabled ? PyEval_GetGlobals() : NULL;
+    if (globals) {
+        PyObject *r = fast_happens_before(NULL, globals);
+        if (!r) return NULL;
+        Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
 /* One type per fast path, all with the Token layout: the slot a probe runs is its kind's. */
 #define TOKEN_TYPE(var, name, number, sequence, mapping)                                     \
     static PyTypeObject var = {                                                               \
@@ -137,12 +262,21 @@ static PySequenceMethods attr_sequence = {.sq_contains = (objobjproc)attr_contai
 static PySequenceMethods cell_sequence = {.sq_contains = (objobjproc)cell_contains};
 static PyNumberMethods global_number = {.nb_invert = (unaryfunc)global_invert};
 static PyMappingMethods eq_mapping = {.mp_ass_subscript = (objobjargproc)eq_setitem};
+static PySequenceMethods imported_sequence = {.sq_contains = (objobjproc)imported_contains};
+static PyNumberMethods initialized_number = {.nb_invert = (unaryfunc)initialized_invert};
+static PyMappingMethods call_mapping = {.mp_subscript = (binaryfunc)call_subscript,
+                                        .mp_ass_subscript = (objobjargproc)call_setitem};
 
 TOKEN_TYPE(TokenType, "Token", &token_number, &token_sequence, &token_mapping)
 TOKEN_TYPE(AttrTokenType, "AttrToken", &token_number, &attr_sequence, &token_mapping)
 TOKEN_TYPE(CellTokenType, "CellToken", &token_number, &cell_sequence, &token_mapping)
 TOKEN_TYPE(GlobalTokenType, "GlobalToken", &global_number, &token_sequence, &token_mapping)
 TOKEN_TYPE(EqTokenType, "EqToken", &token_number, &token_sequence, &eq_mapping)
+TOKEN_TYPE(CallTokenType, "CallToken", &token_number, &token_sequence, &call_mapping)
+TOKEN_TYPE(ImportedTokenType, "ImportedToken", &token_number, &imported_sequence,
+           &token_mapping)
+TOKEN_TYPE(InitializedTokenType, "InitializedToken", &initialized_number, &token_sequence,
+           &token_mapping)
 
 /* Merged probes (rewriter/merge.py): a token that also counts the run of its line, in place of
  * the line's own probe, when nothing between the line's start and the access can raise or jump.
@@ -246,8 +380,12 @@ PyObject *fast_token(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     uint8_t kind = site >= 0 && (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
     int path = kind == K_ATTR ? 1 : kind == K_CELL ? 2 : kind == K_GLOBAL ? 3 :
                kind == K_EQ ? 4 : 0;   /* the order of the token type tables */
+    /* kinds with slots of their own are never merged with a line probe (sites.SlotSite) */
+    PyTypeObject *own = kind == K_CALL ? &CallTokenType : kind == K_IMPORTED ?
+        &ImportedTokenType : kind == K_INITIALIZED ? &InitializedTokenType : NULL;
+    if (own) hit = NULL;
     if (hit) find_counters_api();
-    Token *t = PyObject_New(Token, (hit ? line_token_types : access_token_types)[path]);
+    Token *t = PyObject_New(Token, own ? own : (hit ? line_token_types : access_token_types)[path]);
     if (!t) return NULL;
     t->site_obj = Py_NewRef(args[0]);
     t->key = Py_NewRef(args[2]);
@@ -272,5 +410,10 @@ int tokens_init(void) {
     for (size_t i = 0; i < N_TOKEN_TYPES; i++)
         if (PyType_Ready(access_token_types[i]) < 0 || PyType_Ready(line_token_types[i]) < 0)
             return -1;
-    return 0;
+    if (PyType_Ready(&CallTokenType) < 0 || PyType_Ready(&BoundCallType) < 0 ||
+        PyType_Ready(&CallSinkType) < 0 || PyType_Ready(&ImportedTokenType) < 0 ||
+        PyType_Ready(&InitializedTokenType) < 0)
+        return -1;
+    call_sink = PyObject_New(PyObject, &CallSinkType);   /* lives as long as the process */
+    return call_sink ? 0 : -1;
 }

@@ -1,0 +1,399 @@
+/* Locks: their acquire/release edges, which thread holds which lock (locksets), and the
+ * lock-order events (the C twin of runtime/held.py and api.py's lock events).
+ *
+ * Events come from the lock hooks (runtime/_locks.c) through the capsule `lock_sink`, or
+ * from Python (lock_acquired/lock_released). A lock is held by the thread that acquired it
+ * until that thread releases it; a plain lock released by another thread is a signal: nobody
+ * holds it, and its acquirer drops it at its next lock event or access (it is stale), as it
+ * does a lock that died while held. The lockset accesses record is interned lazily, at the
+ * first access after a change: locks taken and dropped inside library code cost no interning.
+ * A lock taken while holding others is shown to the lock-order graph when the same thread
+ * releases it, from the held locks still alive then. Inner locks (a modelled primitive's own)
+ * order nothing and take no part in lock order, but are held: accesses made holding one do
+ * not race with each other (access.c). */
+#include "fast.h"
+#include "../_locks_api.h"
+
+static Map lock_vars;      /* lock id -> SyncVar, while the lock lives */
+static Map lock_names;     /* lock id -> (type, address): while the lock lives, or once pinned */
+static uint32_t next_id = 1;
+static uint32_t *dead, ndead, capdead;   /* ids of locks that died, for the lock-order graph */
+
+/* ---- held locks --------------------------------------------------------------------------- */
+
+static void free_pending(PendingOrder *p) {
+    if (!p) return;
+    for (uint32_t i = 0; i < p->n; i++) Py_XDECREF(p->h[i].code);
+    PyMem_RawFree(p);
+}
+
+static void clear_held(Held *h) {
+    Py_CLEAR(h->code);
+    free_pending(h->order);
+    h->order = NULL;
+}
+
+void free_held(ThreadState *t) {
+    for (uint32_t i = 0; i < t->nheld; i++) clear_held(&t->held[i]);
+    PyMem_RawFree(t->held);
+    t->held = NULL;
+    t->nheld = t->capheld = 0;
+}
+
+static Held *find_held(ThreadState *t, uint32_t id) {
+    for (uint32_t i = 0; i < t->nheld; i++)
+        if (t->held[i].id == id) return &t->held[i];
+    return NULL;
+}
+
+/* Take entry `h` out of the held set (its references go with the caller's copy). */
+static Held take_held(ThreadState *t, Held *h) {
+    Held out = *h;
+    uint32_t i = (uint32_t)(h - t->held);
+    memmove(&t->held[i], &t->held[i + 1], (t->nheld - i - 1) * sizeof(Held));
+    t->nheld--;
+    t->locks_dirty = 1;
+    return out;
+}
+
+static int put_held(ThreadState *t, Held h) {
+    if (t->nheld == t->capheld) {
+        uint32_t cap = t->capheld ? t->capheld * 2 : 4;
+        Held *a = PyMem_RawRealloc(t->held, cap * sizeof(Held));
+        if (!a) { PyErr_NoMemory(); return -1; }
+        t->held = a;
+        t->capheld = cap;
+    }
+    uint32_t i = 0;
+    while (i < t->nheld && t->held[i].id < h.id) i++;
+    memmove(&t->held[i + 1], &t->held[i], (t->nheld - i) * sizeof(Held));
+    t->held[i] = h;
+    t->nheld++;
+    t->locks_dirty = 1;
+    return 0;
+}
+
+/* Drop the locks this thread no longer holds: released by another thread, or dead. */
+static void prune(ThreadState *t) {
+    t->stale = 0;
+    for (uint32_t i = 0; i < t->nheld;) {
+        SyncVar *var = map_get(&lock_vars, t->held[i].id);
+        if (var && var->owner == t->tid + 1) { i++; continue; }
+        Held gone = take_held(t, &t->held[i]);
+        clear_held(&gone);
+    }
+}
+
+static void pin(uint32_t id) {
+    SyncVar *var = map_get(&lock_vars, id);
+    if (var) var->pinned = 1;
+}
+
+/* The lockset accesses record, interned after the held set changed. May run GC. */
+int refresh_lockset(ThreadState *t) {
+    if (t->stale) prune(t);
+    if (intern_lockset(t) < 0) return -1;
+    t->extra = intern_extra(t->lockset, 0);
+    for (uint32_t i = 0; i < t->nheld; i++) pin(t->held[i].id);
+    t->locks_dirty = 0;
+    return 0;
+}
+
+/* ---- lock ids and names, and locks' deaths ------------------------------------------------- */
+
+/* Number the lock of `var` (M<id> in reports) the first time it is taken. Allocates: look
+ * `var` up again after. */
+static int name_lock(SyncVar *var, PyObject *lock) {
+    PyObject *name = Py_BuildValue("(On)", (PyObject *)Py_TYPE(lock), (Py_ssize_t)lock);
+    if (!name) return -1;
+    var = map_get(&syncs, (uintptr_t)lock);   /* the allocation may have run GC */
+    if (!var || var->id) { Py_DECREF(name); return 0; }
+    if (map_put(&lock_vars, next_id, var) < 0) { Py_DECREF(name); return -1; }
+    if (map_put(&lock_names, next_id, name) < 0) {
+        map_del(&lock_vars, next_id);
+        Py_DECREF(name);
+        return -1;
+    }
+    var->id = next_id++;
+    return 0;
+}
+
+/* The sync var of a lock is being freed (its lock died, or a fork child starts over). */
+void lock_var_died(SyncVar *var) {
+    if (map_get(&lock_vars, var->id) == var) map_del(&lock_vars, var->id);
+    if (!var->pinned) {
+        PyObject *name = map_get(&lock_names, var->id);
+        if (name) {
+            map_del(&lock_names, var->id);
+            Py_DECREF(name);   /* a tuple of a type and an int: runs no code */
+        }
+    }
+    ThreadState *holder = var->owner ? thread_at(var->owner - 1) : NULL;
+    if (holder) holder->stale = holder->locks_dirty = 1;
+    if (ndead == capdead) {
+        uint32_t cap = capdead ? capdead * 2 : 64;
+        uint32_t *a = PyMem_RawRealloc(dead, cap * sizeof(uint32_t));
+        if (!a) return;   /* the graph then keeps this lock: never a wrong verdict */
+        dead = a;
+        capdead = cap;
+    }
+    dead[ndead++] = var->id;
+}
+
+void forget_locks(void) {
+    for (size_t i = 0; i < lock_names.cap; i++)
+        if (lock_names.slots[i].key) Py_DECREF((PyObject *)lock_names.slots[i].value);
+    map_clear(&lock_names);
+    map_clear(&lock_vars);
+    ndead = 0;
+}
+
+PyObject *fast_sync_name(PyObject *m, PyObject *id) {
+    unsigned long i = PyLong_AsUnsignedLong(id);
+    if (i == (unsigned long)-1 && PyErr_Occurred()) { PyErr_Clear(); Py_RETURN_NONE; }
+    PyObject *name = i ? map_get(&lock_names, i) : NULL;
+    return Py_NewRef(name ? name : Py_None);
+}
+
+PyObject *fast_dead_locks(PyObject *m, PyObject *noargs) {
+    if (!ndead) Py_RETURN_NONE;
+    PyObject *ids = PyList_New(0);
+    if (!ids) return NULL;
+    uint32_t n = ndead;
+    for (uint32_t i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(dead[i]);
+        if (!v || PyList_Append(ids, v) < 0) { Py_XDECREF(v); Py_DECREF(ids); return NULL; }
+        Py_DECREF(v);
+    }
+    memmove(dead, dead + n, (ndead - n) * sizeof(uint32_t));   /* GC may have added some */
+    ndead -= n;
+    return ids;
+}
+
+/* ---- lock-order events ------------------------------------------------------------------- */
+
+static PyObject *where_tuple(PyObject *code, int lasti) {
+    if (!code) return Py_BuildValue("(ssi)", "?", "?", 0);
+    PyCodeObject *co = (PyCodeObject *)code;
+    int line = lasti < 0 ? co->co_firstlineno : PyCode_Addr2Line(co, lasti);
+    return Py_BuildValue("(OOi)", co->co_qualname, co->co_filename, line);
+}
+
+/* The order_seen key of (the non-inner locks held now but `except`, lock); 0 if none held. */
+static int order_key(ThreadState *t, uint32_t except, uint32_t id, uintptr_t *key) {
+    uint32_t small[16], *ids = t->nheld <= 16 ? small : PyMem_RawMalloc(t->nheld * sizeof(uint32_t));
+    if (!ids) { PyErr_NoMemory(); return -1; }
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < t->nheld; i++)
+        if (!t->held[i].inner && t->held[i].id != except) ids[n++] = t->held[i].id;
+    int64_t set = n ? intern_ids(ids, n) : 0;   /* may run GC */
+    if (ids != small) PyMem_RawFree(ids);
+    if (set < 0) return -1;
+    *key = set ? (uintptr_t)((uint64_t)set << 32 | id) : 0;
+    return 0;
+}
+
+/* The order_seen key of a held lock's pending event. May run GC. */
+static int order_key_of(Held *h, uintptr_t *key) {
+    PendingOrder *p = h->order;
+    uint32_t small[16], *ids = p->n <= 16 ? small : PyMem_RawMalloc(p->n * sizeof(uint32_t));
+    if (!ids) { PyErr_NoMemory(); return -1; }
+    for (uint32_t i = 0; i < p->n; i++) ids[i] = p->h[i].id;
+    int64_t set = p->n ? intern_ids(ids, p->n) : 0;
+    if (ids != small) PyMem_RawFree(ids);
+    if (set < 0) return -1;
+    *key = (uintptr_t)((uint64_t)set << 32 | h->id);
+    return 0;
+}
+
+static int order_seen(ThreadState *t, uintptr_t key) {
+    return t->order_seen && map_get(t->order_seen, key);
+}
+
+/* The pending event of taking lock `id` now: the other non-inner locks held, and where. */
+static PendingOrder *pending_order(ThreadState *t, uint32_t id) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < t->nheld; i++) n += !t->held[i].inner && t->held[i].id != id;
+    PendingOrder *p = PyMem_RawMalloc(sizeof(PendingOrder) + n * sizeof(p->h[0]));
+    if (!p) { PyErr_NoMemory(); return NULL; }
+    p->n = 0;
+    for (uint32_t i = 0; i < t->nheld; i++) {
+        Held *h = &t->held[i];
+        if (h->inner || h->id == id) continue;
+        p->h[p->n].id = h->id;
+        p->h[p->n].lasti = h->lasti;
+        p->h[p->n].code = Py_XNewRef(h->code);
+        p->n++;
+    }
+    return p;
+}
+
+/* The lock-order graph's arguments for `h`, taken while holding `h->order`'s locks and now
+ * released by the same thread: (tid, held ids, held wheres, lock, where), or NULL (the
+ * combination was shown before, or none of those locks is alive). Sets `*err` on failure. */
+static PyObject *order_event(ThreadState *t, Held *h, uintptr_t key, int *err) {
+    if (!t->order_seen) {
+        t->order_seen = PyMem_RawCalloc(1, sizeof(Map));
+        if (!t->order_seen) { PyErr_NoMemory(); *err = 1; return NULL; }
+    }
+    if (map_get(t->order_seen, key)) return NULL;
+    if (map_put(t->order_seen, key, (void *)1) < 0) { *err = 1; return NULL; }
+    PendingOrder *p = h->order;
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < p->n; i++) live += map_get(&lock_vars, p->h[i].id) != NULL;
+    if (!live) return NULL;
+    PyObject *ids = PyTuple_New(live), *wheres = PyTuple_New(live);
+    if (!ids || !wheres) goto fail;
+    for (uint32_t i = 0, k = 0; i < p->n; i++) {
+        if (!map_get(&lock_vars, p->h[i].id)) continue;
+        pin(p->h[i].id);
+        PyObject *v = PyLong_FromUnsignedLong(p->h[i].id);
+        PyObject *w = v ? where_tuple(p->h[i].code, p->h[i].lasti) : NULL;
+        if (!w) { Py_XDECREF(v); goto fail; }
+        PyTuple_SET_ITEM(ids, k, v);
+        PyTuple_SET_ITEM(wheres, k, w);
+        k++;
+    }
+    pin(h->id);
+    PyObject *where = where_tuple(h->code, h->lasti);
+    if (!where) goto fail;
+    return Py_BuildValue("(INNIN)", t->tid, ids, wheres, h->id, where);
+fail:
+    Py_XDECREF(ids);
+    Py_XDECREF(wheres);
+    *err = 1;
+    return NULL;
+}
+
+/* ---- the events ----------------------------------------------------------------------------- */
+
+static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long count) {
+    ThreadState *t = current();
+    if (!t) return -1;
+    int inner = (flags & RW_LOCK_INNER) != 0, reentrant = (flags & RW_LOCK_REENTRANT) != 0;
+    PyObject *code = NULL;   /* where: only lock order asks, of non-inner locks' acquisitions */
+    int lasti = -1;
+    if (is_acquire && lock_order && !inner) {
+        PyFrameObject *frame = PyEval_GetFrame();   /* borrowed; may allocate its object */
+        if (frame) {
+            code = (PyObject *)PyFrame_GetCode(frame);
+            lasti = PyFrame_GetLasti(frame);
+        }
+    }
+    PendingOrder *pending = NULL;
+    PyObject *order = NULL;
+    Held released = {0};
+    uintptr_t key = 0;
+    SyncVar *var = sync_var(lock);   /* may run GC */
+    if (!var || (!var->id && name_lock(var, lock) < 0)) goto error;
+    var = map_get(&syncs, (uintptr_t)lock);
+    if (!var || !var->id) { Py_XDECREF(code); return 0; }   /* cannot happen: be safe */
+    uint32_t id = var->id;
+    if (t->stale) prune(t);
+    if (is_acquire && lock_order && !inner && t->nheld) {
+        Held *already = find_held(t, id);
+        if (!(already && reentrant)) {
+            if (order_key(t, id, id, &key) < 0) goto error;   /* may run GC */
+            if (key && !order_seen(t, key) && !(pending = pending_order(t, id))) goto error;
+        }
+    }
+    var = map_get(&syncs, (uintptr_t)lock);
+    if (!var) { free_pending(pending); Py_XDECREF(code); return 0; }
+    var->inner = (uint8_t)inner;
+    /* from here to the end of the update, nothing allocates Python objects */
+    if (is_acquire) {
+        if (!inner && vc_join(&t->vc, &var->vc) < 0) goto error;
+        Held *h = find_held(t, id);
+        if (h && reentrant) {
+            h->count += (uint32_t)count;
+            free_pending(pending);
+            Py_XDECREF(code);
+        } else {
+            if (h) {   /* a plain lock taken again: its release was unseen (C code released it) */
+                Held gone = take_held(t, h);
+                clear_held(&gone);
+            }
+            Held fresh = {id, (uint32_t)count, (uint8_t)inner, lasti, code, pending};
+            if (put_held(t, fresh) < 0) { clear_held(&fresh); tick(t); return -1; }
+        }
+        var->owner = t->tid + 1;
+    } else {
+        Py_XDECREF(code);
+        if (!inner && vc_join(&var->vc, &t->vc) < 0) return -1;
+        if (var->owner && var->owner != t->tid + 1) {   /* a plain lock used as a signal */
+            ThreadState *holder = thread_at(var->owner - 1);
+            if (holder) holder->stale = holder->locks_dirty = 1;
+            var->owner = 0;
+        } else if (var->owner) {
+            Held *h = find_held(t, id);
+            if (!h) {
+                var->owner = 0;
+            } else {
+                h->count = count == 0 || !reentrant || count >= h->count ? 0 : h->count - (uint32_t)count;
+                if (!h->count) {
+                    released = take_held(t, h);
+                    var->owner = 0;
+                }
+            }
+        }
+    }
+    tick(t);
+    if (released.order) {   /* last: the graph runs Python code, which may run probes */
+        int err = 0;
+        uintptr_t seen;
+        if (order_key_of(&released, &seen) < 0) err = 1;
+        else order = order_event(t, &released, seen, &err);
+        clear_held(&released);
+        if (err) return -1;
+    } else {
+        clear_held(&released);
+    }
+    if (order) {
+        PyObject *r = PyObject_Call(lock_order, order, NULL);
+        Py_DECREF(order);
+        if (!r) PyErr_WriteUnraisable(lock_order);   /* never into the program's `with` */
+        Py_XDECREF(r);
+    }
+    return 0;
+error:
+    free_pending(pending);
+    Py_XDECREF(code);
+    return -1;
+}
+
+static int sink_acquired(PyObject *lock, int flags, unsigned long count) {
+    return lock_event(lock, 1, flags, count);
+}
+
+static int sink_released(PyObject *lock, int flags, unsigned long count) {
+    return lock_event(lock, 0, flags, count);
+}
+
+static int sink_before(PyObject *obj) { return sync_edge(obj, 0); }
+static int sink_after(PyObject *obj) { return sync_edge(obj, 1); }
+
+static const RwLockSink sink = {sink_acquired, sink_released, sink_before, sink_after};
+
+PyObject *locks_sink_capsule(void) {
+    return PyCapsule_New((void *)&sink, RW_LOCK_SINK_CAPSULE, NULL);
+}
+
+static PyObject *from_python(int is_acquire, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "lock_acquired/lock_released(lock, flags, count)");
+        return NULL;
+    }
+    long flags = PyLong_AsLong(args[1]);
+    unsigned long count = flags == -1 && PyErr_Occurred() ? 0 : PyLong_AsUnsignedLong(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    if (lock_event(args[0], is_acquire, (int)flags, count) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+PyObject *fast_lock_acquired(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    return from_python(1, args, nargs);
+}
+
+PyObject *fast_lock_released(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    return from_python(0, args, nargs);
+}

@@ -1,0 +1,148 @@
+"""Models of queue hand-offs: queue.Queue (and its subclasses), multiprocessing.Queue.
+
+queue.Queue is modelled by what it promises, as Go's race detector models channels:
+- a put happens-before the puts and gets after it (the items behind it, and the one it adds);
+- with maxsize=n, the k-th get happens-before the (k+n)-th put completes (the room it made),
+  whether or not that put had to wait, and no other get does;
+- each task_done happens-before the join() it releases.
+Its mutex is an inner lock: it orders nothing else (a get does not order the puts that merely
+follow it), but code that runs holding it (a subclass's _put and _get, item comparisons of a
+PriorityQueue) is mutually excluded. The k-th get and put are counted where the queue itself
+says so while holding its mutex: in its not_full / not_empty notify. (queue.SimpleQueue is
+C: its put and get report a put -> get edge themselves, through the lock hooks.)
+"""
+
+import sys
+import threading
+import weakref
+
+from racewatch.runtime import lockhooks, patching
+
+
+class _Slot:
+    """A sync object of its own (one per capacity slot of a bounded queue)."""
+
+    __slots__ = ("__weakref__",)
+
+
+class _Capacity:
+    """How many gets and puts a bounded queue completed, and its slots: get k releases into
+    slot k % n, and put k + n acquires from it."""
+
+    __slots__ = ("gets", "puts", "slots")
+
+    def __init__(self):
+        self.gets = self.puts = 0
+        self.slots = []
+
+    def slot(self, count, size):
+        while len(self.slots) < size:
+            self.slots.append(_Slot())
+        return self.slots[count % size]
+
+
+_roles = weakref.WeakKeyDictionary()  # Condition -> (role, weakref to its queue, _Capacity)
+
+
+def engine():
+    return patching.engine
+
+
+def patch_queue(queue):
+    Queue = queue.Queue
+    real_put, real_get = Queue.put, Queue.get
+    counted_in = {real_put.__code__: "put", real_get.__code__: "get"}
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        lockhooks.mark_inner(self.mutex)
+        capacity, ref = _Capacity(), weakref.ref(self)
+        _roles[self.not_empty] = ("put", ref, capacity)   # a put notifies not_empty
+        _roles[self.not_full] = ("get", ref, capacity)    # a get notifies not_full
+
+    def notify(self, n=1):
+        role = _roles.get(self) if _roles else None
+        if role is not None and counted_in.get(sys._getframe(1).f_code) == role[0]:
+            _capacity_edge(*role)
+        return real_notify(self, n)
+
+    def put(self, item, block=True, timeout=None):
+        engine().happens_after(self)   # after the puts before it...
+        engine().happens_before(self)  # ...and before the gets after it, even one that runs
+        return real_put(self, item, block, timeout)  # as soon as the real put lets it
+
+    def get(self, block=True, timeout=None):
+        item = real_get(self, block, timeout)
+        engine().happens_after(self)
+        return item
+
+    def task_done(self):
+        engine().happens_before(self.all_tasks_done)
+        return real_task_done(self)
+
+    def join(self):
+        real_join(self)
+        engine().happens_after(self.all_tasks_done)
+
+    real_init = patching.patch(Queue, "__init__", init)
+    real_notify = patching.patch(threading.Condition, "notify", notify)
+    patching.patch(Queue, "put", put)
+    patching.patch(Queue, "get", get)
+    real_task_done = patching.patch(Queue, "task_done", task_done)
+    real_join = patching.patch(Queue, "join", join)
+    lockhooks.hook_simple_queue()  # C: its put and get report their own edges
+
+
+def _capacity_edge(role, ref, capacity):
+    """The queue's mutex is held: counts are in the queue's own order."""
+    queue = ref()
+    size = getattr(queue, "maxsize", 0) if queue is not None else 0
+    if not isinstance(size, int) or size <= 0:
+        return
+    if role == "get":
+        capacity.gets += 1
+        engine().happens_before(capacity.slot(capacity.gets, size))
+    else:
+        capacity.puts += 1
+        if capacity.puts > size:
+            engine().happens_after(capacity.slot(capacity.puts, size))
+
+
+def patch_multiprocessing(queues):
+    """multiprocessing.Queue.put(obj) hands obj to a feeder thread that pickles it later
+    (running its __getstate__ or __reduce__): the put happens-before that pickling."""
+    Queue = queues.Queue
+
+    def put(self, obj, block=True, timeout=None):
+        engine().happens_before(self._buffer)
+        return real_put(self, obj, block, timeout)
+
+    def feed(buffer, *args, **kwargs):
+        return real_feed(_FeederBuffer(buffer), *args, **kwargs)
+
+    real_put = patching.patch(Queue, "put", put)
+    real_feed = patching.patch(Queue, "_feed", staticmethod(feed)).__func__
+
+
+class _FeederBuffer:
+    """What the feeder thread sees of a queue's buffer: each item it takes is ordered after
+    the put that added it."""
+
+    __slots__ = ("buffer",)
+
+    def __init__(self, buffer):
+        self.buffer = buffer
+
+    def popleft(self):
+        item = self.buffer.popleft()
+        engine().happens_after(self.buffer)
+        return item
+
+    def __getattr__(self, name):
+        return getattr(self.buffer, name)
+
+    def __len__(self):
+        return len(self.buffer)
+
+    def __bool__(self):
+        return bool(self.buffer)

@@ -1,0 +1,1 @@
+"""`python -m samepkg`: the frames runpy leaves below a package's __main__ (semantic identity)."""
