@@ -65,10 +65,8 @@ class HitSite(SiteId):
     __slots__ = ()
 
 
-# Stored last in the constants of every code object with sites: how is_instrumented knows
-# rewritten code (token probes name no API function). No source constant can be this string
-# object's equal by accident of the compiler: it is not an identifier.
-MARKER = "@racewatch:instrumented"
+# Stored last in the constants of every code object with sites (see sitekinds.MARKER).
+MARKER = K.MARKER
 
 
 class ModuleSites:
