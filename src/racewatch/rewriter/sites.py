@@ -65,10 +65,8 @@ class HitSite(SiteId):
     __slots__ = ()
 
 
-# Stored last in the constants of every code object with sites: how is_instrumented knows
-# rewritten code (token probes name no API function). No source constant can be this string
-# object's equal by accident of the compiler: it is not an identifier.
-MARKER = "@racewatch:instrumented"
+# Stored last in the constants of every code object with sites (see sitekinds.MARKER).
+MARKER = K.MARKER
 
 
 class ModuleSites:
@@ -143,7 +141,7 @@ class SiteTable:
 
     def __init__(self):
         self._sites = [Site("", 0, "", "", "")]
-        self._lock = owned.lock()  # imports in two threads may register at once
+        self._lock = owned.forksafe()  # imports in two threads may register at once
         self.listeners = []  # called with (base, records) after each registration
 
     def register(self, file, records):

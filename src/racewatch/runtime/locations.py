@@ -9,12 +9,11 @@ builtin scalars and tuples of them) are told apart by identity.
 
 import collections
 import gc
-import types
 import weakref
 from types import ModuleType
 
 from racewatch.runtime import sitekinds as K
-from racewatch.runtime import superattr
+from racewatch.runtime import attributes, superattr
 
 
 class _Shape:
@@ -132,27 +131,30 @@ def _builtin_len(container):
     return None
 
 
-_METHODS_TYPES = (types.FunctionType, types.MethodDescriptorType, types.ClassMethodDescriptorType,
-                  classmethod, staticmethod)
-
-
-def _method_owner(obj, key):
-    """The class a read of `obj.key` finds a method in, or None (the instance owns it).
-
-    Reading `o.m()` reads the class's attribute m: that is what `Class.m = other` writes, and
-    instances do not each get a cell per method name."""
-    tp = type(obj)
+def _attribute(obj, key, is_write):
+    """The accesses of attribute `key` of `obj` (a write covers a delete), by the plan of the
+    class's attribute (attributes.py)."""
+    if type(obj) is super:
+        owner = superattr.owner(obj, key)
+        return [(owner, key, is_write, 0)] if owner is not None else []
+    owner = _attr_owner(obj)
+    if owner is None:
+        return []
+    tp = type(owner)
     if not tp.__flags__ & _HEAPTYPE or type(key) is not str:
-        return None
-    for klass in tp.__mro__:
-        namespace = klass.__dict__
-        if key in namespace:
-            return klass if isinstance(namespace[key], _METHODS_TYPES) else None
-    return None
-
-
-def _read_owner(obj, key):
-    return _method_owner(obj, key) or obj
+        return [(owner, key, is_write, 0)]
+    read, write, klass = attributes.plan(tp, key)
+    how = write if is_write else read
+    if how == attributes.NOTHING:
+        return []
+    if how == attributes.CLASS:
+        return [(klass, key, False, 0)]
+    accesses = [(owner, key, is_write, 0)]
+    if how == attributes.VALUE and not attributes.shadowed(owner, key):
+        accesses.append((klass, key, False, 0))
+    elif how == attributes.DICT:
+        attributes.note_dict(owner)
+    return accesses
 
 
 def _index(container, key):
@@ -189,6 +191,9 @@ def _item(obj, key, is_write, delete):
     if type(key) is slice:
         return _slice(obj, key, is_write) if kind != "dict" else []
     if kind == "dict":
+        owner = attributes.alias_owner(obj) if type(key) is str else None
+        if owner is not None:  # obj.__dict__[k] is obj.k
+            return [(owner, key, is_write, 0)]
         ckey = canonical(key)
         accesses = [(obj, ckey, is_write, 0)]
         if delete:
@@ -218,21 +223,14 @@ def resolve(obj, key, kind, is_write, how, frame):
     if how is not None:
         return _accessor(obj, key, is_write, how)
     if kind == K.ATTR:
-        owner = superattr.owner(obj, key) if type(obj) is super else _attr_owner(obj)
-        if owner is not None and not is_write:
-            owner = _read_owner(owner, key)
-        return [(owner, key, is_write, 0)] if owner is not None else []
+        return _attribute(obj, key, is_write)
     if kind == K.GLOBAL:
         return [(frame.f_globals, key, is_write, 0)]
     if kind in _METHODS:
         if container_kind(obj) is not None:
             write, atomic = _METHODS[kind]
             return [(obj, SHAPE, write, atomic)]
-        if type(obj) is super:
-            owner = superattr.owner(obj, key)
-            return [(owner, key, False, 0)] if owner is not None else []
-        owner = _attr_owner(obj)
-        return [(_read_owner(owner, key), key, False, 0)] if owner is not None else []
+        return _attribute(obj, key, False)
     if kind == K.ITEM:
         return _item(obj, key, is_write, False)
     if kind == K.ITEM_DELETE:
@@ -244,7 +242,8 @@ def resolve(obj, key, kind, is_write, how, frame):
         return [(owner, SHAPE, is_write, 0)] if owner is not None else []
     if kind == K.CONTAINS:
         if container_kind(obj) == "dict":
-            return [(obj, canonical(key), False, 0)]
+            owner = attributes.alias_owner(obj) if type(key) is str else None
+            return [(owner, key, False, 0) if owner is not None else (obj, canonical(key), False, 0)]
         owner = _shape_owner(obj)
         return [(owner, SHAPE, False, 0)] if owner is not None else []
     if kind == K.EQ:
@@ -260,10 +259,7 @@ def _accessor(obj, key, is_write, how):
     if how == "shape":
         owner = _shape_owner(obj)
         return [(owner, SHAPE, False, 0)] if owner is not None else []
-    if type(key) is not str:
-        return []
-    owner = superattr.owner(obj, key) if type(obj) is super else _attr_owner(obj)
-    return [(owner, canonical(key), is_write, 0)] if owner is not None else []
+    return _attribute(obj, key, is_write) if type(key) is str else []
 
 
 # Builtins whose call reads or writes state of their arguments: (is_write, how).

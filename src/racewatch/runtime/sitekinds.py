@@ -24,3 +24,9 @@ METHOD_ATOMIC_WRITE = 15    # an atomic write of the shape (list.append, dict.se
 IMPORTED = 17       # what an import handed over (a module, or what it bound): an acquire of
                     # its module's namespace
 INITIALIZED = 18    # the end of a module's top-level code: a release of its namespace
+
+# Stored last in the constants of every code object with sites: how the rewriter knows code it
+# rewrote (token probes name no API function), and the runtime code whose accesses it sees (a
+# property's getter). No source constant can be this string's equal by accident of the
+# compiler: it is not an identifier.
+MARKER = "@racewatch:instrumented"

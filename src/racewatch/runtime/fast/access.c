@@ -3,12 +3,17 @@
 #include "fast.h"
 
 /* FastTrack's same-epoch rule: this thread already did such an access in this epoch (plain
- * covers atomic). On a location known to race, only at the same site: a second site racing
- * with the same access is a pair of its own to report. */
+ * covers atomic): 1, nothing to do; 2, the same access from another site, which becomes the
+ * latest (a report names the line whose value the other thread may see). On a location known
+ * to race, only at the same site: a second site racing with the same access is a pair of its
+ * own to report. */
+enum { NOT_SEEN, SEEN, SEEN_ELSEWHERE };
+
 static inline int seen(uint64_t last, uint32_t last_site, uint64_t now, int atomic,
                        uint32_t site, int raced) {
-    if (last != now && !(atomic && (last | 1) == now)) return 0;
-    return !raced || last_site == site;
+    if (last == now) return last_site == site ? SEEN : raced ? NOT_SEEN : SEEN_ELSEWHERE;
+    if (atomic && (last | 1) == now) return !raced || last_site == site ? SEEN : NOT_SEEN;
+    return NOT_SEEN;
 }
 
 /* An earlier access races with this one: unordered, not both atomic, and not both made
@@ -19,15 +24,30 @@ static inline int conflicts(const Access *prev, int atomic, const VC *vc, uint32
              locksets_overlap(extra_lockset[prev->extra], locks));
 }
 
-/* FastTrack's same-epoch test on a cell's state (nothing new to learn from this access). */
+/* FastTrack's same-epoch test on a cell's state (see seen). */
 static int same_as_last(const CellState *s, uintptr_t key, ThreadState *t, uint64_t now,
                         int atomic, uint32_t site, int is_write) {
     int raced = (key & TAG_RACED) != 0;
     if (is_write) return seen(s->w, s->c.w_site, now, atomic, site, raced);
     if (s->r != SHARED_READS) return seen(s->r, s->c.r.one.site, now, atomic, site, raced);
     Shared *sh = s->c.r.shared;
-    return t->tid < sh->n && seen(sh->a[t->tid].epoch, sh->a[t->tid].site, now, atomic, site,
-                                  raced);
+    return t->tid < sh->n ? seen(sh->a[t->tid].epoch, sh->a[t->tid].site, now, atomic, site,
+                                 raced) : NOT_SEEN;
+}
+
+/* The same access again from another site: it becomes the one the cell remembers. */
+static void move_to(CellState *s, ThreadState *t, uint32_t site, uint32_t extra,
+                    int is_write) {
+    if (is_write) {
+        s->c.w_site = site;
+        s->c.w_extra = extra;
+    } else if (s->r == SHARED_READS) {
+        s->c.r.shared->a[t->tid].site = site;
+        s->c.r.shared->a[t->tid].extra = extra;
+    } else {
+        s->c.r.one.site = site;
+        s->c.r.one.extra = extra;
+    }
 }
 
 static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t, long site,
@@ -56,10 +76,11 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     if (rec->head.ignore) Py_RETURN_NONE;
     int i = find_cell(rec, key, hash, safe);
     CellState st;
+    int same = NOT_SEEN;
     if (i >= 0) {
         cell_load(rec, i, &st);
-        if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write))
-            Py_RETURN_NONE;
+        same = same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write);
+        if (same == SEEN) Py_RETURN_NONE;
     }
     uint32_t extra = t->extra;
     if (history_full) {
@@ -70,9 +91,14 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
         i = find_cell(rec, key, hash, safe);
         if (i >= 0) {   /* code run by that GC may have made this very access meanwhile */
             cell_load(rec, i, &st);
-            if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write))
-                Py_RETURN_NONE;
+            same = same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write);
+            if (same == SEEN) Py_RETURN_NONE;
         }
+    }
+    if (i >= 0 && same == SEEN_ELSEWHERE) {   /* nothing to check: only the site moves */
+        move_to(&st, t, (uint32_t)site, extra, is_write);
+        if (cell_store(target, &rec, (uint32_t)i, &st) < 0) return NULL;
+        Py_RETURN_NONE;
     }
     if (i < 0) {
         if ((i = add_cell(target, &rec, key, hash, safe)) < 0) return NULL;
@@ -143,14 +169,8 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     Py_RETURN_NONE;
 }
 
-PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
-    long site = site_of(site_obj);
-    uint8_t kind = (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
-    if (nstrong && strong_since_sweep >= SWEEP_EVERY) sweep();
-    ThreadState *t = current();
-    if (!t) return NULL;
-    Loc locs[MAX_LOCS];
-    int n = resolve(obj, key, kind, is_write, site, locs);
+/* The accesses `locs` (n of them, -1: resolving failed) at `site`, releasing them. */
+static PyObject *access_all(Loc *locs, int n, ThreadState *t, long site) {
     if (n < 0) return NULL;
     PyObject *result = Py_None;
     for (int i = 0; i < n; i++) {
@@ -163,6 +183,16 @@ PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) 
         Py_DECREF(locs[i].owner);
     }
     return result ? Py_NewRef(Py_None) : NULL;
+}
+
+PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
+    long site = site_of(site_obj);
+    uint8_t kind = (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
+    if (nstrong && strong_since_sweep >= SWEEP_EVERY) sweep();
+    ThreadState *t = current();
+    if (!t) return NULL;
+    Loc locs[MAX_LOCS];
+    return access_all(locs, resolve(obj, key, kind, is_write, site, locs), t, site);
 }
 
 /* The record of `owner` if it has one, through a one-entry cache (consecutive accesses are
@@ -182,10 +212,13 @@ static inline Record *record_of(PyObject *owner) {
 }
 
 /* FastTrack's same-epoch test: whether this thread's last access of this kind to the
- * location (owner, key) is the current epoch, so nothing is left to do. `hint` is where the
- * caller last found the key's cell: instances of one class keep their attributes' cells in
- * the same order, so a site's hint is nearly always right and saves the search. */
-HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t *hint) {
+ * location (owner, key) is the current epoch, so nothing is left to do. The same access from
+ * another `site` moves the cell's site there (the latest site is the one a report names),
+ * here when that needs no stack. `hint` is where the caller last found the key's cell:
+ * instances of one class keep their attributes' cells in the same order, so a site's hint is
+ * nearly always right and saves the search. */
+HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t site,
+                      uint32_t *hint) {
     ThreadState *t = tls_state;
     if (!t) return 0;
     Record *rec = record_of(owner);
@@ -197,20 +230,46 @@ HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, 
         if (found < 0) return 0;
         *hint = i = (uint32_t)found;
     }
+    if (rec->head.compact) {
+        Marks *m = &MARKS(rec)[i];
+        uint32_t *mark = is_write ? &m->w : &m->r;
+        uint32_t want = (site + 1) | (atomic ? ATOMIC_MARK : 0);
+        if (!*mark || rec->epoch0 != t->epoch) return 0;
+        if (*mark == want) return 1;
+        if ((*mark ^ want) & ATOMIC_MARK) return atomic;   /* plain covers atomic */
+        /* the site moves here only when the access is the same in all but its site */
+        if (history_full || site >= ATOMIC_MARK - 1 || t->locks_dirty || rec->extra0 != t->extra)
+            return 0;
+        *mark = want;
+        return 1;
+    }
     uint64_t now = t->epoch | (uint64_t)atomic;
     uint64_t last;
-    if (rec->head.compact) {
-        const Marks *m = &MARKS(rec)[i];
-        last = mark_epoch(rec, is_write ? m->w : m->r);
+    uint32_t *last_site, last_extra;
+    if (is_write) {
+        last = EPOCHS(rec)[i].w;
+        last_site = &COLD(rec)[i].w_site;
+        last_extra = COLD(rec)[i].w_extra;
     } else {
-        last = is_write ? EPOCHS(rec)[i].w : EPOCHS(rec)[i].r;
+        last = EPOCHS(rec)[i].r;
+        last_site = &COLD(rec)[i].r.one.site;
+        last_extra = COLD(rec)[i].r.one.extra;
         if (last == SHARED_READS) {
-            const Shared *sh = COLD(rec)[i].r.shared;
+            Shared *sh = COLD(rec)[i].r.shared;
             if (t->tid >= sh->n) return 0;
             last = sh->a[t->tid].epoch;
+            last_site = &sh->a[t->tid].site;
+            last_extra = sh->a[t->tid].extra;
         }
     }
-    return last == now || (atomic && (last | 1) == now);
+    if (last == now) {
+        if (*last_site != site) {
+            if (history_full || t->locks_dirty || last_extra != t->extra) return 0;
+            *last_site = site;
+        }
+        return 1;
+    }
+    return atomic && (last | 1) == now;
 }
 
 /* The fast path for every probe kind: attributes of instances of classes written in Python,
@@ -225,11 +284,7 @@ int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
     int atomic = 0;
     uint8_t kind = site_kinds[site];
     switch (kind) {
-    case K_ATTR:
-        owner = fast_attr_owner(obj, key, is_write);
-        if (owner == NO_LOCATION) return 1;
-        if (!owner) return 0;
-        break;
+    case K_ATTR: return attr_same_epoch(obj, key, is_write, (uint32_t)site, hint);
     case K_GLOBAL: owner = PyEval_GetGlobals(); break;
     case K_CELL: break;
     case K_SUPER:
@@ -243,14 +298,10 @@ int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
         return 0;
     case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
     case K_METHOD_ATOMIC_WRITE:
-        if (!exact_container(Py_TYPE(obj))) {
+        if (!exact_container(Py_TYPE(obj)))
             /* a method of an object of a class written in Python: an attribute read, unless
              * the class is a container subclass (the cache entry knows) */
-            owner = fast_method_owner(obj, key);
-            if (!owner) return 0;
-            is_write = 0;
-            break;
-        }
+            return method_same_epoch(obj, key, (uint32_t)site, hint);
         key = shape_key;
         is_write = kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE;
         atomic = kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE;
@@ -269,7 +320,7 @@ int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
         return !maybe_container(obj) && !maybe_container(key);
     default: return 0;
     }
-    return same_epoch_at(owner, key, is_write, atomic, hint);
+    return same_epoch_at(owner, key, is_write, atomic, (uint32_t)site, hint);
 }
 
 PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
@@ -296,10 +347,12 @@ PyObject *call_access(PyObject *func, PyObject *a0, PyObject *a1, PyObject *site
             if (!owner) Py_RETURN_NONE;
             return probe(owner, shape_key, site_obj, 0);   /* unregistered-kind semantics */
         }
-        if (!PyUnicode_Check(a1)) Py_RETURN_NONE;
-        PyObject *owner = attr_owner(a0, a1);
-        if (!owner) return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-        return probe(owner, a1, site_obj, accessors[i].is_write);
+        if (!PyUnicode_CheckExact(a1)) Py_RETURN_NONE;
+        long site = site_of(site_obj);
+        ThreadState *t = current();
+        if (!t) return NULL;
+        Loc locs[MAX_LOCS];
+        return access_all(locs, attr_locs(a0, a1, accessors[i].is_write, locs), t, site);
     }
     Py_RETURN_NONE;
 }

@@ -341,14 +341,43 @@ static inline int no_attributes(PyTypeObject *tp) {
     return (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) || (tp->tp_flags & Py_TPFLAGS_IMMUTABLETYPE))
            && tp->tp_dictoffset == 0;
 }
-#define NO_LOCATION ((PyObject *)&_Py_NoneStruct)   /* fast_attr_owner: nothing to record */
 
 PyObject *attr_owner(PyObject *obj, PyObject *key);
-PyObject *fast_attr_owner(PyObject *obj, PyObject *key, int is_write);
-PyObject *fast_method_owner(PyObject *obj, PyObject *key);
 PyObject *super_lookup(PyObject *obj, PyObject *key);
+int add_loc(Loc *locs, int n, PyObject *owner, PyObject *key, int is_write, int atomic);
 int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, long site, Loc *locs);
 int locations_init(void);
+
+/* ---- attributes through instances (attributes.c) ---------------------------------------- */
+
+/* How an access of an attribute of an instance lands, by what its class's attribute is. */
+enum {
+    AT_INSTANCE,   /* the instance's own attribute */
+    AT_CLASS,      /* a method: the class's attribute */
+    AT_VALUE,      /* a class-level value: the instance's, and the class's unless shadowed */
+    AT_NOTHING,    /* a property or data descriptor running instrumented code */
+    AT_DICT        /* __dict__: the instance's, and the dict becomes the instance's alias */
+};
+
+/* The plan of reads and writes of attribute `name` of instances of `type`, while its
+ * version tag holds. */
+typedef struct {
+    PyTypeObject *type;
+    PyObject *name;
+    unsigned int version;
+    uint8_t container;      /* instances are builtin containers (method probes: the shape) */
+    uint8_t read, write;    /* AT_*: a write plan covers deletes */
+    PyObject *owner;        /* the class whose attribute a read reads (AT_CLASS, AT_VALUE) */
+} AttrCache;
+
+const AttrCache *attr_hit(PyTypeObject *tp, PyObject *name);
+AttrCache attr_plan(PyTypeObject *tp, PyObject *key, int container);
+int attr_locs(PyObject *obj, PyObject *key, int is_write, Loc *locs);
+int attr_same_epoch(PyObject *obj, PyObject *key, int is_write, uint32_t site, uint32_t *hint);
+int method_same_epoch(PyObject *obj, PyObject *key, uint32_t site, uint32_t *hint);
+PyObject *alias_owner(PyObject *dict);
+PyObject *fast_instance_dict(PyObject *m, PyObject *obj);
+int attributes_init(void);
 
 /* ---- accesses (access.c) ---------------------------------------------------------------- */
 
@@ -356,7 +385,8 @@ extern uintptr_t last_addr;   /* the one-entry cache of record_of: clear when a 
 
 PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write);
 int same_epoch(PyObject *obj, PyObject *key, long site, int is_write, uint32_t *hint);
-int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t *hint);
+int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t site,
+                  uint32_t *hint);
 PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs);

@@ -3,31 +3,6 @@
  * module's global, a container's key, index or shape. */
 #include "fast.h"
 
-/* For reads of attribute `name` of instances of `type` (while its version tag holds): the
- * class whose method the read finds, or NULL when the location is the instance's own. Keyed
- * by type and name, so sites that see several classes (polymorphic calls) hit too. */
-typedef struct {
-    PyTypeObject *type;
-    PyObject *name;
-    unsigned int version;
-    int container;     /* instances are builtin containers (method-kind probes read the shape) */
-    PyObject *owner;
-} AttrCache;
-#define ATTR_CACHE_BITS 12
-static AttrCache attr_cache[1 << ATTR_CACHE_BITS];
-
-static inline AttrCache *attr_slot(PyTypeObject *tp, PyObject *name) {
-    uint64_t h = ((uint64_t)(uintptr_t)tp ^ ((uint64_t)(uintptr_t)name << 7)) *
-                 0x9E3779B97F4A7C15ull;
-    return &attr_cache[h >> (64 - ATTR_CACHE_BITS)];
-}
-/* The cache entry for reads of `name` on instances of `tp`, or NULL if it is not filled. */
-static inline const AttrCache *attr_hit(PyTypeObject *tp, PyObject *name) {
-    const AttrCache *ac = attr_slot(tp, name);
-    return ac->type == tp && ac->name == name && ac->version == tp->tp_version_tag &&
-           tp->tp_version_tag ? ac : NULL;
-}
-
 static PyObject *getitem_name, *dict_getitem, *list_getitem;   /* set up at import */
 
 /* Builtin containers, and subclasses that keep the builtin item access; other types are seen
@@ -100,45 +75,6 @@ PyObject *shape_owner(PyObject *obj) {
     return container_kind(obj) ? obj : NULL;
 }
 
-/* Whether a class attribute is a method: what instances normally read from the class, never
- * having it themselves (functions, method descriptors, class and static methods). */
-static int is_method(PyObject *attr) {
-    return PyFunction_Check(attr) || Py_IS_TYPE(attr, &PyMethodDescr_Type) ||
-           Py_IS_TYPE(attr, &PyClassMethodDescr_Type) ||
-           Py_IS_TYPE(attr, &PyClassMethod_Type) || Py_IS_TYPE(attr, &PyStaticMethod_Type);
-}
-
-/* The class a read of `obj.key` finds a method in, or NULL (the instance is the owner).
- * Reading `o.m()` reads the class's attribute m: that is what `Class.m = other` writes, and
- * instances do not each get a cell per method name. */
-static PyObject *method_owner(PyTypeObject *tp, PyObject *key) {
-    if (!PyUnicode_Check(key)) return NULL;
-    PyObject *attr = _PyType_Lookup(tp, key);   /* the type's method cache; no user code */
-    if (!attr || !is_method(attr)) return NULL;
-    PyObject *mro = tp->tp_mro;
-    for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); i++) {
-        PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
-        if (!(cls->tp_flags & Py_TPFLAGS_HEAPTYPE) || !cls->tp_dict) continue;
-        PyObject *found = PyDict_GetItemWithError(cls->tp_dict, key);   /* a str key */
-        if (found == attr) return (PyObject *)cls;
-        if (!found && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
-    }
-    return NULL;
-}
-
-/* The owner of attribute `key` of `obj` read at `site` (filling the site's cache). */
-static PyObject *read_owner(PyObject *obj, PyObject *key, long site) {
-    PyTypeObject *tp = Py_TYPE(obj);
-    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return obj;
-    const AttrCache *ac = attr_hit(tp, key);
-    if (ac) return ac->owner ? ac->owner : obj;
-    PyObject *owner = method_owner(tp, key);
-    if (tp->tp_version_tag)   /* borrowed pointers: a changed or new type has another tag */
-        *attr_slot(tp, key) = (AttrCache){tp, key, tp->tp_version_tag,
-                                          container_kind(obj) != C_NONE, owner};
-    return owner ? owner : obj;
-}
-
 /* CPython's `super` object (Objects/typeobject.c, the same on 3.11-3.13): its fields are
  * read directly, as attribute lookups on it could run descriptors. */
 typedef struct {
@@ -195,7 +131,7 @@ PyObject *attr_owner(PyObject *obj, PyObject *key) {
     return obj;
 }
 
-static int add_loc(Loc *locs, int n, PyObject *owner, PyObject *key, int is_write, int atomic) {
+int add_loc(Loc *locs, int n, PyObject *owner, PyObject *key, int is_write, int atomic) {
     if (!owner) return n;
     Py_INCREF(owner);   /* held for the probe: making its record may run GC */
     Py_INCREF(key);
@@ -268,6 +204,8 @@ static int item_locs(PyObject *obj, PyObject *key, int is_write, int delete, Loc
     if (kind == C_NONE || kind == C_SET) return 0;
     if (PySlice_Check(key)) return kind == C_DICT ? 0 : slice_locs(obj, key, is_write, locs);
     if (kind == C_DICT) {
+        PyObject *owner = PyUnicode_CheckExact(key) ? alias_owner(obj) : NULL;
+        if (owner) return add_loc(locs, 0, owner, key, is_write || delete, 0);   /* obj.k */
         int n = add_loc(locs, 0, obj, key, is_write, 0);
         if (delete) return add_loc(locs, n, obj, shape_key, 1, 0);
         if (safe_key(key, 0)) {   /* only then is the membership test free of user code */
@@ -293,11 +231,7 @@ static int item_locs(PyObject *obj, PyObject *key, int is_write, int delete, Loc
 int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, long site,
                    Loc *locs) {
     switch (kind) {
-    case K_ATTR: {
-        PyObject *owner = attr_owner(obj, key);
-        if (owner && !is_write) owner = read_owner(owner, key, site);
-        return add_loc(locs, 0, owner, key, is_write, 0);
-    }
+    case K_ATTR: return attr_locs(obj, key, is_write, locs);
     case K_SUPER: return add_loc(locs, 0, super_lookup(obj, key), key, 0, 0);
     case K_GLOBAL: return add_loc(locs, 0, PyEval_GetGlobals(), key, is_write, 0);
     case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
@@ -306,10 +240,7 @@ int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, long site,
             return add_loc(locs, 0, obj, shape_key,
                            kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE,
                            kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE);
-        {
-            PyObject *owner = attr_owner(obj, key);
-            return add_loc(locs, 0, owner ? read_owner(owner, key, -1) : NULL, key, 0, 0);
-        }
+        return attr_locs(obj, key, 0, locs);
     case K_ITEM: return item_locs(obj, key, is_write, 0, locs);
     case K_ITEM_DELETE: return item_locs(obj, key, 1, 1, locs);
     case K_SLICE: {
@@ -318,7 +249,10 @@ int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, long site,
     }
     case K_ITER: return add_loc(locs, 0, shape_owner(obj), shape_key, is_write, 0);
     case K_CONTAINS:
-        if (container_kind(obj) == C_DICT) return add_loc(locs, 0, obj, key, 0, 0);
+        if (container_kind(obj) == C_DICT) {
+            PyObject *owner = PyUnicode_CheckExact(key) ? alias_owner(obj) : NULL;
+            return add_loc(locs, 0, owner ? owner : obj, key, 0, 0);
+        }
         return add_loc(locs, 0, shape_owner(obj), shape_key, 0, 0);
     case K_EQ: {
         int n = add_loc(locs, 0, shape_owner(obj), shape_key, 0, 0);
@@ -346,33 +280,6 @@ HOT int maybe_container(PyObject *o) {
         tp == &PyBool_Type || o == Py_None)
         return 0;
     return is_dict_view(o) || container_kind(o);
-}
-
-/* The owner of an access of attribute `key` of `obj` when the fast path can tell it without
- * allocating or looking anything up beyond the (type, name) cache, else NULL: an instance of a
- * class written in Python (a read: whose cache entry holds), a class (its own attribute, as
- * attr_owner has it) or a module (its globals). */
-HOT PyObject *fast_attr_owner(PyObject *obj, PyObject *key, int is_write) {
-    PyTypeObject *tp = Py_TYPE(obj);
-    if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
-        if (no_attributes(tp)) return NO_LOCATION;   /* a lock's `acquire`, say */
-        if (is_write) return obj;
-        const AttrCache *ac = attr_hit(tp, key);
-        return !ac ? NULL : ac->owner ? ac->owner : obj;
-    }
-    if (tp == &PyType_Type) return obj;
-    if (tp == &PyModule_Type) return PyModule_GetDict(obj);
-    return NULL;
-}
-
-/* For a method-kind probe on an object of a class written in Python that is no container:
- * the owner of the attribute read, when the (type, name) cache knows it, else NULL. */
-HOT PyObject *fast_method_owner(PyObject *obj, PyObject *key) {
-    PyTypeObject *tp = Py_TYPE(obj);
-    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return NULL;
-    const AttrCache *ac = attr_hit(tp, key);
-    if (!ac || ac->container) return NULL;
-    return ac->owner ? ac->owner : obj;
 }
 
 int locations_init(void) {

@@ -164,6 +164,8 @@ static PyMethodDef module_methods[] = {
     {"watch_death", fast_watch_death, METH_O,
      "Note obj's death (for objects that cannot be weakly referenced); False if not possible."},
     {"referent", fast_referent, METH_O, "What a weakref.proxy stands for, or None."},
+    {"instance_dict", fast_instance_dict, METH_O,
+     "obj's own __dict__ (made if its attributes are inline), or None."},
     {"deaths", fast_deaths, METH_NOARGS, "ids of watched objects that died since (or None)."},
     {NULL},
 };
@@ -175,7 +177,7 @@ static struct PyModuleDef module_def = {
 
 
 PyMODINIT_FUNC PyInit__fast(void) {
-    if (lifetime_init() < 0 || tokens_init() < 0) return NULL;
+    if (lifetime_init() < 0 || tokens_init() < 0 || attributes_init() < 0) return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
     reported = PyDict_New();

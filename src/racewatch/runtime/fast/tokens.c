@@ -47,17 +47,16 @@ static int token_setitem(Token *t, PyObject *key, PyObject *obj) {
 
 /* Attribute tokens: `obj in token` for obj.key. */
 static int attr_contains(Token *t, PyObject *obj) {
-    if (tokens_enabled) {
-        PyObject *owner = fast_attr_owner(obj, t->key, t->is_write);
-        if (owner == NO_LOCATION) return 0;
-        if (owner && same_epoch_at(owner, t->key, t->is_write, 0, &t->hint)) return 0;
-    }
+    if (tokens_enabled && attr_same_epoch(obj, t->key, t->is_write, (uint32_t)t->site, &t->hint))
+        return 0;
     return token_slow(t, obj, t->key);
 }
 
 /* Closure cell tokens: `cell in token`. */
 static int cell_contains(Token *t, PyObject *cell) {
-    if (tokens_enabled && same_epoch_at(cell, t->key, t->is_write, 0, &t->hint)) return 0;
+    if (tokens_enabled &&
+        same_epoch_at(cell, t->key, t->is_write, 0, (uint32_t)t->site, &t->hint))
+        return 0;
     return token_slow(t, cell, t->key);
 }
 
@@ -65,7 +64,8 @@ static int cell_contains(Token *t, PyObject *cell) {
 static PyObject *global_invert(Token *t) {
     if (tokens_enabled) {
         PyObject *globals = PyEval_GetGlobals();
-        if (globals && same_epoch_at(globals, t->key, t->is_write, 0, &t->hint))
+        if (globals && same_epoch_at(globals, t->key, t->is_write, 0, (uint32_t)t->site,
+                                         &t->hint))
             Py_RETURN_NONE;
     }
     if (token_slow(t, Py_None, t->key) < 0) return NULL;
