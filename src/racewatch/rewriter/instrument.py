@@ -345,7 +345,7 @@ class _Pass:
         kind, container, key = op
         api = "read" if kind == "item_read" else "write"
         probe = self._emit_keyed(api, kind, instr, ctx, _stack(container), _stack(key))
-        if kind == "item_write" and previous is not None and previous.name == "BUILD_SLICE":
+        if kind == "item_write" and previous is not None and opcodes.makes_slice_key(previous):
             probe += self._assigned_value(instr, ctx)  # a slice assignment
         return probe
 

@@ -88,8 +88,8 @@ def _step(ins, stack, found, stores, variables):
     name, arg = ins.name, ins.arg
     if name == "LOAD_CONST":
         stack.append(_const(arg))
-    elif name in ("LOAD_SMALL_INT",):
-        stack.append(NUMBER)
+    elif name in opcodes.CONST_LOADS:  # a small int, None, a bool, a builtin or an exception
+        stack.append(NUMBER)          # class (opcodes.CONST_LOADS): nothing a list-like takes
     elif name in ("LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_FAST_BORROW"):
         stack.append(("local", arg))
     elif name in ("LOAD_FAST_LOAD_FAST", "LOAD_FAST_BORROW_LOAD_FAST_BORROW"):

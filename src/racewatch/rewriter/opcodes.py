@@ -173,6 +173,13 @@ CONST_LOADS = {"LOAD_CONST", "LOAD_SMALL_INT", "LOAD_COMMON_CONSTANT"}
 # (3.11 and 3-bound slices: BUILD_SLICE then STORE_SUBSCR with [value, container, slice]).
 SLICE_VALUE_DEPTH = {"STORE_SLICE": 4, "STORE_SUBSCR": 3}
 
+
+def makes_slice_key(instr):
+    """Whether `instr`, just before a STORE_SUBSCR, pushes a slice as its key. PYVERSIONS:
+    3.14 loads a constant slice (`a[0:2] = b`) with LOAD_CONST, older versions build it."""
+    return instr.name == "BUILD_SLICE" or instr.name == "LOAD_CONST" and \
+        isinstance(instr.arg, slice)
+
 # Concatenation: BINARY_OP's argument -> whether it is the in-place form (stack [..., a, b]);
 # repetition (`[0] * n` is a list). Operators whose result is no list-like unless a class of the
 # program makes it one (a new object then, which no other thread can see yet), and other
