@@ -13,10 +13,8 @@ FAILURES = []
 
 
 def is_instrumented(code):
-    """True for code this pass produced: it carries the sites' marker constant, or (probes
-    that call the runtime) loads builtins named with API_PREFIX."""
-    return (bool(code.co_consts) and code.co_consts[-1] == sites.MARKER
-            or any(name.startswith(opcodes.API_PREFIX) for name in code.co_names))
+    """True for code this pass produced: it carries the sites' marker constant."""
+    return bool(code.co_consts) and code.co_consts[-1] == sites.MARKER
 
 
 def instrument_module(code, path, race=True, line_probes=False, chained=False):
@@ -232,15 +230,6 @@ class _Pass:
     def _site(self, kind, key, instr, ctx, cls=sites.SiteId):
         line = instr.lineno if isinstance(instr.lineno, int) else 0
         return self.sites.new(line, ctx.function, kind, key, cls)
-
-    def _emit(self, api, kind, key, instr, ctx, operands):
-        """`api(*operands, site)`, its result dropped: stack-neutral."""
-        site = self._site(kind, key, instr, ctx)
-        seq = [opcodes.load_api(api)]
-        for pushed, operand in enumerate(operands, start=2):
-            seq += operand(pushed)
-        seq += [Instr("LOAD_CONST", site), *opcodes.call(len(operands) + 1), Instr("POP_TOP")]
-        return seq
 
     # Token probes, for the hot accesses: the site's constant becomes a token object at load
     # (sites.relocate), and an operation on it runs one of the runtime's C slots straight from

@@ -7,21 +7,6 @@ import inspect
 from bytecode import BinaryOp, Compare, Instr
 
 from racewatch import env
-from racewatch.runtime import API_PREFIX, api_name
-
-def load_api(function):
-    """Push a callable in the non-method call form: `LOAD_GLOBAL (True, name)` puts the NULL
-    where each version's CALL expects it (below on 3.11/3.12, above on 3.13)."""
-    return Instr("LOAD_GLOBAL", (True, api_name(function)))
-
-
-# PYVERSIONS: 3.11 pairs every `CALL n` with a preceding `PRECALL n`.
-if env.PY311:
-    def call(nargs):
-        return [Instr("PRECALL", nargs), Instr("CALL", nargs)]
-else:
-    def call(nargs):
-        return [Instr("CALL", nargs)]
 
 
 # PYVERSIONS: attribute loads. 3.11 has LOAD_ATTR name and LOAD_METHOD name; 3.12+ folds the

@@ -141,7 +141,7 @@ class SiteTable:
 
     def __init__(self):
         self._sites = [Site("", 0, "", "", "")]
-        self._lock = owned.lock()  # imports in two threads may register at once
+        self._lock = owned.forksafe()  # imports in two threads may register at once
         self.listeners = []  # called with (base, records) after each registration
 
     def register(self, file, records):

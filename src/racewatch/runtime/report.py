@@ -211,7 +211,7 @@ class Reporter:
         self.records = []        # the Race or lockorder.Inversion of every report, in order
         self.inversions = []     # the lock-order inversions among them
         self.suppressed = set()  # site pairs a suppression or the baseline matched: never counted
-        self._lock = owned.lock()  # reports from two threads must not interleave
+        self._lock = owned.forksafe()  # reports from two threads must not interleave
         self.suppressions.fired.clear()
         if self.baseline is not None:
             self.baseline.matched = 0
