@@ -151,9 +151,15 @@ static PyObject *shutdown_threads(PyObject *module, PyObject *shutdown) {
 #if PY_VERSION_HEX >= 0x030D0000   /* PYVERSIONS: 3.13 words it differently */
     PyErr_FormatUnraisable("Exception ignored on threading shutdown");
 #else
+    /* Set aside while threading is looked up: a lookup that misses the type attribute cache
+     * clears any exception pending (_PyType_Lookup), and only the first line would print. */
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
     PyObject *name = PyUnicode_FromString("threading");
     PyObject *threading = name ? PyImport_GetModule(name) : NULL;
     Py_XDECREF(name);
+    PyErr_Clear();
+    PyErr_Restore(type, value, tb);
     PyErr_WriteUnraisable(threading ? threading : shutdown);
     Py_XDECREF(threading);
 #endif

@@ -19,11 +19,6 @@ PY315_PLUS = PYVERSION >= (3, 15)
 # PYVERSIONS: 3.12 added sys.last_exc next to sys.last_type/value/traceback.
 HAS_SYS_LAST_EXC = PY312_PLUS
 
-# PYVERSIONS: 3.13 made threading.Lock the lock class itself (before: a factory function).
-# A function cannot stand in for a class (isinstance), so lock creation is only observed
-# through threading.Lock where it is a factory.
-THREADING_LOCK_IS_CLASS = PY313_PLUS
-
 # PYVERSIONS: 3.14 (PEP 649) no longer gives `__main__` an `__annotations__` global at startup.
 MAIN_HAS_ANNOTATIONS = not PY314_PLUS
 # PYVERSIONS: 3.15 no longer sets a module's `__cached__` (it stays on `__spec__.cached`).

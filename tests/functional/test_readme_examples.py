@@ -9,7 +9,6 @@ import json
 import os
 import re
 
-from racewatch import env
 from tests.helpers import FIXTURES, ROOT, racewatch_args, run
 
 
@@ -64,12 +63,6 @@ def test_quick_start_report_is_what_racewatch_run_prints():
 
 def test_lock_order_inversion_example_is_real():
     shown = block_with("docs/reports.md", "WARNING: lock-order-inversion")
-    if env.THREADING_LOCK_IS_CLASS:
-        # 3.13+: creation is not seen (as the text after the report says): each lock is
-        # shown where it was first seen instead
-        shown = re.sub(r", created at:\n(?:  .*\n)+", ", created where racewatch could not see it "
-                       "(before it started, or by a factory it does not patch); first seen at:\n"
-                       "  ...\n", shown)
     name = "deadlock_two_threads_opposite_order.py"
     proc = run(racewatch_args(f"--strip-path-prefix={ROOT}{os.sep}",
                               os.path.join(FIXTURES, name)), cwd=FIXTURES)

@@ -107,3 +107,8 @@ def test_ctrl_c_while_python_waits_for_threads_at_exit():
     """python prints the KeyboardInterrupt as an exception ignored in threading's shutdown and
     exits 0; it does not die of SIGINT."""
     assert_same_as_python(["same_interrupt_at_exit.py"], 0, "main done\n", "KeyboardInterrupt")
+
+
+def test_builtins_and_a_copy_of_queue_without_its_c_part():
+    """No name of racewatch's in builtins; queue imported with _queue blocked still imports."""
+    assert_same_as_python(["same_namespaces.py"], 0, "builtins:", "pure-Python queue: queue item")

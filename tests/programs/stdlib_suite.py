@@ -4,13 +4,16 @@ usage: stdlib_suite.py SUITE OUTPUT [MODULE ...]
   SUITE    a test module such as test.test_fractions
   OUTPUT   where the JSON goes (a file, so the suite's own output cannot mix in)
   MODULE   modules under test (`email` also means email.*); under racewatch the report says
-           how many of their code objects were instrumented, and what the rewriter failed on
+           how many of their code objects were instrumented, and what the rewriter failed on.
+           Those imported already (racewatch imports threading, weakref, functools, enum,
+           typing... itself, before its import hook) are instrumented in place first.
 """
 
 import json
 import random
 import re
 import sys
+import types
 import unittest
 
 from test import support
@@ -65,18 +68,42 @@ class Outcomes(unittest.TestResult):
 
 
 def instrumentation(patterns):
-    """Per loaded module under test, codecheck's report; and the rewriter's failures."""
+    """Per module under test, codecheck's report; and the rewriter's failures. The modules are
+    those in sys.modules and the fresh copies test modules keep (`py_queue =
+    import_fresh_module("queue")`), named `queue (fresh copy)`."""
     import codecheck
     from racewatch.rewriter import instrument
 
-    modules = {name: codecheck.report(module) for name, module in sorted(sys.modules.items())
-               if any(name == p or name.startswith(p + ".") for p in patterns)
-               and getattr(module, "__file__", None)}
+    found = {}
+    for name, module in sorted(sys.modules.items()):
+        found.setdefault(id(module), (name, module))
+    for test_name, test_module in sorted(sys.modules.items()):
+        if test_name.startswith("test.") and isinstance(getattr(test_module, "__dict__", None), dict):
+            for value in list(vars(test_module).values()):
+                if isinstance(value, types.ModuleType) and id(value) not in found:
+                    found[id(value)] = (f"{value.__name__} (fresh copy)", value)
+    modules = {name: codecheck.report(module) for name, module in found.values()
+               if _under_test(module.__name__, patterns) and getattr(module, "__file__", None)}
     return {"modules": modules, "failures": [list(f) for f in instrument.FAILURES]}
+
+
+def _under_test(name, patterns):
+    return any(name == p or name.startswith(p + ".") for p in patterns)
+
+
+def instrument_imported(patterns):
+    """Under racewatch: the modules under test imported before its hook get rewritten code."""
+    from racewatch import session
+    from racewatch.rewriter import inplace
+    for name, module in sorted(sys.modules.items()):
+        if _under_test(name, patterns):
+            inplace.instrument_loaded(module, session.current.instrumenter)
 
 
 def main(argv):
     suite_name, output, patterns = argv[0], argv[1], argv[2:]
+    if "racewatch.rewriter.instrument" in sys.modules:  # running under `racewatch run`
+        instrument_imported(patterns)
     support.use_resources = []  # as regrtest without -u: resource-hungry tests skip, both runs
     random.seed(0)  # some suites draw unseeded inputs (and name subtests after them)
     result = Outcomes()

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+from racewatch.runtime import locations
 from tests.unit.engines import ENGINES, Driver, engines, lock_addresses
 
 
@@ -115,13 +116,67 @@ def test_same_epoch_access_is_not_checked_again(engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_same_epoch_keeps_the_first_access_of_the_epoch(engine):
+@pytest.mark.parametrize("layout", ["compact", "full"])
+@pytest.mark.parametrize("op", ["write", "read"])
+def test_same_epoch_keeps_the_latest_site(engine, layout, op):
+    """The same access from a second site in one epoch moves the remembered site there: a
+    report names the line whose value the other thread may see."""
     obj = Obj()
     with Driver(engine) as d:
-        d(1, "write", obj, "a", 1)
-        d(1, "write", obj, "a", 2)  # same epoch: the shadow keeps site 1
+        if layout == "full":  # accesses of two epochs in one record: the C engine's full layout
+            d(1, "write", obj, "b", 9)
+            d(1, "happens_before", Obj())
+        d(1, op, obj, "a", 1)
+        d(1, op, obj, "a", 2)  # same epoch, another site: site 2 is the latest
+        d(1, op, obj, "a", 2)
         d(0, "write", obj, "a", 3)
-    assert d.races() == {(1, 3): 1}
+    assert d.races() == {(2, 3): 1}
+    (event,) = d.events
+    assert (event.prev_site, event.prev_tid) == (2, 1)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_same_epoch_latest_site_of_shared_reads(engine):
+    obj = Obj()
+    with Driver(engine, threads=3) as d:
+        d(0, "read", obj, "a", 1)
+        d(1, "read", obj, "a", 2)  # concurrent reads: one per thread from now
+        d(1, "read", obj, "a", 4)  # same epoch of thread 1: its read is now at site 4
+        d(2, "write", obj, "a", 3)
+    assert d.races() == {(1, 3): 1, (3, 4): 1}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("history", [False, True])
+def test_same_epoch_latest_site_takes_its_stack(engine, history):
+    """With full history, the moved access carries the later access's stack."""
+    obj = Obj()
+
+    def first():
+        d.engine.write(obj, "a", 1)
+
+    def second():
+        d.engine.write(obj, "a", 2)
+
+    with Driver(engine, history_full=history) as d:
+        d.call(1, first)
+        d.call(1, second)
+        d(0, "write", obj, "a", 3)
+    (event,) = d.events
+    assert event.prev_site == 2
+    names = [code.co_name for code, _line in event.prev_stack or ()]
+    assert ("second" in names and "first" not in names) if history else not names
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_same_epoch_plain_access_covers_a_later_atomic_one(engine):
+    """A plain write stays the remembered access when an atomic one follows from elsewhere."""
+    box = []
+    with Driver(engine, sites=SITES) as d:
+        d(1, "write", box, locations.SHAPE, 5)  # a plain shape write (an unregistered site)
+        d(1, "atomic_write", box, A1)
+        d(0, "atomic_write", box, A2)
+    assert d.races() == {(5, A2): 1}
 
 
 @pytest.mark.parametrize("engine", ENGINES)

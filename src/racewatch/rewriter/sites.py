@@ -13,7 +13,7 @@ KINDS = {
     "cell_read": K.CELL, "cell_write": K.CELL, "cell_delete": K.CELL,
     "item_read": K.ITEM, "item_write": K.ITEM, "item_delete": K.ITEM_DELETE,
     "slice_read": K.SLICE, "slice_write": K.SLICE, "contains": K.CONTAINS, "iter": K.ITER,
-    "compare": K.EQ, "call": K.CALL,
+    "compare": K.EQ, "concat": K.CONCAT, "concat_inplace": K.CONCAT, "call": K.CALL,
     "imported": K.IMPORTED, "initialized": K.INITIALIZED,
     "method_read": K.METHOD_READ, "method_write": K.METHOD_WRITE,
     "method_atomic_read": K.METHOD_ATOMIC_READ, "method_atomic_write": K.METHOD_ATOMIC_WRITE,
@@ -65,10 +65,8 @@ class HitSite(SiteId):
     __slots__ = ()
 
 
-# Stored last in the constants of every code object with sites: how is_instrumented knows
-# rewritten code (token probes name no API function). No source constant can be this string
-# object's equal by accident of the compiler: it is not an identifier.
-MARKER = "@racewatch:instrumented"
+# Stored last in the constants of every code object with sites (see sitekinds.MARKER).
+MARKER = K.MARKER
 
 
 class ModuleSites:
@@ -143,7 +141,7 @@ class SiteTable:
 
     def __init__(self):
         self._sites = [Site("", 0, "", "", "")]
-        self._lock = owned.lock()  # imports in two threads may register at once
+        self._lock = owned.forksafe()  # imports in two threads may register at once
         self.listeners = []  # called with (base, records) after each registration
 
     def register(self, file, records):

@@ -1,19 +1,11 @@
-"""Choose the hot-path implementation and bind it to the names rewritten code calls."""
+"""Choose the hot-path implementation and make it the engine probes' tokens belong to.
 
-import builtins
+Every probe is a token constant (rewriter/instrument.py): nothing of racewatch's is bound in
+builtins, where a program listing `builtins.__dict__` would see it.
+"""
+
 import importlib
 import sys
-
-# Probes call these through builtins names that are not identifiers, so user code can never
-# shadow them and rewritten code stays marshal-able (cacheable). One name per hot-path
-# function rather than one namespace object: the extra method load costs 4-5 ns per access on
-# 3.11/3.12 (measured), a third of the whole C fast path.
-API_PREFIX = "@racewatch."
-API_FUNCTIONS = ("read", "write")
-
-
-def api_name(function):
-    return API_PREFIX + function
 
 
 def load(name):
@@ -55,12 +47,10 @@ def token(site, is_write, key, line=None):
 
 
 def install_api(impl):
-    """Bind `impl`'s hot-path functions to the builtins names probes load."""
+    """Make `impl` the engine of the tokens made from now on, and switch it on."""
     global active, engine
     active = engine = impl
     impl.enable(True)
-    for function in API_FUNCTIONS:
-        setattr(builtins, api_name(function), getattr(impl, function))
 
 
 def uninstall_api():
@@ -68,5 +58,3 @@ def uninstall_api():
     if engine is not None:
         engine.enable(False)
     active = engine = None
-    for function in API_FUNCTIONS:
-        builtins.__dict__.pop(api_name(function), None)

@@ -386,8 +386,11 @@ def _check(record, key, state, site, is_write, atomic, stack):
     found = []
     if is_write:
         last = cell.write
-        if _seen(last, now, atomic, site, cell.raced):
-            return None  # same epoch: nothing new to learn
+        seen = _seen(last, now, atomic, site, cell.raced)
+        if seen:  # same epoch: nothing new to learn, but maybe a later site
+            if seen is _ELSEWHERE:
+                cell.write = shadow.Access(now, site, locks, stack)
+            return None
         if last is not None and _conflicts(last, atomic, vc, locks):
             found.append((True, last))
         if cell.shared is not None:
@@ -403,7 +406,14 @@ def _check(record, key, state, site, is_write, atomic, stack):
         last = cell.read
         if cell.shared is not None:
             last = cell.shared.get(state.tid)
-        if _seen(last, now, atomic, site, cell.raced):
+        seen = _seen(last, now, atomic, site, cell.raced)
+        if seen:
+            if seen is _ELSEWHERE:
+                access = shadow.Access(now, site, locks, stack)
+                if cell.shared is not None:
+                    cell.shared[state.tid] = access
+                else:
+                    cell.read = access
             return None
         if cell.write is not None and _conflicts(cell.write, atomic, vc, locks):
             found.append((True, cell.write))
@@ -421,13 +431,20 @@ def _check(record, key, state, site, is_write, atomic, stack):
     return _new_events(found, site, state, is_write, atomic)
 
 
+_ELSEWHERE = 2  # _seen: the same access from another site
+
+
 def _seen(last, now, atomic, site, raced):
     """FastTrack's same-epoch rule: this thread already did such an access in this epoch
-    (plain covers atomic). On a location known to race, only at the same site: a second site
-    racing with the same access is a pair of its own to report."""
-    if last is None or not (last.epoch == now or atomic and last.epoch | 1 == now):
+    (plain covers atomic): True, or _ELSEWHERE when the same access came from another site,
+    which becomes the latest (a report names the line whose value the other thread may see).
+    On a location known to race, only at the same site: a second site racing with the same
+    access is a pair of its own to report."""
+    if last is None:
         return False
-    return not raced or last.site == site
+    if last.epoch == now:
+        return True if last.site == site else False if raced else _ELSEWHERE
+    return atomic and last.epoch | 1 == now and (not raced or last.site == site)
 
 
 def _new_events(found, site, state, is_write, atomic):

@@ -60,7 +60,7 @@ class Graph:
 
     def reset(self):
         """Start empty (also in a fork child, where another thread may have held the lock)."""
-        self._lock = owned.lock()
+        self._lock = owned.forksafe()
         # A finalizer run by an allocation inside an update may take locks and call back in:
         # such calls wait in the thread's `pending` list instead of taking the lock twice.
         self._local = _thread._local()

@@ -3,15 +3,6 @@
 from racewatch import runtime
 
 
-def _nothing(*args):
-    return None
-
-
-def _table():
-    """Every hot-path name probes load, each doing nothing."""
-    return {name: _nothing for name in runtime.API_FUNCTIONS}
-
-
 class Token:
     """A token probe that records nothing: code whose site belongs to no engine (a code
     object unpickled in another process, code loaded with no session)."""
@@ -56,9 +47,6 @@ class LineToken:
 def install():
     """Bind the do-nothing probes and switch the engine's tokens off; `runtime.active`
     becomes None (annotations stop too)."""
-    import builtins
     if runtime.engine is not None:
         runtime.engine.enable(False)
-    for name, function in _table().items():
-        setattr(builtins, runtime.api_name(name), function)
     runtime.active = None

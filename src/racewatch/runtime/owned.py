@@ -1,8 +1,17 @@
 """racewatch's own locks: hidden from the lock hooks, so they are never the program's."""
 
 import _thread
+import os
+import weakref
 
 from racewatch.runtime import lockhooks
+
+# Held by the forking thread through os.fork(): a fork child has only that thread, and a lock
+# another thread held at the fork would stay held there for good; the first probe to need it
+# (in an at-fork hook that runs before racewatch's own, threading's `_after_fork` when
+# threading is instrumented) would hang. They are re-entrant, so such hooks can take them.
+_fork_held = weakref.WeakSet()
+_held = []
 
 
 def lock():
@@ -17,3 +26,27 @@ def rlock():
     made = _thread.RLock()
     lockhooks.hide(made)
     return made
+
+
+def forksafe():
+    """A re-entrant lock of racewatch's own that the forking thread holds through a fork."""
+    made = rlock()
+    _fork_held.add(made)
+    return made
+
+
+def _before_fork():
+    _held[:] = list(_fork_held)
+    for held in _held:
+        held.acquire()
+
+
+def _after_fork():
+    for held in reversed(_held):
+        held.release()
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork,
+                        after_in_child=_after_fork)

@@ -90,7 +90,11 @@ def patch_queue(queue):
     patching.patch(Queue, "get", get)
     real_task_done = patching.patch(Queue, "task_done", task_done)
     real_join = patching.patch(Queue, "join", join)
-    lockhooks.hook_simple_queue()  # C: its put and get report their own edges
+    if getattr(queue.SimpleQueue, "__module__", None) == "_queue":
+        # C: its put and get report their own edges. (A copy of queue made with _queue
+        # blocked, as CPython's tests make one, has the pure-Python SimpleQueue instead, built
+        # on a modelled Semaphore; importing _queue for it would fail as the import must.)
+        lockhooks.hook_simple_queue()
 
 
 def _capacity_edge(role, ref, capacity):

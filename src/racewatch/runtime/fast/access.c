@@ -3,12 +3,17 @@
 #include "fast.h"
 
 /* FastTrack's same-epoch rule: this thread already did such an access in this epoch (plain
- * covers atomic). On a location known to race, only at the same site: a second site racing
- * with the same access is a pair of its own to report. */
+ * covers atomic): SEEN, nothing to do; SEEN_ELSEWHERE, the same access from another site,
+ * which becomes the latest (a report names the line whose value the other thread may see).
+ * On a location known to race, only at the same site: a second site racing with the same
+ * access is a pair of its own to report. */
+enum { NOT_SEEN, SEEN, SEEN_ELSEWHERE };
+
 static inline int seen(uint64_t last, uint32_t last_site, uint64_t now, int atomic,
                        uint32_t site, int raced) {
-    if (last != now && !(atomic && (last | 1) == now)) return 0;
-    return !raced || last_site == site;
+    if (last == now) return last_site == site ? SEEN : raced ? NOT_SEEN : SEEN_ELSEWHERE;
+    if (atomic && (last | 1) == now) return !raced || last_site == site ? SEEN : NOT_SEEN;
+    return NOT_SEEN;
 }
 
 /* An earlier access races with this one: unordered, not both atomic, and not both made
@@ -18,15 +23,34 @@ static inline int conflicts(const Access *prev, int atomic, const VC *vc, uint32
            !extra_shares_lock(prev->extra, locks);
 }
 
-/* FastTrack's same-epoch test on a cell's state (nothing new to learn from this access). */
+/* FastTrack's same-epoch test on a cell's state (see seen). */
 static int same_as_last(const CellState *s, uintptr_t key, ThreadState *t, uint64_t now,
                         int atomic, uint32_t site, int is_write) {
     int raced = (key & TAG_RACED) != 0;
     if (is_write) return seen(s->w, s->c.w_site, now, atomic, site, raced);
     if (!IS_SHARED(s->r)) return seen(s->r, s->c.r.one.site, now, atomic, site, raced);
     const Shared *sh = SHARED_OF(s->r);
-    return t->tid < sh->n && seen(sh->a[t->tid].epoch, sh->a[t->tid].site, now, atomic, site,
-                                  raced);
+    return t->tid < sh->n ? seen(sh->a[t->tid].epoch, sh->a[t->tid].site, now, atomic, site,
+                                 raced) : NOT_SEEN;
+}
+
+/* The same access again from another site: it becomes the one the cell remembers (a read
+ * set, shared and never changed, is replaced by one with this thread's read moved). */
+static int move_to(CellState *st, ThreadState *t, uint64_t now, uint32_t site, uint32_t extra,
+                   int is_write) {
+    if (is_write) {
+        st->c.w_site = site;
+        st->c.w_extra = extra;
+    } else if (IS_SHARED(st->r)) {
+        Shared *sh = SHARED_OF(st->r), *with = readset_with(sh, t->tid, (Access){now, site, extra});
+        if (!with) return -1;
+        readset_release(sh);
+        st->r = SHARED_R(with);
+    } else {
+        st->c.r.one.site = site;
+        st->c.r.one.extra = extra;
+    }
+    return 0;
 }
 
 /* The races of this access with the cell's last accesses, into `found` (heap-allocated when
@@ -115,7 +139,7 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     Lock *stripe = stripe_of(target);
     PyObject *weak = NULL;   /* a weakref to `key` made for a new cell, if unused released */
     uint32_t extra = t->extra;
-    int i, prepared = 0;
+    int i, prepared = 0, same = NOT_SEEN;
     CellState st;
     LOCK(stripe);
     for (;;) {
@@ -123,7 +147,8 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
         i = find_cell(rec, key, hash, safe);
         if (i >= 0) {
             cell_load(rec, i, &st);
-            if (same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write)) {
+            same = same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write);
+            if (same == SEEN) {
                 PyObject *let_go = NULL;   /* nothing new to record, but the key still goes */
                 if (release) release_key(rec, (uint32_t)i, &let_go);
                 UNLOCK(stripe);
@@ -156,7 +181,9 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     }
     Found on_stack[FOUND_ON_STACK], *found = on_stack;
     int nfound = 0;
-    if (!err)
+    if (!err && i >= 0 && same == SEEN_ELSEWHERE)   /* nothing to check: only the site moves */
+        err = move_to(&st, t, now, (uint32_t)site, extra, is_write) < 0;
+    else if (!err)
         err = update(&st, t, now, (uint32_t)site, extra, is_write, atomic, &found, &nfound) < 0;
     if (!err) {
         if (nfound) STORE(&rec->keys[i], rec->keys[i] | TAG_RACED);
@@ -177,29 +204,30 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     Py_RETURN_NONE;
 }
 
+/* The accesses in `ls` (`resolved` < 0: gathering them failed) at `site`; releases them, last
+ * (a finalizer may run). */
+static PyObject *access_all(Locs *ls, int resolved, ThreadState *t, long site) {
+    int ok = resolved >= 0;
+    ebr_enter(t);
+    for (int i = 0; ok && i < ls->n; i++) {
+        Loc *l = &ls->a[i];
+        PyObject *r = access_location(l->owner, l->key, t, site, l->is_write, l->atomic,
+                                      l->release);
+        if (!r) ok = 0; else Py_DECREF(r);
+    }
+    ebr_exit(t);
+    locs_clear(ls);
+    return ok ? Py_NewRef(Py_None) : NULL;
+}
+
 PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
     if (LOAD(&nstrong) && LOAD(&strong_since_sweep) >= SWEEP_EVERY) sweep();
     ThreadState *t = current();
     if (!t) return NULL;
-    ebr_enter(t);
     long site = site_of(site_obj);
-    uint8_t kind = site_kind(site);
-    Loc locs[MAX_LOCS];
-    int n = resolve(obj, key, kind, is_write, site, locs);
-    PyObject *result = n < 0 ? NULL : Py_None;
-    for (int i = 0; i < n; i++) {
-        if (result) {
-            PyObject *r = access_location(locs[i].owner, locs[i].key, t, site, locs[i].is_write,
-                                          locs[i].atomic, locs[i].release);
-            if (!r) result = NULL; else Py_DECREF(r);
-        }
-    }
-    ebr_exit(t);
-    for (int i = 0; i < n; i++) {   /* released last: a finalizer may run */
-        Py_DECREF(locs[i].key);
-        Py_DECREF(locs[i].owner);
-    }
-    return result ? Py_NewRef(Py_None) : NULL;
+    Locs ls;
+    locs_init(&ls);
+    return access_all(&ls, resolve(obj, key, site_kind(site), is_write, &ls), t, site);
 }
 
 /* The record of `owner` if it has one. With a GIL, through a one-entry cache (consecutive
@@ -224,45 +252,97 @@ static inline Record *record_of(PyObject *owner) {
 #endif
 
 /* FastTrack's same-epoch test: whether this thread's last access of this kind to the
- * location (owner, key) is the current epoch, so nothing is left to do. `hint` is where the
- * caller last found the key's cell: instances of one class keep their attributes' cells in
- * the same order, so a site's hint is nearly always right and saves the search. Without a
- * GIL, another thread may be changing the record meanwhile: everything is read once,
- * atomically, from memory that stays allocated (ebr_enter), and what this thread finds of its
- * own accesses it wrote itself. A stale copy at worst sends the access the full way. */
+ * location (owner, key) is the current epoch, so nothing is left to do. The same access from
+ * another `site` moves the cell's site there (the latest site is the one a report names),
+ * here when that needs no stack. `hint` is where the caller last found the key's cell:
+ * instances of one class keep their attributes' cells in the same order, so a site's hint is
+ * nearly always right and saves the search. Without a GIL, another thread may be changing the
+ * record meanwhile: everything is read once, atomically, from memory that stays allocated
+ * (ebr_enter), and what this thread finds of its own accesses it wrote itself. A stale copy
+ * at worst sends the access the full way; a site moves only under the owner's stripe (MOVE:
+ * the caller takes it and asks again with `may_move`). */
+enum { FAST_NO, FAST_SAME, FAST_MOVE };
+
 static inline Py_ALWAYS_INLINE int same_epoch_in(ThreadState *t, PyObject *owner, PyObject *key,
-                                                 int is_write, int atomic, uint32_t *hint) {
-    const Record *rec = record_of(owner);
-    if (!rec) return 0;
-    if (rec->head.ignore) return 1;
+                                                 int is_write, int atomic, uint32_t site,
+                                                 uint32_t *hint, int may_move) {
+    Record *rec = record_of(owner);
+    if (!rec) return FAST_NO;
+    if (rec->head.ignore) return FAST_SAME;
     uint32_t i = LOAD(hint);
     if (i >= LOAD_ACQ(&rec->head.ncells) || LOAD(&rec->keys[i]) != (uintptr_t)key) {
         int32_t found = find_hot(rec, key);
-        if (found < 0) return 0;
+        if (found < 0) return FAST_NO;
         STORE(hint, i = (uint32_t)found);   /* any thread's hint is as good */
+    }
+    if (rec->head.compact) {
+        Marks *m = &MARKS(rec)[i];
+        uint32_t *markp = is_write ? &m->w : &m->r;
+        uint32_t mark = LOAD(markp), want = (site + 1) | (atomic ? ATOMIC_MARK : 0);
+        if (!mark || LOAD(&rec->epoch0) != t->epoch) return FAST_NO;
+        if (mark == want) return FAST_SAME;
+        if ((mark ^ want) & ATOMIC_MARK) return atomic;   /* plain covers atomic */
+        /* the site moves here only when the access is the same in all but its site */
+        if (history_full || site >= ATOMIC_MARK - 1 || LOAD(&t->locks_dirty) ||
+            LOAD(&rec->extra0) != t->extra)
+            return FAST_NO;
+        if (!may_move) return FAST_MOVE;
+        STORE(markp, want);
+        return FAST_SAME;
     }
     uint64_t now = t->epoch | (uint64_t)atomic;
     uint64_t last;
-    if (rec->head.compact) {
-        const Marks *m = &MARKS(rec)[i];
-        uint32_t mark = is_write ? LOAD(&m->w) : LOAD(&m->r);
-        last = mark ? LOAD(&rec->epoch0) | (mark >> 31) : 0;
+    uint32_t *site_p = NULL, last_extra;
+    if (is_write) {
+        last = LOAD(&EPOCHS(rec)[i].w);
+        site_p = &COLD(rec)[i].w_site;
+        last_extra = LOAD(&COLD(rec)[i].w_extra);
     } else {
-        last = is_write ? LOAD(&EPOCHS(rec)[i].w) : LOAD_ACQ(&EPOCHS(rec)[i].r);
-        if (IS_SHARED(last)) {
+        last = LOAD_ACQ(&EPOCHS(rec)[i].r);
+        if (IS_SHARED(last)) {   /* a set never changes: its sites move the full way */
             const Shared *sh = SHARED_OF(last);
-            if (t->tid >= sh->n) return 0;
+            if (t->tid >= sh->n) return FAST_NO;
             last = sh->a[t->tid].epoch;
+            if (last == now && sh->a[t->tid].site != site) return FAST_NO;
+        } else {
+            site_p = &COLD(rec)[i].r.one.site;
+            last_extra = LOAD(&COLD(rec)[i].r.one.extra);
         }
     }
-    return last == now || (atomic && (last | 1) == now);
+    if (last == now) {
+        if (site_p && LOAD(site_p) != site) {
+            if (history_full || LOAD(&t->locks_dirty) || last_extra != t->extra) return FAST_NO;
+            if (!may_move) return FAST_MOVE;
+            STORE(site_p, site);
+        }
+        return FAST_SAME;
+    }
+    return atomic && (last | 1) == now;
 }
 
-HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t *hint) {
+/* same_epoch_in, moving a site where it has to (see there). */
+static inline Py_ALWAYS_INLINE int same_epoch_moving(ThreadState *t, PyObject *owner,
+                                                     PyObject *key, int is_write, int atomic,
+                                                     uint32_t site, uint32_t *hint) {
+#ifdef RW_FREE_THREADED
+    int same = same_epoch_in(t, owner, key, is_write, atomic, site, hint, 0);
+    if (same != FAST_MOVE) return same;
+    Lock *stripe = stripe_of(owner);
+    LOCK(stripe);
+    same = same_epoch_in(t, owner, key, is_write, atomic, site, hint, 1);
+    UNLOCK(stripe);
+    return same == FAST_SAME;
+#else
+    return same_epoch_in(t, owner, key, is_write, atomic, site, hint, 1);
+#endif
+}
+
+HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t site,
+                      uint32_t *hint) {
     ThreadState *t = tls_state;
     if (!t) return 0;
     ebr_enter(t);
-    int same = same_epoch_in(t, owner, key, is_write, atomic, hint);
+    int same = same_epoch_moving(t, owner, key, is_write, atomic, site, hint);
     ebr_exit(t);
     return same;
 }
@@ -278,11 +358,7 @@ static inline int same_epoch_kind(ThreadState *t, PyObject *obj, PyObject *key, 
     int atomic = 0;
     uint8_t kind = site_kind(site);
     switch (kind) {
-    case K_ATTR:
-        owner = fast_attr_owner(obj, key, is_write);
-        if (owner == NO_LOCATION) return 1;
-        if (!owner) return 0;
-        break;
+    case K_ATTR: return attr_same_epoch(obj, key, is_write, (uint32_t)site, hint);
     case K_GLOBAL: owner = PyEval_GetGlobals(); break;
     case K_CELL: break;
     case K_SUPER:
@@ -291,27 +367,49 @@ static inline int same_epoch_kind(ThreadState *t, PyObject *obj, PyObject *key, 
         break;
     case K_ITEM:
         /* a list index (small ints are shared objects, so found by address), a dict read */
-        if (Py_IS_TYPE(obj, &PyList_Type) && PyLong_CheckExact(key) && site_of(key) >= 0) break;
-        if (Py_IS_TYPE(obj, &PyDict_Type) && !is_write) break;
+        if (Py_IS_TYPE(obj, &PyList_Type) && PyLong_CheckExact(key) && site_of(key) >= 0) {
+            if (is_write) {   /* and its block */
+                PyObject *block = block_key(site_of(key) / BLOCK);
+                uint32_t other = 0;
+                if (!block || !same_epoch_at(obj, block, 1, 1, (uint32_t)site, &other)) return 0;
+            }
+            break;
+        }
+        if (Py_IS_TYPE(obj, &PyDict_Type)) {
+            if (!is_write) break;
+            /* overwriting a key held by address (not a new one): and the values */
+            if (!PyUnicode_CheckExact(key) || PyDict_Contains(obj, key) != 1) return 0;
+            uint32_t other = 0;
+            if (!same_epoch_at(obj, items_key, 1, 1, (uint32_t)site, &other)) return 0;
+            break;
+        }
         return 0;
     case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
     case K_METHOD_ATOMIC_WRITE:
-        if (!exact_container(Py_TYPE(obj))) {
+        if (!exact_container(Py_TYPE(obj)))
             /* a method of an object of a class written in Python: an attribute read, unless
              * the class is a container subclass (the cache entry knows) */
-            owner = fast_method_owner(obj, key);
-            if (!owner) return 0;
-            is_write = 0;
-            break;
-        }
+            return method_same_epoch(obj, key, (uint32_t)site, hint);
         key = shape_key;
         is_write = kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE;
         atomic = kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE;
         break;
-    case K_ITER:
-        if (!exact_container(Py_TYPE(obj))) return 0;
+    case K_ITER: {   /* the shape, and a list-like's blocks */
+        int ck = exact_container(Py_TYPE(obj));
+        if (!ck) return 0;
+        if (ck != C_DICT && ck != C_SET) {
+            Py_ssize_t len = builtin_len(obj);
+            uint32_t other = 0;
+            for (Py_ssize_t k = 0; k * BLOCK < len; k++) {
+                PyObject *block = block_key(k);
+                if (!block || !same_epoch_at(obj, block, 0, 0, (uint32_t)site, &other)) return 0;
+            }
+        }
         key = shape_key;
         break;
+    }
+    case K_CONCAT:   /* nothing to record unless an operand is a list-like */
+        return !maybe_sequence(obj) && !maybe_sequence(key);
     case K_CONTAINS: {
         int ck = exact_container(Py_TYPE(obj));
         if (!ck) return 0;
@@ -322,7 +420,7 @@ static inline int same_epoch_kind(ThreadState *t, PyObject *obj, PyObject *key, 
         return !maybe_container(obj) && !maybe_container(key);
     default: return 0;
     }
-    return same_epoch_in(t, owner, key, is_write, atomic, hint);
+    return same_epoch_moving(t, owner, key, is_write, atomic, (uint32_t)site, hint);
 }
 
 int same_epoch(PyObject *obj, PyObject *key, long site, int is_write, uint32_t *hint) {
@@ -354,17 +452,20 @@ PyObject *call_access(PyObject *func, PyObject *a0, PyObject *a1, PyObject *site
     if (!current()) return NULL;   /* the thread exists from its first event, as in the twin */
     for (int i = 0, n = LOAD_ACQ(&naccessors); i < n; i++) {
         if (accessors[i].func != func) continue;
-        if (accessors[i].shape) {
+        if (accessors[i].how == HOW_SHAPE) {
             PyObject *owner = shape_owner(a0);
             if (!owner) Py_RETURN_NONE;
             return probe(owner, shape_key, site_obj, 0);   /* unregistered-kind semantics */
         }
-        if (!PyUnicode_Check(a1)) Py_RETURN_NONE;
-        PyObject *hold = NULL, *owner = attr_owner(a0, a1, &hold);
-        PyObject *r = !owner ? (PyErr_Occurred() ? NULL : Py_NewRef(Py_None))
-                             : probe(owner, a1, site_obj, accessors[i].is_write);
-        Py_XDECREF(hold);
-        return r;
+        if (accessors[i].how == HOW_ATTR && !PyUnicode_CheckExact(a1)) Py_RETURN_NONE;
+        ThreadState *t = current();
+        if (!t) return NULL;
+        Locs ls;
+        locs_init(&ls);
+        int resolved = accessors[i].how == HOW_ATTR
+            ? attr_locs(a0, a1, accessors[i].is_write, &ls)
+            : bulk_locs(a0, accessors[i].how == HOW_COPY, &ls);
+        return access_all(&ls, resolved, t, site_of(site_obj));
     }
     Py_RETURN_NONE;
 }

@@ -113,7 +113,7 @@ static inline int ordered(uint64_t e, const VC *vc) {
 enum {
     K_NONE, K_ATTR, K_SUPER, K_GLOBAL, K_CELL, K_ITEM, K_ITEM_DELETE, K_SLICE, K_CONTAINS,
     K_ITER, K_EQ, K_CALL, K_METHOD_READ, K_METHOD_WRITE, K_METHOD_ATOMIC_READ,
-    K_METHOD_ATOMIC_WRITE, K_UNUSED_16, K_IMPORTED, K_INITIALIZED
+    K_METHOD_ATOMIC_WRITE, K_UNUSED_16, K_IMPORTED, K_INITIALIZED, K_CONCAT, K_ATOMIC
 };
 
 /* A site id: a small non-negative int, decoded without a call (-1: not one). */
@@ -436,11 +436,13 @@ int dict_get_ref(PyObject *dict, PyObject *key, PyObject **value);   /* PyDict_G
 extern PyObject *lock_order;       /* callable(tid, held, held_wheres, lock, where), or NULL */
 extern PyObject *ignored_types;    /* tuple of types whose instances are never shared */
 extern PyObject *shape_key;        /* the key of a container's shape (locations.SHAPE) */
+extern PyObject *items_key;        /* the key of a dict's values (locations.ITEMS) */
 extern PyTypeObject *deque_type;   /* collections.deque */
 extern PyTypeObject *defaultdict_type;   /* collections.defaultdict */
 extern int history_full;
 #define MAX_ACCESSORS 32
-typedef struct { PyObject *func; int is_write, shape; } Accessor;
+enum { HOW_ATTR, HOW_SHAPE, HOW_BULK, HOW_COPY };   /* locations.ACCESSORS' "how" */
+typedef struct { PyObject *func; int is_write, how; } Accessor;
 extern Accessor accessors[MAX_ACCESSORS];
 extern int naccessors;
 /* The accessors again, by address in an open-addressed table four times their number: a
@@ -489,12 +491,27 @@ typedef struct {
     int release;   /* a key deleted from its dict: its cell no longer holds it */
 } Loc;
 
-#define SLICE_ITEMS 16   /* a slice covers its items; at most this many are recorded */
-#define MAX_LOCS (2 + SLICE_ITEMS)
+/* The accesses one probe stands for: a few, or a bulk read's many (on the heap then). */
+typedef struct {
+    Loc *a;
+    int n, cap;
+    Loc small[8];
+} Locs;
+
+static inline void locs_init(Locs *ls) {
+    ls->a = ls->small;
+    ls->n = 0;
+    ls->cap = 8;
+}
+
+#define SLICE_ITEMS 16   /* a slice assignment covers its items; at most this many recorded */
+#define BLOCK 16         /* items per block of a list-like: locations.BLOCK */
+#define BLOCK_KEYS 4096  /* blocks whose keys are made once (the fast path finds them) */
 
 int container_kind(PyObject *o);
 int exact_container(PyTypeObject *tp);
 int maybe_container(PyObject *o);
+int maybe_sequence(PyObject *o);
 PyObject *shape_owner(PyObject *obj);
 /* An instance of a static type, or of an immutable one (as _thread.lock), without a __dict__:
  * none of its attributes can be rebound, so reading one is no access. */
@@ -502,14 +519,50 @@ static inline int no_attributes(PyTypeObject *tp) {
     return (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) || (tp->tp_flags & Py_TPFLAGS_IMMUTABLETYPE))
            && tp->tp_dictoffset == 0;
 }
-#define NO_LOCATION ((PyObject *)&_Py_NoneStruct)   /* fast_attr_owner: nothing to record */
 
 PyObject *attr_owner(PyObject *obj, PyObject *key, PyObject **hold);
-PyObject *fast_attr_owner(PyObject *obj, PyObject *key, int is_write);
-PyObject *fast_method_owner(PyObject *obj, PyObject *key);
 PyObject *super_lookup(PyObject *obj, PyObject *key);
-int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, long site, Loc *locs);
+int add_loc(Locs *ls, PyObject *owner, PyObject *key, int is_write, int atomic);
+void locs_clear(Locs *ls);
+Py_ssize_t builtin_len(PyObject *obj);
+PyObject *block_key(Py_ssize_t k);
+int bulk_locs(PyObject *obj, int values, Locs *ls);
+int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, Locs *ls);
 int locations_init(void);
+
+/* ---- attributes through instances (attributes.c) ---------------------------------------- */
+
+/* How an access of an attribute of an instance lands, by what its class's attribute is. */
+enum {
+    AT_INSTANCE,   /* the instance's own attribute */
+    AT_CLASS,      /* a method: the class's attribute */
+    AT_VALUE,      /* a class-level value: the instance's, and the class's unless shadowed */
+    AT_NOTHING,    /* a property or data descriptor running instrumented code */
+    AT_DICT        /* __dict__: the instance's, and the dict becomes the instance's alias */
+};
+
+/* The plan of reads and writes of attribute `name` of instances of `type`, while its
+ * version tag holds. Without a GIL, threads fill entries under a lock, and a reader copies an
+ * entry between two reads of its sequence number (odd while it is written): a torn copy is a
+ * miss. */
+typedef struct {
+    uint32_t seq;
+    PyTypeObject *type;
+    PyObject *name;
+    unsigned int version;
+    uint8_t container;      /* instances are builtin containers (method probes: the shape) */
+    uint8_t read, write;    /* AT_*: a write plan covers deletes */
+    PyObject *owner;        /* the class whose attribute a read reads (AT_CLASS, AT_VALUE) */
+} AttrCache;
+
+int attr_hit(PyTypeObject *tp, PyObject *name, AttrCache *out);
+AttrCache attr_plan(PyTypeObject *tp, PyObject *key, int container);
+int attr_locs(PyObject *obj, PyObject *key, int is_write, Locs *ls);
+int attr_same_epoch(PyObject *obj, PyObject *key, int is_write, uint32_t site, uint32_t *hint);
+int method_same_epoch(PyObject *obj, PyObject *key, uint32_t site, uint32_t *hint);
+PyObject *alias_owner(PyObject *dict);
+PyObject *fast_instance_dict(PyObject *m, PyObject *obj);
+int attributes_init(void);
 
 /* ---- accesses (access.c) ---------------------------------------------------------------- */
 
@@ -519,7 +572,8 @@ extern uintptr_t last_addr;   /* the one-entry cache of record_of: clear when a 
 
 PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write);
 int same_epoch(PyObject *obj, PyObject *key, long site, int is_write, uint32_t *hint);
-int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t *hint);
+int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t site,
+                  uint32_t *hint);
 PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs);

@@ -3,71 +3,10 @@
  * module's global, a container's key, index or shape. */
 #include "fast.h"
 
-/* For reads of attribute `name` of instances of `type` (while its version tag holds): the
- * class whose method the read finds, or NULL when the location is the instance's own. Keyed
- * by type and name, so sites that see several classes (polymorphic calls) hit too. Without a
- * GIL, threads fill entries under a lock, and a reader copies an entry between two reads of
- * its sequence number (odd while it is written): a torn copy is a miss. */
-typedef struct {
-    uint32_t seq;
-    unsigned int version;
-    PyTypeObject *type;
-    PyObject *name;
-    PyObject *owner;
-    int container;     /* instances are builtin containers (method-kind probes read the shape) */
-} AttrCache;
-#define ATTR_CACHE_BITS 12
-static AttrCache attr_cache[1 << ATTR_CACHE_BITS];
-static Lock cache_lock;   /* writers of attr_cache and kind_cache (a leaf) */
-
-static inline AttrCache *attr_slot(PyTypeObject *tp, PyObject *name) {
-    uint64_t h = ((uint64_t)(uintptr_t)tp ^ ((uint64_t)(uintptr_t)name << 7)) *
-                 0x9E3779B97F4A7C15ull;
-    return &attr_cache[h >> (64 - ATTR_CACHE_BITS)];
-}
+static PyObject *getitem_name, *dict_getitem, *list_getitem;   /* set up at import */
+static Lock cache_lock;   /* writers of kind_cache (a leaf) */
 
 static inline unsigned int version_of(PyTypeObject *tp) { return LOAD(&tp->tp_version_tag); }
-
-/* The cache entry for reads of `name` on instances of `tp`, copied to `out`; 0 if not filled. */
-static inline int attr_hit(PyTypeObject *tp, PyObject *name, AttrCache *out) {
-    const AttrCache *ac = attr_slot(tp, name);
-#ifdef RW_FREE_THREADED
-    uint32_t seq = LOAD_ACQ(&ac->seq);
-    if (seq & 1) return 0;
-    out->type = LOAD(&ac->type);
-    out->name = LOAD(&ac->name);
-    out->version = LOAD(&ac->version);
-    out->owner = LOAD(&ac->owner);
-    out->container = LOAD(&ac->container);
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if (LOAD(&ac->seq) != seq) return 0;
-#else
-    *out = *ac;
-#endif
-    unsigned int version = version_of(tp);
-    return out->type == tp && out->name == name && out->version == version && version;
-}
-
-static void attr_fill(PyTypeObject *tp, PyObject *name, unsigned int version, int container,
-                      PyObject *owner) {
-    AttrCache *ac = attr_slot(tp, name);
-    LOCK(&cache_lock);
-#ifdef RW_FREE_THREADED
-    STORE(&ac->seq, ac->seq + 1);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    STORE(&ac->type, tp);
-    STORE(&ac->name, name);
-    STORE(&ac->version, version);
-    STORE(&ac->owner, owner);
-    STORE(&ac->container, container);
-    STORE_REL(&ac->seq, ac->seq + 1);
-#else
-    *ac = (AttrCache){0, version, tp, name, owner, container};
-#endif
-    UNLOCK(&cache_lock);
-}
-
-static PyObject *getitem_name, *dict_getitem, *list_getitem;   /* set up at import */
 
 /* Builtin containers, and subclasses that keep the builtin item access; other types are seen
  * through their own (instrumented) code. (A subclass's slot always differs: dict's and list's
@@ -158,45 +97,6 @@ PyObject *shape_owner(PyObject *obj) {
     return container_kind(obj) ? obj : NULL;
 }
 
-/* Whether a class attribute is a method: what instances normally read from the class, never
- * having it themselves (functions, method descriptors, class and static methods). */
-static int is_method(PyObject *attr) {
-    return PyFunction_Check(attr) || Py_IS_TYPE(attr, &PyMethodDescr_Type) ||
-           Py_IS_TYPE(attr, &PyClassMethodDescr_Type) ||
-           Py_IS_TYPE(attr, &PyClassMethod_Type) || Py_IS_TYPE(attr, &PyStaticMethod_Type);
-}
-
-/* The class a read of `obj.key` finds a method in, or NULL (the instance is the owner).
- * Reading `o.m()` reads the class's attribute m: that is what `Class.m = other` writes, and
- * instances do not each get a cell per method name. */
-static PyObject *method_owner(PyTypeObject *tp, PyObject *key) {
-    if (!PyUnicode_Check(key)) return NULL;
-    PyObject *attr = _PyType_Lookup(tp, key);   /* the type's method cache; no user code */
-    if (!attr || !is_method(attr)) return NULL;
-    PyObject *mro = tp->tp_mro;
-    for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); i++) {
-        PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
-        if (!(cls->tp_flags & Py_TPFLAGS_HEAPTYPE) || !cls->tp_dict) continue;
-        PyObject *found = PyDict_GetItemWithError(cls->tp_dict, key);   /* a str key */
-        if (found == attr) return (PyObject *)cls;
-        if (!found && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
-    }
-    return NULL;
-}
-
-/* The owner of attribute `key` of `obj` read at `site` (filling the site's cache). */
-static PyObject *read_owner(PyObject *obj, PyObject *key, long site) {
-    PyTypeObject *tp = Py_TYPE(obj);
-    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return obj;
-    AttrCache ac;
-    if (attr_hit(tp, key, &ac)) return ac.owner ? ac.owner : obj;
-    unsigned int version = version_of(tp);   /* before the lookup: a change makes a new tag */
-    PyObject *owner = method_owner(tp, key);
-    if (version)   /* borrowed pointers: a changed or new type has another tag */
-        attr_fill(tp, key, version, container_kind(obj) != C_NONE, owner);
-    return owner ? owner : obj;
-}
-
 /* CPython's `super` object (Objects/typeobject.c, the same on 3.11-3.13): its fields are
  * read directly, as attribute lookups on it could run descriptors. */
 typedef struct {
@@ -254,20 +154,38 @@ PyObject *attr_owner(PyObject *obj, PyObject *key, PyObject **hold) {
     return obj;
 }
 
-static int add_loc(Loc *locs, int n, PyObject *owner, PyObject *key, int is_write, int atomic) {
-    if (!owner) return n;
+int add_loc(Locs *ls, PyObject *owner, PyObject *key, int is_write, int atomic) {
+    if (!owner || !key) return 0;
+    if (ls->n == ls->cap) {   /* raw memory: no GC runs while the accesses are gathered */
+        int cap = ls->cap * 2;
+        Loc *a = PyMem_RawMalloc((size_t)cap * sizeof(Loc));
+        if (!a) { PyErr_NoMemory(); return -1; }
+        memcpy(a, ls->a, (size_t)ls->n * sizeof(Loc));
+        if (ls->a != ls->small) PyMem_RawFree(ls->a);
+        ls->a = a;
+        ls->cap = cap;
+    }
     Py_INCREF(owner);   /* held for the probe: making its record may run GC */
     Py_INCREF(key);
-    locs[n] = (Loc){owner, key, is_write, atomic, 0};
-    return n + 1;
+    ls->a[ls->n++] = (Loc){owner, key, is_write, atomic, 0};
+    return 0;
+}
+
+void locs_clear(Locs *ls) {
+    for (int i = 0; i < ls->n; i++) {
+        Py_DECREF(ls->a[i].key);
+        Py_DECREF(ls->a[i].owner);
+    }
+    if (ls->a != ls->small) PyMem_RawFree(ls->a);
+    locs_init(ls);
 }
 
 /* The length of a builtin container without calling a subclass's own __len__ (-1: unknown). */
-static Py_ssize_t builtin_len(PyObject *obj) {
+Py_ssize_t builtin_len(PyObject *obj) {
     if (PyList_Check(obj)) return PyList_GET_SIZE(obj);
     if (PyByteArray_Check(obj)) return PyByteArray_GET_SIZE(obj);
-    if (deque_type && Py_TYPE(obj) == deque_type) {
-        Py_ssize_t n = PyObject_Size(obj);
+    if (deque_type && PyObject_TypeCheck(obj, deque_type)) {   /* deque's own length slot */
+        Py_ssize_t n = deque_type->tp_as_sequence->sq_length(obj);
         if (n < 0) PyErr_Clear();
         return n;
     }
@@ -285,13 +203,86 @@ static PyObject *normal_index(PyObject *obj, PyObject *key) {
     return PyLong_FromSsize_t(i + n);
 }
 
+/* A list-like's items come in blocks of BLOCK, each an "any item" location keyed by a
+ * negative int (indices are not): -1 for items 0..15, -2 for 16..31... The first BLOCK_KEYS
+ * keys are made once, so that the fast path finds their cells by address. */
+static PyObject *block_keys[BLOCK_KEYS];   /* each published once, never replaced */
+
+/* The key of block k: a new reference (NULL on error), from the table where it can be. */
+static PyObject *block_key_ref(Py_ssize_t k) {
+    if (k >= BLOCK_KEYS) return PyLong_FromSsize_t(-(k + 1));
+    PyObject *key = LOAD_ACQ(&block_keys[k]);
+    if (key) return Py_NewRef(key);
+    if (!(key = PyLong_FromSsize_t(-(k + 1)))) return NULL;
+#ifdef RW_FREE_THREADED
+    PyObject *expected = NULL;   /* another thread may publish it first: then that one */
+    if (!__atomic_compare_exchange_n(&block_keys[k], &expected, key, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        Py_DECREF(key);
+        key = expected;
+    }
+#else
+    block_keys[k] = key;
+#endif
+    return Py_NewRef(key);
+}
+
+/* The made key of block k (borrowed), or NULL: for the fast path, which makes nothing. */
+HOT PyObject *block_key(Py_ssize_t k) {
+    return k < BLOCK_KEYS ? LOAD_ACQ(&block_keys[k]) : NULL;
+}
+
+static int add_block(Locs *ls, PyObject *obj, Py_ssize_t index, int is_write, int atomic) {
+    PyObject *key = block_key_ref(index / BLOCK);
+    if (!key) return -1;
+    int err = add_loc(ls, obj, key, is_write, atomic);
+    Py_DECREF(key);
+    return err;
+}
+
+static int add_index(Locs *ls, PyObject *obj, Py_ssize_t index, int is_write) {
+    PyObject *key = PyLong_FromSsize_t(index);
+    if (!key) return -1;
+    int err = add_loc(ls, obj, key, is_write, 0);
+    Py_DECREF(key);
+    return err;
+}
+
+/* A list-like: one whose items come in blocks (list, deque, bytearray). */
+static inline int sequence_kind(int kind) {
+    return kind == C_LIST || kind == C_DEQUE || kind == C_BYTEARRAY;
+}
+
+/* Reading all of a container's elements at once (iterating it, sum(), list(), a + b...): its
+ * shape, and its items: a list-like's blocks, a dict's values where they are what is read (a
+ * values or items view; `values`), nothing more for keys and sets. */
+int bulk_locs(PyObject *obj, int values, Locs *ls) {
+    if (is_dict_view(obj)) {
+        PyObject *dict = shape_owner(obj);
+        PyTypeObject *tp = Py_TYPE(obj);
+        int keys = tp == &PyDictKeys_Type || tp->tp_base == &PyDictKeys_Type;
+        if (add_loc(ls, dict, shape_key, 0, 0) < 0) return -1;
+        return keys ? 0 : add_loc(ls, dict, items_key, 0, 0);
+    }
+    int kind = container_kind(obj);
+    if (kind == C_NONE) return 0;
+    if (add_loc(ls, obj, shape_key, 0, 0) < 0) return -1;
+    if (kind == C_DICT && values) return add_loc(ls, obj, items_key, 0, 0);
+    if (!sequence_kind(kind)) return 0;
+    Py_ssize_t len = builtin_len(obj);
+    for (Py_ssize_t i = 0; i < len; i += BLOCK)
+        if (add_block(ls, obj, i, 0, 0) < 0) return -1;
+    return 0;
+}
+
 static int plain_bound(PyObject *b) { return b == Py_None || PyLong_CheckExact(b); }
 
-/* A slice read or assignment: the shape, and the items it covers. `bounds` is a slice (3.11)
- * or the (start, stop) pair 3.12+ probes pass. Only int bounds are looked at: others would
- * mean calling __index__. */
-static int slice_locs(PyObject *obj, PyObject *bounds, int is_write, Loc *locs) {
-    int n = add_loc(locs, 0, obj, shape_key, is_write, 0);
+/* A slice read or assignment: the shape, and the items it covers. A read covers them all: the
+ * blocks it covers whole, the others one by one; an assignment its first SLICE_ITEMS.
+ * `bounds` is a slice (3.11) or the (start, stop) pair 3.12+ probes pass. Only int bounds
+ * are looked at: others would mean calling __index__. */
+static int slice_locs(PyObject *obj, PyObject *bounds, int is_write, Locs *ls) {
+    if (add_loc(ls, obj, shape_key, is_write, 0) < 0) return -1;
     PyObject *start, *stop, *step = Py_None;
     if (PySlice_Check(bounds)) {
         start = ((PySliceObject *)bounds)->start;
@@ -301,96 +292,118 @@ static int slice_locs(PyObject *obj, PyObject *bounds, int is_write, Loc *locs) 
         start = PyTuple_GET_ITEM(bounds, 0);
         stop = PyTuple_GET_ITEM(bounds, 1);
     } else {
-        return n;
+        return 0;
     }
-    if (!plain_bound(start) || !plain_bound(stop) || !plain_bound(step)) return n;
+    if (!plain_bound(start) || !plain_bound(stop) || !plain_bound(step)) return 0;
     PyObject *slice = PySlice_New(start, stop, step);
     Py_ssize_t len = builtin_len(obj), first, last, by;
     if (!slice || len < 0 || PySlice_Unpack(slice, &first, &last, &by) < 0) {
         Py_XDECREF(slice);
         PyErr_Clear();
-        return n;
+        return 0;
     }
     Py_DECREF(slice);
     Py_ssize_t count = PySlice_AdjustIndices(len, &first, &last, by);
-    for (Py_ssize_t i = 0; i < count && i < SLICE_ITEMS; i++) {
-        PyObject *index = PyLong_FromSsize_t(first + i * by);
-        if (!index) { PyErr_Clear(); return n; }
-        n = add_loc(locs, n, obj, index, is_write, 0);
-        Py_DECREF(index);
+    if (is_write || by != 1) {
+        for (Py_ssize_t i = 0; i < count && (!is_write || i < SLICE_ITEMS); i++)
+            if (add_index(ls, obj, first + i * by, is_write) < 0) return -1;
+        return 0;
     }
-    return n;
+    for (Py_ssize_t i = first, end = first + count; i < end;) {
+        int whole = i % BLOCK == 0 && i + BLOCK <= end;
+        if ((whole ? add_block(ls, obj, i, 0, 0) : add_index(ls, obj, i, 0)) < 0) return -1;
+        i += whole ? BLOCK : 1;
+    }
+    return 0;
 }
 
-static int item_locs(PyObject *obj, PyObject *key, int is_write, int delete, Loc *locs) {
+static int item_locs(PyObject *obj, PyObject *key, int is_write, int delete, Locs *ls) {
     int kind = container_kind(obj);
     if (kind == C_NONE || kind == C_SET) return 0;
-    if (PySlice_Check(key)) return kind == C_DICT ? 0 : slice_locs(obj, key, is_write, locs);
+    if (PySlice_Check(key)) return kind == C_DICT ? 0 : slice_locs(obj, key, is_write, ls);
     if (kind == C_DICT) {
-        int n = add_loc(locs, 0, obj, key, is_write, 0);
-        if (delete) {
-            locs[0].release = 1;   /* the dict lets go of the key: so does its cell */
-            return add_loc(locs, n, obj, shape_key, 1, 0);
+        PyObject *owner = PyUnicode_CheckExact(key) ? alias_owner(obj) : NULL;
+        if (owner) {   /* obj.k */
+            int err = add_loc(ls, owner, key, is_write || delete, 0);
+            Py_DECREF(owner);
+            return err;
+        }
+        if (add_loc(ls, obj, key, is_write, 0) < 0) return -1;
+        if (delete) {   /* the dict lets go of the key: so does its cell */
+            if (ls->n) ls->a[ls->n - 1].release = 1;
+            return add_loc(ls, obj, shape_key, 1, 0);
         }
         if (safe_key(key, 0)) {   /* only then is the membership test free of user code */
             int present = PyDict_Contains(obj, key);
-            if (present < 0) { PyErr_Clear(); return n; }
-            /* a new key changes the shape, atomically for `D[x] = y` (documented atomic); a
-             * defaultdict's __missing__ inserts on a read, running the factory in between */
-            if (!present && (is_write ||
-                             (defaultdict_type && PyObject_TypeCheck(obj, defaultdict_type))))
-                n = add_loc(locs, n, obj, shape_key, 1, is_write);
+            if (present < 0) {
+                PyErr_Clear();
+            } else if (!present && (is_write || (defaultdict_type &&
+                                                 PyObject_TypeCheck(obj, defaultdict_type)))) {
+                /* a new key changes the shape, atomically for `D[x] = y` (documented
+                 * atomic); a defaultdict's __missing__ inserts on a read, running the
+                 * factory in between */
+                if (add_loc(ls, obj, shape_key, 1, is_write) < 0) return -1;
+            }
         }
-        return n;
+        /* a value changes: bulk reads of the values see it */
+        return is_write ? add_loc(ls, obj, items_key, 1, 1) : 0;
     }
     PyObject *index = normal_index(obj, key);
     if (!index) return 0;
-    int n = add_loc(locs, 0, obj, index, is_write || delete, 0);
+    Py_ssize_t i = PyLong_AsSsize_t(index);
+    int err = add_loc(ls, obj, index, is_write || delete, 0);
     Py_DECREF(index);
-    return delete ? add_loc(locs, n, obj, shape_key, 1, 0) : n;
+    if (err < 0) return -1;
+    if (delete) return add_loc(ls, obj, shape_key, 1, 0);
+    if (i < 0) { PyErr_Clear(); return 0; }
+    return is_write ? add_block(ls, obj, i, 1, 1) : 0;   /* its block, atomically */
 }
 
-/* The accesses one probe stands for (at most MAX_LOCS), as new references in `locs`; -1 on
- * error. */
-int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, long site,
-                   Loc *locs) {
+/* `left + right` of two list-likes reads both in bulk; `left += right` extends a list-like
+ * left (an atomic write of its shape, as `extend` is) with everything right holds. Other
+ * operands run their own code, or raise. */
+static int concat_locs(PyObject *left, PyObject *right, int inplace, Locs *ls) {
+    if (!sequence_kind(container_kind(left))) return 0;
+    if (inplace)
+        return add_loc(ls, left, shape_key, 1, 1) < 0 ? -1 : bulk_locs(right, 0, ls);
+    if (bulk_locs(left, 0, ls) < 0) return -1;
+    return sequence_kind(container_kind(right)) ? bulk_locs(right, 0, ls) : 0;
+}
+
+/* The accesses one probe stands for, as new references in `ls`; -1 on error. */
+int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, Locs *ls) {
     switch (kind) {
-    case K_ATTR: {
-        PyObject *hold = NULL, *owner = attr_owner(obj, key, &hold);
-        if (owner && !is_write) owner = read_owner(owner, key, site);
-        int n = add_loc(locs, 0, owner, key, is_write, 0);
-        Py_XDECREF(hold);
-        return n;
-    }
-    case K_SUPER: return add_loc(locs, 0, super_lookup(obj, key), key, 0, 0);
-    case K_GLOBAL: return add_loc(locs, 0, PyEval_GetGlobals(), key, is_write, 0);
+    case K_ATTR: return attr_locs(obj, key, is_write, ls);
+    case K_SUPER: return add_loc(ls, super_lookup(obj, key), key, 0, 0);
+    case K_GLOBAL: return add_loc(ls, PyEval_GetGlobals(), key, is_write, 0);
     case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
     case K_METHOD_ATOMIC_WRITE:
         if (container_kind(obj))
-            return add_loc(locs, 0, obj, shape_key,
+            return add_loc(ls, obj, shape_key,
                            kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE,
                            kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE);
-        {
-            PyObject *hold = NULL, *owner = attr_owner(obj, key, &hold);
-            int n = add_loc(locs, 0, owner ? read_owner(owner, key, -1) : NULL, key, 0, 0);
-            Py_XDECREF(hold);
-            return n;
-        }
-    case K_ITEM: return item_locs(obj, key, is_write, 0, locs);
-    case K_ITEM_DELETE: return item_locs(obj, key, 1, 1, locs);
+        return attr_locs(obj, key, 0, ls);
+    case K_ITEM: return item_locs(obj, key, is_write, 0, ls);
+    case K_ITEM_DELETE: return item_locs(obj, key, 1, 1, ls);
     case K_SLICE: {
         int kind = container_kind(obj);
-        return kind == C_NONE || kind == C_DICT ? 0 : slice_locs(obj, key, is_write, locs);
+        return kind == C_NONE || kind == C_DICT ? 0 : slice_locs(obj, key, is_write, ls);
     }
-    case K_ITER: return add_loc(locs, 0, shape_owner(obj), shape_key, is_write, 0);
+    case K_ITER: return bulk_locs(obj, 0, ls);
+    case K_CONCAT: return concat_locs(obj, key, is_write, ls);
     case K_CONTAINS:
-        if (container_kind(obj) == C_DICT) return add_loc(locs, 0, obj, key, 0, 0);
-        return add_loc(locs, 0, shape_owner(obj), shape_key, 0, 0);
-    case K_EQ: {
-        int n = add_loc(locs, 0, shape_owner(obj), shape_key, 0, 0);
-        return add_loc(locs, n, shape_owner(key), shape_key, 0, 0);
-    }
-    default: return add_loc(locs, 0, obj, key, is_write, 0);   /* CELL, unregistered sites */
+        if (container_kind(obj) == C_DICT) {
+            PyObject *owner = PyUnicode_CheckExact(key) ? alias_owner(obj) : NULL;
+            int err = add_loc(ls, owner ? owner : obj, key, 0, 0);
+            Py_XDECREF(owner);
+            return err;
+        }
+        return add_loc(ls, shape_owner(obj), shape_key, 0, 0);
+    case K_EQ:
+        if (add_loc(ls, shape_owner(obj), shape_key, 0, 0) < 0) return -1;
+        return add_loc(ls, shape_owner(key), shape_key, 0, 0);
+    case K_ATOMIC: return add_loc(ls, obj, key, is_write, 1);
+    default: return add_loc(ls, obj, key, is_write, 0);   /* CELL, unregistered sites */
     }
 }
 
@@ -414,31 +427,14 @@ HOT int maybe_container(PyObject *o) {
     return is_dict_view(o) || container_kind(o);
 }
 
-/* The owner of an access of attribute `key` of `obj` when the fast path can tell it without
- * allocating or looking anything up beyond the (type, name) cache, else NULL: an instance of a
- * class written in Python (a read: whose cache entry holds), a class (its own attribute, as
- * attr_owner has it) or a module (its globals). */
-HOT PyObject *fast_attr_owner(PyObject *obj, PyObject *key, int is_write) {
-    PyTypeObject *tp = Py_TYPE(obj);
-    if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
-        if (no_attributes(tp)) return NO_LOCATION;   /* a lock's `acquire`, say */
-        if (is_write) return obj;
-        AttrCache ac;
-        return !attr_hit(tp, key, &ac) ? NULL : ac.owner ? ac.owner : obj;
-    }
-    if (tp == &PyType_Type) return obj;
-    if (tp == &PyModule_Type) return PyModule_GetDict(obj);
-    return NULL;
-}
-
-/* For a method-kind probe on an object of a class written in Python that is no container:
- * the owner of the attribute read, when the (type, name) cache knows it, else NULL. */
-HOT PyObject *fast_method_owner(PyObject *obj, PyObject *key) {
-    PyTypeObject *tp = Py_TYPE(obj);
-    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return NULL;
-    AttrCache ac;
-    if (!attr_hit(tp, key, &ac) || ac.container) return NULL;
-    return ac.owner ? ac.owner : obj;
+/* Whether a concatenation operand may be a list-like; numbers and strings first, by pointer. */
+HOT int maybe_sequence(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == &PyList_Type || tp == &PyByteArray_Type || tp == LOAD(&deque_type)) return 1;
+    if (tp == &PyLong_Type || tp == &PyFloat_Type || tp == &PyUnicode_Type ||
+        tp == &PyBytes_Type || tp == &PyTuple_Type || !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        return 0;
+    return sequence_kind(container_kind(o));
 }
 
 int locations_init(void) {

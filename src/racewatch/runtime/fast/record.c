@@ -346,7 +346,15 @@ int cell_store(PyObject *obj, Record **recp, uint32_t i, const CellState *s) {
     }
     STORE(&EPOCHS(rec)[i].w, s->w);
     STORE_REL(&EPOCHS(rec)[i].r, s->r);   /* a read set is filled before it is published */
-    COLD(rec)[i] = s->c;   /* read under the stripe only */
+#ifdef RW_FREE_THREADED
+    /* the fast path compares sites lock-free (it moves them under the stripe) */
+    STORE(&COLD(rec)[i].w_site, s->c.w_site);
+    STORE(&COLD(rec)[i].w_extra, s->c.w_extra);
+    STORE(&COLD(rec)[i].r.one.site, s->c.r.one.site);
+    STORE(&COLD(rec)[i].r.one.extra, s->c.r.one.extra);
+#else
+    COLD(rec)[i] = s->c;
+#endif
     return 0;
 }
 
