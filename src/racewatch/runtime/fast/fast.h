@@ -46,6 +46,9 @@
 #ifdef Py_GIL_DISABLED
 #define RW_FREE_THREADED 1
 typedef PyMutex Lock;
+#if defined(__SANITIZE_ADDRESS__)
+#define RW_ASAN 1   /* AddressSanitizer: racewatch's memory from libc, which it watches */
+#endif
 #ifdef RW_TSAN
 /* ThreadSanitizer (.ci/tsan) sees only what is compiled with it: CPython's PyMutex is not, so
  * each lock says what it orders, and racewatch's memory comes from libc, whose malloc and free
@@ -53,6 +56,11 @@ typedef PyMutex Lock;
 #include <sanitizer/tsan_interface.h>
 #define LOCK(m) (PyMutex_Lock(m), __tsan_acquire(m))
 #define UNLOCK(m) (__tsan_release(m), PyMutex_Unlock(m))
+#else
+#define LOCK(m) PyMutex_Lock(m)
+#define UNLOCK(m) PyMutex_Unlock(m)
+#endif
+#if defined(RW_TSAN) || defined(RW_ASAN)
 #undef PyMem_RawMalloc
 #undef PyMem_RawCalloc
 #undef PyMem_RawRealloc
@@ -67,9 +75,6 @@ typedef PyMutex Lock;
 #define PyMem_Malloc malloc
 #define PyMem_Calloc calloc
 #define PyMem_Free free
-#else
-#define LOCK(m) PyMutex_Lock(m)
-#define UNLOCK(m) PyMutex_Unlock(m)
 #endif
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
@@ -227,6 +232,11 @@ typedef struct {
     Slots *arr;      /* replaced whole when it grows: readers never see a half-made one */
     size_t used, dead;
 } Map;
+
+#define TOMBSTONE UINTPTR_MAX   /* a deleted key (free-threaded); never an address */
+
+/* Whether a slot holds an entry: neither empty nor deleted (what a walk of the slots keeps). */
+static inline int slot_live(const Slot *s) { return s->key && s->key != TOMBSTONE; }
 
 /* Lock-free readers may look up while one writer (holding the map's lock) changes it. */
 void *map_get(const Map *m, uintptr_t key);

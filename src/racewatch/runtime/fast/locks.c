@@ -186,7 +186,8 @@ void lock_var_died(SyncVar *var) {
 
 void forget_locks(void) {   /* a fork child, alone */
     for (size_t i = 0; lock_names.arr && i < lock_names.arr->cap; i++)
-        if (lock_names.arr->slots[i].key) Py_DECREF((PyObject *)lock_names.arr->slots[i].value);
+        if (slot_live(&lock_names.arr->slots[i]))   /* a deleted name was released then */
+            Py_DECREF((PyObject *)lock_names.arr->slots[i].value);
     map_clear(&lock_names);
     map_clear(&lock_vars);
     ndead = 0;

@@ -10,8 +10,6 @@
  * the key finds its value, and a grown array is published whole, the old one retired. */
 #include "fast.h"
 
-#define TOMBSTONE UINTPTR_MAX   /* never an address, nor a depot key in practice */
-
 /* Objects allocated together (one allocator pool) are mostly used together: their slots are
  * kept together too, in address order within each 64 KiB of memory, and only the 64 KiB
  * regions are scattered. A lookup then mostly finds its slot in a cache line a neighbour's

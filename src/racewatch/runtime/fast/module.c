@@ -172,7 +172,7 @@ static PyObject *fast_stats(PyObject *m, PyObject *noargs) {
         LOCK(&shard->lock);
         for (size_t i = 0; shard->map.arr && i < shard->map.arr->cap; i++) {
             Slot *slot = &shard->map.arr->slots[i];
-            if (!slot->key || slot->key == UINTPTR_MAX) continue;
+            if (!slot_live(slot)) continue;
             const Record *rec = slot->value;
             cells += LOAD(&rec->head.ncells);
             capacity += rec->capcells;
