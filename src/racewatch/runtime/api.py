@@ -128,19 +128,19 @@ def sync_name(lock_id):
 
 def dead_locks():
     """The ids of locks that died since the last call, or None (for the lock-order graph)."""
-    if not _dead_locks:
-        return None
-    found = _dead_locks[:]
-    del _dead_locks[:len(found)]
-    return found
+    return _take_ids(_dead_locks)
 
 
 def semaphore_locks():
     """The ids of locks that became semaphores since the last call, or None (runtime/held.py)."""
-    if not _semaphore_locks:
+    return _take_ids(_semaphore_locks)
+
+
+def _take_ids(ids):
+    if not ids:
         return None
-    found = _semaphore_locks[:]
-    del _semaphore_locks[:len(found)]
+    found = ids[:]
+    del ids[:len(found)]
     return found
 
 
