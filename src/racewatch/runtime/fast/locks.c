@@ -5,8 +5,10 @@
  * from Python (lock_acquired/lock_released). A lock is held by the thread that acquired it
  * until that thread releases it; a plain lock released by another thread is a signal: nobody
  * holds it, and its acquirer drops it at its next lock event or access (it is stale), as it
- * does a lock that died while held. The lockset accesses record is interned lazily, at the
- * first access after a change: locks taken and dropped inside library code cost no interning.
+ * does a lock that died while held; and it is a semaphore from then on (runtime/held.py): no
+ * part in lock order, and the graph drops it with the cycles through it. The lockset accesses
+ * record is interned lazily, at the first access after a change: locks taken and dropped
+ * inside library code cost no interning.
  * A lock taken while holding others is shown to the lock-order graph when the same thread
  * releases it, from the held locks still alive then. Inner locks (a modelled primitive's own)
  * order nothing and take no part in lock order, but are held: accesses made holding one do
@@ -23,7 +25,9 @@ static Lock locks_lock;
 static Map lock_vars;      /* lock id -> SyncVar, while the lock lives */
 static Map lock_names;     /* lock id -> (type, address): while the lock lives, or once pinned */
 static uint32_t next_id = 1;
-static uint32_t *dead, ndead, capdead;   /* ids of locks that died, for the lock-order graph */
+typedef struct { uint32_t *ids, n, cap; } Ids;
+static Ids dead;         /* ids of locks that died, for the lock-order graph to forget */
+static Ids semaphores;   /* ids of locks that became semaphores: the graph forgets them too */
 
 /* ---- held locks --------------------------------------------------------------------------- */
 
@@ -159,6 +163,19 @@ static int64_t lock_id(PyObject *lock) {
     return id;
 }
 
+/* Note `id` in `list` (dead_locks() / semaphore_locks() hand it to the lock-order graph);
+ * under locks_lock. */
+static void note_id(Ids *list, uint32_t id) {
+    if (list->n == list->cap) {
+        uint32_t cap = list->cap ? list->cap * 2 : 64;
+        uint32_t *a = PyMem_RawRealloc(list->ids, cap * sizeof(uint32_t));
+        if (!a) return;   /* the graph then keeps this lock: at worst a report it could spare */
+        list->ids = a;
+        list->cap = cap;
+    }
+    list->ids[list->n++] = id;
+}
+
 /* The sync var of a lock is being freed (its lock died, or a fork child starts over); it is
  * out of its table already. */
 void lock_var_died(SyncVar *var) {
@@ -170,15 +187,7 @@ void lock_var_died(SyncVar *var) {
         if (name) map_del(&lock_names, var->id);
     }
     uint32_t owner = var->owner;
-    if (ndead == capdead) {
-        uint32_t cap = capdead ? capdead * 2 : 64;
-        uint32_t *a = PyMem_RawRealloc(dead, cap * sizeof(uint32_t));
-        if (a) {   /* else the graph keeps this lock: never a wrong verdict */
-            dead = a;
-            capdead = cap;
-        }
-    }
-    if (ndead < capdead) dead[ndead++] = var->id;
+    note_id(&dead, var->id);
     UNLOCK(&locks_lock);
     mark_stale(owner);
     Py_XDECREF(name);
@@ -190,7 +199,7 @@ void forget_locks(void) {   /* a fork child, alone */
             Py_DECREF((PyObject *)lock_names.arr->slots[i].value);
     map_clear(&lock_names);
     map_clear(&lock_vars);
-    ndead = 0;
+    dead.n = semaphores.n = 0;
 }
 
 void locks_after_fork(void) { memset(&locks_lock, 0, sizeof(locks_lock)); }
@@ -205,29 +214,34 @@ PyObject *fast_sync_name(PyObject *m, PyObject *id) {
     return name;
 }
 
-PyObject *fast_dead_locks(PyObject *m, PyObject *noargs) {
+/* The ids in `list` noted since the last call, as a list, or None. */
+static PyObject *take_ids(Ids *list) {
     LOCK(&locks_lock);
-    uint32_t n = ndead;
+    uint32_t n = list->n;
     if (!n) {
         UNLOCK(&locks_lock);
         Py_RETURN_NONE;
     }
     uint32_t *ids = PyMem_RawMalloc(n * sizeof(uint32_t));
     if (ids) {
-        memcpy(ids, dead, n * sizeof(uint32_t));
-        ndead = 0;
+        memcpy(ids, list->ids, n * sizeof(uint32_t));
+        list->n = 0;
     }
     UNLOCK(&locks_lock);
     if (!ids) return PyErr_NoMemory();
-    PyObject *list = PyList_New(n);   /* on failure the graph keeps them: no wrong verdict */
-    for (uint32_t i = 0; list && i < n; i++) {
+    PyObject *out = PyList_New(n);   /* on failure the graph keeps them: no wrong verdict */
+    for (uint32_t i = 0; out && i < n; i++) {
         PyObject *v = PyLong_FromUnsignedLong(ids[i]);
-        if (!v) Py_CLEAR(list);
-        else PyList_SET_ITEM(list, i, v);
+        if (!v) Py_CLEAR(out);
+        else PyList_SET_ITEM(out, i, v);
     }
     PyMem_RawFree(ids);
-    return list;
+    return out;
 }
+
+PyObject *fast_dead_locks(PyObject *m, PyObject *noargs) { return take_ids(&dead); }
+
+PyObject *fast_semaphore_locks(PyObject *m, PyObject *noargs) { return take_ids(&semaphores); }
 
 /* ---- lock-order events ------------------------------------------------------------------- */
 
@@ -244,7 +258,7 @@ static int order_key(ThreadState *t, uint32_t except, uint32_t id, uintptr_t *ke
     if (!ids) { PyErr_NoMemory(); return -1; }
     uint32_t n = 0;
     for (uint32_t i = 0; i < t->nheld; i++)
-        if (!t->held[i].inner && t->held[i].id != except) ids[n++] = t->held[i].id;
+        if (!t->held[i].unordered && t->held[i].id != except) ids[n++] = t->held[i].id;
     int64_t set = n ? intern_ids(ids, n) : 0;   /* may run GC */
     if (ids != small) PyMem_RawFree(ids);
     if (set < 0) return -1;
@@ -272,19 +286,25 @@ static int order_seen(ThreadState *t, uintptr_t key) {
 /* The pending event of taking lock `id` now: the other non-inner locks held, and where. */
 static PendingOrder *pending_order(ThreadState *t, uint32_t id) {
     uint32_t n = 0;
-    for (uint32_t i = 0; i < t->nheld; i++) n += !t->held[i].inner && t->held[i].id != id;
+    for (uint32_t i = 0; i < t->nheld; i++) n += !t->held[i].unordered && t->held[i].id != id;
     PendingOrder *p = PyMem_RawMalloc(sizeof(PendingOrder) + n * sizeof(p->h[0]));
     if (!p) { PyErr_NoMemory(); return NULL; }
     p->n = 0;
     for (uint32_t i = 0; i < t->nheld; i++) {
         Held *h = &t->held[i];
-        if (h->inner || h->id == id) continue;
+        if (h->unordered || h->id == id) continue;
         p->h[p->n].id = h->id;
         p->h[p->n].lasti = h->lasti;
         p->h[p->n].code = Py_XNewRef(h->code);
         p->n++;
     }
     return p;
+}
+
+/* Lock `id` is alive, and a mutex still (no semaphore); under locks_lock. */
+static int in_order(uint32_t id) {
+    SyncVar *v = map_get(&lock_vars, id);
+    return v && !v->signal;
 }
 
 /* The lock-order graph's arguments for `h`, taken while holding `h->order`'s locks and now
@@ -301,9 +321,9 @@ static PyObject *order_event(ThreadState *t, Held *h, uintptr_t key, int *err) {
     uint8_t small[16], *alive = p->n <= 16 ? small : PyMem_RawMalloc(p->n);
     if (!alive) { PyErr_NoMemory(); *err = 1; return NULL; }
     uint32_t live = 0;
-    LOCK(&locks_lock);   /* the locks alive now are pinned: the graph will name them */
+    LOCK(&locks_lock);   /* the locks in order now are pinned: the graph will name them */
     for (uint32_t i = 0; i < p->n; i++) {
-        alive[i] = map_get(&lock_vars, p->h[i].id) != NULL;
+        alive[i] = (uint8_t)in_order(p->h[i].id);
         if (alive[i]) pin(p->h[i].id);
         live += alive[i];
     }
@@ -392,15 +412,23 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
         if (!inner && vc_join(&t->vc, &var->vc) < 0) err = 1;
         Held *h = find_held(t, id);
         if (err) {
-            dropped = (Held){0, 0, 0, -1, code, pending};
+            dropped = (Held){0, 0, 0, 0, -1, code, pending};
         } else if (h && reentrant) {
             h->count += (uint32_t)count;
-            dropped = (Held){0, 0, 0, -1, code, pending};
+            dropped = (Held){0, 0, 0, 0, -1, code, pending};
         } else {
             if (h) released = take_held(t, h);   /* a plain lock taken again: its release was
                                                   * unseen (C code released it) */
-            Held fresh = {id, (uint32_t)count, (uint8_t)inner, lasti, code, pending};
-            if (put_held(t, fresh) < 0) { dropped = fresh; err = 1; }
+            /* a semaphore takes no part in lock order: no event of its own either */
+            Held fresh = {id, (uint32_t)count, (uint8_t)inner, (uint8_t)(inner || var->signal),
+                          lasti, code, var->signal ? NULL : pending};
+            if (put_held(t, fresh) < 0) {
+                dropped.code = code;
+                dropped.order = pending;
+                err = 1;
+            } else if (var->signal) {
+                dropped.order = pending;
+            }
         }
         if (!err) var->owner = t->tid + 1;
     } else {
@@ -410,6 +438,10 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
         } else if (var->owner && var->owner != t->tid + 1) {   /* a plain lock used as a signal */
             signalled = var->owner;
             var->owner = 0;
+            if (!var->signal) {   /* a semaphore now: the graph forgets it */
+                var->signal = 1;
+                note_id(&semaphores, var->id);
+            }
         } else if (var->owner) {
             Held *h = find_held(t, id);
             if (!h) {
