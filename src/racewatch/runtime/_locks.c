@@ -29,11 +29,23 @@
 
 #ifdef Py_GIL_DISABLED
 static PyMutex table_mutex;
+#if defined(__SANITIZE_THREAD__)
+/* ThreadSanitizer does not see CPython's PyMutex (not instrumented): say what it orders */
+#include <sanitizer/tsan_interface.h>
+#define TABLE_LOCK() (PyMutex_Lock(&table_mutex), __tsan_acquire(&table_mutex))
+#define TABLE_UNLOCK() (__tsan_release(&table_mutex), PyMutex_Unlock(&table_mutex))
+#else
 #define TABLE_LOCK() PyMutex_Lock(&table_mutex)
 #define TABLE_UNLOCK() PyMutex_Unlock(&table_mutex)
+#endif
+/* `used` is written under the lock and tested without it (an empty table: nothing to look up) */
+#define USED() __atomic_load_n(&used, __ATOMIC_RELAXED)
+#define SET_USED(v) __atomic_store_n(&used, (v), __ATOMIC_RELAXED)
 #else
 #define TABLE_LOCK() ((void)0)
 #define TABLE_UNLOCK() ((void)0)
+#define USED() (used)
+#define SET_USED(v) (used = (v))
 #endif
 
 #define MAX_FRAMES 64
@@ -88,7 +100,7 @@ static Entry *table_put(uintptr_t key, Entry *value) {
         PyMem_RawFree(old);
     }
     table_place(key, value);
-    used++;
+    SET_USED(used + 1);
     return NULL;
 }
 
@@ -110,7 +122,7 @@ static Entry *table_pop(uintptr_t key) {
     }
     slots[i].key = 0;
     slots[i].value = NULL;
-    used--;
+    SET_USED(used - 1);
     return found;
 }
 
@@ -123,7 +135,7 @@ static void entry_free(Entry *e) {
 }
 
 static inline uint32_t flags_of(PyObject *lock) {
-    if (!used) return 0;
+    if (!USED()) return 0;
     TABLE_LOCK();
     Entry *e = table_get((uintptr_t)lock);
     uint32_t flags = e ? e->flags : 0;
@@ -398,7 +410,7 @@ static PyObject *rlock_vectorcall(PyObject *tp, PyObject *const *args, size_t na
 }
 
 static void forget_lock(PyObject *op) {
-    if (!used) return;
+    if (!USED()) return;
     TABLE_LOCK();
     Entry *e = table_pop((uintptr_t)op);
     TABLE_UNLOCK();
@@ -646,7 +658,7 @@ static PyObject *locks_after_fork(PyObject *m, PyObject *noargs) {
 }
 
 static PyObject *locks_known(PyObject *m, PyObject *noargs) {
-    return PyLong_FromSize_t(used);
+    return PyLong_FromSize_t(USED());
 }
 
 static PyMethodDef methods[] = {
