@@ -441,6 +441,7 @@ PyObject *fast_lock_acquired(PyObject *m, PyObject *const *args, Py_ssize_t narg
 PyObject *fast_lock_released(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_dead_locks(PyObject *m, PyObject *noargs);
 PyObject *fast_semaphore_locks(PyObject *m, PyObject *noargs);
+int code_instrumented(PyCodeObject *code);
 PyObject *fast_sync_name(PyObject *m, PyObject *id);
 PyObject *locks_sink_capsule(void);
 

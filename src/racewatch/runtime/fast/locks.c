@@ -287,12 +287,25 @@ fail:
 
 /* ---- the events ----------------------------------------------------------------------------- */
 
+/* An inner lock taken or released by instrumented code (`with q.mutex:` in the program) is
+ * a plain mutex for that event: its release orders the lock's next acquisitions, the
+ * primitive's own included (runtime/held.py). */
+static int outside_use(void) {
+    PyFrameObject *frame = PyEval_GetFrame();   /* borrowed */
+    if (!frame) return 0;
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    int yes = code_instrumented(code);
+    Py_DECREF(code);
+    return yes;
+}
+
 static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long count) {
     ThreadState *t = current();
     if (!t) return -1;
     int inner = (flags & RW_LOCK_INNER) != 0, reentrant = (flags & RW_LOCK_REENTRANT) != 0;
     PyObject *code = NULL;   /* where: only lock order asks, of non-inner locks' acquisitions */
     int lasti = -1;
+    if (inner) inner = !outside_use();
     if (is_acquire && lock_order && !inner) {
         PyFrameObject *frame = PyEval_GetFrame();   /* borrowed; may allocate its object */
         if (frame) {
@@ -322,7 +335,8 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
     var->inner = (uint8_t)inner;
     /* from here to the end of the update, nothing allocates Python objects */
     if (is_acquire) {
-        if (!inner && vc_join(&t->vc, &var->vc) < 0) goto error;
+        /* inner or not: the lock's clock holds only releases by plain (non-inner) use */
+        if (vc_join(&t->vc, &var->vc) < 0) goto error;
         Held *h = find_held(t, id);
         if (h && reentrant) {
             h->count += (uint32_t)count;
