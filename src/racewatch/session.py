@@ -94,6 +94,8 @@ class Session:
         threads.reset()
         self.reporter.reset()
         self.finished = False
+        if self.active:
+            self.engine.enable(True)  # forkfirst.py switched the probes off until now
 
     def stop(self):
         """Stop detecting: modules imported later are left alone, and probes already in
