@@ -162,11 +162,13 @@ def unpatched(owner, name):
 def hide_thread_bookkeeping():
     """threading's locks around its tables of threads (taken as every thread starts and ends)
     would order every thread after every thread that ended before it: the thread model says
-    what thread start and end order. (A fork child makes new ones: called again there.)"""
+    what thread start and end order. They are inner locks: they order nothing, but what
+    threading does holding them is mutually excluded (seen when threading is instrumented).
+    (A fork child makes new ones: called again there.)"""
     for name in ("_active_limbo_lock", "_shutdown_locks_lock"):
         lock = getattr(threading, name, None)
         if lock is not None:
-            lockhooks.hide(lock)
+            lockhooks.mark_inner(lock)
 
 
 # -- primitives modelled by their semantics: their own locks are inner -------------------------
