@@ -66,8 +66,12 @@ SLOW = {"test.test_configparser", "test.test_difflib", "test.test_argparse",
         "test.test_statistics", "test.test_decimal", "test.test_json", "test.test_threading",
         "test.test_weakref", "test.test_queue", "test.test_logging",
         "test.test_concurrent_futures"}
+# Known crashes racewatch still causes, owned elsewhere: suite -> reason.
+CRASHES = {"test.test_json": "issue 16 item 1 (branch runtime): freeing deeply nested lists "
+                             "segfaults while the wrapped deallocators defeat the trashcan"}
 PARAMS = [pytest.param(suite, modules, id=suite.rpartition(".")[2],
-                       marks=[pytest.mark.slow] if suite in SLOW else [])
+                       marks=([pytest.mark.slow] if suite in SLOW else [])
+                       + ([pytest.mark.xfail(reason=CRASHES[suite])] if suite in CRASHES else []))
           for suite, modules in SUITES]
 
 
