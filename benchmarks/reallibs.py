@@ -28,7 +28,7 @@ LIBS = {
     "pebble": ("5.2.3", [], ["test"]),
     "tenacity": ("9.2.1", ["tornado"], ["tests"]),
     "schedule": ("1.2.2", ["pytz"], ["test_schedule.py"]),
-    "janus": ("2.0.0", ["pytest-asyncio"], ["tests"]),
+    "janus": ("2.0.0", ["pytest-asyncio"], ["tests", "-o", "addopts="]),  # no pytest-cov
     "dogpile.cache": ("1.5.0", ["mako"], ["tests/cache", "tests/util", "tests/test_lock.py"]),
 }
 _OUTCOME = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")

@@ -79,7 +79,8 @@ class Session:
         self.reporter.tree = self.tree = descendants.Tree.join()  # started under a racewatch run
         engine.configure(on_race=self.reporter.on_race, history_full=options.history == "full",
                          ignored_types=interceptors.ignored_types(),
-                         shape=locations.SHAPE, accessors=locations.ACCESSORS,
+                         shape=locations.SHAPE, items=locations.ITEMS,
+                         accessors=locations.ACCESSORS,
                          deque_type=collections.deque, defaultdict_type=collections.defaultdict,
                          lock_order=self.reporter.graph and self.reporter.graph.on_edges)
         sites.SITES.listeners.append(

@@ -5,8 +5,10 @@
 
 Runs the program under `racewatch run --runtime=python` and records what reaches the Python
 twin's shadow and clocks: each access as the location the twin resolved it to (so replay needs
-no modules, frames or super() objects: a plain probe on the owner, or an atomic one at a site
-of that kind) and each sync event. Objects become stable indices
+no modules, frames or super() objects: a probe of the owner and key at a site of kind `plain`,
+or `atomic` for an atomic access) and each sync event. One site of the program that makes both
+plain and atomic accesses (a new key `d[k] = v`: its key plainly, the dict's shape atomically)
+becomes two trace sites, the second named in `same_site`. Objects become stable indices
 (kept alive meanwhile, so an index never changes meaning), threads indices in order of their
 first event, sites compact ids. The race pairs the twin found are saved too: a faithful replay
 finds the same.
@@ -22,8 +24,6 @@ import weakref
 from racewatch import cli
 from racewatch.runtime import api, locations, owned
 
-ATOMIC_OP = {False: "atomic_read", True: "atomic_write"}
-
 
 class Recorder:
     def __init__(self):
@@ -35,8 +35,8 @@ class Recorder:
         self.index = {}    # id(object) -> index
         self.threads = {}  # thread ident -> index, while the thread runs
         self.nthreads = 0
-        self.sites = {}    # real site id -> trace site id
-        self.site_kinds = {}  # trace site id -> "atomic_read"/"atomic_write"
+        self.sites = {}    # (real site id, atomic) -> trace site id
+        self.same_site = {}  # trace site id -> the trace site id of the same real site
 
     def thread(self):
         ident = _thread.get_ident()
@@ -56,19 +56,28 @@ class Recorder:
     def key(self, key):
         if key is locations.SHAPE:
             return {"shape": 1}
+        if key is locations.ITEMS:
+            return {"items": 1}
         if type(key) is locations.Identity:
             return {"obj": self.obj(key.obj)}
         if type(key) in (str, int, type(None)):
             return key
         raise ValueError(f"a key replay cannot express: {key!r}")
 
-    def site(self, site, atomic_write=None):
-        """The trace's id of a site; an atomic access's site has its kind in the trace."""
-        new = self.sites.setdefault(site, len(self.sites) + 1)
-        kind = ATOMIC_OP[atomic_write] if atomic_write is not None else "plain"
-        if self.site_kinds.setdefault(new, kind) != kind:
-            raise ValueError(f"site {site} is used by both atomic and plain accesses")
+    def site(self, site, atomic):
+        """The trace's id of a real site's plain or atomic accesses (a trace site has one kind)."""
+        new = self.sites.get((site, atomic))
+        if new is None:
+            new = self.sites[site, atomic] = len(self.sites) + 1
+            other = self.sites.get((site, not atomic))
+            if other is not None:
+                self.same_site[new] = other
         return new
+
+    def canonical(self, site):
+        """The trace id race pairs name a real site by: its first one."""
+        ids = [self.sites[site, a] for a in (False, True) if (site, a) in self.sites]
+        return min(ids) if ids else 0
 
     def record(self, *event):
         self.events.append([self.thread(), *event])
@@ -81,7 +90,7 @@ class Recorder:
         def recorded_access(target, key, is_write, atomic, site, state):
             with self.lock:
                 self.record("write" if is_write else "read", self.obj(target), self.key(key),
-                            self.site(site, is_write if atomic else None))
+                            self.site(site, bool(atomic)))
                 return record_access(target, key, is_write, atomic, site, state)
 
         def recorded_sync(obj, is_acquire):
@@ -115,11 +124,11 @@ class Recorder:
         api.thread_end = recorded_thread_end
 
     def trace(self, source):
-        races = sorted((self.sites.get(a, 0), self.sites.get(b, 0), n)
+        races = sorted((self.canonical(a), self.canonical(b), n)
                        for (a, b), n in api.races().items())
         return {"source": source, "threads": self.nthreads, "objects": self.kinds,
-                "sites": {s: k for s, k in self.site_kinds.items() if k != "plain"},
-                "history_full": False, "events": self.events,
+                "sites": {new: "atomic" for (_, atomic), new in self.sites.items() if atomic},
+                "same_site": self.same_site, "history_full": False, "events": self.events,
                 "races": [[min(a, b), max(a, b), n] for a, b, n in races]}
 
 

@@ -61,6 +61,7 @@ def reset(engine, sites=None, **config):
     assert threading.Thread.start.__module__ == "threading", "racewatch interceptors installed"
     # As the session configures it (the C engine takes the location tables as arguments).
     config.setdefault("shape", locations.SHAPE)
+    config.setdefault("items", locations.ITEMS)
     config.setdefault("accessors", locations.ACCESSORS)
     config.setdefault("deque_type", collections.deque)
     config.setdefault("defaultdict_type", collections.defaultdict)

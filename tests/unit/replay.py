@@ -1,8 +1,10 @@
 """Replay an event trace into an engine on real threads; the races it finds, engine-neutral.
 
 A trace is JSON-able: `threads` (how many; 0 is the replaying thread), `objects` (the kind of
-each object, see FACTORIES; `keys_of:I` is the keys view of dict I), `sites` ({site: kind
-name} for sites that are not plain, see engines.KINDS), `history_full`, and `events`, each
+each object, see FACTORIES; `keys_of:I` / `values_of:I` is a view of dict I, `dict_of:I` the
+__dict__ of object I), `sites` ({site: kind name} for sites that are not plain, see
+engines.KINDS), `same_site` ({site: site}: two trace sites of one site of the program, named
+by the second in races and events), `history_full`, and `events`, each
 `[thread, op, *args]` with objects as indices:
 `read|write OBJ KEY SITE` (a probe; the site's kind says what it is),
 `global_read|global_write MODULE KEY SITE` (a probe from a function of that module),
@@ -10,7 +12,8 @@ name} for sites that are not plain, see engines.KINDS), `history_full`, and `eve
 COUNT` (a lock's event, as the lock hooks report it), `happens_before|happens_after|thread_end
 OBJ`, `current_tid`.
 Keys are strings, numbers, booleans, null or lists (tuples); `{"shape": 1}` is a container's
-shape, `{"obj": I}` object I, `{"slice": [START, STOP, STEP]}` a slice.
+shape, `{"items": 1}` a dict's values, `{"obj": I}` object I, `{"slice": [START, STOP, STEP]}`
+a slice.
 """
 
 import builtins
@@ -19,7 +22,7 @@ import sys
 import threading
 import types
 
-from racewatch.runtime import locations
+from racewatch.runtime import locations, sitekinds
 from tests.unit.engines import Driver, lock_addresses
 
 
@@ -46,6 +49,41 @@ class OwnGetitem(dict):
         return dict.__getitem__(self, key)
 
 
+def _instrumented(function):
+    """`function`, its code marked as racewatch's (as if its module had been rewritten)."""
+    code = function.__code__
+    function.__code__ = code.replace(co_consts=code.co_consts + (sitekinds.MARKER,))
+    return function
+
+
+class Valued:
+    """Class-level values (`timeout` shadowed by every instance with the very same object), a
+    method, a property whose code racewatch instrumented (`seen`) and one it did not."""
+
+    limit = 10
+    timeout = None
+
+    def __init__(self):
+        self.timeout = None
+
+    def run(self):
+        pass
+
+    @property
+    @_instrumented
+    def seen(self):
+        return 0
+
+    @seen.setter
+    @_instrumented
+    def seen(self, value):
+        pass
+
+    @property
+    def unseen(self):
+        return 0
+
+
 def _module():
     module = types.ModuleType("replayed")
     exec("def probe(engine, op, key, site):\n"  # a global probe lands in its caller's globals
@@ -62,15 +100,18 @@ FACTORIES = {
     "deque": lambda: collections.deque([0, 1, 2]), "bytearray": lambda: bytearray(3),
     "set": lambda: {1, "a"}, "module": _module, "cell": lambda: types.CellType(0),
     "int": lambda: int("9" * 30), "tuple": lambda: (object(),), "ignored": Ignored,
-    "lock": threading.RLock, "plainlock": threading.Lock, "key": Plain,
+    "lock": threading.RLock, "plainlock": threading.Lock, "key": Plain, "valued": Valued,
+    "valued_class": lambda: Valued, "longlist": lambda: list(range(40)),
 }
 
 
 def build(kinds):
     objects = []
     for kind in kinds:
-        if kind.startswith("keys_of:"):
-            objects.append(objects[int(kind[8:])].keys())
+        of, _, index = kind.partition("_of:")
+        if index:
+            source = objects[int(index)]
+            objects.append(source.__dict__ if of == "dict" else getattr(source, of)())
         else:
             objects.append(FACTORIES[kind]())
     return objects
@@ -84,6 +125,8 @@ def decode_key(key, objects):
     if isinstance(key, dict):
         if "shape" in key:
             return locations.SHAPE
+        if "items" in key:
+            return locations.ITEMS
         if "slice" in key:
             return slice(*key["slice"])
         return objects[key["obj"]]
@@ -130,13 +173,18 @@ def replay(engine, trace):
     labels = {id(obj): index for index, obj in enumerate(objects)}
     labels.update((id(obj.__dict__), f"{index}.__dict__") for index, obj in enumerate(objects)
                   if isinstance(obj, types.ModuleType))
-    events = sorted((_normalize(engine, e, labels) for e in d.events), key=repr)
+    same = {int(a): int(b) for a, b in trace.get("same_site", {}).items()}
+    merged = {}
+    for pair, n in races.items():
+        pair = tuple(sorted(same.get(site, site) for site in pair))
+        merged[pair] = merged.get(pair, 0) + n
+    events = sorted((_normalize(engine, e, labels, same) for e in d.events), key=repr)
     orders = [(tid, tuple(sorted((labels.get(a, "?"), w) for a, w in held)),
                labels.get(lock, "?"), where) for tid, held, lock, where in orders]
-    return races, events, orders
+    return merged, events, orders
 
 
-def _normalize(engine, event, labels):
+def _normalize(engine, event, labels, same):
     """An event with objects and locks as trace indices, comparable across engines."""
     def locks(lockset):
         return tuple(sorted(labels.get(a, "?") for a in lock_addresses(engine, lockset)))
@@ -146,12 +194,15 @@ def _normalize(engine, event, labels):
         key = key.obj
     if key is locations.SHAPE:
         key = "<shape>"
+    elif key is locations.ITEMS:
+        key = "<items>"
     elif not isinstance(key, (str, int, float, tuple, type(None))):
         key = f"<obj {labels.get(id(key), '?')}>"
     stack = None
     if event.prev_stack is not None:
         stack = tuple((code.co_qualname, line) for code, line in event.prev_stack)
-    return (labels.get(id(event.target), "?"), key, event.site, event.tid,
-            bool(event.is_write), event.atomic, locks(event.lockset), event.prev_site,
+    return (labels.get(id(event.target), "?"), key, same.get(event.site, event.site), event.tid,
+            bool(event.is_write), event.atomic, locks(event.lockset),
+            same.get(event.prev_site, event.prev_site),
             event.prev_tid, bool(event.prev_write), event.prev_atomic,
             locks(event.prev_lockset), stack)

@@ -61,12 +61,24 @@ def test_traces_were_recorded():
     assert len(TRACES) >= 3
 
 
-def test_random_traces_exercise_every_rule():
+def test_random_traces_exercise_every_rule(monkeypatch):
     """The corpus is not trivial: it has races of every kind, and traces without any."""
     seen = set()
     racy = 0
-    for seed in range(min(COUNT, 100)):
+    seen_check = api._seen
+
+    def watched(*args):
+        result = seen_check(*args)
+        seen.update({"moved site"} if result is api._ELSEWHERE else set())
+        return result
+
+    monkeypatch.setattr(api, "_seen", watched)
+    item_sites = {s for kind in ("item", "item_delete", "contains")
+                  for s in tracegen.SITE_IDS[kind]}
+    examined = min(COUNT, 300)
+    for seed in range(examined):
         trace = tracegen.random_trace(seed)
+        kinds = dict(enumerate(trace["objects"]))
         races, events, orders = replay.replay(api, trace)
         racy += bool(races)
         seen.update({"lock order"} if orders else set())
@@ -82,11 +94,19 @@ def test_random_traces_exercise_every_rule():
             seen.update({"lockset"} if lockset or prev_lockset else set())
             seen.update({"stack"} if stack else set())
             seen.update({"shape"} if key == "<shape>" else set())
+            seen.update({"values"} if key == "<items>" else set())
+            seen.update({"block"} if type(key) is int and key < 0 else set())
+            seen.update({"class value"} if kinds.get(target) == "valued_class" else set())
+            seen.update({"instance dict"} if kinds.get(target) == "valued"
+                        and item_sites & {site, prev_site} else set())
+            seen.update({"concat"} if set(tracegen.SITE_IDS["concat"]) & {site, prev_site}
+                        else set())
             seen.update({"global"} if str(target).endswith(".__dict__") else set())
             seen.update({"tuple key"} if isinstance(key, tuple) else set())
             seen.update({"identity key"} if str(key).startswith("<obj") else set())
         seen.update({"counted"} if any(n > 1 for n in races.values()) else set())
     assert {("write", "write"), ("read", "write"), ("write", "read"), "atomic", "lockset",
             "stack", "shape", "counted", "global", "tuple key", "identity key", "lock order",
-            "inner lock"} <= seen
-    assert 10 < racy < min(COUNT, 100)
+            "inner lock", "values", "block", "moved site", "class value", "instance dict",
+            "concat"} <= seen
+    assert examined // 10 < racy < examined

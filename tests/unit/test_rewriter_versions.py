@@ -43,8 +43,11 @@ def test_item_and_slice_reads_are_probed(expression):
 
 
 def test_arithmetic_is_not_an_item_read():
-    _code, records = _rewrite("def f(a, b):\n    return a + b * 2\n")
+    # (3.14+ spells both with BINARY_OP) `a - b * 2` is no access; `a + b * 2` may concatenate
+    _code, records = _rewrite("def f(a, b):\n    return a - b * 2\n")
     assert _kinds(records, "f") == []
+    _code, records = _rewrite("def f(a, b):\n    return a + b * 2\n")
+    assert _kinds(records, "f") == ["concat"]
 
 
 def test_a_parameter_that_is_a_closure_cell_is_probed():

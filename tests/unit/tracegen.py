@@ -6,8 +6,10 @@ Condition.wait does, plain ones also released by another thread as a signal; som
 modelled primitive's own), publish and take edges on shared tokens, and make every kind of probe on
 every kind of object the engines treat differently: weak-referenceable instances, `__slots__`
 objects they hold strongly, classes, a module (attributes, globals), cells, ints and tuples
-(attribute sites skip them), an ignored type, and builtin containers, subclasses and dict views
-with item, slice, membership, iteration, comparison, method and builtin-accessor probes.
+(attribute sites skip them), an ignored type, builtin containers, subclasses and dict views
+with item, slice (long ones too), membership, iteration, comparison, concatenation, method and
+builtin-accessor probes, and instances of a class with class values, a method and properties
+(replay.Valued), their class, and their __dict__.
 """
 
 import random
@@ -17,17 +19,20 @@ SITE_IDS = {"plain": range(1, 7), "attr": range(11, 15), "shape_read": (17, 18),
             "shape_write": (19, 20), "atomic_read": (21, 22), "atomic_write": (23, 24, 25),
             "item": range(30, 34), "item_delete": (35, 36), "slice": (37, 38),
             "contains": (39, 40), "iter": (41, 42), "eq": (43,), "call": (44, 45, 46),
-            "global": (47, 48), "cell": (49, 50)}
+            "global": (47, 48), "cell": (49, 50), "concat": (53, 54)}
 SITES = {site: kind for kind, ids in SITE_IDS.items() if kind != "plain" for site in ids}
 REENTRANT, INNER = 1, 2  # lock event flags (runtime/_locks_api.h)
 NAMES = ("a", "b", "c")
 DICT_KEYS = ("a", "b", "new", 1, 1.0, True, ["t", 1], ["t", ["u", 2.5]])
-INDICES = (0, 1, 2, -1, 7)
-SLICES = ([0, 2, None], [None, None, None], [1, None, -1], [0, "x", None])
+INDICES = (0, 1, 2, -1, 7, 20, 35)
+SLICES = ([0, 2, None], [None, None, None], [1, None, -1], [0, "x", None], [5, 37, None],
+          [0, 40, 3], [16, 32, None])
 DICTS = ("dict", "ordereddict", "defaultdict", "dictsub")
-SEQUENCES = ("list", "listsub", "deque", "bytearray")
+SEQUENCES = ("list", "listsub", "deque", "bytearray", "longlist")
+# What an instance of replay.Valued has: class values, a method, two properties, its own.
+VALUED_NAMES = ("limit", "timeout", "run", "seen", "unseen", "a", "__dict__")
 DATA_KINDS = ("instance", "instance", "slots", "class", "module", "cell", "int", "tuple",
-              "ignored", *DICTS, *SEQUENCES, "set")
+              "ignored", "valued", "valued", *DICTS, *SEQUENCES, "set")
 MAX_THREADS = 6  # a write then races with at most 6 earlier accesses (C keeps 8 per access)
 
 
@@ -56,8 +61,11 @@ class _Gen:
         rng = self.rng
         threads = rng.randint(2, MAX_THREADS)
         self.data = [self.new(rng.choice(DATA_KINDS)) for _ in range(rng.randint(3, 8))]
-        self.data += [self.new(f"keys_of:{i}") for i in list(self.data)
-                      if self.objects[i] == "dict"]
+        self.data += [self.new(f"{view}_of:{i}") for i in list(self.data)
+                      if self.objects[i] == "dict" for view in ("keys", "values")]
+        self.data += [self.new(f"dict_of:{i}") for i in list(self.data)
+                      if self.objects[i] == "valued"]
+        self.data.append(self.new("valued_class"))
         self.key = self.new("key")  # a dict key compared by identity
         self.locks = [self.new(rng.choice(("lock", "plainlock"))) for _ in range(rng.randint(1, 4))]
         self.flags = {lock: (REENTRANT if self.objects[lock] == "lock" else 0)
@@ -149,16 +157,30 @@ class _Gen:
         elif container and rng.random() < 0.3:
             self.collection(t, obj)
         elif kind in DICTS:
-            key = rng.choice(DICT_KEYS + ({"obj": self.key},))
+            key = {"obj": self.key} if rng.random() < 0.25 else rng.choice(DICT_KEYS)
             choice = rng.choice(("item", "item", "item_delete", "contains"))
             self.probe(t, "read" if choice == "contains" else rw, obj, key, choice)
+        elif kind in SEQUENCES and rng.random() < 0.15:
+            other = rng.choice(self.data)
+            self.probe(t, rw, obj, {"obj": other}, "concat")  # a + b, or a += b (a write)
         elif kind in SEQUENCES:
             if rng.random() < 0.25 and kind != "deque":
                 self.probe(t, rw, obj, {"slice": rng.choice(SLICES)}, "slice")
             else:
                 self.probe(t, rw, obj, rng.choice(INDICES), rng.choice(("item", "item_delete")))
-        elif kind == "set" or kind.startswith("keys_of:"):
+        elif kind == "set" or kind.startswith(("keys_of:", "values_of:")):
             self.collection(t, obj)
+        elif kind.startswith("dict_of:"):  # an instance's __dict__, once read as obj.__dict__
+            key = rng.choice(VALUED_NAMES + (1,))
+            choice = rng.choice(("item", "item", "item_delete", "contains"))
+            self.probe(t, "read" if choice == "contains" else rw, obj, key, choice)
+        elif kind in ("valued", "valued_class"):
+            name = rng.choice(VALUED_NAMES)
+            if rng.random() < 0.2:
+                func = {"read": rng.choice(("getattr", "hasattr")), "write": "setattr"}[rw]
+                self.emit(t, "call", func, obj, name, self.site("call"))
+            else:
+                self.probe(t, rw, obj, name, "attr")
         elif kind == "cell":
             self.probe(t, rw, obj, "n", "cell")
         elif kind == "module" and rng.random() < 0.4:
@@ -174,8 +196,8 @@ class _Gen:
         rng = self.rng
         choice = rng.choice(("contains", "iter", "eq", "call"))
         if choice == "call":
-            self.emit(t, "call", rng.choice(("len", "sorted", "list")), obj, None,
-                      self.site("call"))
+            self.emit(t, "call", rng.choice(("len", "sorted", "list", "sum", "dict", "tuple")),
+                      obj, None, self.site("call"))
         elif choice == "eq":
             self.probe(t, "read", obj, {"obj": rng.choice(self.data)}, "eq")
         else:

@@ -6,7 +6,7 @@ from types import CodeType
 from bytecode import Bytecode, Instr, Label
 
 from racewatch import env
-from racewatch.rewriter import chains, lines, merge, names, opcodes, scopes, sites
+from racewatch.rewriter import chains, lines, merge, names, numbers, opcodes, scopes, sites
 
 # Code objects that could not be rewritten, as (qualname, error); the code then runs as it was.
 FAILURES = []
@@ -78,6 +78,8 @@ class _Code:
         self.module_level = module_level
         self.extra_stack = 0  # the most any inserted sequence pushes above where it starts
         self.least_stack = 0  # what inserted handlers need, entered with the stack emptied
+        self.operands = {}  # id(a + b instruction) -> its operands' values (numbers.py)
+        self.sequence_free = None  # a test of those values: never a list-like
 
 
 def _peak(seq):
@@ -113,7 +115,7 @@ class _Pass:
                  self._deref),
                 (opcodes.ITEM_OPS, self._item), (opcodes.SLICE_OPS, self._slice),
                 (opcodes.CONTAINS_OPS, self._contains), (opcodes.ITER_OPS, self._iter),
-                ({"COMPARE_OP"}, self._compare)):
+                ({"COMPARE_OP"}, self._compare), ({"BINARY_OP"}, self._binary)):
             for opname in table:
                 self.handlers[opname] = handler
 
@@ -135,6 +137,8 @@ class _Pass:
         bc = Bytecode.from_code(code, conserve_exception_block_stackdepth=True)
         ctx = _Code(code, code is self.root)
         calls = self.race and self._uses_accessors(bc, ctx)
+        if self.race:
+            ctx.operands, ctx.sequence_free = numbers.operands(bc, code, self.variables)
         out = []
         changed = False
         previous = None
@@ -329,14 +333,23 @@ class _Pass:
             return None  # an arithmetic BINARY_OP
         kind, container, key = op
         api = "read" if kind == "item_read" else "write"
-        return self._emit_keyed(api, kind, instr, ctx, _stack(container), _stack(key))
+        probe = self._emit_keyed(api, kind, instr, ctx, _stack(container), _stack(key))
+        if kind == "item_write" and previous is not None and opcodes.makes_slice_key(previous):
+            probe += self._assigned_value(instr, ctx)  # a slice assignment
+        return probe
 
     def _slice(self, instr, previous, ctx):
         """(start, stop) bounds go along: the slice's items are locations too."""
         kind, container = opcodes.SLICE_OPS[instr.name]
         api = "read" if kind == "slice_read" else "write"
-        return self._emit_keyed(api, kind, instr, ctx, _stack(container),
-                                _pair(container - 1, container - 2))
+        probe = self._emit_keyed(api, kind, instr, ctx, _stack(container),
+                                 _pair(container - 1, container - 2))
+        return probe + self._assigned_value(instr, ctx) if api == "write" else probe
+
+    def _assigned_value(self, instr, ctx):
+        """A slice assignment reads all of the value it assigns, as iterating it would."""
+        return self._emit_named("read", "iter", "", instr, ctx,
+                                _stack(opcodes.SLICE_VALUE_DEPTH[instr.name]))
 
     def _contains(self, instr, previous, ctx):
         return self._emit_keyed("read", "contains", instr, ctx, _stack(1), _stack(2))
@@ -349,6 +362,25 @@ class _Pass:
                                                  and previous.name in opcodes.CONST_LOADS):
             return None  # `x == CONSTANT` never compares two containers
         return self._emit_keyed("read", "compare", instr, ctx, _stack(2), _stack(1))
+
+    def _binary(self, instr, previous, ctx):
+        """`token[b] = a` before `a + b` / `a += b`: concatenations of list-likes read them.
+        Left out where a can be no list-like, or b a constant a list-like cannot take; and
+        `a += b` unless a is a variable of the function: `obj.a += b` and `d[k] += b` write
+        obj.a and d[k] afterwards, which already races with any reader not ordered with it."""
+        inplace = opcodes.CONCAT_OPS.get(instr.arg)
+        if inplace is None:  # PYVERSIONS: 3.14+ subscripts are BINARY_OPs too
+            return self._item(instr, previous, ctx) if instr.name in opcodes.ITEM_OPS else None
+        if id(instr) not in ctx.operands:
+            return None
+        left, right = ctx.operands[id(instr)]
+        if ctx.sequence_free(left) or right is numbers.NUMBER or \
+                right is numbers.TEXT and not inplace or \
+                inplace and left[0] not in ("local", "cell"):
+            return None
+        kind = "concat_inplace" if inplace else "concat"
+        return self._emit_keyed("write" if inplace else "read", kind, instr, ctx, _stack(2),
+                                _stack(1))
 
     def _call_site(self, instr, ctx):
         """`token[callee] = arg0` before a call with one positional argument, and

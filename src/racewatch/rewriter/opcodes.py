@@ -4,7 +4,7 @@ import contextlib
 import dis
 import inspect
 
-from bytecode import Compare, Instr
+from bytecode import BinaryOp, Compare, Instr
 
 from racewatch import env
 
@@ -119,8 +119,6 @@ _ITEM_OPS = {"STORE_SUBSCR": ("item_write", 2, 1), "DELETE_SUBSCR": ("item_delet
 # PYVERSIONS: 3.14 folds BINARY_SUBSCR into BINARY_OP with the NB_SUBSCR argument (item and
 # constant-slice reads: `d[k]`, `lst[1:2]`); `item_op` tells it from the arithmetic ones.
 if env.PY314_PLUS:
-    from bytecode import BinaryOp
-
     _ITEM_OPS["BINARY_OP"] = ("item_read", 2, 1)
 
     def subscript():
@@ -156,6 +154,34 @@ ITER_OPS = {"GET_ITER", "GET_YIELD_FROM_ITER"}
 # (they leave co_consts), 3.14 loads AssertionError and 3.15 also None, True, False and more
 # with LOAD_COMMON_CONSTANT. None of them can raise.
 CONST_LOADS = {"LOAD_CONST", "LOAD_SMALL_INT", "LOAD_COMMON_CONSTANT"}
+# A slice assignment reads the whole value it assigns: where the value lies, by instruction
+# (3.11 and 3-bound slices: BUILD_SLICE then STORE_SUBSCR with [value, container, slice]).
+SLICE_VALUE_DEPTH = {"STORE_SLICE": 4, "STORE_SUBSCR": 3}
+
+
+def makes_slice_key(instr):
+    """Whether `instr`, just before a STORE_SUBSCR, pushes a slice as its key. PYVERSIONS:
+    3.14 loads a constant slice (`a[0:2] = b`) with LOAD_CONST, older versions build it."""
+    return instr.name == "BUILD_SLICE" or instr.name == "LOAD_CONST" and \
+        isinstance(instr.arg, slice)
+
+# Concatenation: BINARY_OP's argument -> whether it is the in-place form (stack [..., a, b]);
+# repetition (`[0] * n` is a list). Operators whose result is no list-like unless a class of the
+# program makes it one (a new object then, which no other thread can see yet), and other
+# instructions whose result is a number or a bool (numbers.py).
+CONCAT_OPS = {BinaryOp.ADD: False, BinaryOp.INPLACE_ADD: True}
+REPEAT_OPS = {BinaryOp.MULTIPLY, BinaryOp.INPLACE_MULTIPLY}
+NOT_SEQUENCE_OPS = {getattr(BinaryOp, prefix + name) for prefix in ("", "INPLACE_") for name in (
+    "SUBTRACT", "TRUE_DIVIDE", "FLOOR_DIVIDE", "REMAINDER", "POWER", "LSHIFT", "RSHIFT", "AND",
+    "OR", "XOR", "MATRIX_MULTIPLY")}
+# Operators that no list-like supports (a bytearray supports `%`): an operand of one that is
+# not a number raises.
+SEQUENCE_REFUSED_OPS = NOT_SEQUENCE_OPS - {BinaryOp.REMAINDER, BinaryOp.INPLACE_REMAINDER}
+# PYVERSIONS: TO_BOOL is 3.13+.
+NUMERIC_RESULT_OPS = {"UNARY_NEGATIVE", "UNARY_INVERT", "UNARY_NOT", "COMPARE_OP", "IS_OP",
+                      "CONTAINS_OP", "TO_BOOL"}
+# Constants no list-like can be concatenated with (`lst + 1` raises); `lst += "ab"` extends.
+NOT_ADDABLE = (int, float, complex, type(None))
 
 # PYVERSIONS: 3.13 folds a bool conversion into COMPARE_OP (EQ_CAST / NE_CAST).
 EQUALITY = {Compare.EQ, Compare.NE} | {getattr(Compare, n) for n in ("EQ_CAST", "NE_CAST")

@@ -13,7 +13,7 @@ KINDS = {
     "cell_read": K.CELL, "cell_write": K.CELL, "cell_delete": K.CELL,
     "item_read": K.ITEM, "item_write": K.ITEM, "item_delete": K.ITEM_DELETE,
     "slice_read": K.SLICE, "slice_write": K.SLICE, "contains": K.CONTAINS, "iter": K.ITER,
-    "compare": K.EQ, "call": K.CALL,
+    "compare": K.EQ, "concat": K.CONCAT, "concat_inplace": K.CONCAT, "call": K.CALL,
     "imported": K.IMPORTED, "initialized": K.INITIALIZED,
     "method_read": K.METHOD_READ, "method_write": K.METHOD_WRITE,
     "method_atomic_read": K.METHOD_ATOMIC_READ, "method_atomic_write": K.METHOD_ATOMIC_WRITE,

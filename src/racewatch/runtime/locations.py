@@ -1,10 +1,13 @@
 """Where a probe's access lands, for the Python twin (`fast/locations.c` mirrors it): the locations.
 
 A location is (owner, key): an attribute (object, name), a global (module dict, name), a closure
-cell (cell, name), a dict key (dict, key), a list/deque/bytearray index, or a container's
-shape (container, SHAPE). `resolve` turns one probe into the (owner, key, is_write, atomic)
-accesses it stands for, and never runs user code: keys whose hashing could (anything but
-builtin scalars and tuples of them) are told apart by identity.
+cell (cell, name), a dict key (dict, key), a list/deque/bytearray index, a container's shape
+(container, SHAPE), and the "any item" locations that bulk reads read in one check: a dict's
+values (dict, ITEMS), a list-like's items by blocks of BLOCK (list, block(index)), which every
+item write also writes, atomically (so item writes never race with each other through them).
+`resolve` turns one probe into the (owner, key, is_write, atomic) accesses it stands for, and
+never runs user code: keys whose hashing could (anything but builtin scalars and tuples of
+them) are told apart by identity.
 """
 
 import collections
@@ -25,6 +28,26 @@ class _Shape:
 
 
 SHAPE = _Shape()
+
+
+class _Items:
+    """The key of a dict's values, all of them: what reading them in bulk reads."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return "ITEMS"
+
+
+ITEMS = _Items()
+
+# A list-like's items come in blocks of this many, each an "any item" location: bulk reads
+# read a block where they cover it whole, an item write writes its item's block.
+BLOCK = 16
+
+
+def block(index):
+    """The key of the block of a list-like's item `index`: a negative int (indices are not)."""
+    return -(index // BLOCK + 1)
 
 
 class Identity:
@@ -55,6 +78,8 @@ _SAFE = (str, int, float, bool, bytes, type(None))
 _HEAPTYPE = 1 << 9
 _IMMUTABLE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE
 _DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+_KEYS_VIEW = type({}.keys())
+_SEQUENCES = ("list", "deque", "bytearray")
 _DEQUE = collections.deque
 _PROXIES = (weakref.ProxyType, weakref.CallableProxyType)
 try:  # Python cannot reach a proxy's referent without running the referent's own code
@@ -124,9 +149,10 @@ def _attr_owner(obj):
 
 
 def _builtin_len(container):
-    """The length without a subclass's own __len__ (None: unknown)."""
+    """The length of a list, bytearray or deque, without a subclass's own __len__ (None: not
+    one of them)."""
     for base in (list, bytearray, _DEQUE):
-        if issubclass(type(container), base) and type(container).__len__ is base.__len__:
+        if issubclass(type(container), base):
             return base.__len__(container)
     return None
 
@@ -168,20 +194,67 @@ def _index(container, key):
     return key
 
 
-# A slice access covers its items; at most this many are recorded (the shape always is).
+# A slice assignment covers its items; at most this many are recorded (the shape always is).
 SLICE_ITEMS = 16
 
 
+def _bulk(obj, values=False):
+    """Reading all of a container's elements at once (iterating it, sum(), list(), a + b...):
+    its shape, and its items: a list-like's blocks, a dict's values where they are what is read
+    (a values or items view; `values`), nothing more for keys and sets."""
+    tp = type(obj)
+    if issubclass(tp, _DICT_VIEWS):
+        owner = _shape_owner(obj)
+        if owner is None:
+            return []
+        return [(owner, SHAPE, False, 0)] + ([] if issubclass(tp, _KEYS_VIEW) else
+                                             [(owner, ITEMS, False, 0)])
+    kind = container_kind(obj)
+    if kind is None:
+        return []
+    accesses = [(obj, SHAPE, False, 0)]
+    if kind == "dict" and values:
+        accesses.append((obj, ITEMS, False, 0))
+    elif kind in _SEQUENCES:
+        length = _builtin_len(obj)
+        accesses += [(obj, block(i), False, 0) for i in range(0, length, BLOCK)]
+    return accesses
+
+
 def _slice(obj, bounds, is_write):
-    """A slice read or assignment: the shape, and the items it covers."""
+    """A slice read or assignment: the shape, and the items it covers. A read covers them all:
+    the blocks it covers whole, the others one by one; an assignment its first SLICE_ITEMS."""
     if type(bounds) is tuple:  # 3.12+ probes pass (start, stop)
         bounds = slice(*bounds)
     accesses = [(obj, SHAPE, is_write, 0)]
-    if all(b is None or type(b) is int for b in (bounds.start, bounds.stop, bounds.step)):
-        length = _builtin_len(obj)
-        covered = range(*bounds.indices(length)) if length is not None else range(0)
-        accesses += [(obj, i, is_write, 0) for i in covered[:SLICE_ITEMS]]
+    if not all(b is None or type(b) is int for b in (bounds.start, bounds.stop, bounds.step)):
+        return accesses
+    length = _builtin_len(obj)
+    covered = range(*bounds.indices(length)) if length is not None else range(0)
+    if is_write:
+        return accesses + [(obj, i, True, 0) for i in covered[:SLICE_ITEMS]]
+    if covered.step != 1:
+        return accesses + [(obj, i, False, 0) for i in covered]
+    i, stop = covered.start, covered.stop
+    while i < stop:
+        if i % BLOCK == 0 and i + BLOCK <= stop:
+            accesses.append((obj, block(i), False, 0))
+            i += BLOCK
+        else:
+            accesses.append((obj, i, False, 0))
+            i += 1
     return accesses
+
+
+def _concat(left, right, inplace):
+    """`left + right` of two list-likes reads both in bulk; `left += right` extends a list-like
+    left (an atomic write of its shape, as `extend` is) with everything right holds. Other
+    operands run their own code, or raise."""
+    if container_kind(left) not in _SEQUENCES:
+        return []
+    if inplace:
+        return [(left, SHAPE, True, 1)] + _bulk(right)
+    return _bulk(left) + (_bulk(right) if container_kind(right) in _SEQUENCES else [])
 
 
 def _item(obj, key, is_write, delete):
@@ -205,13 +278,17 @@ def _item(obj, key, is_write, delete):
         elif (not is_write and issubclass(type(obj), collections.defaultdict)
               and type(ckey) is not Identity and key not in obj):
             accesses.append((obj, SHAPE, True, 0))  # __missing__ will insert it
+        if is_write and not delete:
+            accesses.append((obj, ITEMS, True, 1))  # a value changes: bulk reads of values see it
         return accesses
     index = _index(obj, key)
     if index is None:
         return []
     if delete:
         return [(obj, index, True, 0), (obj, SHAPE, True, 0)]
-    return [(obj, index, is_write, 0)]
+    if is_write:
+        return [(obj, index, True, 0), (obj, block(index), True, 1)]
+    return [(obj, index, False, 0)]
 
 
 _METHODS = {K.METHOD_READ: (False, 0), K.METHOD_WRITE: (True, 0),
@@ -238,8 +315,9 @@ def resolve(obj, key, kind, is_write, how, frame):
     if kind == K.SLICE:
         return _slice(obj, key, is_write) if container_kind(obj) not in (None, "dict") else []
     if kind == K.ITER:
-        owner = _shape_owner(obj)
-        return [(owner, SHAPE, is_write, 0)] if owner is not None else []
+        return _bulk(obj)
+    if kind == K.CONCAT:
+        return _concat(obj, key, is_write)
     if kind == K.CONTAINS:
         if container_kind(obj) == "dict":
             owner = attributes.alias_owner(obj) if type(key) is str else None
@@ -252,6 +330,8 @@ def resolve(obj, key, kind, is_write, how, frame):
     if kind == K.SUPER:
         owner = superattr.owner(obj, key)
         return [(owner, key, False, 0)] if owner is not None else []
+    if kind == K.ATOMIC:
+        return [(obj, key, is_write, 1)]
     return [(obj, key, is_write, 0)]  # CELL, unregistered sites: obj itself owns the location
 
 
@@ -259,13 +339,18 @@ def _accessor(obj, key, is_write, how):
     if how == "shape":
         owner = _shape_owner(obj)
         return [(owner, SHAPE, False, 0)] if owner is not None else []
+    if how in ("bulk", "copy"):
+        return _bulk(obj, values=how == "copy")
     return _attribute(obj, key, is_write) if type(key) is str else []
 
 
-# Builtins whose call reads or writes state of their arguments: (is_write, how).
-ACCESSORS = {f: (False, "shape") for f in (len, list, tuple, sorted, set, frozenset, sum, min,
-                                            max, any, all, enumerate, reversed, iter, dict,
-                                            bytes, bytearray, zip, map, filter)}
+# Builtins whose call reads or writes state of their arguments: (is_write, how). "shape": its
+# length; "bulk": all its elements (_bulk); "copy": and a dict's values too; "attr": the
+# attribute it names.
+ACCESSORS = {len: (False, "shape"), dict: (False, "copy")}
+ACCESSORS.update({f: (False, "bulk") for f in (list, tuple, sorted, set, frozenset, sum, min,
+                                                max, any, all, enumerate, reversed, iter,
+                                                bytes, bytearray, zip, map, filter)})
 ACCESSORS.update({getattr: (False, "attr"), hasattr: (False, "attr"), setattr: (True, "attr"),
                   delattr: (True, "attr"),
                   # `object.__setattr__(obj, name, value)`: how frozen dataclasses write

@@ -1,5 +1,6 @@
 """Race records, their text and JSON forms, where they go, and the exit status they imply."""
 
+import collections
 import os
 import sys
 
@@ -58,6 +59,9 @@ def _module_of(mapping):
     return module if module is not None and getattr(module, "__dict__", None) is mapping else None
 
 
+_SEQUENCES = (list, bytearray, collections.deque)
+
+
 def _object(obj):
     return f"{type(obj).__qualname__} object at 0x{id(obj):x}"
 
@@ -75,6 +79,11 @@ def describe_location(target, key, site_kind):
     """`attribute 'n' of Counter object at 0x...`, `global 'x' of module 'app'`, ..."""
     if key is locations.SHAPE:
         return f"the shape (keys, length) of {_object(target)}"
+    if key is locations.ITEMS:
+        return f"the values of {_object(target)}"
+    if type(key) is int and key < 0 and issubclass(type(target), _SEQUENCES):
+        first = (-key - 1) * locations.BLOCK  # a block of items (a list-like's indices are >= 0)
+        return f"items {first}..{first + locations.BLOCK - 1} of {_object(target)}"
     module = _module_of(target)
     if module is not None:
         return f"global {key!r} of module {module.__name__!r}"

@@ -13,7 +13,7 @@ ITEM = 5            # container[key]: one location per dict key / list index
 ITEM_DELETE = 6     # del container[key]: the key/index and the container's shape
 SLICE = 7           # container[a:b] (read or assign): the shape
 CONTAINS = 8        # key in container: the key of a dict, the shape of anything else
-ITER = 9            # iter(container) / for x in container: the shape
+ITER = 9            # iter(container) / for x in container: a bulk read (shape and items)
 EQ = 10             # a == b, a != b: the shape of each container operand
 CALL = 11           # a call: if the callee is a builtin accessor (len, getattr...), its access
 METHOD_READ = 12            # container.method: a plain read of the shape (list.index ...)
@@ -24,6 +24,9 @@ METHOD_ATOMIC_WRITE = 15    # an atomic write of the shape (list.append, dict.se
 IMPORTED = 17       # what an import handed over (a module, or what it bound): an acquire of
                     # its module's namespace
 INITIALIZED = 18    # the end of a module's top-level code: a release of its namespace
+CONCAT = 19         # a + b (a bulk read of each list-like), a += b (extends a list-like a)
+ATOMIC = 20         # an atomic access of the object passed, with the key passed (no rewritten
+                    # code makes one: how replayed traces spell an atomic access)
 
 # Stored last in the constants of every code object with sites: how the rewriter knows code it
 # rewrote (token probes name no API function), and the runtime code whose accesses it sees (a

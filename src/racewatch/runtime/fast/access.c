@@ -169,20 +169,16 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     Py_RETURN_NONE;
 }
 
-/* The accesses `locs` (n of them, -1: resolving failed) at `site`, releasing them. */
-static PyObject *access_all(Loc *locs, int n, ThreadState *t, long site) {
-    if (n < 0) return NULL;
-    PyObject *result = Py_None;
-    for (int i = 0; i < n; i++) {
-        if (result) {
-            PyObject *r = access_location(locs[i].owner, locs[i].key, t, site, locs[i].is_write,
-                                          locs[i].atomic);
-            if (!r) result = NULL; else Py_DECREF(r);
-        }
-        Py_DECREF(locs[i].key);
-        Py_DECREF(locs[i].owner);
+/* The accesses in `ls` (`resolved` < 0: gathering them failed) at `site`; releases them. */
+static PyObject *access_all(Locs *ls, int resolved, ThreadState *t, long site) {
+    int ok = resolved >= 0;
+    for (int i = 0; ok && i < ls->n; i++) {
+        Loc *l = &ls->a[i];
+        PyObject *r = access_location(l->owner, l->key, t, site, l->is_write, l->atomic);
+        if (!r) ok = 0; else Py_DECREF(r);
     }
-    return result ? Py_NewRef(Py_None) : NULL;
+    locs_clear(ls);
+    return ok ? Py_NewRef(Py_None) : NULL;
 }
 
 PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
@@ -191,8 +187,9 @@ PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) 
     if (nstrong && strong_since_sweep >= SWEEP_EVERY) sweep();
     ThreadState *t = current();
     if (!t) return NULL;
-    Loc locs[MAX_LOCS];
-    return access_all(locs, resolve(obj, key, kind, is_write, site, locs), t, site);
+    Locs ls;
+    locs_init(&ls);
+    return access_all(&ls, resolve(obj, key, kind, is_write, &ls), t, site);
 }
 
 /* The record of `owner` if it has one, through a one-entry cache (consecutive accesses are
@@ -293,8 +290,22 @@ int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
         break;
     case K_ITEM:
         /* a list index (small ints are shared objects, so found by address), a dict read */
-        if (Py_IS_TYPE(obj, &PyList_Type) && PyLong_CheckExact(key) && site_of(key) >= 0) break;
-        if (Py_IS_TYPE(obj, &PyDict_Type) && !is_write) break;
+        if (Py_IS_TYPE(obj, &PyList_Type) && PyLong_CheckExact(key) && site_of(key) >= 0) {
+            if (is_write) {   /* and its block */
+                PyObject *block = block_key(site_of(key) / BLOCK);
+                uint32_t other = 0;
+                if (!block || !same_epoch_at(obj, block, 1, 1, (uint32_t)site, &other)) return 0;
+            }
+            break;
+        }
+        if (Py_IS_TYPE(obj, &PyDict_Type)) {
+            if (!is_write) break;
+            /* overwriting a key held by address (not a new one): and the values */
+            if (!PyUnicode_CheckExact(key) || PyDict_Contains(obj, key) != 1) return 0;
+            uint32_t other = 0;
+            if (!same_epoch_at(obj, items_key, 1, 1, (uint32_t)site, &other)) return 0;
+            break;
+        }
         return 0;
     case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
     case K_METHOD_ATOMIC_WRITE:
@@ -306,10 +317,22 @@ int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
         is_write = kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE;
         atomic = kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE;
         break;
-    case K_ITER:
-        if (!exact_container(Py_TYPE(obj))) return 0;
+    case K_ITER: {   /* the shape, and a list-like's blocks */
+        int ck = exact_container(Py_TYPE(obj));
+        if (!ck) return 0;
+        if (ck != C_DICT && ck != C_SET) {
+            Py_ssize_t len = builtin_len(obj);
+            uint32_t other = 0;
+            for (Py_ssize_t k = 0; k * BLOCK < len; k++) {
+                PyObject *block = block_key(k);
+                if (!block || !same_epoch_at(obj, block, 0, 0, (uint32_t)site, &other)) return 0;
+            }
+        }
         key = shape_key;
         break;
+    }
+    case K_CONCAT:   /* nothing to record unless an operand is a list-like */
+        return !maybe_sequence(obj) && !maybe_sequence(key);
     case K_CONTAINS: {
         int ck = exact_container(Py_TYPE(obj));
         if (!ck) return 0;
@@ -342,17 +365,20 @@ PyObject *call_access(PyObject *func, PyObject *a0, PyObject *a1, PyObject *site
     if (!current()) return NULL;   /* the thread exists from its first event, as in the twin */
     for (int i = 0; i < naccessors; i++) {
         if (accessors[i].func != func) continue;
-        if (accessors[i].shape) {
+        if (accessors[i].how == HOW_SHAPE) {
             PyObject *owner = shape_owner(a0);
             if (!owner) Py_RETURN_NONE;
             return probe(owner, shape_key, site_obj, 0);   /* unregistered-kind semantics */
         }
-        if (!PyUnicode_CheckExact(a1)) Py_RETURN_NONE;
-        long site = site_of(site_obj);
+        if (accessors[i].how == HOW_ATTR && !PyUnicode_CheckExact(a1)) Py_RETURN_NONE;
         ThreadState *t = current();
         if (!t) return NULL;
-        Loc locs[MAX_LOCS];
-        return access_all(locs, attr_locs(a0, a1, accessors[i].is_write, locs), t, site);
+        Locs ls;
+        locs_init(&ls);
+        int resolved = accessors[i].how == HOW_ATTR
+            ? attr_locs(a0, a1, accessors[i].is_write, &ls)
+            : bulk_locs(a0, accessors[i].how == HOW_COPY, &ls);
+        return access_all(&ls, resolved, t, site_of(site_obj));
     }
     Py_RETURN_NONE;
 }

@@ -192,27 +192,26 @@ PyObject *fast_instance_dict(PyObject *m, PyObject *obj) {
 /* ---- where an attribute access lands ----------------------------------------------------- */
 
 /* The accesses of attribute `key` of `obj` (a write covers a delete), by its plan. */
-int attr_locs(PyObject *obj, PyObject *key, int is_write, Loc *locs) {
+int attr_locs(PyObject *obj, PyObject *key, int is_write, Locs *ls) {
     if (Py_IS_TYPE(obj, &PySuper_Type) || PyModule_CheckExact(obj))
-        return add_loc(locs, 0, attr_owner(obj, key), key, is_write, 0);
+        return add_loc(ls, attr_owner(obj, key), key, is_write, 0);
     PyObject *owner = attr_owner(obj, key);   /* a proxy's referent, or obj */
     if (!owner) return PyErr_Occurred() ? -1 : 0;
     PyTypeObject *tp = Py_TYPE(owner);
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) || !PyUnicode_CheckExact(key))
-        return add_loc(locs, 0, owner, key, is_write, 0);
+        return add_loc(ls, owner, key, is_write, 0);
     const AttrCache *hit = attr_hit(tp, key);
     AttrCache plan = hit ? *hit : attr_plan(tp, key, container_kind(owner) != C_NONE);
-    int n;
     switch (is_write ? plan.write : plan.read) {
     case AT_NOTHING: return 0;
-    case AT_CLASS: return add_loc(locs, 0, plan.owner, key, 0, 0);
-    case AT_VALUE:   /* locs hold owner while shadowed() may run GC */
-        n = add_loc(locs, 0, owner, key, 0, 0);
-        return shadowed(owner, key) ? n : add_loc(locs, n, plan.owner, key, 0, 0);
+    case AT_CLASS: return add_loc(ls, plan.owner, key, 0, 0);
+    case AT_VALUE:   /* ls holds owner while shadowed() may run GC */
+        if (add_loc(ls, owner, key, 0, 0) < 0) return -1;
+        return shadowed(owner, key) ? 0 : add_loc(ls, plan.owner, key, 0, 0);
     case AT_DICT:
-        n = add_loc(locs, 0, owner, key, 0, 0);
-        return note_dict(owner) < 0 ? -1 : n;   /* locs hold owner meanwhile */
-    default: return add_loc(locs, 0, owner, key, is_write, 0);
+        if (add_loc(ls, owner, key, 0, 0) < 0) return -1;
+        return note_dict(owner);
+    default: return add_loc(ls, owner, key, is_write, 0);
     }
 }
 

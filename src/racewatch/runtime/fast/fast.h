@@ -49,7 +49,7 @@ static inline int ordered(uint64_t e, const VC *vc) {
 enum {
     K_NONE, K_ATTR, K_SUPER, K_GLOBAL, K_CELL, K_ITEM, K_ITEM_DELETE, K_SLICE, K_CONTAINS,
     K_ITER, K_EQ, K_CALL, K_METHOD_READ, K_METHOD_WRITE, K_METHOD_ATOMIC_READ,
-    K_METHOD_ATOMIC_WRITE, K_UNUSED_16, K_IMPORTED, K_INITIALIZED
+    K_METHOD_ATOMIC_WRITE, K_UNUSED_16, K_IMPORTED, K_INITIALIZED, K_CONCAT, K_ATOMIC
 };
 
 /* A site id: a small non-negative int, decoded without a call (-1: not one). */
@@ -276,11 +276,13 @@ extern PyObject *on_race;          /* callable(event) or NULL */
 extern PyObject *lock_order;       /* callable(tid, held, held_wheres, lock, where), or NULL */
 extern PyObject *ignored_types;    /* tuple of types whose instances are never shared */
 extern PyObject *shape_key;        /* the key of a container's shape (locations.SHAPE) */
+extern PyObject *items_key;        /* the key of a dict's values (locations.ITEMS) */
 extern PyTypeObject *deque_type;   /* collections.deque */
 extern PyTypeObject *defaultdict_type;   /* collections.defaultdict */
 extern int history_full;
 #define MAX_ACCESSORS 32
-typedef struct { PyObject *func; int is_write, shape; } Accessor;
+enum { HOW_ATTR, HOW_SHAPE, HOW_BULK, HOW_COPY };   /* locations.ACCESSORS' "how" */
+typedef struct { PyObject *func; int is_write, how; } Accessor;
 extern Accessor accessors[MAX_ACCESSORS];
 extern int naccessors;
 /* The accessors again, by address in an open-addressed table four times their number: a
@@ -328,12 +330,27 @@ typedef struct {
     int is_write, atomic;
 } Loc;
 
-#define SLICE_ITEMS 16   /* a slice covers its items; at most this many are recorded */
-#define MAX_LOCS (2 + SLICE_ITEMS)
+/* The accesses one probe stands for: a few, or a bulk read's many (on the heap then). */
+typedef struct {
+    Loc *a;
+    int n, cap;
+    Loc small[8];
+} Locs;
+
+static inline void locs_init(Locs *ls) {
+    ls->a = ls->small;
+    ls->n = 0;
+    ls->cap = 8;
+}
+
+#define SLICE_ITEMS 16   /* a slice assignment covers its items; at most this many recorded */
+#define BLOCK 16         /* items per block of a list-like: locations.BLOCK */
+#define BLOCK_KEYS 4096  /* blocks whose keys are made once (the fast path finds them) */
 
 int container_kind(PyObject *o);
 int exact_container(PyTypeObject *tp);
 int maybe_container(PyObject *o);
+int maybe_sequence(PyObject *o);
 PyObject *shape_owner(PyObject *obj);
 /* An instance of a static type, or of an immutable one (as _thread.lock), without a __dict__:
  * none of its attributes can be rebound, so reading one is no access. */
@@ -344,8 +361,12 @@ static inline int no_attributes(PyTypeObject *tp) {
 
 PyObject *attr_owner(PyObject *obj, PyObject *key);
 PyObject *super_lookup(PyObject *obj, PyObject *key);
-int add_loc(Loc *locs, int n, PyObject *owner, PyObject *key, int is_write, int atomic);
-int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, long site, Loc *locs);
+int add_loc(Locs *ls, PyObject *owner, PyObject *key, int is_write, int atomic);
+void locs_clear(Locs *ls);
+Py_ssize_t builtin_len(PyObject *obj);
+PyObject *block_key(Py_ssize_t k);
+int bulk_locs(PyObject *obj, int values, Locs *ls);
+int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, Locs *ls);
 int locations_init(void);
 
 /* ---- attributes through instances (attributes.c) ---------------------------------------- */
@@ -372,7 +393,7 @@ typedef struct {
 
 const AttrCache *attr_hit(PyTypeObject *tp, PyObject *name);
 AttrCache attr_plan(PyTypeObject *tp, PyObject *key, int container);
-int attr_locs(PyObject *obj, PyObject *key, int is_write, Loc *locs);
+int attr_locs(PyObject *obj, PyObject *key, int is_write, Locs *ls);
 int attr_same_epoch(PyObject *obj, PyObject *key, int is_write, uint32_t site, uint32_t *hint);
 int method_same_epoch(PyObject *obj, PyObject *key, uint32_t site, uint32_t *hint);
 PyObject *alias_owner(PyObject *dict);

@@ -131,20 +131,38 @@ PyObject *attr_owner(PyObject *obj, PyObject *key) {
     return obj;
 }
 
-int add_loc(Loc *locs, int n, PyObject *owner, PyObject *key, int is_write, int atomic) {
-    if (!owner) return n;
+int add_loc(Locs *ls, PyObject *owner, PyObject *key, int is_write, int atomic) {
+    if (!owner || !key) return 0;
+    if (ls->n == ls->cap) {   /* raw memory: no GC runs while the accesses are gathered */
+        int cap = ls->cap * 2;
+        Loc *a = PyMem_RawMalloc((size_t)cap * sizeof(Loc));
+        if (!a) { PyErr_NoMemory(); return -1; }
+        memcpy(a, ls->a, (size_t)ls->n * sizeof(Loc));
+        if (ls->a != ls->small) PyMem_RawFree(ls->a);
+        ls->a = a;
+        ls->cap = cap;
+    }
     Py_INCREF(owner);   /* held for the probe: making its record may run GC */
     Py_INCREF(key);
-    locs[n] = (Loc){owner, key, is_write, atomic};
-    return n + 1;
+    ls->a[ls->n++] = (Loc){owner, key, is_write, atomic};
+    return 0;
+}
+
+void locs_clear(Locs *ls) {
+    for (int i = 0; i < ls->n; i++) {
+        Py_DECREF(ls->a[i].key);
+        Py_DECREF(ls->a[i].owner);
+    }
+    if (ls->a != ls->small) PyMem_RawFree(ls->a);
+    locs_init(ls);
 }
 
 /* The length of a builtin container without calling a subclass's own __len__ (-1: unknown). */
-static Py_ssize_t builtin_len(PyObject *obj) {
+Py_ssize_t builtin_len(PyObject *obj) {
     if (PyList_Check(obj)) return PyList_GET_SIZE(obj);
     if (PyByteArray_Check(obj)) return PyByteArray_GET_SIZE(obj);
-    if (deque_type && Py_TYPE(obj) == deque_type) {
-        Py_ssize_t n = PyObject_Size(obj);
+    if (deque_type && PyObject_TypeCheck(obj, deque_type)) {   /* deque's own length slot */
+        Py_ssize_t n = deque_type->tp_as_sequence->sq_length(obj);
         if (n < 0) PyErr_Clear();
         return n;
     }
@@ -162,13 +180,74 @@ static PyObject *normal_index(PyObject *obj, PyObject *key) {
     return PyLong_FromSsize_t(i + n);
 }
 
+/* A list-like's items come in blocks of BLOCK, each an "any item" location keyed by a
+ * negative int (indices are not): -1 for items 0..15, -2 for 16..31... The first BLOCK_KEYS
+ * keys are made once, so that the fast path finds their cells by address. */
+static PyObject *block_keys[BLOCK_KEYS];
+
+/* The key of block k: a new reference (NULL on error), from the table where it can be. */
+static PyObject *block_key_ref(Py_ssize_t k) {
+    if (k < BLOCK_KEYS) {
+        if (!block_keys[k]) block_keys[k] = PyLong_FromSsize_t(-(k + 1));
+        return Py_XNewRef(block_keys[k]);
+    }
+    return PyLong_FromSsize_t(-(k + 1));
+}
+
+/* The made key of block k (borrowed), or NULL: for the fast path, which makes nothing. */
+HOT PyObject *block_key(Py_ssize_t k) { return k < BLOCK_KEYS ? block_keys[k] : NULL; }
+
+static int add_block(Locs *ls, PyObject *obj, Py_ssize_t index, int is_write, int atomic) {
+    PyObject *key = block_key_ref(index / BLOCK);
+    if (!key) return -1;
+    int err = add_loc(ls, obj, key, is_write, atomic);
+    Py_DECREF(key);
+    return err;
+}
+
+static int add_index(Locs *ls, PyObject *obj, Py_ssize_t index, int is_write) {
+    PyObject *key = PyLong_FromSsize_t(index);
+    if (!key) return -1;
+    int err = add_loc(ls, obj, key, is_write, 0);
+    Py_DECREF(key);
+    return err;
+}
+
+/* A list-like: one whose items come in blocks (list, deque, bytearray). */
+static inline int sequence_kind(int kind) {
+    return kind == C_LIST || kind == C_DEQUE || kind == C_BYTEARRAY;
+}
+
+/* Reading all of a container's elements at once (iterating it, sum(), list(), a + b...): its
+ * shape, and its items: a list-like's blocks, a dict's values where they are what is read (a
+ * values or items view; `values`), nothing more for keys and sets. */
+int bulk_locs(PyObject *obj, int values, Locs *ls) {
+    if (is_dict_view(obj)) {
+        PyObject *dict = shape_owner(obj);
+        PyTypeObject *tp = Py_TYPE(obj);
+        int keys = tp == &PyDictKeys_Type || tp->tp_base == &PyDictKeys_Type;
+        if (add_loc(ls, dict, shape_key, 0, 0) < 0) return -1;
+        return keys ? 0 : add_loc(ls, dict, items_key, 0, 0);
+    }
+    int kind = container_kind(obj);
+    if (kind == C_NONE) return 0;
+    if (add_loc(ls, obj, shape_key, 0, 0) < 0) return -1;
+    if (kind == C_DICT && values) return add_loc(ls, obj, items_key, 0, 0);
+    if (!sequence_kind(kind)) return 0;
+    Py_ssize_t len = builtin_len(obj);
+    for (Py_ssize_t i = 0; i < len; i += BLOCK)
+        if (add_block(ls, obj, i, 0, 0) < 0) return -1;
+    return 0;
+}
+
 static int plain_bound(PyObject *b) { return b == Py_None || PyLong_CheckExact(b); }
 
-/* A slice read or assignment: the shape, and the items it covers. `bounds` is a slice (3.11)
- * or the (start, stop) pair 3.12+ probes pass. Only int bounds are looked at: others would
- * mean calling __index__. */
-static int slice_locs(PyObject *obj, PyObject *bounds, int is_write, Loc *locs) {
-    int n = add_loc(locs, 0, obj, shape_key, is_write, 0);
+/* A slice read or assignment: the shape, and the items it covers. A read covers them all: the
+ * blocks it covers whole, the others one by one; an assignment its first SLICE_ITEMS.
+ * `bounds` is a slice (3.11) or the (start, stop) pair 3.12+ probes pass. Only int bounds
+ * are looked at: others would mean calling __index__. */
+static int slice_locs(PyObject *obj, PyObject *bounds, int is_write, Locs *ls) {
+    if (add_loc(ls, obj, shape_key, is_write, 0) < 0) return -1;
     PyObject *start, *stop, *step = Py_None;
     if (PySlice_Check(bounds)) {
         start = ((PySliceObject *)bounds)->start;
@@ -178,87 +257,109 @@ static int slice_locs(PyObject *obj, PyObject *bounds, int is_write, Loc *locs) 
         start = PyTuple_GET_ITEM(bounds, 0);
         stop = PyTuple_GET_ITEM(bounds, 1);
     } else {
-        return n;
+        return 0;
     }
-    if (!plain_bound(start) || !plain_bound(stop) || !plain_bound(step)) return n;
+    if (!plain_bound(start) || !plain_bound(stop) || !plain_bound(step)) return 0;
     PyObject *slice = PySlice_New(start, stop, step);
     Py_ssize_t len = builtin_len(obj), first, last, by;
     if (!slice || len < 0 || PySlice_Unpack(slice, &first, &last, &by) < 0) {
         Py_XDECREF(slice);
         PyErr_Clear();
-        return n;
+        return 0;
     }
     Py_DECREF(slice);
     Py_ssize_t count = PySlice_AdjustIndices(len, &first, &last, by);
-    for (Py_ssize_t i = 0; i < count && i < SLICE_ITEMS; i++) {
-        PyObject *index = PyLong_FromSsize_t(first + i * by);
-        if (!index) { PyErr_Clear(); return n; }
-        n = add_loc(locs, n, obj, index, is_write, 0);
-        Py_DECREF(index);
+    if (is_write || by != 1) {
+        for (Py_ssize_t i = 0; i < count && (!is_write || i < SLICE_ITEMS); i++)
+            if (add_index(ls, obj, first + i * by, is_write) < 0) return -1;
+        return 0;
     }
-    return n;
+    for (Py_ssize_t i = first, end = first + count; i < end;) {
+        int whole = i % BLOCK == 0 && i + BLOCK <= end;
+        if ((whole ? add_block(ls, obj, i, 0, 0) : add_index(ls, obj, i, 0)) < 0) return -1;
+        i += whole ? BLOCK : 1;
+    }
+    return 0;
 }
 
-static int item_locs(PyObject *obj, PyObject *key, int is_write, int delete, Loc *locs) {
+static int item_locs(PyObject *obj, PyObject *key, int is_write, int delete, Locs *ls) {
     int kind = container_kind(obj);
     if (kind == C_NONE || kind == C_SET) return 0;
-    if (PySlice_Check(key)) return kind == C_DICT ? 0 : slice_locs(obj, key, is_write, locs);
+    if (PySlice_Check(key)) return kind == C_DICT ? 0 : slice_locs(obj, key, is_write, ls);
     if (kind == C_DICT) {
         PyObject *owner = PyUnicode_CheckExact(key) ? alias_owner(obj) : NULL;
-        if (owner) return add_loc(locs, 0, owner, key, is_write || delete, 0);   /* obj.k */
-        int n = add_loc(locs, 0, obj, key, is_write, 0);
-        if (delete) return add_loc(locs, n, obj, shape_key, 1, 0);
+        if (owner) return add_loc(ls, owner, key, is_write || delete, 0);   /* obj.k */
+        if (add_loc(ls, obj, key, is_write, 0) < 0) return -1;
+        if (delete) return add_loc(ls, obj, shape_key, 1, 0);
         if (safe_key(key, 0)) {   /* only then is the membership test free of user code */
             int present = PyDict_Contains(obj, key);
-            if (present < 0) { PyErr_Clear(); return n; }
-            /* a new key changes the shape, atomically for `D[x] = y` (documented atomic); a
-             * defaultdict's __missing__ inserts on a read, running the factory in between */
-            if (!present && (is_write ||
-                             (defaultdict_type && PyObject_TypeCheck(obj, defaultdict_type))))
-                n = add_loc(locs, n, obj, shape_key, 1, is_write);
+            if (present < 0) {
+                PyErr_Clear();
+            } else if (!present && (is_write || (defaultdict_type &&
+                                                 PyObject_TypeCheck(obj, defaultdict_type)))) {
+                /* a new key changes the shape, atomically for `D[x] = y` (documented
+                 * atomic); a defaultdict's __missing__ inserts on a read, running the
+                 * factory in between */
+                if (add_loc(ls, obj, shape_key, 1, is_write) < 0) return -1;
+            }
         }
-        return n;
+        /* a value changes: bulk reads of the values see it */
+        return is_write ? add_loc(ls, obj, items_key, 1, 1) : 0;
     }
     PyObject *index = normal_index(obj, key);
     if (!index) return 0;
-    int n = add_loc(locs, 0, obj, index, is_write || delete, 0);
+    Py_ssize_t i = PyLong_AsSsize_t(index);
+    int err = add_loc(ls, obj, index, is_write || delete, 0);
     Py_DECREF(index);
-    return delete ? add_loc(locs, n, obj, shape_key, 1, 0) : n;
+    if (err < 0) return -1;
+    if (delete) return add_loc(ls, obj, shape_key, 1, 0);
+    if (i < 0) { PyErr_Clear(); return 0; }
+    return is_write ? add_block(ls, obj, i, 1, 1) : 0;   /* its block, atomically */
 }
 
-/* The accesses one probe stands for (at most MAX_LOCS), as new references in `locs`; -1 on
- * error. */
-int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, long site,
-                   Loc *locs) {
+/* `left + right` of two list-likes reads both in bulk; `left += right` extends a list-like
+ * left (an atomic write of its shape, as `extend` is) with everything right holds. Other
+ * operands run their own code, or raise. */
+static int concat_locs(PyObject *left, PyObject *right, int inplace, Locs *ls) {
+    if (!sequence_kind(container_kind(left))) return 0;
+    if (inplace)
+        return add_loc(ls, left, shape_key, 1, 1) < 0 ? -1 : bulk_locs(right, 0, ls);
+    if (bulk_locs(left, 0, ls) < 0) return -1;
+    return sequence_kind(container_kind(right)) ? bulk_locs(right, 0, ls) : 0;
+}
+
+/* The accesses one probe stands for, as new references in `ls`; -1 on error. */
+int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, Locs *ls) {
     switch (kind) {
-    case K_ATTR: return attr_locs(obj, key, is_write, locs);
-    case K_SUPER: return add_loc(locs, 0, super_lookup(obj, key), key, 0, 0);
-    case K_GLOBAL: return add_loc(locs, 0, PyEval_GetGlobals(), key, is_write, 0);
+    case K_ATTR: return attr_locs(obj, key, is_write, ls);
+    case K_SUPER: return add_loc(ls, super_lookup(obj, key), key, 0, 0);
+    case K_GLOBAL: return add_loc(ls, PyEval_GetGlobals(), key, is_write, 0);
     case K_METHOD_READ: case K_METHOD_WRITE: case K_METHOD_ATOMIC_READ:
     case K_METHOD_ATOMIC_WRITE:
         if (container_kind(obj))
-            return add_loc(locs, 0, obj, shape_key,
+            return add_loc(ls, obj, shape_key,
                            kind == K_METHOD_WRITE || kind == K_METHOD_ATOMIC_WRITE,
                            kind == K_METHOD_ATOMIC_READ || kind == K_METHOD_ATOMIC_WRITE);
-        return attr_locs(obj, key, 0, locs);
-    case K_ITEM: return item_locs(obj, key, is_write, 0, locs);
-    case K_ITEM_DELETE: return item_locs(obj, key, 1, 1, locs);
+        return attr_locs(obj, key, 0, ls);
+    case K_ITEM: return item_locs(obj, key, is_write, 0, ls);
+    case K_ITEM_DELETE: return item_locs(obj, key, 1, 1, ls);
     case K_SLICE: {
         int kind = container_kind(obj);
-        return kind == C_NONE || kind == C_DICT ? 0 : slice_locs(obj, key, is_write, locs);
+        return kind == C_NONE || kind == C_DICT ? 0 : slice_locs(obj, key, is_write, ls);
     }
-    case K_ITER: return add_loc(locs, 0, shape_owner(obj), shape_key, is_write, 0);
+    case K_ITER: return bulk_locs(obj, 0, ls);
+    case K_CONCAT: return concat_locs(obj, key, is_write, ls);
     case K_CONTAINS:
         if (container_kind(obj) == C_DICT) {
             PyObject *owner = PyUnicode_CheckExact(key) ? alias_owner(obj) : NULL;
-            return add_loc(locs, 0, owner ? owner : obj, key, 0, 0);
+            return add_loc(ls, owner ? owner : obj, key, 0, 0);
         }
-        return add_loc(locs, 0, shape_owner(obj), shape_key, 0, 0);
-    case K_EQ: {
-        int n = add_loc(locs, 0, shape_owner(obj), shape_key, 0, 0);
-        return add_loc(locs, n, shape_owner(key), shape_key, 0, 0);
-    }
-    default: return add_loc(locs, 0, obj, key, is_write, 0);   /* CELL, unregistered sites */
+        return add_loc(ls, shape_owner(obj), shape_key, 0, 0);
+    case K_EQ:
+        if (add_loc(ls, shape_owner(obj), shape_key, 0, 0) < 0) return -1;
+        return add_loc(ls, shape_owner(key), shape_key, 0, 0);
+    case K_ATOMIC: return add_loc(ls, obj, key, is_write, 1);
+    default: return add_loc(ls, obj, key, is_write, 0);   /* CELL, unregistered sites */
     }
 }
 
@@ -280,6 +381,16 @@ HOT int maybe_container(PyObject *o) {
         tp == &PyBool_Type || o == Py_None)
         return 0;
     return is_dict_view(o) || container_kind(o);
+}
+
+/* Whether a concatenation operand may be a list-like; numbers and strings first, by pointer. */
+HOT int maybe_sequence(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == &PyList_Type || tp == &PyByteArray_Type || tp == deque_type) return 1;
+    if (tp == &PyLong_Type || tp == &PyFloat_Type || tp == &PyUnicode_Type ||
+        tp == &PyBytes_Type || tp == &PyTuple_Type || !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        return 0;
+    return sequence_kind(container_kind(o));
 }
 
 int locations_init(void) {

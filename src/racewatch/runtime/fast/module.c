@@ -9,6 +9,7 @@ size_t nsite_kinds;
 PyObject *on_race;          /* callable(event) or NULL */
 PyObject *ignored_types;    /* tuple of types whose instances are never shared */
 PyObject *shape_key;        /* the key of a container's shape (locations.SHAPE) */
+PyObject *items_key;        /* the key of a dict's values (locations.ITEMS) */
 PyTypeObject *deque_type;   /* collections.deque */
 PyTypeObject *defaultdict_type;   /* collections.defaultdict */
 int history_full;
@@ -20,12 +21,12 @@ PyObject *accessor_slots[ACCESSOR_SLOTS];
 
 static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     static char *names[] = {"on_race", "history_full", "ignored_types", "shape", "accessors",
-                            "deque_type", "defaultdict_type", "lock_order", NULL};
-    PyObject *race = Py_None, *ignored = NULL, *shape = NULL;
+                            "deque_type", "defaultdict_type", "lock_order", "items", NULL};
+    PyObject *race = Py_None, *ignored = NULL, *shape = NULL, *items = NULL;
     PyObject *table = NULL, *deque = NULL, *ddict = NULL, *order = Py_None;
     int full = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOOOOOO", names, &race, &full, &ignored,
-                                     &shape, &table, &deque, &ddict, &order))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOOOOOOO", names, &race, &full, &ignored,
+                                     &shape, &table, &deque, &ddict, &order, &items))
         return NULL;
     Py_XSETREF(on_race, race == Py_None ? NULL : Py_NewRef(race));
     Py_XSETREF(lock_order, order == Py_None ? NULL : Py_NewRef(order));
@@ -34,6 +35,7 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
     if (!tuple) return NULL;
     Py_XSETREF(ignored_types, tuple);
     if (shape) Py_XSETREF(shape_key, Py_NewRef(shape));
+    if (items) Py_XSETREF(items_key, Py_NewRef(items));
     if (deque && PyType_Check(deque)) {
         deque_type = (PyTypeObject *)Py_NewRef(deque);
         hook_dealloc(deque_type);
@@ -42,7 +44,8 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
         defaultdict_type = (PyTypeObject *)Py_NewRef(ddict);
         hook_dealloc(defaultdict_type);
     }
-    if (table && PyDict_Check(table)) {   /* {builtin: (is_write, how)}: how is "shape"/"attr" */
+    if (table && PyDict_Check(table)) {   /* {builtin: (is_write, how)}, as in locations.py */
+        static const char *hows[] = {"attr", "shape", "bulk", "copy"};   /* HOW_* */
         Py_ssize_t pos = 0;
         PyObject *func, *spec;
         naccessors = 0;
@@ -50,9 +53,16 @@ static PyObject *fast_configure(PyObject *m, PyObject *args, PyObject *kw) {
         while (PyDict_Next(table, &pos, &func, &spec) && naccessors < MAX_ACCESSORS) {
             PyObject *how = PyTuple_GetItem(spec, 1);
             if (!how) return NULL;
+            int which = -1;
+            for (int h = 0; h < 4; h++)
+                if (PyUnicode_CompareWithASCIIString(how, hows[h]) == 0) which = h;
+            if (which < 0) {
+                PyErr_Format(PyExc_ValueError, "accessor kind %R", how);
+                return NULL;
+            }
             accessors[naccessors].func = Py_NewRef(func);
             accessors[naccessors].is_write = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 0));
-            accessors[naccessors].shape = PyUnicode_CompareWithASCIIString(how, "shape") == 0;
+            accessors[naccessors].how = which;
             size_t slot = ACCESSOR_SLOT(func);
             while (accessor_slots[slot]) slot = (slot + 1) & (ACCESSOR_SLOTS - 1);
             accessor_slots[slot] = func;   /* MAX_ACCESSORS < ACCESSOR_SLOTS: never full */
@@ -153,7 +163,7 @@ static PyMethodDef module_methods[] = {
     {"thread_end", fast_thread_end, METH_O, "The calling thread ends; obj is its Thread."},
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_VARARGS | METH_KEYWORDS,
      "configure(on_race, history_full, ignored_types, shape, accessors, deque_type, "
-     "defaultdict_type, lock_order)."},
+     "defaultdict_type, lock_order, items)."},
     {"register_sites", fast_register_sites, METH_VARARGS, "register_sites(base, kinds)."},
     {"current_tid", fast_current_tid, METH_NOARGS, "The calling thread's id (0: main)."},
     {"races", fast_races, METH_NOARGS, "{(site, site): count} of racing site pairs."},
@@ -183,7 +193,8 @@ PyMODINIT_FUNC PyInit__fast(void) {
     reported = PyDict_New();
     ignored_types = PyTuple_New(0);
     shape_key = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);   /* until configured */
-    if (!reported || !ignored_types || !shape_key || depot_init() < 0 ||
+    items_key = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
+    if (!reported || !ignored_types || !shape_key || !items_key || depot_init() < 0 ||
         locations_init() < 0) {
         Py_DECREF(m);
         return NULL;

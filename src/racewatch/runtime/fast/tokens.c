@@ -232,6 +232,14 @@ static PyObject *initialized_invert(Token *t) {
     Py_RETURN_NONE;
 }
 
+/* Concatenation tokens: `token[right] = left` for `left + right` / `left += right`; nothing
+ * to record unless an operand is a list-like. */
+static int concat_setitem(Token *t, PyObject *key, PyObject *obj) {
+    if (!obj) obj = Py_None;
+    if (!tokens_enabled || (!maybe_sequence(obj) && !maybe_sequence(key))) return 0;
+    return token_slow(t, obj, key);
+}
+
 /* One type per fast path, all with the Token layout: the slot a probe runs is its kind's. */
 #define TOKEN_TYPE(var, name, number, sequence, mapping)                                     \
     static PyTypeObject var = {                                                               \
@@ -266,6 +274,7 @@ static PySequenceMethods imported_sequence = {.sq_contains = (objobjproc)importe
 static PyNumberMethods initialized_number = {.nb_invert = (unaryfunc)initialized_invert};
 static PyMappingMethods call_mapping = {.mp_subscript = (binaryfunc)call_subscript,
                                         .mp_ass_subscript = (objobjargproc)call_setitem};
+static PyMappingMethods concat_mapping = {.mp_ass_subscript = (objobjargproc)concat_setitem};
 
 TOKEN_TYPE(TokenType, "Token", &token_number, &token_sequence, &token_mapping)
 TOKEN_TYPE(AttrTokenType, "AttrToken", &token_number, &attr_sequence, &token_mapping)
@@ -277,6 +286,7 @@ TOKEN_TYPE(ImportedTokenType, "ImportedToken", &token_number, &imported_sequence
            &token_mapping)
 TOKEN_TYPE(InitializedTokenType, "InitializedToken", &initialized_number, &token_sequence,
            &token_mapping)
+TOKEN_TYPE(ConcatTokenType, "ConcatToken", &token_number, &token_sequence, &concat_mapping)
 
 /* Merged probes (rewriter/merge.py): a token that also counts the run of its line, in place of
  * the line's own probe, when nothing between the line's start and the access can raise or jump.
@@ -327,6 +337,8 @@ COUNTING_INT_SLOT(line_token_setitem, token_setitem(t, key, obj), PyObject *key,
 COUNTING_INT_SLOT(line_attr_contains, attr_contains(t, obj), PyObject *obj)
 COUNTING_INT_SLOT(line_cell_contains, cell_contains(t, obj), PyObject *obj)
 COUNTING_INT_SLOT(line_eq_setitem, eq_setitem(t, key, obj), PyObject *key, PyObject *obj)
+COUNTING_INT_SLOT(line_concat_setitem, concat_setitem(t, key, obj), PyObject *key,
+                  PyObject *obj)
 COUNTING_INVERT_SLOT(line_token_invert, token_invert)
 COUNTING_INVERT_SLOT(line_global_invert, global_invert)
 
@@ -338,6 +350,8 @@ static PySequenceMethods line_attr_sequence = {.sq_contains = (objobjproc)line_a
 static PySequenceMethods line_cell_sequence = {.sq_contains = (objobjproc)line_cell_contains};
 static PyNumberMethods line_global_number = {.nb_invert = (unaryfunc)line_global_invert};
 static PyMappingMethods line_eq_mapping = {.mp_ass_subscript = (objobjargproc)line_eq_setitem};
+static PyMappingMethods line_concat_mapping = {
+    .mp_ass_subscript = (objobjargproc)line_concat_setitem};
 
 TOKEN_TYPE(LineTokenType, "LineToken", &line_token_number, &line_token_sequence,
            &line_token_mapping)
@@ -349,14 +363,17 @@ TOKEN_TYPE(LineGlobalTokenType, "LineGlobalToken", &line_global_number, &line_to
            &line_token_mapping)
 TOKEN_TYPE(LineEqTokenType, "LineEqToken", &line_token_number, &line_token_sequence,
            &line_eq_mapping)
+TOKEN_TYPE(LineConcatTokenType, "LineConcatToken", &line_token_number, &line_token_sequence,
+           &line_concat_mapping)
 
-/* Token types by fast path (generic, attribute, cell, global, comparison), for accesses alone
- * and for merged probes. */
+/* Token types by fast path (generic, attribute, cell, global, comparison, concatenation),
+ * for accesses alone and for merged probes. */
 static PyTypeObject *const access_token_types[] = {
-    &TokenType, &AttrTokenType, &CellTokenType, &GlobalTokenType, &EqTokenType};
+    &TokenType, &AttrTokenType, &CellTokenType, &GlobalTokenType, &EqTokenType,
+    &ConcatTokenType};
 static PyTypeObject *const line_token_types[] = {
     &LineTokenType, &LineAttrTokenType, &LineCellTokenType, &LineGlobalTokenType,
-    &LineEqTokenType};
+    &LineEqTokenType, &LineConcatTokenType};
 #define N_TOKEN_TYPES (sizeof(access_token_types) / sizeof(access_token_types[0]))
 
 /* The counters' capsule, imported once: without it every merged probe takes the slow path. */
@@ -379,7 +396,7 @@ PyObject *fast_token(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     long site = site_of(args[0]);
     uint8_t kind = site >= 0 && (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
     int path = kind == K_ATTR ? 1 : kind == K_CELL ? 2 : kind == K_GLOBAL ? 3 :
-               kind == K_EQ ? 4 : 0;   /* the order of the token type tables */
+               kind == K_EQ ? 4 : kind == K_CONCAT ? 5 : 0;   /* the token type tables' order */
     /* kinds with slots of their own are never merged with a line probe (sites.SlotSite) */
     PyTypeObject *own = kind == K_CALL ? &CallTokenType : kind == K_IMPORTED ?
         &ImportedTokenType : kind == K_INITIALIZED ? &InitializedTokenType : NULL;
