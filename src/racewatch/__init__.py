@@ -4,7 +4,6 @@
 would otherwise warn that it cannot rewrite this plugin's asserts.)
 """
 
-from racewatch import forkfirst  # noqa: F401 - first of all: before threading's at-fork hook
 from racewatch.annotations import happens_after, happens_before
 from racewatch.control import races, start, stop
 

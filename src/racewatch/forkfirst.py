@@ -4,7 +4,7 @@ The interpreter runs a child's at-fork hooks in the order they were registered, 
 session registers its reset late: threading's (and logging's, random's...) run first, and
 when those modules are instrumented, their probes would check the child's accesses against
 the shadow state of the parent's threads, which are gone (false races in threading's
-`_after_fork`). Registered when racewatch is first imported, before it imports threading,
+`_after_fork`). Registered as the session module loads, before racewatch imports threading,
 this hook runs first and switches the token probes off; the session's reset switches them on.
 What runs in between is the child's one thread putting its libraries in order: nothing can
 race with it then, and the reset forgets it.
