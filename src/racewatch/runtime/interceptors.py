@@ -110,6 +110,24 @@ def _threads():
     join = patch(Thread, "join", lambda self, timeout=None: _join(self, join, timeout))
     is_alive = patch(Thread, "is_alive", lambda self: _is_alive(self, is_alive))
     shutdown = patch(threading, "_shutdown", lambda: _interpreter_shutdown(shutdown))
+    # start() writes on after its own edge (3.14: the thread's context): the edge again where
+    # start() makes the OS thread, seen when threading is instrumented
+    for name in ("_start_joinable_thread", "_start_new_thread"):  # 3.13+, 3.11-3.12
+        if name in vars(threading):
+            _patch_spawn(name)
+            break
+
+
+def _patch_spawn(name):
+    spawn = patch(threading, name,
+                  lambda function, *args, **kwargs: _spawn(spawn, function, args, kwargs))
+
+
+def _spawn(spawn, function, args, kwargs):
+    thread = getattr(function, "__self__", None)
+    if isinstance(thread, threading.Thread):
+        _engine.happens_before(thread)
+    return spawn(function, *args, **kwargs)
 
 
 def _start(thread, start):
