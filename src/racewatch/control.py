@@ -70,5 +70,6 @@ def races():
     if running is None or running.reporter is None:  # not running, or coverage only
         return []
     from racewatch.runtime import report
+    running.reporter.decide()
     strip = running.options.strip_path_prefix
     return [report.record_dict(record, strip) for record in running.reporter.records]

@@ -184,7 +184,7 @@ class RacePlugin:
             if record.type == "race":
                 self._texts.setdefault(record.pair, (text, self._running))
                 self._fresh.append((text, record.pair))
-            else:  # a lock-order inversion: reported once, when its cycle closes
+            else:  # a lock-order inversion: reported once, when decided (lockorder.py)
                 self._fresh.append((text, None))
         if self.session.options.halt_on_error:
             self._halt(text)
@@ -247,6 +247,7 @@ class RacePlugin:
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         report = outcome.get_result()
+        self.reporter.decide()  # lock-order cycles closed in this phase
         fresh, recurring = self._take()
         found = [text for text, _ in fresh]
         seen = item.stash.setdefault(_PHASE_RACES, [])
@@ -316,6 +317,7 @@ class RacePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
+        self.reporter.decide()
         fresh, _ = self._take()
         self.outside += [text for text, _ in fresh]
         if self._everyone("outside") and session.exitstatus == 0:

@@ -88,6 +88,31 @@ def test_no_edge_into_a_signal_from_a_dead_lock_or_with_an_inner_lock(engine):
     assert calls == []
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_lock_released_by_another_thread_is_a_semaphore_from_then_on(engine):
+    """Named once to the graph (which drops the cycles through it), then out of lock order
+    both ways, taken or held (readerwriterlock's gate: first reader in, last one out)."""
+    calls = []
+    a, gate = threading.Lock(), threading.Lock()
+    with Driver(engine, threads=4, lock_order=lambda *args: calls.append(args)) as d:
+        engine.semaphore_locks()
+        d.call(1, _take, engine, gate)
+        d.call(2, _drop, engine, gate)        # another thread releases it: a semaphore
+        ids = engine.semaphore_locks()
+        assert ids is not None and len(ids) == 1
+        assert engine.sync_name(ids[0])[1] == id(gate)
+        d.call(1, _take, engine, a)
+        d.call(1, _take, engine, gate)        # a -> gate: no edge
+        d.call(1, _drop, engine, gate)
+        d.call(1, _drop, engine, a)
+        d.call(2, _take, engine, gate)
+        d.call(2, _take, engine, a)           # gate -> a: no edge
+        d.call(2, _drop, engine, a)
+        d.call(3, _drop, engine, gate)        # handed over again: named once only
+        assert engine.semaphore_locks() is None
+    assert calls == []
+
+
 W = ("f", "/a.py", 1)  # where a lock was taken (function, file, line)
 
 
@@ -102,7 +127,10 @@ def test_two_threads_opposite_orders_is_reported_once():
     g, found = graph()
     g.on_edges(1, (1,), (W,), 2, W)
     g.on_edges(2, (2,), (W,), 1, W)
+    assert found == []                    # closed, waiting: either lock may turn a semaphore
+    g.decide()
     g.on_edges(3, (2,), (W,), 1, W)      # the same cycle again, from another thread
+    g.decide()
     assert [f.key for f in found] == [(1, 2)]
     assert [(a, b, e.tid) for a, b, e in found[0].steps] == [(1, 2, 1), (2, 1, 2)]
 
@@ -111,8 +139,10 @@ def test_one_thread_cycle_is_quiet_until_another_thread_closes_it():
     g, found = graph()
     g.on_edges(1, (1,), (W,), 2, W)
     g.on_edges(1, (2,), (W,), 1, W)
+    g.decide()
     assert found == []
     g.on_edges(2, (2,), (W,), 1, W)
+    g.decide()
     assert [f.key for f in found] == [(1, 2)]
 
 
@@ -121,8 +151,10 @@ def test_a_common_gate_lock_silences_the_cycle_but_not_an_ungated_edge():
     gate = 9
     g.on_edges(1, (1, gate), (W, W), 2, W)
     g.on_edges(2, (2, gate), (W, W), 1, W)
+    g.decide()
     assert found == []
     g.on_edges(3, (2,), (W,), 1, W)       # b -> a without the gate
+    g.decide()
     assert [f.key for f in found] == [(1, 2)]
     assert all(gate not in e.gates for _, _, e in found[0].steps if e.tid == 3)
 
@@ -131,6 +163,7 @@ def test_different_gates_do_not_protect():
     g, found = graph()
     g.on_edges(1, (1, 8), (W, W), 2, W)
     g.on_edges(2, (2, 9), (W, W), 1, W)
+    g.decide()
     assert [f.key for f in found] == [(1, 2)]
 
 
@@ -138,8 +171,10 @@ def test_three_lock_cycle_across_three_threads():
     g, found = graph()
     g.on_edges(1, (1,), (W,), 2, W)
     g.on_edges(2, (2,), (W,), 3, W)
+    g.decide()
     assert found == []
     g.on_edges(3, (3,), (W,), 1, W)
+    g.decide()
     assert [f.key for f in found] == [(1, 2, 3)]
     assert [(a, b) for a, b, _ in found[0].steps] == [(1, 2), (2, 3), (3, 1)]
 
@@ -156,18 +191,60 @@ def test_held_stack_is_rebuilt_from_the_releasing_stack():
     assert lockorder._held_stack(("outer", "/a.py", 5), elsewhere) == (("outer", "/a.py", 5),)
 
 
-def test_a_dead_lock_leaves_the_graph():
-    dead = []
-    found = []
+def graph_with_exits():
+    """A graph, what it reported, and the lists of dead and semaphore lock ids it polls."""
+    dead, semaphores, found = [], [], []
+
+    def take(ids):
+        taken = ids[:] or None
+        ids.clear()
+        return taken
+
     g = lockorder.Graph(lambda i: (object, 0x1000 + i), lambda name: "lock", found.append,
-                        lambda: [dead.pop()] if dead else None)
+                        lambda: take(dead), lambda: take(semaphores))
+    return g, found, dead, semaphores
+
+
+def test_a_dead_lock_leaves_the_graph():
+    g, found, dead, _ = graph_with_exits()
     g.on_edges(1, (1,), (W,), 2, W)
     dead.append(2)
     g.on_edges(2, (3,), (W,), 1, W)       # 2 died: its node and edges go
     assert 2 not in g.nodes and (1, 2) not in g.edges and 2 not in g.succ.get(1, ())
     g.on_edges(2, (1,), (W,), 3, W)
     g.on_edges(1, (3,), (W,), 1, W)       # 1 -> 3 -> 1 closes; 1 -> 2 -> 1 went with lock 2
+    g.decide()
     assert [f.key for f in found] == [(1, 3)]
+
+
+def test_a_lock_dying_a_mutex_decides_the_cycles_through_it():
+    g, found, dead, _ = graph_with_exits()
+    g.on_edges(1, (1,), (W,), 2, W)
+    g.on_edges(2, (2,), (W,), 1, W)
+    assert found == []
+    dead.append(2)
+    g.on_edges(3, (4,), (W,), 5, W)       # the next event hears of the death: reported now
+    assert [f.key for f in found] == [(1, 2)]
+    g.decide()
+    assert len(found) == 1
+
+
+@pytest.mark.parametrize("handoff_first", [True, False])
+def test_a_semaphore_drops_the_cycles_through_it_whenever_it_shows(handoff_first):
+    """The verdict does not depend on whether the lock showed itself a semaphore before or
+    after the cycle closed (readerwriterlock's RWLockRead); other cycles stay."""
+    g, found, dead, semaphores = graph_with_exits()
+    if handoff_first:
+        semaphores.append(1)
+    g.on_edges(1, (1,), (W,), 2, W)       # 2 taken holding the gate 1, 1 holding 2
+    g.on_edges(2, (2,), (W,), 1, W)
+    g.on_edges(1, (3,), (W,), 4, W)       # an inversion of two mutexes beside it
+    g.on_edges(2, (4,), (W,), 3, W)
+    semaphores.append(1)
+    dead.append(1)                        # the semaphore dies too: nothing more to decide
+    g.decide()
+    assert [f.key for f in found] == [(3, 4)]
+    assert 1 not in g.nodes and (2, 1) not in g.edges
 
 
 def test_creation_is_seen_and_forgotten_when_the_lock_dies():

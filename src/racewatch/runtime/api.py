@@ -25,6 +25,7 @@ _lock_vars = {}    # lock id (M<id>, from 1) -> SyncVar, while the lock lives
 _lock_names = {}   # lock id -> (type, address): while the lock lives, or for good once pinned
 _next_lock_id = [1]
 _dead_locks = []   # ids of locks that died, for the lock-order graph to forget
+_semaphore_locks = []  # ids of locks released by another thread once: the graph forgets them
 _reported = {}    # (site, site) -> number of times the pair raced
 _site_kinds = bytearray(1)
 _accessors = {}   # id(builtin) -> (builtin, is_write, how): see locations.ACCESSORS
@@ -64,7 +65,7 @@ class ThreadState:
 
 
 class SyncVar:
-    __slots__ = ("ref", "vc", "id", "owner", "inner", "pinned", "__weakref__")
+    __slots__ = ("ref", "vc", "id", "owner", "inner", "signal", "pinned", "__weakref__")
 
     def __init__(self, ref):
         self.ref = ref
@@ -72,6 +73,7 @@ class SyncVar:
         self.id = 0         # a number once taken as a lock
         self.owner = None   # tid of the thread holding the lock
         self.inner = False  # a modelled primitive's own lock: orders nothing, still excludes
+        self.signal = False  # released by another thread once: a semaphore, out of lock order
         self.pinned = False  # its name outlives it (an access or the graph refers to it)
 
 
@@ -126,10 +128,19 @@ def sync_name(lock_id):
 
 def dead_locks():
     """The ids of locks that died since the last call, or None (for the lock-order graph)."""
-    if not _dead_locks:
+    return _take_ids(_dead_locks)
+
+
+def semaphore_locks():
+    """The ids of locks that became semaphores since the last call, or None (runtime/held.py)."""
+    return _take_ids(_semaphore_locks)
+
+
+def _take_ids(ids):
+    if not ids:
         return None
-    found = _dead_locks[:]
-    del _dead_locks[:len(found)]
+    found = ids[:]
+    del ids[:len(found)]
     return found
 
 
@@ -144,6 +155,7 @@ def reset_after_fork():
     _lock_vars.clear()
     _lock_names.clear()
     _dead_locks.clear()
+    _semaphore_locks.clear()
     _reported.clear()
     _current()
 
@@ -525,6 +537,12 @@ def _alive(lock_id):
     return lock_id in _lock_vars
 
 
+def _in_order(lock_id):
+    """Alive and a mutex still: no semaphore (runtime/held.py)."""
+    var = _lock_vars.get(lock_id)
+    return var is not None and not var.signal
+
+
 LOCK_REENTRANT = 1  # flags of lock events (_locks_api.h): an RLock
 LOCK_INNER = 2      # a modelled primitive's own lock: it orders nothing, holding it excludes
 
@@ -575,10 +593,13 @@ def _lock_event(lock, is_acquire, flags, count, where):
             else:
                 if not var.inner:
                     join(var.vc, state.vc)
+                signal = var.signal
                 left, held = locks_held.released(state, var, reentrant, count, _threads)
                 changed |= left
+                if var.signal and not signal:  # a semaphore now: the graph forgets it
+                    _semaphore_locks.append(var.id)
                 if held is not None:
-                    order = locks_held.order_event(state, var, held, _alive)
+                    order = locks_held.order_event(state, var, held, _in_order)
             state.tick()
             if changed:
                 state.locks = None

@@ -4,8 +4,10 @@ A lock is held by the thread that acquired it until that thread releases it. A p
 be released by another thread (a lock used as a signal, as Condition.wait's waiter is): then
 nobody holds it, and its acquirer drops it at its next lock event (it is `stale`), as it does a
 lock that died while held. Taking a lock while holding others is handed to the lock-order graph
-only once the same thread releases it (a lock released by another thread is a signal, not a
-mutex: its acquisition orders no deadlock), and only from held locks still alive then. Inner
+only once the same thread releases it, and only from held locks still alive then. A plain lock
+released by another thread is a signal, not a mutex: a semaphore (a gate that the first of a
+group of threads takes and the last one releases, as reader-writer locks do) for the rest of its
+life, so it takes no part in lock order any more and the graph forgets it. Inner
 locks (a modelled primitive's own) are held like others but take no part in lock order. The C
 runtime keeps the same rules.
 """
@@ -43,8 +45,9 @@ def acquired(state, var, reentrant, count, where, order_wanted):
     if held is not None:  # a plain lock taken again: its release was unseen (C code released it)
         del state.held[var.id]
     order = None
-    if state.held and order_wanted and not var.inner:
-        ids = tuple(sorted(i for i, h in state.held.items() if not h.var.inner))
+    if state.held and order_wanted and not var.inner and not var.signal:
+        ids = tuple(sorted(i for i, h in state.held.items()
+                           if not h.var.inner and not h.var.signal))
         if ids and (ids, var.id) not in state.order_seen:
             order = (ids, tuple(state.held[i].where for i in ids))
     state.held[var.id] = Held(count, var, where, order)
@@ -58,6 +61,7 @@ def released(state, var, reentrant, count, threads):
     if var.owner is None:
         return False, None  # taken out of racewatch's sight (before it started, by C code)
     if var.owner != state.tid:  # a plain lock released by another thread: a signal
+        var.signal = True
         holder = threads[var.owner]
         holder.stale = True
         holder.locks = None
@@ -78,7 +82,8 @@ def released(state, var, reentrant, count, threads):
 def order_event(state, var, held, alive):
     """The lock-order graph's arguments for the acquisition `held` of the lock of `var`, now
     that its thread releases it: (tid, held ids, held wheres, lock id, where), or None when no
-    held lock is alive any more or the thread showed the graph this combination already."""
+    held lock is alive (`alive(id)`: and no semaphore) any more or the thread showed the graph
+    this combination already."""
     ids, wheres = held.order
     key = (ids, var.id)
     if key in state.order_seen:

@@ -6,7 +6,12 @@ stays a set lookup. An edge A->B means "B acquired while holding A"; a cycle is 
 unless it cannot deadlock: all its edges from one thread, or every edge taken under one gate
 lock outside the cycle. A lock that dies leaves the graph (as ThreadSanitizer forgets a
 destroyed mutex): no cycle through it can close any more, and the graph stays as small as
-the set of live locks.
+the set of live locks. A lock released by another thread than its acquirer is a semaphore
+(runtime/held.py) and leaves the graph too, with the cycles through it (TSan leaves semaphores
+out of deadlock detection). Whether a lock is one can be seen after a cycle through it closed,
+so a closed cycle waits: it is reported when one of its locks dies as a mutex, or at `decide()`
+(the end of a test, of the program, or a `racewatch.races()` call), so the verdict does not
+depend on the order the program showed the two.
 """
 
 import _thread
@@ -51,11 +56,13 @@ class Inversion:
 class Graph:
     """The lock-acquisition graph of one process."""
 
-    def __init__(self, sync_name, describe, on_cycle, dead_locks=lambda: None):
+    def __init__(self, sync_name, describe, on_cycle, dead_locks=lambda: None,
+                 semaphores=lambda: None):
         self._sync_name = sync_name  # lock id -> (type, address), from the runtime
         self._describe = describe    # (type, address) -> text
         self._on_cycle = on_cycle    # called with an Inversion, outside this graph's lock
         self._dead_locks = dead_locks  # () -> ids of locks that died since, or None
+        self._semaphores = semaphores  # () -> ids of locks that became semaphores since, or None
         self.reset()
 
     def reset(self):
@@ -69,53 +76,86 @@ class Graph:
         self.pred = {}       # b -> {a}
         self.nodes = {}      # lock id -> Node
         self.reported = set()
+        self.pending = {}    # cycle key -> Inversion closed but not decided yet
 
     def on_edges(self, tid, held, held_wheres, lock, where):
         """The runtime's callback, as thread `tid` releases lock `lock`: it took it at `where`
         while holding the locks `held` (sorted ids), taken at `held_wheres` (a where is
         (function, file, line)). The stacks of those acquisitions are rebuilt from this one."""
-        local = self._local
         stack = stacks.capture()
-        call = (tid, held, tuple(_held_stack(w, stack) for w in held_wheres), lock,
-                _held_stack(where, stack))
+        self._run((tid, held, tuple(_held_stack(w, stack) for w in held_wheres), lock,
+                   _held_stack(where, stack)))
+
+    def decide(self):
+        """Report every closed cycle still waiting (none of its locks turned out a semaphore)."""
+        self._run(None)
+
+    def _run(self, call):
+        """Add the edges of `call` (None: decide the waiting cycles), and of the calls that a
+        finalizer made meanwhile in this thread; then report what was decided."""
+        local = self._local
         if getattr(local, "busy", False):
-            local.pending.append(call)
+            if call is not None:
+                local.pending.append(call)
             return
         local.busy, local.pending = True, [call]
         found = []
         try:
             while local.pending:
-                found += self._add(*local.pending.pop(0))
+                call = local.pending.pop(0)
+                found += self._add(*call) if call is not None else self._decide()
         finally:
             local.busy = False
         for inversion in found:
             self._on_cycle(inversion)
 
     def _add(self, tid, held, held_stacks, lock, stack):
-        """Add the edges held -> lock; the new reportable cycles they close."""
-        dead = self._dead_locks()
+        """Add the edges held -> lock (their new cycles wait in `pending`); the cycles decided
+        meanwhile (one of their locks died)."""
+        semaphores, dead = self._semaphores(), self._dead_locks()
         nodes = {lock: self._node(lock, stack)}
         new = []
         for a, held_stack in zip(held, held_stacks):
             nodes[a] = self._node(a, held_stack)
             gates = frozenset(held) - {a}
             new.append((a, Edge(tid, gates, stack, held_stack)))
-        found = []
         with self._lock:
-            for key in dead or ():
-                self._forget(key)
             for key, node in nodes.items():
                 self.nodes.setdefault(key, node)
             for a, edge in new:
                 self.edges.setdefault((a, lock), []).append(edge)
                 self.succ.setdefault(a, set()).add(lock)
                 self.pred.setdefault(lock, set()).add(a)
+            # after the edges: a lock that left since the runtime sent them takes them along
+            decided = self._leave(semaphores, dead)
             for a, _ in new:
-                found += self._cycles_through(a, lock)
-        return found
+                if a in self.nodes and lock in self.nodes:
+                    for inversion in self._cycles_through(a, lock):
+                        self.pending[inversion.key] = inversion
+        return decided
+
+    def _decide(self):
+        semaphores, dead = self._semaphores(), self._dead_locks()
+        with self._lock:
+            decided = self._leave(semaphores, dead) + list(self.pending.values())
+            self.pending.clear()
+        return decided
+
+    def _leave(self, semaphores, dead):
+        """Locks leave the graph: a semaphore drops the waiting cycles through it, a dead
+        lock decides them (it died a mutex). Returns those decided."""
+        decided = []
+        for ids, report in ((semaphores, False), (dead, True)):  # a semaphore may die later
+            for key in ids or ():
+                self._forget(key)
+                for cycle in [c for c in self.pending if key in c]:
+                    inversion = self.pending.pop(cycle)
+                    if report:
+                        decided.append(inversion)
+        return decided
 
     def _forget(self, key):
-        """A lock died: its node and edges go."""
+        """A lock died or became a semaphore: its node and edges go."""
         if self.nodes.pop(key, None) is None:
             return
         for b in self.succ.pop(key, ()):

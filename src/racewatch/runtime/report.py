@@ -202,7 +202,8 @@ class Reporter:
         if options.detect_deadlocks:
             from racewatch.runtime import lockorder
             self.graph = lockorder.Graph(engine.sync_name, describe_lock, self.on_inversion,
-                                         getattr(engine, "dead_locks", lambda: None))
+                                         getattr(engine, "dead_locks", lambda: None),
+                                         getattr(engine, "semaphore_locks", lambda: None))
         self.reset()
 
     def reset(self):
@@ -217,6 +218,12 @@ class Reporter:
             self.baseline.matched = 0
         if self.graph is not None:
             self.graph.reset()
+
+    def decide(self):
+        """Report the lock-order cycles still waiting for a verdict (lockorder.Graph.decide):
+        at the end of a test, of the program, and before racewatch.races() answers."""
+        if self.graph is not None:
+            self.graph.decide()
 
     def on_race(self, event):
         race = Race(event, self.options.history == "full", self.engine.sync_name)
@@ -297,6 +304,7 @@ class Reporter:
         program itself would have exited 0 (as Go's runtime does). A process started under a
         run keeps its own status: its findings reach the top process. A JSON stream always
         ends with its summary, so a reader can tell a clean run from a killed one."""
+        self.decide()
         if self.options.print_suppressions:
             self.sink.write(self.suppressions.used() or "racewatch: no suppressions used\n")
         others = self.tree.collect() if self.tree is not None else []

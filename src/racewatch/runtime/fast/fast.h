@@ -79,6 +79,7 @@ typedef struct {
 typedef struct {
     uint32_t id, count;    /* its M<id>, and re-entry count */
     uint8_t inner;         /* a modelled primitive's own lock: no part in lock order */
+    uint8_t unordered;     /* no part in lock order: inner, or a semaphore (SyncVar.signal) */
     int lasti;             /* where its outermost acquisition was made: code and byte offset */
     PyObject *code;        /* (a reference, or NULL: no Python frame, or lock order is off) */
     PendingOrder *order;   /* the lock-order event of that acquisition, or NULL */
@@ -227,6 +228,7 @@ typedef struct {
     uint32_t id;      /* M<id> in reports, once taken as a lock */
     uint32_t owner;   /* tid + 1 of the thread holding the lock; 0: nobody */
     uint8_t inner;    /* a modelled primitive's own lock: it orders nothing, holding excludes */
+    uint8_t signal;   /* released by another thread once: a semaphore, out of lock order */
     uint8_t pinned;   /* its name outlives it: an access or the lock-order graph refers to it */
     VC vc;
 } SyncVar;
@@ -438,6 +440,7 @@ void forget_locks(void);
 PyObject *fast_lock_acquired(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_lock_released(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_dead_locks(PyObject *m, PyObject *noargs);
+PyObject *fast_semaphore_locks(PyObject *m, PyObject *noargs);
 PyObject *fast_sync_name(PyObject *m, PyObject *id);
 PyObject *locks_sink_capsule(void);
 

@@ -5,8 +5,10 @@
  * from Python (lock_acquired/lock_released). A lock is held by the thread that acquired it
  * until that thread releases it; a plain lock released by another thread is a signal: nobody
  * holds it, and its acquirer drops it at its next lock event or access (it is stale), as it
- * does a lock that died while held. The lockset accesses record is interned lazily, at the
- * first access after a change: locks taken and dropped inside library code cost no interning.
+ * does a lock that died while held; and it is a semaphore from then on (runtime/held.py): no
+ * part in lock order, and the graph drops it with the cycles through it. The lockset accesses
+ * record is interned lazily, at the first access after a change: locks taken and dropped
+ * inside library code cost no interning.
  * A lock taken while holding others is shown to the lock-order graph when the same thread
  * releases it, from the held locks still alive then. Inner locks (a modelled primitive's own)
  * order nothing and take no part in lock order, but are held: accesses made holding one do
@@ -17,7 +19,9 @@
 static Map lock_vars;      /* lock id -> SyncVar, while the lock lives */
 static Map lock_names;     /* lock id -> (type, address): while the lock lives, or once pinned */
 static uint32_t next_id = 1;
-static uint32_t *dead, ndead, capdead;   /* ids of locks that died, for the lock-order graph */
+typedef struct { uint32_t *ids, n, cap; } Ids;
+static Ids dead;         /* ids of locks that died, for the lock-order graph to forget */
+static Ids semaphores;   /* ids of locks that became semaphores: the graph forgets them too */
 
 /* ---- held locks --------------------------------------------------------------------------- */
 
@@ -118,6 +122,18 @@ static int name_lock(SyncVar *var, PyObject *lock) {
     return 0;
 }
 
+/* Note `id` in `list` (dead_locks() / semaphore_locks() hand it to the lock-order graph). */
+static void note_id(Ids *list, uint32_t id) {
+    if (list->n == list->cap) {
+        uint32_t cap = list->cap ? list->cap * 2 : 64;
+        uint32_t *a = PyMem_RawRealloc(list->ids, cap * sizeof(uint32_t));
+        if (!a) return;   /* the graph then keeps this lock: at worst a report it could spare */
+        list->ids = a;
+        list->cap = cap;
+    }
+    list->ids[list->n++] = id;
+}
+
 /* The sync var of a lock is being freed (its lock died, or a fork child starts over). */
 void lock_var_died(SyncVar *var) {
     if (map_get(&lock_vars, var->id) == var) map_del(&lock_vars, var->id);
@@ -130,14 +146,7 @@ void lock_var_died(SyncVar *var) {
     }
     ThreadState *holder = var->owner ? thread_at(var->owner - 1) : NULL;
     if (holder) holder->stale = holder->locks_dirty = 1;
-    if (ndead == capdead) {
-        uint32_t cap = capdead ? capdead * 2 : 64;
-        uint32_t *a = PyMem_RawRealloc(dead, cap * sizeof(uint32_t));
-        if (!a) return;   /* the graph then keeps this lock: never a wrong verdict */
-        dead = a;
-        capdead = cap;
-    }
-    dead[ndead++] = var->id;
+    note_id(&dead, var->id);
 }
 
 void forget_locks(void) {
@@ -145,7 +154,7 @@ void forget_locks(void) {
         if (lock_names.slots[i].key) Py_DECREF((PyObject *)lock_names.slots[i].value);
     map_clear(&lock_names);
     map_clear(&lock_vars);
-    ndead = 0;
+    dead.n = semaphores.n = 0;
 }
 
 PyObject *fast_sync_name(PyObject *m, PyObject *id) {
@@ -155,20 +164,25 @@ PyObject *fast_sync_name(PyObject *m, PyObject *id) {
     return Py_NewRef(name ? name : Py_None);
 }
 
-PyObject *fast_dead_locks(PyObject *m, PyObject *noargs) {
-    if (!ndead) Py_RETURN_NONE;
+/* The ids in `list` noted since the last call, as a list, or None. */
+static PyObject *take_ids(Ids *list) {
+    if (!list->n) Py_RETURN_NONE;
     PyObject *ids = PyList_New(0);
     if (!ids) return NULL;
-    uint32_t n = ndead;
+    uint32_t n = list->n;
     for (uint32_t i = 0; i < n; i++) {
-        PyObject *v = PyLong_FromUnsignedLong(dead[i]);
+        PyObject *v = PyLong_FromUnsignedLong(list->ids[i]);
         if (!v || PyList_Append(ids, v) < 0) { Py_XDECREF(v); Py_DECREF(ids); return NULL; }
         Py_DECREF(v);
     }
-    memmove(dead, dead + n, (ndead - n) * sizeof(uint32_t));   /* GC may have added some */
-    ndead -= n;
+    memmove(list->ids, list->ids + n, (list->n - n) * sizeof(uint32_t));   /* GC may add some */
+    list->n -= n;
     return ids;
 }
+
+PyObject *fast_dead_locks(PyObject *m, PyObject *noargs) { return take_ids(&dead); }
+
+PyObject *fast_semaphore_locks(PyObject *m, PyObject *noargs) { return take_ids(&semaphores); }
 
 /* ---- lock-order events ------------------------------------------------------------------- */
 
@@ -185,7 +199,7 @@ static int order_key(ThreadState *t, uint32_t except, uint32_t id, uintptr_t *ke
     if (!ids) { PyErr_NoMemory(); return -1; }
     uint32_t n = 0;
     for (uint32_t i = 0; i < t->nheld; i++)
-        if (!t->held[i].inner && t->held[i].id != except) ids[n++] = t->held[i].id;
+        if (!t->held[i].unordered && t->held[i].id != except) ids[n++] = t->held[i].id;
     int64_t set = n ? intern_ids(ids, n) : 0;   /* may run GC */
     if (ids != small) PyMem_RawFree(ids);
     if (set < 0) return -1;
@@ -213,19 +227,25 @@ static int order_seen(ThreadState *t, uintptr_t key) {
 /* The pending event of taking lock `id` now: the other non-inner locks held, and where. */
 static PendingOrder *pending_order(ThreadState *t, uint32_t id) {
     uint32_t n = 0;
-    for (uint32_t i = 0; i < t->nheld; i++) n += !t->held[i].inner && t->held[i].id != id;
+    for (uint32_t i = 0; i < t->nheld; i++) n += !t->held[i].unordered && t->held[i].id != id;
     PendingOrder *p = PyMem_RawMalloc(sizeof(PendingOrder) + n * sizeof(p->h[0]));
     if (!p) { PyErr_NoMemory(); return NULL; }
     p->n = 0;
     for (uint32_t i = 0; i < t->nheld; i++) {
         Held *h = &t->held[i];
-        if (h->inner || h->id == id) continue;
+        if (h->unordered || h->id == id) continue;
         p->h[p->n].id = h->id;
         p->h[p->n].lasti = h->lasti;
         p->h[p->n].code = Py_XNewRef(h->code);
         p->n++;
     }
     return p;
+}
+
+/* Lock `id` is alive, and a mutex still (no semaphore). */
+static int in_order(uint32_t id) {
+    SyncVar *v = map_get(&lock_vars, id);
+    return v && !v->signal;
 }
 
 /* The lock-order graph's arguments for `h`, taken while holding `h->order`'s locks and now
@@ -240,12 +260,12 @@ static PyObject *order_event(ThreadState *t, Held *h, uintptr_t key, int *err) {
     if (map_put(t->order_seen, key, (void *)1) < 0) { *err = 1; return NULL; }
     PendingOrder *p = h->order;
     uint32_t live = 0;
-    for (uint32_t i = 0; i < p->n; i++) live += map_get(&lock_vars, p->h[i].id) != NULL;
+    for (uint32_t i = 0; i < p->n; i++) live += in_order(p->h[i].id);
     if (!live) return NULL;
     PyObject *ids = PyTuple_New(live), *wheres = PyTuple_New(live);
     if (!ids || !wheres) goto fail;
     for (uint32_t i = 0, k = 0; i < p->n; i++) {
-        if (!map_get(&lock_vars, p->h[i].id)) continue;
+        if (!in_order(p->h[i].id)) continue;
         pin(p->h[i].id);
         PyObject *v = PyLong_FromUnsignedLong(p->h[i].id);
         PyObject *w = v ? where_tuple(p->h[i].code, p->h[i].lasti) : NULL;
@@ -290,7 +310,7 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
     if (!var || !var->id) { Py_XDECREF(code); return 0; }   /* cannot happen: be safe */
     uint32_t id = var->id;
     if (t->stale) prune(t);
-    if (is_acquire && lock_order && !inner && t->nheld) {
+    if (is_acquire && lock_order && !inner && !var->signal && t->nheld) {
         Held *already = find_held(t, id);
         if (!(already && reentrant)) {
             if (order_key(t, id, id, &key) < 0) goto error;   /* may run GC */
@@ -313,7 +333,8 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
                 Held gone = take_held(t, h);
                 clear_held(&gone);
             }
-            Held fresh = {id, (uint32_t)count, (uint8_t)inner, lasti, code, pending};
+            Held fresh = {id, (uint32_t)count, (uint8_t)inner, (uint8_t)(inner || var->signal),
+                          lasti, code, pending};
             if (put_held(t, fresh) < 0) { clear_held(&fresh); tick(t); return -1; }
         }
         var->owner = t->tid + 1;
@@ -324,6 +345,10 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
             ThreadState *holder = thread_at(var->owner - 1);
             if (holder) holder->stale = holder->locks_dirty = 1;
             var->owner = 0;
+            if (!var->signal) {   /* a semaphore now: the graph forgets it */
+                var->signal = 1;
+                note_id(&semaphores, var->id);
+            }
         } else if (var->owner) {
             Held *h = find_held(t, id);
             if (!h) {

@@ -169,6 +169,8 @@ static PyMethodDef module_methods[] = {
     {"races", fast_races, METH_NOARGS, "{(site, site): count} of racing site pairs."},
     {"sync_name", fast_sync_name, METH_O, "(type, address) of lock M<id>, or None."},
     {"dead_locks", fast_dead_locks, METH_NOARGS, "ids of locks that died since (or None)."},
+    {"semaphore_locks", fast_semaphore_locks, METH_NOARGS,
+     "ids of locks that became semaphores since (or None)."},
     {"reset_after_fork", fast_reset_after_fork, METH_NOARGS, "Start over in a fork child."},
     {"stats", fast_stats, METH_NOARGS, "Sizes of the runtime's tables."},
     {"watch_death", fast_watch_death, METH_O,
