@@ -1,6 +1,7 @@
 """The only place that reads interpreter version and implementation facts."""
 
 import sys
+import sysconfig
 
 PYVERSION = sys.version_info[:2]
 # What reports say this interpreter is: "3.12.1", "cpython".
@@ -26,9 +27,11 @@ MODULES_HAVE_CACHED = not PY315_PLUS
 CPYTHON = sys.implementation.name == "cpython"
 CACHE_TAG = sys.implementation.cache_tag  # e.g. "cpython-311"; None means "no bytecode caching"
 
-# Free-threaded builds would break the "each C call is atomic under the GIL" argument the C
-# runtime relies on; racewatch refuses to run its C runtime there rather than lie.
-FREE_THREADED = bool(getattr(sys, "_is_gil_enabled", lambda: True)() is False)
+# PYVERSIONS: 3.13t+ free-threaded builds: threads run Python code at once, unless the GIL was
+# turned back on (PYTHON_GIL=1). Both runtimes keep their own state consistent either way (the
+# C one with its own locks, the twin with one lock); what still differs is the program's
+# threads' scheduling, e.g. a freed address is never handed to another thread.
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
 def lazy_imports_all():

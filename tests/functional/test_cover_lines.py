@@ -56,6 +56,13 @@ def test_eight_threads_one_line_exact_in_atomic_mode(tmp_path, repetition):
     assert lines[line_of(THREADS, "for _ in range(n)")] == 800_008
 
 
+def runs_without_gil():
+    """Whether the processes the tests start run without the GIL once the counters are in."""
+    code = ("import sys, racewatch.cover._counters; "
+            "print(getattr(sys, '_is_gil_enabled', lambda: True)())")
+    return helpers.run(helpers.python_args("-c", code)).stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("mode, expected", [("count", 800_000), ("set", 1)])
 def test_other_modes(tmp_path, mode, expected):
     proc = cover_run(tmp_path, f"--cover={mode}", "--no-race", THREADS)
@@ -63,7 +70,13 @@ def test_other_modes(tmp_path, mode, expected):
     (path,) = counts_files(tmp_path)
     assert load(path)["mode"] == mode
     lines = summed(tmp_path)[os.path.realpath(THREADS)]
-    assert lines[line_of(THREADS, "# the counted line")] == expected
+    counted = lines[line_of(THREADS, "# the counted line")]
+    if mode == "count" and runs_without_gil():
+        # plain increments from eight threads lose hits there, as README says (`count` is
+        # exact "while the GIL serializes it"): at most every hit, and at least one
+        assert 0 < counted <= expected
+    else:
+        assert counted == expected
 
 
 def test_cover_alone_is_atomic_with_race_detection_and_set_without(tmp_path):

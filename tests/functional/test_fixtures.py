@@ -48,12 +48,12 @@ def marked_lines(name, mark=MARK):
     return marks
 
 
-def run_fixture(name, tmp_path, *options, kind="race", command=racewatch_args):
+def run_fixture(name, tmp_path, *options, kind="race", command=racewatch_args, cwd=FIXTURES):
     """Run a fixture under racewatch (`command(*args)` is the argv of `racewatch run ARGS`);
     returns (process, records of `kind` of every process)."""
     log = tmp_path / "race"
     proc = run(command("--format=json", f"--log-path={log}", *options,
-                       os.path.join(FIXTURES, name)), cwd=FIXTURES)
+                       os.path.join(FIXTURES, name)), cwd=cwd)
     records = []
     for path in glob.glob(f"{log}.*"):
         with open(path, encoding="utf-8") as f:
@@ -62,9 +62,9 @@ def run_fixture(name, tmp_path, *options, kind="race", command=racewatch_args):
     return proc, [r for r in records if kind is None or r["type"] == kind]
 
 
-def run_verdicts(name, tmp_path):
+def run_verdicts(name, tmp_path, *options, cwd=FIXTURES):
     """(process, race records, lock-order inversion records) of a fixture's run."""
-    proc, records = run_fixture(name, tmp_path, kind=None)
+    proc, records = run_fixture(name, tmp_path, *options, kind=None, cwd=cwd)
     return (proc, [r for r in records if r["type"] == "race"],
             [r for r in records if r["type"] == "lock-order-inversion"])
 

@@ -71,8 +71,8 @@ def test_syntax_error_of_the_main_script(source, tmp_path):
     assert_same_as_python(["bad.py"], 1, "Error", cwd=tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 4: object lifetimes (branch runtime)")
 def test_object_lifetimes():
+    """Issue 16 item 4: shadow state never keeps an object alive nor shows in its attributes."""
     assert_same_as_python(["same_lifetimes.py"], 0,
                           "__del__ tuple key in a thread\nafter del tuple key",
                           "exception __weakref__: None 0",

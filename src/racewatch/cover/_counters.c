@@ -35,6 +35,16 @@
 static uint64_t *chunks[MAX_CHUNKS];
 static Py_ssize_t capacity = 0; /* counters allocated: a multiple of CHUNK_SIZE */
 
+/* Without a GIL, two threads importing modules may grow the table at once. */
+#ifdef Py_GIL_DISABLED
+static PyMutex growing;
+#define GROW_LOCK() PyMutex_Lock(&growing)
+#define GROW_UNLOCK() PyMutex_Unlock(&growing)
+#else
+#define GROW_LOCK()
+#define GROW_UNLOCK()
+#endif
+
 /* The counter of a site id, or NULL for an id no module registered (never raises: a probe
  * must not throw inside the code it measures). */
 static inline uint64_t *
@@ -142,7 +152,7 @@ late_counter(HitToken *token)
         if (counter == NULL) {                                          \
             counter = late_counter(token);                              \
         }                                                               \
-        if (tokens_enabled && counter != NULL) {                        \
+        if (rw_enabled(&tokens_enabled) && counter != NULL) {           \
             rw_bump(counter, MODE);                                     \
         }                                                               \
         Py_RETURN_NONE;                                                 \
@@ -264,7 +274,7 @@ enable(PyObject *module, PyObject *arg)
     if (flag < 0) {
         return NULL;
     }
-    tokens_enabled = flag;
+    rw_set_enabled(&tokens_enabled, flag);
     Py_RETURN_NONE;
 }
 
@@ -279,9 +289,11 @@ reserve(PyObject *module, PyObject *arg)
         PyErr_SetString(PyExc_OverflowError, "too many coverage sites");
         return NULL;
     }
+    GROW_LOCK();
     while (capacity < wanted) {
         uint64_t *chunk = PyMem_RawCalloc(CHUNK_SIZE, sizeof(uint64_t));
         if (chunk == NULL) {
+            GROW_UNLOCK();
             return PyErr_NoMemory();
         }
         chunks[capacity >> CHUNK_BITS] = chunk;
@@ -292,7 +304,9 @@ reserve(PyObject *module, PyObject *arg)
         __atomic_store_n(&capacity, capacity + CHUNK_SIZE, __ATOMIC_RELEASE);
 #endif
     }
-    return PyLong_FromSsize_t(capacity);
+    Py_ssize_t now = capacity;
+    GROW_UNLOCK();
+    return PyLong_FromSsize_t(now);
 }
 
 static PyObject *
@@ -326,7 +340,8 @@ counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* The counters, and where every thread's frames are, read in one go: no other thread runs in
  * between (the GIL is held, no bytecode runs, collections that could run finalizers are off),
  * so a chained line's count and the frames still on their way to it agree (rewriter/chains.py).
- * A frame's place is read here, not later: a running thread's frame moves on. */
+ * A frame's place is read here, not later: a running thread's frame moves on. Without a GIL,
+ * threads still running (daemons, at exit) may move on between the two reads. */
 static PyObject *
 snapshot(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -628,28 +643,48 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* The counters are the process's: the types and the capsule are made once, however many times
+ * the module is executed. */
+static int
+exec_module(PyObject *m)
+{
+    static int ready = 0;
+    if (!ready) {
+        for (int mode = MODE_SET; mode <= MODE_ATOMIC; mode++) {
+            if (PyType_Ready(&hit_token_types[mode]) < 0) {
+                return -1;
+            }
+        }
+        ready = 1;
+    }
+    PyObject *capsule = PyCapsule_New((void *)&api, RW_COUNTERS_CAPSULE, NULL);
+    if (capsule == NULL) {
+        return -1;
+    }
+    int err = PyModule_AddObjectRef(m, "_api", capsule);
+    Py_DECREF(capsule);
+    return err;
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, exec_module},
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+#ifdef Py_mod_gil /* 3.13+: counting is atomic where it must be, the table grows under a lock */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "racewatch.cover._counters",
-    "Coverage counters in C: one uint64 per site id, set / count / atomic probes.", -1, methods,
+    "Coverage counters in C: one uint64 per site id, set / count / atomic probes.", 0, methods,
+    slots,
 };
 
 PyMODINIT_FUNC
 PyInit__counters(void)
 {
-    for (int m = MODE_SET; m <= MODE_ATOMIC; m++) {
-        if (PyType_Ready(&hit_token_types[m]) < 0) {
-            return NULL;
-        }
-    }
-    PyObject *m = PyModule_Create(&module);
-    if (m == NULL) {
-        return NULL;
-    }
-    PyObject *capsule = PyCapsule_New((void *)&api, RW_COUNTERS_CAPSULE, NULL);
-    if (capsule == NULL || PyModule_AddObject(m, "_api", capsule) < 0) {
-        Py_XDECREF(capsule);
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return PyModuleDef_Init(&module);
 }

@@ -1,9 +1,14 @@
 """THE hot path, pure-Python twin of the C runtime (`fast/`): FastTrack over the probes' events.
 
 Same functions, same semantics as the C runtime; kept for clarity and as the oracle the C
-runtime is tested against. Its own state is guarded by one raw lock; a per-thread `busy` flag
-defers events that arrive re-entrantly (a finalizer or weakref callback running inside an
-update), so re-entry neither deadlocks nor corrupts state.
+runtime is tested against. Its own state is guarded by one reentrant lock (guard.py), with or
+without a GIL, under which no collection runs. An event that arrives while its thread is in
+the middle of another (a finalizer or a weakref callback run inside an update) is recorded at
+once, as the C runtime does: recording it later would put it after other threads' events
+that really came after it (two accesses under one lock would then race). So updates never
+iterate what a nested event may change (read sets are replaced, not changed in place), and a
+nested event may at worst hide the same thread's outer access to the same location: never a
+false report.
 """
 
 import _thread
@@ -11,11 +16,11 @@ import sys
 from types import ModuleType
 
 from racewatch.runtime import held as locks_held
-from racewatch.runtime import imports, locations, owned, shadow, stacks
+from racewatch.runtime import imports, locations, shadow, stacks
 from racewatch.runtime import sitekinds as K
 from racewatch.runtime.clock import CLOCK_SHIFT, TID_MASK, join
+from racewatch.runtime.guard import guard
 
-_lock = owned.lock()
 _HEAPTYPE = 1 << 9
 
 _local = _thread._local()  # .state: the calling OS thread's ThreadState (dies with the thread)
@@ -33,8 +38,7 @@ _config = {"on_race": None, "history_full": False, "ignored_types": (), "lock_or
 
 
 class ThreadState:
-    __slots__ = ("tid", "vc", "epoch", "held", "locks", "order_seen", "stale", "busy",
-                 "pending")
+    __slots__ = ("tid", "vc", "epoch", "held", "locks", "order_seen", "stale")
 
     def __init__(self, tid):
         self.tid = tid
@@ -44,8 +48,6 @@ class ThreadState:
         self.locks = ()      # sorted ids of the locks held, once an access asked (None: not yet)
         self.order_seen = set()  # (held ids, lock) this thread already told the lock-order graph
         self.stale = False   # a lock it holds was released by another thread, or died
-        self.busy = False
-        self.pending = []
 
     @property
     def lockset(self):
@@ -82,7 +84,7 @@ def _current():
     # thread's own finalizers may still run after it announced its end.
     state = getattr(_local, "state", None)
     if state is None:
-        with _lock:
+        with guard:
             state = ThreadState(len(_threads))
             _threads.append(state)
         _local.state = state
@@ -105,7 +107,7 @@ def configure(on_race=None, history_full=False, ignored_types=(), lock_order=Non
 
 def register_sites(base, kinds):
     """Site kinds (sitekinds.py) for ids base, base+1, ...: one byte per site."""
-    with _lock:
+    with guard:
         if len(_site_kinds) < base:
             _site_kinds.extend(bytes(base - len(_site_kinds)))
         _site_kinds[base:base + len(kinds)] = kinds
@@ -117,7 +119,7 @@ def current_tid():
 
 def races():
     """{(site_a, site_b): times raced} for every racing site pair seen so far."""
-    with _lock:
+    with guard:
         return dict(_reported)
 
 
@@ -146,8 +148,8 @@ def _take_ids(ids):
 
 def reset_after_fork():
     """In a fork child: only the forking thread survives; start over with it as thread 0."""
-    global _lock
-    _lock = owned.lock()
+    from racewatch.runtime import guard as guard_module
+    guard_module.reset_after_fork()
     _local.state = None
     _threads.clear()
     _objects.clear()
@@ -322,45 +324,45 @@ def call(func, arg0, arg1, site):
 
 
 def _probe(obj, key, site, is_write, how=None):
-    state = _current()
-    if state.busy:  # re-entered from a finalizer or callback inside an update: do it later
-        state.pending.append((_probe, (obj, key, site, is_write, how)))
-        return
-    state.busy = True
     results = []
     try:
+        state = _current()
         for location in locations.resolve(obj, key, _site_kinds[site] if site < len(_site_kinds)
                                           else 0, is_write, how, sys._getframe(2)):
-            outcome = _record_access(*location, site, state)
+            outcome = _record_access(*location[:4], site, state, *location[4:])
             if outcome is not None:
                 results.append(outcome)
-    finally:
-        state.busy = False
+    except RecursionError:
+        # The program is a few frames from its limit, where the C runtime adds none: this
+        # access goes unrecorded rather than raise out of racewatch into the program.
+        return
     on_race = _config["on_race"]
     for target, key, events, released in results:
         del released  # finalizers of swept objects run here, outside the lock
         if events and on_race is not None:
             for event in events:
                 _report(on_race, (target, key) + event)
-    if state.pending:
-        _drain(state)
 
 
-def _record_access(target, key, is_write, atomic, site, state):
-    with _lock:
+def _record_access(target, key, is_write, atomic, site, state, release=False):
+    with guard:
         shadow.forget_dead(_objects, _syncs)  # before any lookup: an address may be reused
     record = _objects.get(target)
     if record is None:
         ignore = issubclass(type(target), _config["ignored_types"])  # not obj.__class__
-        record = _objects.insert(*_objects.create(target, lambda ref: shadow.Record(ref, ignore)))
+        made = _objects.create(target, lambda ref: shadow.Record(ref, ignore))
+        with guard:
+            record = _objects.insert(*made)
     if record.ignore:
         return None
     stack = _capture_stack() if _config["history_full"] else None
     released = None
-    with _lock:
+    with guard:
         if _objects.sweep_due():
             released = _objects.sweep()
         events = _check(record, key, state, site, is_write, atomic, stack)
+        if release:
+            released = (released, shadow.release_key(record.cells, key))
     return target, key, events, released
 
 
@@ -370,12 +372,6 @@ def _report(callback, *args):
     except Exception:  # noqa: BLE001 - like C's PyErr_WriteUnraisable: never into the program
         import traceback
         sys.stderr.write(f"Exception ignored in: {callback!r}\n{traceback.format_exc()}")
-
-
-def _drain(state):
-    while state.pending and not state.busy:
-        fn, args = state.pending.pop(0)
-        fn(*args)
 
 
 def _ordered(e, vc):
@@ -411,7 +407,8 @@ def _check(record, key, state, site, is_write, atomic, stack):
             found.append((True, last))
         if cell.shared is not None:
             found.extend((False, r) for _, r in sorted(cell.shared.items())  # by tid, as C
-                         if _conflicts(r, atomic, vc, locks))
+                         if _conflicts(r, atomic, vc, locks))  # (never changed in place:
+                                                              # no nested event changes it)
         elif cell.read is not None and _conflicts(cell.read, atomic, vc, locks):
             found.append((False, cell.read))
         cell.write = shadow.Access(now, site, locks, stack)
@@ -434,7 +431,7 @@ def _check(record, key, state, site, is_write, atomic, stack):
             found.append((True, cell.write))
         access = shadow.Access(now, site, locks, stack)
         if cell.shared is not None:
-            cell.shared[state.tid] = access
+            cell.shared = {**cell.shared, state.tid: access}
         elif cell.read is None or _ordered(cell.read.epoch, vc):
             cell.read = access
         else:
@@ -489,19 +486,21 @@ def _capture_stack():
 
 def _sync_var(obj):
     released = None
-    with _lock:
+    with guard:
         shadow.forget_dead(_objects, _syncs)
         if _syncs.sweep_due():
             released = _syncs.sweep()
     del released  # outside the lock: dropping them may run finalizers
     var = _syncs.get(obj)
     if var is None:
-        var = _syncs.insert(*_syncs.create(obj, SyncVar))
+        made = _syncs.create(obj, SyncVar)
+        with guard:
+            var = _syncs.insert(*made)
     return var
 
 
 def _name_lock(var, obj):
-    """Number the lock of `var` (M<id>) the first time it is taken. Call with _lock held."""
+    """Number the lock of `var` (M<id>) the first time it is taken. Call with the guard held."""
     if not var.id:
         var.id = _next_lock_id[0]
         _next_lock_id[0] += 1
@@ -572,16 +571,12 @@ def _caller():
 
 
 def _lock_event(lock, is_acquire, flags, count, where):
-    state = _current()
-    if state.busy:
-        state.pending.append((_lock_event, (lock, is_acquire, flags, count, where)))
-        return
-    state.busy = True
     order = None
     reentrant = bool(flags & LOCK_REENTRANT)
     try:
+        state = _current()
         var = _sync_var(lock)
-        with _lock:
+        with guard:
             _name_lock(var, lock)
             var.inner = bool(flags & LOCK_INNER)
             changed = state.stale and locks_held.prune(state, _alive)
@@ -603,16 +598,14 @@ def _lock_event(lock, is_acquire, flags, count, where):
             state.tick()
             if changed:
                 state.locks = None
-    finally:
-        state.busy = False
+    except RecursionError:  # as in _probe: the program's limit, not racewatch's business
+        return
     if order is not None:  # outside the lock: the graph captures stacks and may report
         tid, ids, wheres, lock_id, where = order
         for i in (*ids, lock_id):
             _pin(i)
         _report(_config["lock_order"], tid, ids, tuple(stacks.where_frame(w) for w in wheres),
                 lock_id, stacks.where_frame(where))
-    if state.pending:
-        _drain(state)
 
 
 def happens_after(obj):
@@ -626,23 +619,17 @@ def happens_before(obj):
 
 
 def _sync_event(obj, is_acquire):
-    state = _current()
-    if state.busy:
-        state.pending.append((_sync_event, (obj, is_acquire)))
-        return
-    state.busy = True
     try:
+        state = _current()
         var = _sync_var(obj)
-        with _lock:
+        with guard:
             if is_acquire:
                 join(state.vc, var.vc)
             else:
                 join(var.vc, state.vc)
             state.tick()
-    finally:
-        state.busy = False
-    if state.pending:
-        _drain(state)
+    except RecursionError:  # as in _probe: the program's limit, not racewatch's business
+        return
 
 
 def thread_end(obj):

@@ -335,7 +335,11 @@ def _futures_base(futures_base):
     def as_completed(fs, timeout=None):
         for future in real_as_completed(fs, timeout):
             _engine.happens_after(future)
-            yield future
+            # handed over without this frame keeping it: the caller may drop it, and it dies,
+            # before asking for the next (as with the real generator)
+            handed = [future]
+            del future
+            yield handed.pop()
 
     real_set_result = patch(Future, "set_result", set_result)
     real_set_exception = patch(Future, "set_exception", set_exception)

@@ -66,6 +66,10 @@ class Identity:
     def obj(self):
         return self.ref()
 
+    @property
+    def weak(self):
+        return type(self.ref) is weakref.ref
+
     def __hash__(self):
         return self.id
 
@@ -269,8 +273,8 @@ def _item(obj, key, is_write, delete):
             return [(owner, key, is_write, 0)]
         ckey = canonical(key)
         accesses = [(obj, ckey, is_write, 0)]
-        if delete:
-            accesses.append((obj, SHAPE, True, 0))
+        if delete:  # the dict lets go of the key: so does its cell (the 5th item)
+            accesses = [(obj, ckey, is_write, 0, True), (obj, SHAPE, True, 0)]
         elif is_write and type(ckey) is not Identity and key not in obj:
             # a new key changes the shape, atomically (CPython documents `D[x] = y` as atomic):
             # inserts of distinct keys never race, an insert races with len() or iteration
@@ -296,7 +300,8 @@ _METHODS = {K.METHOD_READ: (False, 0), K.METHOD_WRITE: (True, 0),
 
 
 def resolve(obj, key, kind, is_write, how, frame):
-    """The accesses one probe stands for; `how` is set for builtin accessor calls."""
+    """The accesses one probe stands for, as (owner, key, is_write, atomic) and for a key
+    deleted from a dict a fifth item, True; `how` is set for builtin accessor calls."""
     if how is not None:
         return _accessor(obj, key, is_write, how)
     if kind == K.ATTR:

@@ -1,7 +1,11 @@
 """Per-location FastTrack state of the Python twin, and its lifetime (dies with its object)."""
 
+import struct
 import sys
 import weakref
+import zlib
+
+from racewatch.runtime.guard import guard
 
 try:  # the C runtime's notice of deaths of objects that cannot be weakly referenced
     from racewatch.runtime._fast import deaths as _deaths, watch_death as _watch_death
@@ -48,6 +52,66 @@ class Record:
         self.ignore = ignore
 
 
+class Released:
+    """What a cell keeps of a key deleted from its dict, holding no reference to it (as the
+    dict holds none): its type and two independent hashes of its value. A live key equal to
+    it (compared by value: a builtin scalar or a tuple of them) finds the same cell."""
+
+    __slots__ = ("type", "hash", "hash2")
+
+    def __init__(self, key):
+        self.type, self.hash, self.hash2 = _kind(key), hash(key), _hash2(key)
+
+    def __hash__(self):
+        return self.hash
+
+    def __eq__(self, other):
+        if type(other) is Released:
+            return (self.type, self.hash, self.hash2) == (other.type, other.hash, other.hash2)
+        return _kind(other) is self.type and hash(other) == self.hash and \
+            _hash2(other) == self.hash2
+
+
+_NUMBERS = (int, bool, float)
+
+
+def _kind(key):
+    """Numbers equal in value are one dict key (1, 1.0, True): one kind."""
+    return int if type(key) in _NUMBERS else type(key)
+
+
+def _hash2(key):
+    """A hash of a builtin scalar (or a tuple of them) independent of Python's own."""
+    if type(key) is tuple:
+        return zlib.crc32(b"".join(_hash2(k).to_bytes(4, "little") for k in key))
+    if type(key) is bytes:
+        return zlib.crc32(key)
+    if type(key) is float:
+        if key.is_integer():
+            key = int(key)
+        else:
+            return zlib.crc32(struct.pack("<d", key))
+    if type(key) is bool:
+        key = int(key)
+    return zlib.crc32(repr(key).encode("utf-8", "surrogatepass"))
+
+
+def release_key(cells, key):
+    """Key `key` of this record's dict was deleted: its cell lets go of it. Returns what the
+    cell held, for the caller to drop with no lock held (it may be the last reference)."""
+    if key not in cells:
+        return None
+    from racewatch.runtime.locations import Identity
+    if type(key) is Identity:
+        if key.weak:
+            return None  # a weakref keeps nothing alive, and still tells this object apart
+        held = next(k for k in cells if k == key)  # the cell's own Identity, not this probe's
+        del cells[key]  # an object compared by identity whose address may be reused: forgotten
+        return held
+    cells[Released(key)] = cells.pop(key)
+    return None  # a builtin scalar: releasing it runs nothing
+
+
 def forget_dead(*tables):
     """Drop the records of watched objects that died from every table (call before looking
     anything up). The C runtime keeps one list of deaths, so all tables share one drain."""
@@ -76,11 +140,11 @@ class LifetimeTable:
         weakly referenced are watched through the C runtime's dealloc hooks where it is built
         (then the record holds no reference at all), else held strongly until a sweep."""
         key = id(obj)
+        if _watch_death is not None and _watch_death(obj):  # no weakref to show through it
+            return key, make(None), False
         try:
             ref = weakref.ref(obj, lambda _, key=key, died=self._died: died(key))
         except TypeError:
-            if _watch_death is not None and _watch_death(obj):
-                return key, make(None), False
             return key, make(obj), True
         return key, make(ref), False
 
@@ -103,13 +167,14 @@ class LifetimeTable:
             self.created_strong += 1
         return record
 
-    def _died(self, key, _ref_type=weakref.ref):
+    def _died(self, key, _ref_type=weakref.ref, _guard=guard):
         # bound names only: at interpreter shutdown this module's globals may already be gone
-        record = self.records.get(key)
-        if record is not None and type(record.ref) is _ref_type and record.ref() is None:
-            del self.records[key]
-            if self.on_death is not None:
-                self.on_death(record)
+        with _guard:  # not between another thread's lookup and insert
+            record = self.records.get(key)
+            if record is not None and type(record.ref) is _ref_type and record.ref() is None:
+                del self.records[key]
+                if self.on_death is not None:
+                    self.on_death(record)
 
     def sweep_due(self):
         return self.created_strong >= SWEEP_EVERY

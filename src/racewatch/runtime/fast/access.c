@@ -3,10 +3,10 @@
 #include "fast.h"
 
 /* FastTrack's same-epoch rule: this thread already did such an access in this epoch (plain
- * covers atomic): 1, nothing to do; 2, the same access from another site, which becomes the
- * latest (a report names the line whose value the other thread may see). On a location known
- * to race, only at the same site: a second site racing with the same access is a pair of its
- * own to report. */
+ * covers atomic): SEEN, nothing to do; SEEN_ELSEWHERE, the same access from another site,
+ * which becomes the latest (a report names the line whose value the other thread may see).
+ * On a location known to race, only at the same site: a second site racing with the same
+ * access is a pair of its own to report. */
 enum { NOT_SEEN, SEEN, SEEN_ELSEWHERE };
 
 static inline int seen(uint64_t last, uint32_t last_site, uint64_t now, int atomic,
@@ -20,8 +20,7 @@ static inline int seen(uint64_t last, uint32_t last_site, uint64_t now, int atom
  * while holding one lock (with an inner lock, holding it is all that orders them). */
 static inline int conflicts(const Access *prev, int atomic, const VC *vc, uint32_t locks) {
     return prev->epoch && !(atomic && (prev->epoch & 1)) && !ordered(prev->epoch, vc) &&
-           !(locks && prev->extra && prev->extra < nextra &&
-             locksets_overlap(extra_lockset[prev->extra], locks));
+           !extra_shares_lock(prev->extra, locks);
 }
 
 /* FastTrack's same-epoch test on a cell's state (see seen). */
@@ -29,139 +28,175 @@ static int same_as_last(const CellState *s, uintptr_t key, ThreadState *t, uint6
                         int atomic, uint32_t site, int is_write) {
     int raced = (key & TAG_RACED) != 0;
     if (is_write) return seen(s->w, s->c.w_site, now, atomic, site, raced);
-    if (s->r != SHARED_READS) return seen(s->r, s->c.r.one.site, now, atomic, site, raced);
-    Shared *sh = s->c.r.shared;
+    if (!IS_SHARED(s->r)) return seen(s->r, s->c.r.one.site, now, atomic, site, raced);
+    const Shared *sh = SHARED_OF(s->r);
     return t->tid < sh->n ? seen(sh->a[t->tid].epoch, sh->a[t->tid].site, now, atomic, site,
                                  raced) : NOT_SEEN;
 }
 
-/* The same access again from another site: it becomes the one the cell remembers. */
-static void move_to(CellState *s, ThreadState *t, uint32_t site, uint32_t extra,
-                    int is_write) {
+/* The same access again from another site: it becomes the one the cell remembers (a read
+ * set, shared and never changed, is replaced by one with this thread's read moved). */
+static int move_to(CellState *st, ThreadState *t, uint64_t now, uint32_t site, uint32_t extra,
+                   int is_write) {
     if (is_write) {
-        s->c.w_site = site;
-        s->c.w_extra = extra;
-    } else if (s->r == SHARED_READS) {
-        s->c.r.shared->a[t->tid].site = site;
-        s->c.r.shared->a[t->tid].extra = extra;
+        st->c.w_site = site;
+        st->c.w_extra = extra;
+    } else if (IS_SHARED(st->r)) {
+        Shared *sh = SHARED_OF(st->r), *with = readset_with(sh, t->tid, (Access){now, site, extra});
+        if (!with) return -1;
+        readset_release(sh);
+        st->r = SHARED_R(with);
     } else {
-        s->c.r.one.site = site;
-        s->c.r.one.extra = extra;
+        st->c.r.one.site = site;
+        st->c.r.one.extra = extra;
     }
+    return 0;
 }
 
-static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t, long site,
-                                 int is_write, int atomic) {
-    Py_hash_t hash;
-    uint8_t safe;
-    if (key_info(key, &hash, &safe) < 0) return NULL;
-    if (t->locks_dirty && refresh_lockset(t) < 0) return NULL;   /* may run GC */
-    uint64_t now = t->epoch | atomic;
-
-    Record *rec = map_get(&objects, (uintptr_t)target);
-    if (!rec) {
-        Tracked *fresh = tracked_new(target, KIND_RECORD);   /* may run GC */
-        if (!fresh) return NULL;
-        if (!map_get(&objects, (uintptr_t)target)) {
-            /* by type only: isinstance() could read obj.__class__ through user code */
-            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(ignored_types); i++) {
-                PyObject *tp = PyTuple_GET_ITEM(ignored_types, i);
-                if (PyType_Check(tp) && PyType_IsSubtype(Py_TYPE(target), (PyTypeObject *)tp))
-                    fresh->ignore = 1;
-            }
-        }
-        rec = (Record *)tracked_insert(&objects, target, fresh);
-        if (!rec) return NULL;
-    }
-    if (rec->head.ignore) Py_RETURN_NONE;
-    int i = find_cell(rec, key, hash, safe);
-    CellState st;
-    int same = NOT_SEEN;
-    if (i >= 0) {
-        cell_load(rec, i, &st);
-        same = same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write);
-        if (same == SEEN) Py_RETURN_NONE;
-    }
-    uint32_t extra = t->extra;
-    if (history_full) {
-        uint32_t stack = capture_stack();   /* may run GC: look the record up again */
-        rec = map_get(&objects, (uintptr_t)target);
-        if (!rec) Py_RETURN_NONE;   /* cannot happen while `target` is alive; be safe */
-        extra = intern_extra(t->lockset, stack);
-        i = find_cell(rec, key, hash, safe);
-        if (i >= 0) {   /* code run by that GC may have made this very access meanwhile */
-            cell_load(rec, i, &st);
-            same = same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write);
-            if (same == SEEN) Py_RETURN_NONE;
-        }
-    }
-    if (i >= 0 && same == SEEN_ELSEWHERE) {   /* nothing to check: only the site moves */
-        move_to(&st, t, (uint32_t)site, extra, is_write);
-        if (cell_store(target, &rec, (uint32_t)i, &st) < 0) return NULL;
-        Py_RETURN_NONE;
-    }
-    if (i < 0) {
-        if ((i = add_cell(target, &rec, key, hash, safe)) < 0) return NULL;
-        cell_load(rec, i, &st);
-    }
-
-    /* the record stays put from here to cell_store: nothing below allocates Python objects */
-    Found on_stack[FOUND_ON_STACK], *found = on_stack;
-    int nfound = 0;
+/* The races of this access with the cell's last accesses, into `found` (heap-allocated when
+ * more than fit the caller's array), and the cell's new state in `st`. Under the stripe. */
+static int update(CellState *st, ThreadState *t, uint64_t now, uint32_t site, uint32_t extra,
+                  int is_write, int atomic, Found **found, int *nfound) {
     const VC *vc = &t->vc;
     uint32_t locks = t->lockset;
-    Access last_write = {st.w, st.c.w_site, st.c.w_extra};
-    Access mine = {now, (uint32_t)site, extra};
-    if (conflicts(&last_write, atomic, vc, locks)) found[nfound++] = (Found){last_write, 1};
+    Access last_write = {st->w, st->c.w_site, st->c.w_extra};
+    Access mine = {now, site, extra};
+    if (conflicts(&last_write, atomic, vc, locks)) (*found)[(*nfound)++] = (Found){last_write, 1};
     if (is_write) {
-        if (st.r == SHARED_READS) {
-            Shared *sh = st.c.r.shared;
+        if (IS_SHARED(st->r)) {
+            Shared *sh = SHARED_OF(st->r);
             if (sh->n + 1 > FOUND_ON_STACK) {
-                found = PyMem_RawMalloc((sh->n + 1) * sizeof(Found));
-                if (!found) return PyErr_NoMemory();
-                found[0] = on_stack[0];
+                Found *more = PyMem_RawMalloc((sh->n + 1) * sizeof(Found));
+                if (!more) { PyErr_NoMemory(); return -1; }
+                more[0] = (*found)[0];
+                *found = more;
             }
             for (uint32_t k = 0; k < sh->n; k++)
                 if (conflicts(&sh->a[k], atomic, vc, locks))
-                    found[nfound++] = (Found){sh->a[k], 0};
-            PyMem_RawFree(sh);
+                    (*found)[(*nfound)++] = (Found){sh->a[k], 0};
+            readset_release(sh);
         } else {
-            Access last_read = {st.r, st.c.r.one.site, st.c.r.one.extra};
-            if (conflicts(&last_read, atomic, vc, locks)) found[nfound++] = (Found){last_read, 0};
+            Access last_read = {st->r, st->c.r.one.site, st->c.r.one.extra};
+            if (conflicts(&last_read, atomic, vc, locks)) (*found)[(*nfound)++] = (Found){last_read, 0};
         }
-        st.w = now;
-        st.c.w_site = (uint32_t)site;
-        st.c.w_extra = extra;
-        st.r = 0;
-        st.c.r.one.site = st.c.r.one.extra = 0;
-    } else if (st.r == SHARED_READS) {
-        Shared *sh = st.c.r.shared;
-        if (t->tid >= sh->n) {
-            Shared *bigger = PyMem_RawRealloc(sh, sizeof(Shared) + (t->tid + 1) * sizeof(Access));
-            if (!bigger) return PyErr_NoMemory();
-            memset(bigger->a + bigger->n, 0, (t->tid + 1 - bigger->n) * sizeof(Access));
-            bigger->n = t->tid + 1;
-            st.c.r.shared = sh = bigger;
-        }
-        sh->a[t->tid] = mine;
-    } else if (st.r && !ordered(st.r, vc)) {   /* concurrent reads: one per thread from now */
-        uint32_t other = EPOCH_TID(st.r);
-        uint32_t n = (other > t->tid ? other : t->tid) + 1;
-        Shared *sh = PyMem_RawCalloc(1, sizeof(Shared) + n * sizeof(Access));
-        if (!sh) return PyErr_NoMemory();
-        sh->n = n;
-        sh->a[other] = (Access){st.r, st.c.r.one.site, st.c.r.one.extra};
-        sh->a[t->tid] = mine;
-        st.r = SHARED_READS;
-        st.c.r.shared = sh;
+        st->w = now;
+        st->c.w_site = site;
+        st->c.w_extra = extra;
+        st->r = 0;
+        st->c.r.one.site = st->c.r.one.extra = 0;
+    } else if (IS_SHARED(st->r)) {   /* sets are shared and never change: another one */
+        Shared *sh = SHARED_OF(st->r), *with = readset_with(sh, t->tid, mine);
+        if (!with) return -1;
+        readset_release(sh);
+        st->r = SHARED_R(with);
+    } else if (st->r && !ordered(st->r, vc)) {   /* concurrent reads: one per thread from now */
+        Access other = {st->r, st->c.r.one.site, st->c.r.one.extra};
+        Shared *sh = readset_pair(EPOCH_TID(st->r), other, t->tid, mine);
+        if (!sh) return -1;
+        st->r = SHARED_R(sh);
+        st->c.r.one.site = st->c.r.one.extra = 0;
     } else {
-        st.r = now;
-        st.c.r.one.site = (uint32_t)site;
-        st.c.r.one.extra = extra;
+        st->r = now;
+        st->c.r.one.site = site;
+        st->c.r.one.extra = extra;
     }
-    if (nfound) rec->keys[i] |= TAG_RACED;
-    int err = cell_store(target, &rec, (uint32_t)i, &st) < 0;
-    if (err && st.r == SHARED_READS) PyMem_RawFree(st.c.r.shared);
+    return 0;
+}
+
+/* Whether a new cell for `key` would hold it through a weakref (see add_cell). */
+static inline int weak_key(PyObject *key, uint8_t safe) {
+    return !safe && PyType_SUPPORTS_WEAKREFS(Py_TYPE(key));
+}
+
+/* The full check of one access to location (target, key), under target's stripe. What may
+ * run code or release an object (making a record, capturing a stack, a weakref to a new key,
+ * reporting) runs with the stripe released, and the record is looked up again after it. */
+static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t, long site,
+                                 int is_write, int atomic, int release) {
+    Py_hash_t hash;
+    uint8_t safe;
+    if (key_info(key, &hash, &safe) < 0) return NULL;
+    if (LOAD(&t->locks_dirty) && refresh_lockset(t) < 0) return NULL;   /* may run GC */
+    uint64_t now = t->epoch | atomic;
+
+    Record *rec = table_get(&objects, target);
+    if (!rec) {
+        Tracked *fresh = tracked_new(target, KIND_RECORD);   /* may run GC */
+        if (!fresh) return NULL;
+        /* by type only: isinstance() could read obj.__class__ through user code */
+        PyObject *ignored = config_ref(&ignored_types);
+        for (Py_ssize_t i = 0; ignored && i < PyTuple_GET_SIZE(ignored); i++) {
+            PyObject *tp = PyTuple_GET_ITEM(ignored, i);
+            if (PyType_Check(tp) && PyType_IsSubtype(Py_TYPE(target), (PyTypeObject *)tp))
+                fresh->ignore = 1;
+        }
+        Py_XDECREF(ignored);
+        rec = (Record *)tracked_insert(&objects, target, fresh);
+        if (!rec) return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    }
+    if (rec->head.ignore) Py_RETURN_NONE;   /* set before the record was published */
+
+    Lock *stripe = stripe_of(target);
+    PyObject *weak = NULL;   /* a weakref to `key` made for a new cell, if unused released */
+    uint32_t extra = t->extra;
+    int i, prepared = 0, same = NOT_SEEN;
+    CellState st;
+    LOCK(stripe);
+    for (;;) {
+        if (!(rec = table_get(&objects, target))) break;   /* cannot happen: target lives */
+        i = find_cell(rec, key, hash, safe);
+        if (i >= 0) {
+            cell_load(rec, i, &st);
+            same = same_as_last(&st, rec->keys[i], t, now, atomic, (uint32_t)site, is_write);
+            if (same == SEEN) {
+                PyObject *let_go = NULL;   /* nothing new to record, but the key still goes */
+                if (release) release_key(rec, (uint32_t)i, &let_go);
+                UNLOCK(stripe);
+                Py_XDECREF(weak);
+                Py_XDECREF(let_go);
+                Py_RETURN_NONE;
+            }
+        }
+        if (prepared || (!history_full && (i >= 0 || !weak_key(key, safe)))) break;
+        UNLOCK(stripe);   /* code run from here may make this very access: look again after */
+        if (history_full) extra = intern_extra(t->lockset, capture_stack());
+        if (i < 0 && weak_key(key, safe) && !(weak = PyWeakref_NewRef(key, NULL)))
+            PyErr_Clear();   /* then held strongly */
+        prepared = 1;
+        LOCK(stripe);
+    }
+    if (!rec) {
+        UNLOCK(stripe);
+        Py_XDECREF(weak);
+        Py_RETURN_NONE;
+    }
+    int err = 0;
+    PyObject *let_go = NULL;   /* a key a cell held, released with no lock held */
+    if (i < 0) {
+        if ((i = add_cell(target, &rec, key, hash, safe, &weak)) < 0) err = 1;
+        else cell_load(rec, i, &st);
+    } else if (rec->keys[i] & TAG_DIGEST) {   /* a deleted key is back: hold it again */
+        PyMem_RawFree(untag(rec->keys[i]));
+        STORE(&rec->keys[i], (uintptr_t)Py_NewRef(key) | (rec->keys[i] & TAG_RACED));
+    }
+    Found on_stack[FOUND_ON_STACK], *found = on_stack;
+    int nfound = 0;
+    if (!err && i >= 0 && same == SEEN_ELSEWHERE)   /* nothing to check: only the site moves */
+        err = move_to(&st, t, now, (uint32_t)site, extra, is_write) < 0;
+    else if (!err)
+        err = update(&st, t, now, (uint32_t)site, extra, is_write, atomic, &found, &nfound) < 0;
+    if (!err) {
+        if (nfound) STORE(&rec->keys[i], rec->keys[i] | TAG_RACED);
+        if (cell_store(target, &rec, (uint32_t)i, &st) < 0) {
+            err = 1;
+            if (IS_SHARED(st.r)) readset_release(SHARED_OF(st.r));
+        } else if (release) {
+            release_key(rec, (uint32_t)i, &let_go);
+        }
+    }
+    UNLOCK(stripe);
+    Py_XDECREF(weak);
+    Py_XDECREF(let_go);
     err = err || (nfound && report_found(target, key, t, (uint32_t)site, is_write, atomic,
                                          found, nfound) < 0);
     if (found != on_stack) PyMem_RawFree(found);
@@ -169,104 +204,147 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
     Py_RETURN_NONE;
 }
 
-/* The accesses in `ls` (`resolved` < 0: gathering them failed) at `site`; releases them. */
+/* The accesses in `ls` (`resolved` < 0: gathering them failed) at `site`; releases them, last
+ * (a finalizer may run). */
 static PyObject *access_all(Locs *ls, int resolved, ThreadState *t, long site) {
     int ok = resolved >= 0;
+    ebr_enter(t);
     for (int i = 0; ok && i < ls->n; i++) {
         Loc *l = &ls->a[i];
-        PyObject *r = access_location(l->owner, l->key, t, site, l->is_write, l->atomic);
+        PyObject *r = access_location(l->owner, l->key, t, site, l->is_write, l->atomic,
+                                      l->release);
         if (!r) ok = 0; else Py_DECREF(r);
     }
+    ebr_exit(t);
     locs_clear(ls);
     return ok ? Py_NewRef(Py_None) : NULL;
 }
 
 PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write) {
-    long site = site_of(site_obj);
-    uint8_t kind = (size_t)site < nsite_kinds ? site_kinds[site] : K_NONE;
-    if (nstrong && strong_since_sweep >= SWEEP_EVERY) sweep();
+    if (LOAD(&nstrong) && LOAD(&strong_since_sweep) >= SWEEP_EVERY) sweep();
     ThreadState *t = current();
     if (!t) return NULL;
+    long site = site_of(site_obj);
     Locs ls;
     locs_init(&ls);
-    return access_all(&ls, resolve(obj, key, kind, is_write, &ls), t, site);
+    return access_all(&ls, resolve(obj, key, site_kind(site), is_write, &ls), t, site);
 }
 
-/* The record of `owner` if it has one, through a one-entry cache (consecutive accesses are
- * mostly to one object: self.a, self.b ...). map_del clears it whenever a record leaves a
- * table. */
+/* The record of `owner` if it has one. With a GIL, through a one-entry cache (consecutive
+ * accesses are mostly to one object: self.a, self.b ...), which map_del clears whenever a
+ * record leaves a table; without one, records are looked up each time (a cache shared by
+ * threads, or one per thread cleared by all, would cost more than the lookup). */
+#ifndef RW_FREE_THREADED
 uintptr_t last_addr;
 static void *last_record;
 
 static inline Record *record_of(PyObject *owner) {
     if ((uintptr_t)owner == last_addr) return last_record;
-    Record *rec = map_get(&objects, (uintptr_t)owner);
+    Record *rec = table_get(&objects, owner);
     if (rec) {
         last_addr = (uintptr_t)owner;
         last_record = rec;
     }
     return rec;
 }
+#else
+#define record_of(owner) ((Record *)table_get(&objects, (owner)))
+#endif
 
 /* FastTrack's same-epoch test: whether this thread's last access of this kind to the
  * location (owner, key) is the current epoch, so nothing is left to do. The same access from
  * another `site` moves the cell's site there (the latest site is the one a report names),
  * here when that needs no stack. `hint` is where the caller last found the key's cell:
  * instances of one class keep their attributes' cells in the same order, so a site's hint is
- * nearly always right and saves the search. */
+ * nearly always right and saves the search. Without a GIL, another thread may be changing the
+ * record meanwhile: everything is read once, atomically, from memory that stays allocated
+ * (ebr_enter), and what this thread finds of its own accesses it wrote itself. A stale copy
+ * at worst sends the access the full way; a site moves only under the owner's stripe (MOVE:
+ * the caller takes it and asks again with `may_move`). */
+enum { FAST_NO, FAST_SAME, FAST_MOVE };
+
+static inline Py_ALWAYS_INLINE int same_epoch_in(ThreadState *t, PyObject *owner, PyObject *key,
+                                                 int is_write, int atomic, uint32_t site,
+                                                 uint32_t *hint, int may_move) {
+    Record *rec = record_of(owner);
+    if (!rec) return FAST_NO;
+    if (rec->head.ignore) return FAST_SAME;
+    uint32_t i = LOAD(hint);
+    if (i >= LOAD_ACQ(&rec->head.ncells) || LOAD(&rec->keys[i]) != (uintptr_t)key) {
+        int32_t found = find_hot(rec, key);
+        if (found < 0) return FAST_NO;
+        STORE(hint, i = (uint32_t)found);   /* any thread's hint is as good */
+    }
+    if (rec->head.compact) {
+        Marks *m = &MARKS(rec)[i];
+        uint32_t *markp = is_write ? &m->w : &m->r;
+        uint32_t mark = LOAD(markp), want = (site + 1) | (atomic ? ATOMIC_MARK : 0);
+        if (!mark || LOAD(&rec->epoch0) != t->epoch) return FAST_NO;
+        if (mark == want) return FAST_SAME;
+        if ((mark ^ want) & ATOMIC_MARK) return atomic;   /* plain covers atomic */
+        /* the site moves here only when the access is the same in all but its site */
+        if (history_full || site >= ATOMIC_MARK - 1 || LOAD(&t->locks_dirty) ||
+            LOAD(&rec->extra0) != t->extra)
+            return FAST_NO;
+        if (!may_move) return FAST_MOVE;
+        STORE(markp, want);
+        return FAST_SAME;
+    }
+    uint64_t now = t->epoch | (uint64_t)atomic;
+    uint64_t last;
+    uint32_t *site_p = NULL, last_extra;
+    if (is_write) {
+        last = LOAD(&EPOCHS(rec)[i].w);
+        site_p = &COLD(rec)[i].w_site;
+        last_extra = LOAD(&COLD(rec)[i].w_extra);
+    } else {
+        last = LOAD_ACQ(&EPOCHS(rec)[i].r);
+        if (IS_SHARED(last)) {   /* a set never changes: its sites move the full way */
+            const Shared *sh = SHARED_OF(last);
+            if (t->tid >= sh->n) return FAST_NO;
+            last = sh->a[t->tid].epoch;
+            if (last == now && sh->a[t->tid].site != site) return FAST_NO;
+        } else {
+            site_p = &COLD(rec)[i].r.one.site;
+            last_extra = LOAD(&COLD(rec)[i].r.one.extra);
+        }
+    }
+    if (last == now) {
+        if (site_p && LOAD(site_p) != site) {
+            if (history_full || LOAD(&t->locks_dirty) || last_extra != t->extra) return FAST_NO;
+            if (!may_move) return FAST_MOVE;
+            STORE(site_p, site);
+        }
+        return FAST_SAME;
+    }
+    return atomic && (last | 1) == now;
+}
+
+/* same_epoch_in, moving a site where it has to (see there). */
+static inline Py_ALWAYS_INLINE int same_epoch_moving(ThreadState *t, PyObject *owner,
+                                                     PyObject *key, int is_write, int atomic,
+                                                     uint32_t site, uint32_t *hint) {
+#ifdef RW_FREE_THREADED
+    int same = same_epoch_in(t, owner, key, is_write, atomic, site, hint, 0);
+    if (same != FAST_MOVE) return same;
+    Lock *stripe = stripe_of(owner);
+    LOCK(stripe);
+    same = same_epoch_in(t, owner, key, is_write, atomic, site, hint, 1);
+    UNLOCK(stripe);
+    return same == FAST_SAME;
+#else
+    return same_epoch_in(t, owner, key, is_write, atomic, site, hint, 1);
+#endif
+}
+
 HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, uint32_t site,
                       uint32_t *hint) {
     ThreadState *t = tls_state;
     if (!t) return 0;
-    Record *rec = record_of(owner);
-    if (!rec) return 0;
-    if (rec->head.ignore) return 1;
-    uint32_t i = *hint;
-    if (i >= rec->head.ncells || rec->keys[i] != (uintptr_t)key) {
-        int32_t found = find_hot(rec, key);
-        if (found < 0) return 0;
-        *hint = i = (uint32_t)found;
-    }
-    if (rec->head.compact) {
-        Marks *m = &MARKS(rec)[i];
-        uint32_t *mark = is_write ? &m->w : &m->r;
-        uint32_t want = (site + 1) | (atomic ? ATOMIC_MARK : 0);
-        if (!*mark || rec->epoch0 != t->epoch) return 0;
-        if (*mark == want) return 1;
-        if ((*mark ^ want) & ATOMIC_MARK) return atomic;   /* plain covers atomic */
-        /* the site moves here only when the access is the same in all but its site */
-        if (history_full || site >= ATOMIC_MARK - 1 || t->locks_dirty || rec->extra0 != t->extra)
-            return 0;
-        *mark = want;
-        return 1;
-    }
-    uint64_t now = t->epoch | (uint64_t)atomic;
-    uint64_t last;
-    uint32_t *last_site, last_extra;
-    if (is_write) {
-        last = EPOCHS(rec)[i].w;
-        last_site = &COLD(rec)[i].w_site;
-        last_extra = COLD(rec)[i].w_extra;
-    } else {
-        last = EPOCHS(rec)[i].r;
-        last_site = &COLD(rec)[i].r.one.site;
-        last_extra = COLD(rec)[i].r.one.extra;
-        if (last == SHARED_READS) {
-            Shared *sh = COLD(rec)[i].r.shared;
-            if (t->tid >= sh->n) return 0;
-            last = sh->a[t->tid].epoch;
-            last_site = &sh->a[t->tid].site;
-            last_extra = sh->a[t->tid].extra;
-        }
-    }
-    if (last == now) {
-        if (*last_site != site) {
-            if (history_full || t->locks_dirty || last_extra != t->extra) return 0;
-            *last_site = site;
-        }
-        return 1;
-    }
-    return atomic && (last | 1) == now;
+    ebr_enter(t);
+    int same = same_epoch_moving(t, owner, key, is_write, atomic, site, hint);
+    ebr_exit(t);
+    return same;
 }
 
 /* The fast path for every probe kind: attributes of instances of classes written in Python,
@@ -274,12 +352,11 @@ HOT int same_epoch_at(PyObject *owner, PyObject *key, int is_write, int atomic, 
  * allocation. True when nothing is left to do; anything else, new or uncertain, goes the
  * whole way through `probe`. It allocates nothing and takes no references, so no code can
  * run in the middle of it. (Token probes of the commonest kinds have their own copies.) */
-int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
-                             uint32_t *hint) {
-    if (site < 0 || (size_t)site >= nsite_kinds) return 0;
+static inline int same_epoch_kind(ThreadState *t, PyObject *obj, PyObject *key, long site,
+                                  int is_write, uint32_t *hint) {
     PyObject *owner = obj;
     int atomic = 0;
-    uint8_t kind = site_kinds[site];
+    uint8_t kind = site_kind(site);
     switch (kind) {
     case K_ATTR: return attr_same_epoch(obj, key, is_write, (uint32_t)site, hint);
     case K_GLOBAL: owner = PyEval_GetGlobals(); break;
@@ -343,7 +420,16 @@ int same_epoch(PyObject *obj, PyObject *key, long site, int is_write,
         return !maybe_container(obj) && !maybe_container(key);
     default: return 0;
     }
-    return same_epoch_at(owner, key, is_write, atomic, (uint32_t)site, hint);
+    return same_epoch_moving(t, owner, key, is_write, atomic, (uint32_t)site, hint);
+}
+
+int same_epoch(PyObject *obj, PyObject *key, long site, int is_write, uint32_t *hint) {
+    ThreadState *t = tls_state;
+    if (!t) return 0;
+    ebr_enter(t);
+    int same = same_epoch_kind(t, obj, key, site, is_write, hint);
+    ebr_exit(t);
+    return same;
 }
 
 PyObject *fast_read(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
@@ -359,11 +445,12 @@ PyObject *fast_write(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     if (same_epoch(args[0], args[1], site_of(args[2]), 1, &hint)) Py_RETURN_NONE;
     return probe(args[0], args[1], args[2], 1);
 }
+
 /* A call site: if the callee is a builtin accessor, the access it makes. Callees are told
  * apart by identity (hashing them could run user code). */
 PyObject *call_access(PyObject *func, PyObject *a0, PyObject *a1, PyObject *site_obj) {
     if (!current()) return NULL;   /* the thread exists from its first event, as in the twin */
-    for (int i = 0; i < naccessors; i++) {
+    for (int i = 0, n = LOAD_ACQ(&naccessors); i < n; i++) {
         if (accessors[i].func != func) continue;
         if (accessors[i].how == HOW_SHAPE) {
             PyObject *owner = shape_owner(a0);

@@ -9,6 +9,8 @@ enum { SLOT_GET, SLOT_SET, SLOT_DELETE };
 
 #define ATTR_CACHE_BITS 12
 static AttrCache attr_cache[1 << ATTR_CACHE_BITS];
+static Lock plan_lock;    /* writers of attr_cache (a leaf) */
+static Lock alias_lock;   /* the aliases map and its Refs (a leaf) */
 
 static inline AttrCache *attr_slot(PyTypeObject *tp, PyObject *name) {
     uint64_t h = ((uint64_t)(uintptr_t)tp ^ ((uint64_t)(uintptr_t)name << 7)) *
@@ -16,11 +18,47 @@ static inline AttrCache *attr_slot(PyTypeObject *tp, PyObject *name) {
     return &attr_cache[h >> (64 - ATTR_CACHE_BITS)];
 }
 
-/* The plan of `name` on instances of `tp` if cached (while tp's version tag holds), else NULL. */
-HOT const AttrCache *attr_hit(PyTypeObject *tp, PyObject *name) {
+/* The plan of `name` on instances of `tp`, copied to `out` if cached (while tp's version tag
+ * holds); 0 if not. */
+HOT int attr_hit(PyTypeObject *tp, PyObject *name, AttrCache *out) {
     const AttrCache *ac = attr_slot(tp, name);
-    return ac->type == tp && ac->name == name && ac->version == tp->tp_version_tag &&
-           tp->tp_version_tag ? ac : NULL;
+#ifdef RW_FREE_THREADED
+    uint32_t seq = LOAD_ACQ(&ac->seq);
+    if (seq & 1) return 0;
+    out->type = LOAD(&ac->type);
+    out->name = LOAD(&ac->name);
+    out->version = LOAD(&ac->version);
+    out->container = LOAD(&ac->container);
+    out->read = LOAD(&ac->read);
+    out->write = LOAD(&ac->write);
+    out->owner = LOAD(&ac->owner);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (LOAD(&ac->seq) != seq) return 0;
+#else
+    *out = *ac;
+#endif
+    unsigned int version = LOAD(&tp->tp_version_tag);
+    return out->type == tp && out->name == name && out->version == version && version;
+}
+
+static void attr_fill(const AttrCache *plan) {
+    AttrCache *ac = attr_slot(plan->type, plan->name);
+    LOCK(&plan_lock);
+#ifdef RW_FREE_THREADED
+    STORE(&ac->seq, ac->seq + 1);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    STORE(&ac->type, plan->type);
+    STORE(&ac->name, plan->name);
+    STORE(&ac->version, plan->version);
+    STORE(&ac->container, plan->container);
+    STORE(&ac->read, plan->read);
+    STORE(&ac->write, plan->write);
+    STORE(&ac->owner, plan->owner);
+    STORE_REL(&ac->seq, ac->seq + 1);
+#else
+    *ac = *plan;
+#endif
+    UNLOCK(&plan_lock);
 }
 
 /* Whether calling `fn` runs code racewatch rewrote (its probes see its accesses). */
@@ -79,7 +117,9 @@ static PyObject *defining_class(PyTypeObject *tp, PyObject *key, PyObject *attr)
  * type's version tag holds (the descriptors it finds are immutable, or are classes of their
  * own whose change we accept not to see). */
 AttrCache attr_plan(PyTypeObject *tp, PyObject *key, int container) {
-    AttrCache plan = {tp, key, tp->tp_version_tag, container, AT_INSTANCE, AT_INSTANCE, NULL};
+    /* the tag before the lookup: a change meanwhile makes a new one */
+    AttrCache plan = {0, tp, key, LOAD(&tp->tp_version_tag), (uint8_t)container, AT_INSTANCE,
+                      AT_INSTANCE, NULL};
     PyObject *attr = _PyType_Lookup(tp, key);   /* the type's method cache; no user code */
     if (attr) {
         PyTypeObject *kind = Py_TYPE(attr);
@@ -103,8 +143,8 @@ AttrCache attr_plan(PyTypeObject *tp, PyObject *key, int container) {
                 plan.owner = NULL;
         }
     }
-    if (tp->tp_version_tag)   /* borrowed pointers: a changed or new type has another tag */
-        *attr_slot(tp, key) = plan;
+    if (plan.version)   /* borrowed pointers: a changed or new type has another tag */
+        attr_fill(&plan);
     return plan;
 }
 
@@ -115,7 +155,7 @@ static inline PyObject *existing_dict(PyObject *obj) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
 #ifdef Py_GIL_DISABLED
-        uintptr_t word = ((uintptr_t *)obj)[-1];
+        uintptr_t word = LOAD(&((uintptr_t *)obj)[-1]);
 #else
         uintptr_t word = ((uintptr_t *)obj)[-3];
 #endif
@@ -150,11 +190,23 @@ static PyObject *alias_died_callback;
 
 static PyObject *alias_died(PyObject *module, PyObject *wr) {
     Ref *ref = (Ref *)wr;
-    if (map_get(&aliases, ref->addr) == ref) {
-        map_del(&aliases, ref->addr);
-        Py_DECREF(wr);   /* the map's reference */
-    }
+    LOCK(&alias_lock);
+    int mine = map_get(&aliases, ref->addr) == ref;
+    if (mine) map_del(&aliases, ref->addr);
+    UNLOCK(&alias_lock);
+    if (mine) Py_DECREF(wr);   /* the map's reference */
     Py_RETURN_NONE;
+}
+
+/* The instance the alias of `dict` stands for (a new reference), or NULL. */
+static PyObject *alias_target(PyObject *dict) {
+    LOCK(&alias_lock);
+    PyObject *ref = Py_XNewRef(map_get(&aliases, (uintptr_t)dict));
+    UNLOCK(&alias_lock);
+    if (!ref) return NULL;
+    PyObject *obj = weak_target(ref);
+    Py_DECREF(ref);
+    return obj;
 }
 
 static PyMethodDef alias_died_def = {"_alias_died", alias_died, METH_O, NULL};
@@ -163,25 +215,30 @@ static PyMethodDef alias_died_def = {"_alias_died", alias_died, METH_O, NULL};
 static int note_dict(PyObject *obj) {
     PyObject *dict = own_dict(obj);
     if (!dict || !PyType_SUPPORTS_WEAKREFS(Py_TYPE(obj))) return 0;
-    Ref *old = map_get(&aliases, (uintptr_t)dict);
-    if (old && weak_target((PyObject *)old) == obj) return 0;
+    PyObject *was = alias_target(dict);
+    Py_XDECREF(was);
+    if (was == obj) return 0;
     PyObject *ref = PyObject_CallFunctionObjArgs((PyObject *)&RefType, obj,
                                                  alias_died_callback, NULL);   /* may run GC */
     if (!ref) { PyErr_Clear(); return 0; }
     ((Ref *)ref)->owner = NULL;
     ((Ref *)ref)->addr = (uintptr_t)dict;
-    old = map_get(&aliases, (uintptr_t)dict);
-    if (map_put(&aliases, (uintptr_t)dict, ref) < 0) { Py_DECREF(ref); return -1; }
-    Py_XDECREF((PyObject *)old);
+    LOCK(&alias_lock);
+    PyObject *old = map_get(&aliases, (uintptr_t)dict);
+    int err = map_put(&aliases, (uintptr_t)dict, ref);
+    UNLOCK(&alias_lock);
+    if (err < 0) { Py_DECREF(ref); return -1; }
+    Py_XDECREF(old);   /* with no lock held: its release may run code */
     return 0;
 }
 
-/* The instance whose __dict__ `dict` is (borrowed), or NULL. */
+/* The instance whose __dict__ `dict` is (a new reference), or NULL. */
 PyObject *alias_owner(PyObject *dict) {
-    if (!aliases.used) return NULL;
-    Ref *ref = map_get(&aliases, (uintptr_t)dict);
-    PyObject *obj = ref ? weak_target((PyObject *)ref) : NULL;
-    return obj && existing_dict(obj) == dict ? obj : NULL;   /* not dead, not replaced */
+    if (!LOAD(&aliases.used)) return NULL;
+    PyObject *obj = alias_target(dict);
+    if (obj && existing_dict(obj) == dict) return obj;   /* not dead, not replaced */
+    Py_XDECREF(obj);
+    return NULL;
 }
 
 PyObject *fast_instance_dict(PyObject *m, PyObject *obj) {
@@ -191,17 +248,27 @@ PyObject *fast_instance_dict(PyObject *m, PyObject *obj) {
 
 /* ---- where an attribute access lands ----------------------------------------------------- */
 
+static int owner_locs(PyObject *owner, PyObject *key, int is_write, Locs *ls);
+
 /* The accesses of attribute `key` of `obj` (a write covers a delete), by its plan. */
 int attr_locs(PyObject *obj, PyObject *key, int is_write, Locs *ls) {
+    PyObject *hold = NULL;   /* a proxy's referent, alive until its accesses are in ls */
     if (Py_IS_TYPE(obj, &PySuper_Type) || PyModule_CheckExact(obj))
-        return add_loc(ls, attr_owner(obj, key), key, is_write, 0);
-    PyObject *owner = attr_owner(obj, key);   /* a proxy's referent, or obj */
+        return add_loc(ls, attr_owner(obj, key, &hold), key, is_write, 0);
+    PyObject *owner = attr_owner(obj, key, &hold);   /* a proxy's referent, or obj */
     if (!owner) return PyErr_Occurred() ? -1 : 0;
+    int err = owner_locs(owner, key, is_write, ls);
+    Py_XDECREF(hold);
+    return err;
+}
+
+/* attr_locs for the attribute's owner `owner`. */
+static int owner_locs(PyObject *owner, PyObject *key, int is_write, Locs *ls) {
     PyTypeObject *tp = Py_TYPE(owner);
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) || !PyUnicode_CheckExact(key))
         return add_loc(ls, owner, key, is_write, 0);
-    const AttrCache *hit = attr_hit(tp, key);
-    AttrCache plan = hit ? *hit : attr_plan(tp, key, container_kind(owner) != C_NONE);
+    AttrCache plan;
+    if (!attr_hit(tp, key, &plan)) plan = attr_plan(tp, key, container_kind(owner) != C_NONE);
     switch (is_write ? plan.write : plan.read) {
     case AT_NOTHING: return 0;
     case AT_CLASS: return add_loc(ls, plan.owner, key, 0, 0);
@@ -226,8 +293,12 @@ static HOT int plan_same_epoch(const AttrCache *ac, PyObject *obj, PyObject *key
         if (!same_epoch_at(obj, key, 0, 0, site, hint)) return 0;
         uint32_t other = 0;
         if (same_epoch_at(ac->owner, key, 0, 0, site, &other)) return 1;
+#ifdef RW_FREE_THREADED
+        return 0;   /* the dict, held by nothing here, could go meanwhile: the full way */
+#else
         PyObject *dict = existing_dict(obj);   /* shadowed: the instance's alone */
         return dict && PyDict_Contains(dict, key) == 1;
+#endif
     }
     default: return same_epoch_at(obj, key, is_write, 0, site, hint);
     }
@@ -240,8 +311,8 @@ HOT int attr_same_epoch(PyObject *obj, PyObject *key, int is_write, uint32_t sit
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
         if (no_attributes(tp)) return 1;   /* a lock's `acquire`, say */
-        const AttrCache *ac = attr_hit(tp, key);
-        return ac && plan_same_epoch(ac, obj, key, is_write, site, hint);
+        AttrCache ac;
+        return attr_hit(tp, key, &ac) && plan_same_epoch(&ac, obj, key, is_write, site, hint);
     }
     if (tp == &PyType_Type) return same_epoch_at(obj, key, is_write, 0, site, hint);
     if (tp == &PyModule_Type)
@@ -254,8 +325,9 @@ HOT int attr_same_epoch(PyObject *obj, PyObject *key, int is_write, uint32_t sit
 HOT int method_same_epoch(PyObject *obj, PyObject *key, uint32_t site, uint32_t *hint) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return 0;
-    const AttrCache *ac = attr_hit(tp, key);
-    return ac && !ac->container && plan_same_epoch(ac, obj, key, 0, site, hint);
+    AttrCache ac;
+    return attr_hit(tp, key, &ac) && !ac.container &&
+           plan_same_epoch(&ac, obj, key, 0, site, hint);
 }
 
 int attributes_init(void) {

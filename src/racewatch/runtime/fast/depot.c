@@ -2,9 +2,14 @@
  * set of locks held (a lockset), the stack (under history=full), and the pair of both. */
 #include "fast.h"
 
+/* One lock for all of it (a leaf): tuples are built before it is taken and released after,
+ * and what is done under it (dict and list operations on tuples of ints, code objects and
+ * line numbers) runs no Python code and releases no object of the program's. */
+static Lock depot_lock;
+
 /* Locksets: held ids are kept sorted, so equal sets give equal tuples. */
 static PyObject *lockset_ids;      /* dict: tuple of sync ids -> int */
-PyObject *lockset_list;     /* list: id -> tuple */
+static PyObject *lockset_list;     /* list: id -> tuple */
 
 /* The id of the set of sorted lock ids `ids`; -1 on error. */
 int64_t intern_ids(const uint32_t *ids, uint32_t n) {
@@ -15,22 +20,19 @@ int64_t intern_ids(const uint32_t *ids, uint32_t n) {
         if (!v) { Py_DECREF(tuple); return -1; }
         PyTuple_SET_ITEM(tuple, i, v);
     }
+    long value = -1;
+    LOCK(&depot_lock);
     PyObject *id = PyDict_GetItemWithError(lockset_ids, tuple);
-    long value;
     if (id) {
         value = PyLong_AsLong(id);
-    } else {
-        if (PyErr_Occurred()) { Py_DECREF(tuple); return -1; }
-        value = PyList_GET_SIZE(lockset_list);
-        PyObject *v = PyLong_FromLong(value);
-        if (!v || PyDict_SetItem(lockset_ids, tuple, v) < 0 ||
-            PyList_Append(lockset_list, tuple) < 0) {
-            Py_XDECREF(v);
-            Py_DECREF(tuple);
-            return -1;
-        }
-        Py_DECREF(v);
+    } else if (!PyErr_Occurred()) {
+        PyObject *v = PyLong_FromSsize_t(PyList_GET_SIZE(lockset_list));
+        if (v && PyDict_SetItem(lockset_ids, tuple, v) == 0 &&
+            PyList_Append(lockset_list, tuple) == 0)
+            value = PyList_GET_SIZE(lockset_list) - 1;
+        Py_XDECREF(v);
     }
+    UNLOCK(&depot_lock);
     Py_DECREF(tuple);
     return value;
 }
@@ -46,24 +48,9 @@ int intern_lockset(ThreadState *t) {
     return 0;
 }
 
-/* Whether two locksets share a lock (both tuples are sorted). */
-int locksets_overlap(uint32_t a, uint32_t b) {
-    if (!a || !b) return 0;
-    if (a == b) return 1;
-    PyObject *x = PyList_GET_ITEM(lockset_list, a), *y = PyList_GET_ITEM(lockset_list, b);
-    Py_ssize_t i = 0, j = 0, nx = PyTuple_GET_SIZE(x), ny = PyTuple_GET_SIZE(y);
-    while (i < nx && j < ny) {
-        unsigned long u = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(x, i));
-        unsigned long v = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(y, j));
-        if (u == v) return 1;
-        if (u < v) i++; else j++;
-    }
-    return 0;
-}
-
 /* Stacks of previous accesses (history=full), interned. */
 static PyObject *stack_ids;    /* dict: tuple of (code, line) pairs -> int */
-PyObject *stack_list;   /* list: id -> tuple */
+static PyObject *stack_list;   /* list: id -> tuple */
 
 uint32_t capture_stack(void) {
     PyObject *frames = PyList_New(0);
@@ -88,17 +75,18 @@ uint32_t capture_stack(void) {
     PyObject *tuple = PyList_AsTuple(frames);
     Py_DECREF(frames);
     if (!tuple) { PyErr_Clear(); return 0; }
-    PyObject *id = PyDict_GetItemWithError(stack_ids, tuple);
     long value = 0;
+    LOCK(&depot_lock);
+    PyObject *id = PyDict_GetItemWithError(stack_ids, tuple);
     if (id) {
         value = PyLong_AsLong(id);
     } else if (!PyErr_Occurred()) {
-        value = PyList_GET_SIZE(stack_list);
-        PyObject *v = PyLong_FromLong(value);
-        if (!v || PyDict_SetItem(stack_ids, tuple, v) < 0 || PyList_Append(stack_list, tuple) < 0)
-            value = 0;
+        PyObject *v = PyLong_FromSsize_t(PyList_GET_SIZE(stack_list));
+        if (v && PyDict_SetItem(stack_ids, tuple, v) == 0 && PyList_Append(stack_list, tuple) == 0)
+            value = PyList_GET_SIZE(stack_list) - 1;
         Py_XDECREF(v);
     }
+    UNLOCK(&depot_lock);
     PyErr_Clear();
     Py_DECREF(tuple);
     return (uint32_t)value;
@@ -107,48 +95,92 @@ uint32_t capture_stack(void) {
 /* (lockset, stack) pairs as one small id per access: 0 is (no lock, no stack). */
 
 static Map extra_ids;                 /* (lockset << 32 | stack) -> id */
-uint32_t *extra_lockset, *extra_stack;
-uint32_t nextra = 1;
-static uint32_t capextra;
+static uint32_t *extra_lockset, *extra_stack;
+static uint32_t nextra = 1, capextra;
 
 uint32_t intern_extra(uint32_t lockset, uint32_t stack) {
     if (!lockset && !stack) return 0;
     uintptr_t key = (uintptr_t)((uint64_t)lockset << 32 | stack);
+    uint32_t id = 0;   /* on failure the report lacks the lockset: never a wrong verdict */
+    LOCK(&depot_lock);
     void *found = map_get(&extra_ids, key);
-    if (found) return (uint32_t)(uintptr_t)found;
-    if (nextra >= capextra) {
-        uint32_t cap = capextra ? capextra * 2 : 64;
-        uint32_t *l = PyMem_RawRealloc(extra_lockset, cap * sizeof(uint32_t));
-        if (!l) return 0;   /* out of memory: the access records no lockset */
-        extra_lockset = l;
-        uint32_t *st = PyMem_RawRealloc(extra_stack, cap * sizeof(uint32_t));
-        if (!st) return 0;
-        extra_stack = st;
-        capextra = cap;
+    if (found) {
+        id = (uint32_t)(uintptr_t)found;
+    } else {
+        if (nextra >= capextra) {
+            uint32_t cap = capextra ? capextra * 2 : 64;
+            uint32_t *l = PyMem_RawRealloc(extra_lockset, cap * sizeof(uint32_t));
+            if (l) extra_lockset = l;
+            uint32_t *st = l ? PyMem_RawRealloc(extra_stack, cap * sizeof(uint32_t)) : NULL;
+            if (st) {
+                extra_stack = st;
+                capextra = cap;
+            }
+        }
+        if (nextra < capextra && map_put(&extra_ids, key, (void *)(uintptr_t)nextra) == 0) {
+            extra_lockset[nextra] = lockset;
+            extra_stack[nextra] = stack;
+            id = nextra++;
+        }
+        PyErr_Clear();
     }
-    if (map_put(&extra_ids, key, (void *)(uintptr_t)nextra) < 0) { PyErr_Clear(); return 0; }
-    extra_lockset[nextra] = lockset;
-    extra_stack[nextra] = stack;
-    return nextra++;
+    UNLOCK(&depot_lock);
+    return id;
+}
+
+/* The lockset and the stack of extra `id` (0, 0 for one not known). */
+void extra_parts(uint32_t id, uint32_t *lockset, uint32_t *stack) {
+    LOCK(&depot_lock);
+    int known = id && id < nextra;
+    *lockset = known ? extra_lockset[id] : 0;
+    *stack = known ? extra_stack[id] : 0;
+    UNLOCK(&depot_lock);
+}
+
+/* Whether the lockset of access context `extra` and lockset `locks` share a lock (both
+ * tuples are sorted). Only ints are read under the depot's lock: no code runs. */
+int extra_shares_lock(uint32_t extra, uint32_t locks) {
+    if (!extra || !locks) return 0;
+    int common = 0;
+    LOCK(&depot_lock);
+    uint32_t a = extra < nextra ? extra_lockset[extra] : 0;
+    Py_ssize_t size = PyList_GET_SIZE(lockset_list);
+    if (a && a == locks) {
+        common = 1;
+    } else if (a && a < size && locks < size) {
+        PyObject *x = PyList_GET_ITEM(lockset_list, a), *y = PyList_GET_ITEM(lockset_list, locks);
+        Py_ssize_t i = 0, j = 0, nx = PyTuple_GET_SIZE(x), ny = PyTuple_GET_SIZE(y);
+        while (i < nx && j < ny && !common) {
+            unsigned long u = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(x, i));
+            unsigned long v = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(y, j));
+            if (u == v) common = 1;
+            else if (u < v) i++;
+            else j++;
+        }
+    }
+    UNLOCK(&depot_lock);
+    return common;
+}
+
+static PyObject *tuple_at(PyObject *list, uint32_t id) {
+    LOCK(&depot_lock);
+    PyObject *t = id < (uint32_t)PyList_GET_SIZE(list) ? Py_NewRef(PyList_GET_ITEM(list, id))
+                                                        : NULL;
+    UNLOCK(&depot_lock);
+    return t;
 }
 
 PyObject *lockset_tuple(uint32_t id) {
-    if (id < (uint32_t)PyList_GET_SIZE(lockset_list)) {
-        PyObject *t = PyList_GET_ITEM(lockset_list, id);
-        Py_INCREF(t);
-        return t;
-    }
-    return PyTuple_New(0);
+    PyObject *t = tuple_at(lockset_list, id);
+    return t ? t : PyTuple_New(0);
 }
 
 PyObject *stack_tuple(uint32_t id) {
-    if (id && id < (uint32_t)PyList_GET_SIZE(stack_list)) {
-        PyObject *t = PyList_GET_ITEM(stack_list, id);
-        Py_INCREF(t);
-        return t;
-    }
-    Py_RETURN_NONE;
+    PyObject *t = id ? tuple_at(stack_list, id) : NULL;
+    return t ? t : Py_NewRef(Py_None);
 }
+
+void depot_after_fork(void) { memset(&depot_lock, 0, sizeof(depot_lock)); }
 
 /* lockset 0 is the empty set; stack 0 means "not recorded" */
 int depot_init(void) {

@@ -1,11 +1,15 @@
 /* What the files of the C runtime (racewatch.runtime._fast) share: its data layouts, its
  * tables and the functions each file offers the others. runtime/api.py is the Python twin.
  *
- * Under the GIL each call is atomic with respect to other Python threads, so the runtime's
- * state needs no lock. What can run in the middle of a call is the cyclic GC (and with it
- * finalizers and weakref callbacks, which may call back in here) whenever a Python object is
- * allocated or released. So every such allocation happens at a point where the tables are
- * consistent, and pointers into the tables are looked up again after it.
+ * With a GIL each call is atomic with respect to other Python threads, so the runtime's state
+ * needs no lock. Without one (free-threaded builds), every shared table has racewatch's own
+ * locks (below), and the fast path reads with atomic loads what writers may change, from
+ * memory that is freed only once no fast path can be reading it (guards.c). Either way, what
+ * can run in the middle of a call is code the call itself starts: the cyclic GC (with its
+ * finalizers and weakref callbacks, which may call back in here) at an allocation under the GIL
+ * of 3.11, a finalizer when a reference is released. So every such allocation or release
+ * happens with no racewatch lock held and the tables consistent, and pointers into the tables
+ * are looked up again after it.
  */
 #ifndef RACEWATCH_FAST_H
 #define RACEWATCH_FAST_H
@@ -23,6 +27,71 @@
 #else
 #define HOT
 #endif
+
+/* ---- synchronization without a GIL (guards.c) ------------------------------------------
+ * Free-threaded builds guard each shared table with racewatch's own PyMutex (never a critical
+ * section on a user object: it is suspended whenever the thread blocks). Locks are taken only
+ * in this order, and never around code that can run Python code or release an object: an
+ * object's stripe, then a map shard, then one of the leaf locks (depot, reports, config,
+ * strong list, retire list, then the thread registry). With a GIL they compile to nothing and
+ * the atomics to plain accesses: the GIL build is what it was. */
+#if defined(__SANITIZE_THREAD__)
+#define RW_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RW_TSAN 1
+#endif
+#endif
+
+#ifdef Py_GIL_DISABLED
+#define RW_FREE_THREADED 1
+typedef PyMutex Lock;
+#if defined(__SANITIZE_ADDRESS__)
+#define RW_ASAN 1   /* AddressSanitizer: racewatch's memory from libc, which it watches */
+#endif
+#ifdef RW_TSAN
+/* ThreadSanitizer (.ci/tsan) sees only what is compiled with it: CPython's PyMutex is not, so
+ * each lock says what it orders, and racewatch's memory comes from libc, whose malloc and free
+ * ThreadSanitizer watches (CPython's mimalloc it cannot see). */
+#include <sanitizer/tsan_interface.h>
+#define LOCK(m) (PyMutex_Lock(m), __tsan_acquire(m))
+#define UNLOCK(m) (__tsan_release(m), PyMutex_Unlock(m))
+#else
+#define LOCK(m) PyMutex_Lock(m)
+#define UNLOCK(m) PyMutex_Unlock(m)
+#endif
+#if defined(RW_TSAN) || defined(RW_ASAN)
+#undef PyMem_RawMalloc
+#undef PyMem_RawCalloc
+#undef PyMem_RawRealloc
+#undef PyMem_RawFree
+#undef PyMem_Malloc
+#undef PyMem_Calloc
+#undef PyMem_Free
+#define PyMem_RawMalloc malloc
+#define PyMem_RawCalloc calloc
+#define PyMem_RawRealloc realloc
+#define PyMem_RawFree free
+#define PyMem_Malloc malloc
+#define PyMem_Calloc calloc
+#define PyMem_Free free
+#endif
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#else
+typedef struct { char unused; } Lock;
+#define LOCK(m) ((void)(m))
+#define UNLOCK(m) ((void)(m))
+#define LOAD(p) (*(p))
+#define STORE(p, v) (*(p) = (v))
+#define LOAD_ACQ(p) (*(p))
+#define STORE_REL(p, v) (*(p) = (v))
+#endif
+
+/* An object's stripe: the lock of its record's cells and of its sync var's clock. */
+Lock *stripe_of(const void *obj);
 
 /* ---- epochs and vector clocks (clock.c; same layout as runtime/clock.py) ------------------ */
 
@@ -96,6 +165,8 @@ typedef struct {
     uint8_t locks_dirty;   /* the held set changed since `lockset` was interned */
     uint32_t lockset;      /* interned id of the sorted held ids (see refresh_lockset) */
     uint32_t extra;        /* interned (lockset, no stack): what its accesses record */
+    uint32_t depth;        /* free-threaded: nesting of ebr_enter */
+    uint64_t active;       /* free-threaded: the epoch announced while inside, else 0 */
 } ThreadState;
 
 /* initial-exec: a plain offset from the thread pointer instead of a __tls_get_addr call on
@@ -113,6 +184,39 @@ static inline ThreadState *current(void) {
     return t ? t : new_thread();
 }
 
+/* ---- memory a fast path may be reading (locks.c) ---------------------------------------- */
+
+/* Free `p` with `free_fn` once no thread can be reading it (at once with a GIL). */
+void retire(void *p, void (*free_fn)(void *));
+int guards_init(void);
+void guards_after_fork(void);
+
+#ifdef RW_FREE_THREADED
+extern uint64_t ebr_epoch;
+extern int ebr_asymmetric;
+uint64_t oldest_announcement(uint64_t now);   /* threads.c */
+
+/* Everything read between ebr_enter and ebr_exit stays allocated until the exit. */
+static inline void ebr_enter(ThreadState *t) {
+    if (t->depth++) return;
+    uint64_t epoch = LOAD_ACQ(&ebr_epoch);
+    if (ebr_asymmetric) {
+        STORE(&t->active, epoch);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);   /* the reclaimer fences for this thread */
+    } else {
+        __atomic_exchange_n(&t->active, epoch, __ATOMIC_SEQ_CST);
+    }
+}
+
+static inline void ebr_exit(ThreadState *t) {
+    if (--t->depth) return;
+    STORE_REL(&t->active, 0);
+}
+#else
+#define ebr_enter(t) ((void)(t))
+#define ebr_exit(t) ((void)(t))
+#endif
+
 /* ---- pointer-keyed hash map (map.c) ------------------------------------------------------ */
 
 typedef struct {
@@ -121,14 +225,49 @@ typedef struct {
 } Slot;
 
 typedef struct {
-    Slot *slots;
-    size_t cap, used;
+    size_t cap;      /* a power of two */
+    Slot slots[];
+} Slots;
+
+typedef struct {
+    Slots *arr;      /* replaced whole when it grows: readers never see a half-made one */
+    size_t used, dead;
 } Map;
 
+#define TOMBSTONE UINTPTR_MAX   /* a deleted key (free-threaded); never an address */
+
+/* Whether a slot holds an entry: neither empty nor deleted (what a walk of the slots keeps). */
+static inline int slot_live(const Slot *s) { return s->key && s->key != TOMBSTONE; }
+
+/* Lock-free readers may look up while one writer (holding the map's lock) changes it. */
 void *map_get(const Map *m, uintptr_t key);
 int map_put(Map *m, uintptr_t key, void *value);
 void map_del(Map *m, uintptr_t key);
 void map_clear(Map *m);
+
+/* Object tables: maps by object address, in shards with a lock each (one shard with a GIL). */
+#ifdef RW_FREE_THREADED
+#define SHARD_BITS 6
+#else
+#define SHARD_BITS 0
+#endif
+typedef struct {
+    Lock lock;
+    Map map;
+#ifdef RW_FREE_THREADED
+} __attribute__((aligned(64))) Shard;   /* a cache line each: no false sharing of locks */
+#else
+} Shard;
+#endif
+typedef struct {
+    Shard shards[1 << SHARD_BITS];
+} Table;
+
+void *table_get(Table *t, const void *obj);
+int table_put(Table *t, const void *obj, void *value);
+void table_del(Table *t, const void *obj);
+size_t table_count(Table *t);
+size_t table_take_all(Table *t, void **into);
 
 /* ---- shadow records and sync vars (record.c, lifetime.c) -------------------------------- */
 
@@ -150,23 +289,29 @@ typedef struct {
 #define TAG_WEAK 1u    /* key: held through a weakref (compared by identity) */
 #define TAG_RACED 2u   /* key: a race was found here; the fast path leaves it to the full
                         * check, which then compares sites too */
-#define TAG_MASK ((uintptr_t)3)
-#define SHARED_READS UINT64_MAX   /* full r: reads are concurrent, see the cold entry */
+#define TAG_DIGEST 4u   /* key: a deleted key, kept as a Digest of its value (see release_key) */
+#define TAG_MASK ((uintptr_t)7)
+/* A full cell's r, once reads are concurrent, is the address of their Shared set tagged with
+ * the top bit, which no epoch has: one word, so a fast path reads the set or an epoch, never a
+ * mix of both. */
+#define SHARED_BIT (1ull << 63)
+#define IS_SHARED(r) (((r) & SHARED_BIT) != 0)
+#define SHARED_OF(r) ((Shared *)(uintptr_t)((r) & ~SHARED_BIT))
+#define SHARED_R(sh) (SHARED_BIT | (uint64_t)(uintptr_t)(sh))
 
 typedef struct {
     uint64_t w, r;   /* epochs of the last write and read */
 } Epochs;
 
 typedef struct {
-    uint32_t n;      /* one Access per tid below n */
+    uint32_t n;      /* one Access per tid below n (the last one set); never changed */
     Access a[];
 } Shared;
 
 typedef struct {
     uint32_t w_site, w_extra;
     union {
-        struct { uint32_t site, extra; } one;
-        Shared *shared;   /* when full r is SHARED_READS */
+        struct { uint32_t site, extra; } one;   /* of the one read, while r is an epoch */
     } r;
 } Cold;
 
@@ -200,7 +345,8 @@ typedef struct {
     uint32_t extra0;   /* compact: the extra of every access */
     uint64_t epoch0;   /* compact: the epoch of every access (0: none yet) */
     Index *index;
-    uintptr_t keys[];  /* a strong reference, or under TAG_WEAK a weakref to the key */
+    uintptr_t keys[];  /* a strong reference, under TAG_WEAK a weakref to the key, under
+                        * TAG_DIGEST a Digest */
 } Record;
 
 #define EPOCHS(rec) ((Epochs *)((rec)->keys + (rec)->capcells))
@@ -223,6 +369,14 @@ static inline uint64_t mark_epoch(const Record *rec, uint32_t mark) {
 
 static inline PyObject *untag(uintptr_t key) { return (PyObject *)(key & ~TAG_MASK); }
 
+/* What a cell keeps of a key deleted from its dict, holding no reference: its type and two
+ * independent hashes of its value (NULL type: an identity key, which then matches nothing). */
+typedef struct {
+    PyTypeObject *type;
+    Py_hash_t hash;
+    uint64_t hash2;
+} Digest;
+
 typedef struct {
     Tracked head;
     uint32_t id;      /* M<id> in reports, once taken as a lock */
@@ -240,6 +394,12 @@ typedef struct {
     uintptr_t addr;   /* the referent's, which is gone when the callback runs */
 } Ref;
 
+/* readsets.c: interned read sets (each result comes with one more cell holding it) */
+Shared *readset_with(const Shared *sh, uint32_t tid, Access mine);
+Shared *readset_pair(uint32_t tid1, Access a1, uint32_t tid2, Access a2);
+void readset_release(Shared *sh);
+void readsets_after_fork(void);
+
 /* record.c: a record's cells */
 int safe_key(PyObject *key, int depth);
 Py_hash_t key_hash(PyObject *key, int safe);
@@ -248,33 +408,43 @@ PyObject *weak_target(PyObject *ref);
 void cell_load(const Record *rec, uint32_t i, CellState *s);
 int find_cell(Record *rec, PyObject *key, Py_hash_t hash, uint8_t safe);
 int32_t find_hot(const Record *rec, PyObject *key);
-int add_cell(PyObject *obj, Record **recp, PyObject *key, Py_hash_t hash, uint8_t safe);
+int add_cell(PyObject *obj, Record **recp, PyObject *key, Py_hash_t hash, uint8_t safe,
+             PyObject **weak);
 int cell_store(PyObject *obj, Record **recp, uint32_t i, const CellState *s);
 uint32_t first_cells(PyTypeObject *tp);
+void release_key(Record *rec, uint32_t i, PyObject **released);
+PyObject *held_key(uintptr_t tagged);   /* the reference a cell holds, or NULL */
 
 /* lifetime.c: the object -> tracker tables, and the tie of each tracker to its object */
-extern Map objects, syncs;
+extern Table objects, syncs;
 extern size_t shadow_bytes, shadow_peak;
-extern Tracked **strong_list;
-extern size_t nstrong, capstrong, strong_since_sweep;
+extern size_t nstrong, strong_since_sweep;
 #define SWEEP_EVERY 4096
 extern PyTypeObject RefType;
 
 void account(Py_ssize_t delta);
 Tracked *tracked_new(PyObject *obj, uint8_t kind);
-Tracked *tracked_insert(Map *m, PyObject *obj, Tracked *tr);
+Tracked *tracked_insert(Table *t, PyObject *obj, Tracked *tr);
 void free_all(Tracked **list, size_t n);
 void sweep(void);
-void hook_dealloc(PyTypeObject *tp);
+void hook_dealloc(PyTypeObject *tp, int trashcan);
+void strong_after_fork(void);
 int lifetime_init(void);
 PyObject *fast_watch_death(PyObject *m, PyObject *obj);
 PyObject *fast_deaths(PyObject *m, PyObject *noargs);
 
 /* ---- configuration (module.c) ------------------------------------------------------------ */
 
-extern uint8_t *site_kinds;
+extern uint8_t *site_kinds;   /* replaced whole when it grows, published before its size */
 extern size_t nsite_kinds;
+
+static inline uint8_t site_kind(long site) {
+    if (site < 0 || (size_t)site >= LOAD_ACQ(&nsite_kinds)) return K_NONE;
+    return LOAD(&LOAD_ACQ(&site_kinds)[site]);
+}
 extern PyObject *on_race;          /* callable(event) or NULL */
+PyObject *config_ref(PyObject **slot);   /* a new reference to a configured object, or NULL */
+int dict_get_ref(PyObject *dict, PyObject *key, PyObject **value);   /* PyDict_GetItemRef */
 extern PyObject *lock_order;       /* callable(tid, held, held_wheres, lock, where), or NULL */
 extern PyObject *ignored_types;    /* tuple of types whose instances are never shared */
 extern PyObject *shape_key;        /* the key of a container's shape (locations.SHAPE) */
@@ -295,19 +465,17 @@ extern PyObject *accessor_slots[ACCESSOR_SLOTS];
 
 /* ---- interned context of accesses (depot.c) --------------------------------------------- */
 
-extern PyObject *lockset_list;     /* list: id -> tuple of sync ids */
-extern PyObject *stack_list;       /* list: id -> tuple of (code, line) pairs */
-extern uint32_t *extra_lockset, *extra_stack;
-extern uint32_t nextra;
 
 int64_t intern_ids(const uint32_t *ids, uint32_t n);
 int intern_lockset(ThreadState *t);
-int locksets_overlap(uint32_t a, uint32_t b);
+int extra_shares_lock(uint32_t extra, uint32_t locks);
 uint32_t capture_stack(void);
 uint32_t intern_extra(uint32_t lockset, uint32_t stack);
 PyObject *lockset_tuple(uint32_t id);
 PyObject *stack_tuple(uint32_t id);
+void extra_parts(uint32_t id, uint32_t *lockset, uint32_t *stack);
 int depot_init(void);
+void depot_after_fork(void);
 
 /* ---- reports (report.c) ----------------------------------------------------------------- */
 
@@ -322,6 +490,8 @@ extern PyObject *reported;   /* dict: (site, site) -> count */
 
 int report_found(PyObject *target, PyObject *key, ThreadState *t, uint32_t site,
                  int is_write, int atomic, Found *found, int nfound);
+PyObject *fast_races(PyObject *m, PyObject *noargs);
+void report_after_fork(void);
 
 /* ---- where an access lands (locations.c) ------------------------------------------------ */
 
@@ -330,6 +500,7 @@ enum { C_NONE, C_DICT, C_LIST, C_SET, C_DEQUE, C_BYTEARRAY };
 typedef struct {
     PyObject *owner, *key;   /* new references */
     int is_write, atomic;
+    int release;   /* a key deleted from its dict: its cell no longer holds it */
 } Loc;
 
 /* The accesses one probe stands for: a few, or a bulk read's many (on the heap then). */
@@ -361,7 +532,7 @@ static inline int no_attributes(PyTypeObject *tp) {
            && tp->tp_dictoffset == 0;
 }
 
-PyObject *attr_owner(PyObject *obj, PyObject *key);
+PyObject *attr_owner(PyObject *obj, PyObject *key, PyObject **hold);
 PyObject *super_lookup(PyObject *obj, PyObject *key);
 int add_loc(Locs *ls, PyObject *owner, PyObject *key, int is_write, int atomic);
 void locs_clear(Locs *ls);
@@ -383,8 +554,11 @@ enum {
 };
 
 /* The plan of reads and writes of attribute `name` of instances of `type`, while its
- * version tag holds. */
+ * version tag holds. Without a GIL, threads fill entries under a lock, and a reader copies an
+ * entry between two reads of its sequence number (odd while it is written): a torn copy is a
+ * miss. */
 typedef struct {
+    uint32_t seq;
     PyTypeObject *type;
     PyObject *name;
     unsigned int version;
@@ -393,7 +567,7 @@ typedef struct {
     PyObject *owner;        /* the class whose attribute a read reads (AT_CLASS, AT_VALUE) */
 } AttrCache;
 
-const AttrCache *attr_hit(PyTypeObject *tp, PyObject *name);
+int attr_hit(PyTypeObject *tp, PyObject *name, AttrCache *out);
 AttrCache attr_plan(PyTypeObject *tp, PyObject *key, int container);
 int attr_locs(PyObject *obj, PyObject *key, int is_write, Locs *ls);
 int attr_same_epoch(PyObject *obj, PyObject *key, int is_write, uint32_t site, uint32_t *hint);
@@ -404,7 +578,9 @@ int attributes_init(void);
 
 /* ---- accesses (access.c) ---------------------------------------------------------------- */
 
+#ifndef RW_FREE_THREADED
 extern uintptr_t last_addr;   /* the one-entry cache of record_of: clear when a record goes */
+#endif
 
 PyObject *probe(PyObject *obj, PyObject *key, PyObject *site_obj, int is_write);
 int same_epoch(PyObject *obj, PyObject *key, long site, int is_write, uint32_t *hint);
@@ -442,6 +618,7 @@ PyObject *fast_lock_released(PyObject *m, PyObject *const *args, Py_ssize_t narg
 PyObject *fast_dead_locks(PyObject *m, PyObject *noargs);
 PyObject *fast_semaphore_locks(PyObject *m, PyObject *noargs);
 PyObject *fast_sync_name(PyObject *m, PyObject *id);
+void locks_after_fork(void);
 PyObject *locks_sink_capsule(void);
 
 /* ---- token probes (tokens.c) ------------------------------------------------------------ */

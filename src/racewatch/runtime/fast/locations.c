@@ -4,6 +4,9 @@
 #include "fast.h"
 
 static PyObject *getitem_name, *dict_getitem, *list_getitem;   /* set up at import */
+static Lock cache_lock;   /* writers of kind_cache (a leaf) */
+
+static inline unsigned int version_of(PyTypeObject *tp) { return LOAD(&tp->tp_version_tag); }
 
 /* Builtin containers, and subclasses that keep the builtin item access; other types are seen
  * through their own (instrumented) code. (A subclass's slot always differs: dict's and list's
@@ -22,29 +25,48 @@ static int type_kind(PyTypeObject *tp) {
 /* The kind of each type seen, while its version tag holds (its bases and __getitem__ could
  * only change with it). */
 #define KIND_CACHE_BITS 10
-static struct { PyTypeObject *type; unsigned int version; int kind; } kind_cache[1 << KIND_CACHE_BITS];
+static struct { PyTypeObject *type; uint32_t seq; unsigned int version; int kind; }
+    kind_cache[1 << KIND_CACHE_BITS];
 
 int container_kind(PyObject *o) {
     PyTypeObject *tp = Py_TYPE(o);
     if (tp == &PyDict_Type) return C_DICT;
     if (tp == &PyList_Type) return C_LIST;
     if (tp == &PySet_Type) return C_SET;
-    if (tp == deque_type) return C_DEQUE;
+    if (tp == LOAD(&deque_type)) return C_DEQUE;
     if (tp == &PyByteArray_Type) return C_BYTEARRAY;
     /* a static type that is not a list or dict subclass (int, str, tuple...) is no container:
      * decided by its flags, since it may have no version tag to cache the answer under */
     if (!(tp->tp_flags & (Py_TPFLAGS_HEAPTYPE | Py_TPFLAGS_LIST_SUBCLASS |
                           Py_TPFLAGS_DICT_SUBCLASS)))
         return C_NONE;
-    unsigned int version = tp->tp_version_tag;
-    size_t i = (size_t)(((uint64_t)(uintptr_t)tp * 0x9E3779B97F4A7C15ull) >> (64 - KIND_CACHE_BITS));
-    if (version && kind_cache[i].type == tp && kind_cache[i].version == version)
-        return kind_cache[i].kind;
-    int kind = type_kind(tp);
+    unsigned int version = version_of(tp);
+    size_t i = (size_t)(((uint64_t)(uintptr_t)tp * 0x9E3779B97F4A7C15ull) >>
+                        (64 - KIND_CACHE_BITS));
+    uint32_t seq = LOAD_ACQ(&kind_cache[i].seq);   /* as attr_hit's */
+    PyTypeObject *type = LOAD(&kind_cache[i].type);
+    unsigned int cached = LOAD(&kind_cache[i].version);
+    int kind = LOAD(&kind_cache[i].kind);
+#ifdef RW_FREE_THREADED
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    int whole = !(seq & 1) && LOAD(&kind_cache[i].seq) == seq;
+#else
+    int whole = 1;
+    (void)seq;
+#endif
+    if (version && whole && type == tp && cached == version) return kind;
+    kind = type_kind(tp);
     if (version) {
-        kind_cache[i].type = tp;
-        kind_cache[i].version = version;
-        kind_cache[i].kind = kind;
+        LOCK(&cache_lock);
+        STORE(&kind_cache[i].seq, kind_cache[i].seq + 1);
+#ifdef RW_FREE_THREADED
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+#endif
+        STORE(&kind_cache[i].type, tp);
+        STORE(&kind_cache[i].version, version);
+        STORE(&kind_cache[i].kind, kind);
+        STORE_REL(&kind_cache[i].seq, kind_cache[i].seq + 1);
+        UNLOCK(&cache_lock);
     }
     return kind;
 }
@@ -121,9 +143,10 @@ PyObject *super_lookup(PyObject *obj, PyObject *key) {
     return NULL;
 }
 
-/* The owner of attribute `key` of `obj`, or NULL (no error) when it cannot race. */
-PyObject *attr_owner(PyObject *obj, PyObject *key) {
-    if (PyWeakref_CheckProxy(obj) && !(obj = weak_target(obj))) return NULL;
+/* The owner of attribute `key` of `obj`, or NULL (no error) when it cannot race. For a
+ * weakref.proxy, its referent's, which `*hold` keeps alive until the caller releases it. */
+PyObject *attr_owner(PyObject *obj, PyObject *key, PyObject **hold) {
+    if (PyWeakref_CheckProxy(obj) && !(obj = *hold = weak_target(obj))) return NULL;
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp == &PySuper_Type) return super_lookup(obj, key);
     if (PyModule_CheckExact(obj)) return PyModule_GetDict(obj);   /* attribute == global */
@@ -144,7 +167,7 @@ int add_loc(Locs *ls, PyObject *owner, PyObject *key, int is_write, int atomic) 
     }
     Py_INCREF(owner);   /* held for the probe: making its record may run GC */
     Py_INCREF(key);
-    ls->a[ls->n++] = (Loc){owner, key, is_write, atomic};
+    ls->a[ls->n++] = (Loc){owner, key, is_write, atomic, 0};
     return 0;
 }
 
@@ -183,19 +206,31 @@ static PyObject *normal_index(PyObject *obj, PyObject *key) {
 /* A list-like's items come in blocks of BLOCK, each an "any item" location keyed by a
  * negative int (indices are not): -1 for items 0..15, -2 for 16..31... The first BLOCK_KEYS
  * keys are made once, so that the fast path finds their cells by address. */
-static PyObject *block_keys[BLOCK_KEYS];
+static PyObject *block_keys[BLOCK_KEYS];   /* each published once, never replaced */
 
 /* The key of block k: a new reference (NULL on error), from the table where it can be. */
 static PyObject *block_key_ref(Py_ssize_t k) {
-    if (k < BLOCK_KEYS) {
-        if (!block_keys[k]) block_keys[k] = PyLong_FromSsize_t(-(k + 1));
-        return Py_XNewRef(block_keys[k]);
+    if (k >= BLOCK_KEYS) return PyLong_FromSsize_t(-(k + 1));
+    PyObject *key = LOAD_ACQ(&block_keys[k]);
+    if (key) return Py_NewRef(key);
+    if (!(key = PyLong_FromSsize_t(-(k + 1)))) return NULL;
+#ifdef RW_FREE_THREADED
+    PyObject *expected = NULL;   /* another thread may publish it first: then that one */
+    if (!__atomic_compare_exchange_n(&block_keys[k], &expected, key, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        Py_DECREF(key);
+        key = expected;
     }
-    return PyLong_FromSsize_t(-(k + 1));
+#else
+    block_keys[k] = key;
+#endif
+    return Py_NewRef(key);
 }
 
 /* The made key of block k (borrowed), or NULL: for the fast path, which makes nothing. */
-HOT PyObject *block_key(Py_ssize_t k) { return k < BLOCK_KEYS ? block_keys[k] : NULL; }
+HOT PyObject *block_key(Py_ssize_t k) {
+    return k < BLOCK_KEYS ? LOAD_ACQ(&block_keys[k]) : NULL;
+}
 
 static int add_block(Locs *ls, PyObject *obj, Py_ssize_t index, int is_write, int atomic) {
     PyObject *key = block_key_ref(index / BLOCK);
@@ -288,9 +323,16 @@ static int item_locs(PyObject *obj, PyObject *key, int is_write, int delete, Loc
     if (PySlice_Check(key)) return kind == C_DICT ? 0 : slice_locs(obj, key, is_write, ls);
     if (kind == C_DICT) {
         PyObject *owner = PyUnicode_CheckExact(key) ? alias_owner(obj) : NULL;
-        if (owner) return add_loc(ls, owner, key, is_write || delete, 0);   /* obj.k */
+        if (owner) {   /* obj.k */
+            int err = add_loc(ls, owner, key, is_write || delete, 0);
+            Py_DECREF(owner);
+            return err;
+        }
         if (add_loc(ls, obj, key, is_write, 0) < 0) return -1;
-        if (delete) return add_loc(ls, obj, shape_key, 1, 0);
+        if (delete) {   /* the dict lets go of the key: so does its cell */
+            if (ls->n) ls->a[ls->n - 1].release = 1;
+            return add_loc(ls, obj, shape_key, 1, 0);
+        }
         if (safe_key(key, 0)) {   /* only then is the membership test free of user code */
             int present = PyDict_Contains(obj, key);
             if (present < 0) {
@@ -352,7 +394,9 @@ int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, Locs *ls) 
     case K_CONTAINS:
         if (container_kind(obj) == C_DICT) {
             PyObject *owner = PyUnicode_CheckExact(key) ? alias_owner(obj) : NULL;
-            return add_loc(ls, owner ? owner : obj, key, 0, 0);
+            int err = add_loc(ls, owner ? owner : obj, key, 0, 0);
+            Py_XDECREF(owner);
+            return err;
         }
         return add_loc(ls, shape_owner(obj), shape_key, 0, 0);
     case K_EQ:
@@ -368,7 +412,7 @@ HOT int exact_container(PyTypeObject *tp) {
     if (tp == &PyList_Type) return C_LIST;
     if (tp == &PyDict_Type) return C_DICT;
     if (tp == &PySet_Type) return C_SET;
-    if (tp == deque_type) return C_DEQUE;
+    if (tp == LOAD(&deque_type)) return C_DEQUE;
     if (tp == &PyByteArray_Type) return C_BYTEARRAY;
     return C_NONE;
 }
@@ -386,7 +430,7 @@ HOT int maybe_container(PyObject *o) {
 /* Whether a concatenation operand may be a list-like; numbers and strings first, by pointer. */
 HOT int maybe_sequence(PyObject *o) {
     PyTypeObject *tp = Py_TYPE(o);
-    if (tp == &PyList_Type || tp == &PyByteArray_Type || tp == deque_type) return 1;
+    if (tp == &PyList_Type || tp == &PyByteArray_Type || tp == LOAD(&deque_type)) return 1;
     if (tp == &PyLong_Type || tp == &PyFloat_Type || tp == &PyUnicode_Type ||
         tp == &PyBytes_Type || tp == &PyTuple_Type || !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
         return 0;

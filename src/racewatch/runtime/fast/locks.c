@@ -12,10 +12,16 @@
  * A lock taken while holding others is shown to the lock-order graph when the same thread
  * releases it, from the held locks still alive then. Inner locks (a modelled primitive's own)
  * order nothing and take no part in lock order, but are held: accesses made holding one do
- * not race with each other (access.c). */
+ * not race with each other (access.c).
+ *
+ * A thread's held set is its own. Without a GIL, what other threads share (the maps below,
+ * the ids, and a sync var's owner, inner and pinned) is guarded by `locks_lock`, a leaf taken
+ * after the lock's stripe; a sync var's clock by its stripe (as in sync.c). Nothing under
+ * them runs Python code or releases an object: references to drop are dropped after. */
 #include "fast.h"
 #include "../_locks_api.h"
 
+static Lock locks_lock;
 static Map lock_vars;      /* lock id -> SyncVar, while the lock lives */
 static Map lock_names;     /* lock id -> (type, address): while the lock lives, or once pinned */
 static uint32_t next_id = 1;
@@ -56,7 +62,7 @@ static Held take_held(ThreadState *t, Held *h) {
     uint32_t i = (uint32_t)(h - t->held);
     memmove(&t->held[i], &t->held[i + 1], (t->nheld - i - 1) * sizeof(Held));
     t->nheld--;
-    t->locks_dirty = 1;
+    STORE(&t->locks_dirty, 1);
     return out;
 }
 
@@ -73,56 +79,92 @@ static int put_held(ThreadState *t, Held h) {
     memmove(&t->held[i + 1], &t->held[i], (t->nheld - i) * sizeof(Held));
     t->held[i] = h;
     t->nheld++;
-    t->locks_dirty = 1;
+    STORE(&t->locks_dirty, 1);
     return 0;
 }
 
-/* Drop the locks this thread no longer holds: released by another thread, or dead. */
+/* Whether thread `t` still holds lock `id`; under locks_lock. */
+static int still_held(ThreadState *t, uint32_t id) {
+    SyncVar *var = map_get(&lock_vars, id);
+    return var && var->owner == t->tid + 1;
+}
+
+/* Drop the locks this thread no longer holds: released by another thread, or dead. May
+ * release code objects. */
 static void prune(ThreadState *t) {
-    t->stale = 0;
+    STORE(&t->stale, 0);   /* before the look: a signal after it marks the thread again */
     for (uint32_t i = 0; i < t->nheld;) {
-        SyncVar *var = map_get(&lock_vars, t->held[i].id);
-        if (var && var->owner == t->tid + 1) { i++; continue; }
+        LOCK(&locks_lock);
+        int held = still_held(t, t->held[i].id);
+        UNLOCK(&locks_lock);
+        if (held) { i++; continue; }
         Held gone = take_held(t, &t->held[i]);
         clear_held(&gone);
     }
 }
 
-static void pin(uint32_t id) {
+static void pin(uint32_t id) {   /* under locks_lock */
     SyncVar *var = map_get(&lock_vars, id);
     if (var) var->pinned = 1;
 }
 
+/* Another thread released a lock `holder` holds, or the lock died: `holder` drops it at its
+ * next lock event or access. */
+static void mark_stale(uint32_t owner) {
+    ThreadState *holder = owner ? thread_at(owner - 1) : NULL;
+    if (!holder) return;
+    STORE(&holder->stale, 1);
+    STORE(&holder->locks_dirty, 1);
+}
+
 /* The lockset accesses record, interned after the held set changed. May run GC. */
 int refresh_lockset(ThreadState *t) {
-    if (t->stale) prune(t);
-    if (intern_lockset(t) < 0) return -1;
+    STORE(&t->locks_dirty, 0);   /* first: a change made meanwhile marks it dirty again */
+    if (LOAD(&t->stale)) prune(t);
+    if (intern_lockset(t) < 0) { STORE(&t->locks_dirty, 1); return -1; }
     t->extra = intern_extra(t->lockset, 0);
+    LOCK(&locks_lock);
     for (uint32_t i = 0; i < t->nheld; i++) pin(t->held[i].id);
-    t->locks_dirty = 0;
+    UNLOCK(&locks_lock);
     return 0;
 }
 
 /* ---- lock ids and names, and locks' deaths ------------------------------------------------- */
 
-/* Number the lock of `var` (M<id> in reports) the first time it is taken. Allocates: look
- * `var` up again after. */
-static int name_lock(SyncVar *var, PyObject *lock) {
+/* The id of `lock` (M<id> in reports), numbered the first time it is taken; 0 if it has no
+ * sync var. The id is given under the lock's stripe, so a death (which takes the sync var out
+ * of its table under the stripe first) sees it. */
+static int64_t lock_id(PyObject *lock) {
     PyObject *name = Py_BuildValue("(On)", (PyObject *)Py_TYPE(lock), (Py_ssize_t)lock);
     if (!name) return -1;
-    var = map_get(&syncs, (uintptr_t)lock);   /* the allocation may have run GC */
-    if (!var || var->id) { Py_DECREF(name); return 0; }
-    if (map_put(&lock_vars, next_id, var) < 0) { Py_DECREF(name); return -1; }
-    if (map_put(&lock_names, next_id, name) < 0) {
-        map_del(&lock_vars, next_id);
-        Py_DECREF(name);
-        return -1;
+    int64_t id = 0;
+    int used = 0;
+    Lock *stripe = stripe_of(lock);
+    LOCK(stripe);
+    SyncVar *var = table_get(&syncs, lock);
+    LOCK(&locks_lock);
+    if (var && var->id) {
+        id = var->id;
+    } else if (var) {
+        if (map_put(&lock_vars, next_id, var) < 0) {
+            id = -1;
+        } else if (map_put(&lock_names, next_id, name) < 0) {
+            map_del(&lock_vars, next_id);
+            id = -1;
+        } else {
+            used = 1;
+            id = var->id = next_id++;
+        }
     }
-    var->id = next_id++;
-    return 0;
+    UNLOCK(&locks_lock);
+    UNLOCK(stripe);
+    if (!used) Py_DECREF(name);
+    if (id < 0) PyErr_NoMemory();
+    return id;
 }
 
-/* Note `id` in `list` (dead_locks() / semaphore_locks() hand it to the lock-order graph). */
+/* Note `id` in `list` (dead_locks() / semaphore_locks() hand it to the lock-order graph);
+ * under locks_lock. */
 static void note_id(Ids *list, uint32_t id) {
     if (list->n == list->cap) {
         uint32_t cap = list->cap ? list->cap * 2 : 64;
@@ -134,50 +176,67 @@ static void note_id(Ids *list, uint32_t id) {
     list->ids[list->n++] = id;
 }
 
-/* The sync var of a lock is being freed (its lock died, or a fork child starts over). */
+/* The sync var of a lock is being freed (its lock died, or a fork child starts over); it is
+ * out of its table already. */
 void lock_var_died(SyncVar *var) {
+    PyObject *name = NULL;   /* a tuple holding a type: released with no lock held */
+    LOCK(&locks_lock);
     if (map_get(&lock_vars, var->id) == var) map_del(&lock_vars, var->id);
     if (!var->pinned) {
-        PyObject *name = map_get(&lock_names, var->id);
-        if (name) {
-            map_del(&lock_names, var->id);
-            Py_DECREF(name);   /* a tuple of a type and an int: runs no code */
-        }
+        name = map_get(&lock_names, var->id);
+        if (name) map_del(&lock_names, var->id);
     }
-    ThreadState *holder = var->owner ? thread_at(var->owner - 1) : NULL;
-    if (holder) holder->stale = holder->locks_dirty = 1;
+    uint32_t owner = var->owner;
     note_id(&dead, var->id);
+    UNLOCK(&locks_lock);
+    mark_stale(owner);
+    Py_XDECREF(name);
 }
 
-void forget_locks(void) {
-    for (size_t i = 0; i < lock_names.cap; i++)
-        if (lock_names.slots[i].key) Py_DECREF((PyObject *)lock_names.slots[i].value);
+void forget_locks(void) {   /* a fork child, alone */
+    for (size_t i = 0; lock_names.arr && i < lock_names.arr->cap; i++)
+        if (slot_live(&lock_names.arr->slots[i]))   /* a deleted name was released then */
+            Py_DECREF((PyObject *)lock_names.arr->slots[i].value);
     map_clear(&lock_names);
     map_clear(&lock_vars);
     dead.n = semaphores.n = 0;
 }
 
+void locks_after_fork(void) { memset(&locks_lock, 0, sizeof(locks_lock)); }
+
 PyObject *fast_sync_name(PyObject *m, PyObject *id) {
     unsigned long i = PyLong_AsUnsignedLong(id);
     if (i == (unsigned long)-1 && PyErr_Occurred()) { PyErr_Clear(); Py_RETURN_NONE; }
+    LOCK(&locks_lock);
     PyObject *name = i ? map_get(&lock_names, i) : NULL;
-    return Py_NewRef(name ? name : Py_None);
+    name = Py_NewRef(name ? name : Py_None);
+    UNLOCK(&locks_lock);
+    return name;
 }
 
 /* The ids in `list` noted since the last call, as a list, or None. */
 static PyObject *take_ids(Ids *list) {
-    if (!list->n) Py_RETURN_NONE;
-    PyObject *ids = PyList_New(0);
-    if (!ids) return NULL;
+    LOCK(&locks_lock);
     uint32_t n = list->n;
-    for (uint32_t i = 0; i < n; i++) {
-        PyObject *v = PyLong_FromUnsignedLong(list->ids[i]);
-        if (!v || PyList_Append(ids, v) < 0) { Py_XDECREF(v); Py_DECREF(ids); return NULL; }
-        Py_DECREF(v);
+    if (!n) {
+        UNLOCK(&locks_lock);
+        Py_RETURN_NONE;
     }
-    memmove(list->ids, list->ids + n, (list->n - n) * sizeof(uint32_t));   /* GC may add some */
-    list->n -= n;
-    return ids;
+    uint32_t *ids = PyMem_RawMalloc(n * sizeof(uint32_t));
+    if (ids) {
+        memcpy(ids, list->ids, n * sizeof(uint32_t));
+        list->n = 0;
+    }
+    UNLOCK(&locks_lock);
+    if (!ids) return PyErr_NoMemory();
+    PyObject *out = PyList_New(n);   /* on failure the graph keeps them: no wrong verdict */
+    for (uint32_t i = 0; out && i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(ids[i]);
+        if (!v) Py_CLEAR(out);
+        else PyList_SET_ITEM(out, i, v);
+    }
+    PyMem_RawFree(ids);
+    return out;
 }
 
 PyObject *fast_dead_locks(PyObject *m, PyObject *noargs) { return take_ids(&dead); }
@@ -242,7 +301,7 @@ static PendingOrder *pending_order(ThreadState *t, uint32_t id) {
     return p;
 }
 
-/* Lock `id` is alive, and a mutex still (no semaphore). */
+/* Lock `id` is alive, and a mutex still (no semaphore); under locks_lock. */
 static int in_order(uint32_t id) {
     SyncVar *v = map_get(&lock_vars, id);
     return v && !v->signal;
@@ -259,14 +318,24 @@ static PyObject *order_event(ThreadState *t, Held *h, uintptr_t key, int *err) {
     if (map_get(t->order_seen, key)) return NULL;
     if (map_put(t->order_seen, key, (void *)1) < 0) { *err = 1; return NULL; }
     PendingOrder *p = h->order;
+    uint8_t small[16], *alive = p->n <= 16 ? small : PyMem_RawMalloc(p->n);
+    if (!alive) { PyErr_NoMemory(); *err = 1; return NULL; }
     uint32_t live = 0;
-    for (uint32_t i = 0; i < p->n; i++) live += in_order(p->h[i].id);
-    if (!live) return NULL;
-    PyObject *ids = PyTuple_New(live), *wheres = PyTuple_New(live);
+    LOCK(&locks_lock);   /* the locks in order now are pinned: the graph will name them */
+    for (uint32_t i = 0; i < p->n; i++) {
+        alive[i] = (uint8_t)in_order(p->h[i].id);
+        if (alive[i]) pin(p->h[i].id);
+        live += alive[i];
+    }
+    if (live) pin(h->id);
+    UNLOCK(&locks_lock);
+    PyObject *ids = NULL, *wheres = NULL;
+    if (!live) goto done;
+    ids = PyTuple_New(live);
+    wheres = PyTuple_New(live);
     if (!ids || !wheres) goto fail;
     for (uint32_t i = 0, k = 0; i < p->n; i++) {
-        if (!in_order(p->h[i].id)) continue;
-        pin(p->h[i].id);
+        if (!alive[i]) continue;
         PyObject *v = PyLong_FromUnsignedLong(p->h[i].id);
         PyObject *w = v ? where_tuple(p->h[i].code, p->h[i].lasti) : NULL;
         if (!w) { Py_XDECREF(v); goto fail; }
@@ -274,14 +343,16 @@ static PyObject *order_event(ThreadState *t, Held *h, uintptr_t key, int *err) {
         PyTuple_SET_ITEM(wheres, k, w);
         k++;
     }
-    pin(h->id);
     PyObject *where = where_tuple(h->code, h->lasti);
     if (!where) goto fail;
+    if (alive != small) PyMem_RawFree(alive);
     return Py_BuildValue("(INNIN)", t->tid, ids, wheres, h->id, where);
 fail:
     Py_XDECREF(ids);
     Py_XDECREF(wheres);
     *err = 1;
+done:
+    if (alive != small) PyMem_RawFree(alive);
     return NULL;
 }
 
@@ -291,9 +362,10 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
     ThreadState *t = current();
     if (!t) return -1;
     int inner = (flags & RW_LOCK_INNER) != 0, reentrant = (flags & RW_LOCK_REENTRANT) != 0;
+    PyObject *graph = LOAD(&lock_order) ? config_ref(&lock_order) : NULL;
     PyObject *code = NULL;   /* where: only lock order asks, of non-inner locks' acquisitions */
     int lasti = -1;
-    if (is_acquire && lock_order && !inner) {
+    if (is_acquire && graph && !inner) {
         PyFrameObject *frame = PyEval_GetFrame();   /* borrowed; may allocate its object */
         if (frame) {
             code = (PyObject *)PyFrame_GetCode(frame);
@@ -302,48 +374,69 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
     }
     PendingOrder *pending = NULL;
     PyObject *order = NULL;
-    Held released = {0};
+    Held released = {0}, dropped = {0};   /* cleared with no lock held */
     uintptr_t key = 0;
-    SyncVar *var = sync_var(lock);   /* may run GC */
-    if (!var || (!var->id && name_lock(var, lock) < 0)) goto error;
-    var = map_get(&syncs, (uintptr_t)lock);
-    if (!var || !var->id) { Py_XDECREF(code); return 0; }   /* cannot happen: be safe */
-    uint32_t id = var->id;
-    if (t->stale) prune(t);
-    if (is_acquire && lock_order && !inner && !var->signal && t->nheld) {
+    int err = 0;
+    if (!sync_var(lock)) goto error;   /* may run GC */
+    int64_t found = lock_id(lock);
+    if (found <= 0) {   /* 0: cannot happen (the caller holds `lock`); be safe */
+        if (found < 0) goto error;
+        Py_XDECREF(code);
+        Py_XDECREF(graph);
+        return 0;
+    }
+    uint32_t id = (uint32_t)found;
+    if (LOAD(&t->stale)) prune(t);
+    if (is_acquire && graph && !inner && t->nheld) {
         Held *already = find_held(t, id);
         if (!(already && reentrant)) {
             if (order_key(t, id, id, &key) < 0) goto error;   /* may run GC */
             if (key && !order_seen(t, key) && !(pending = pending_order(t, id))) goto error;
         }
     }
-    var = map_get(&syncs, (uintptr_t)lock);
-    if (!var) { free_pending(pending); Py_XDECREF(code); return 0; }
-    var->inner = (uint8_t)inner;
     /* from here to the end of the update, nothing allocates Python objects */
-    if (is_acquire) {
-        if (!inner && vc_join(&t->vc, &var->vc) < 0) goto error;
-        Held *h = find_held(t, id);
-        if (h && reentrant) {
-            h->count += (uint32_t)count;
-            free_pending(pending);
-            Py_XDECREF(code);
-        } else {
-            if (h) {   /* a plain lock taken again: its release was unseen (C code released it) */
-                Held gone = take_held(t, h);
-                clear_held(&gone);
-            }
-            Held fresh = {id, (uint32_t)count, (uint8_t)inner, (uint8_t)(inner || var->signal),
-                          lasti, code, pending};
-            if (put_held(t, fresh) < 0) { clear_held(&fresh); tick(t); return -1; }
-        }
-        var->owner = t->tid + 1;
-    } else {
+    Lock *stripe = stripe_of(lock);
+    LOCK(stripe);
+    SyncVar *var = table_get(&syncs, lock);
+    if (!var) {
+        UNLOCK(stripe);
+        free_pending(pending);
         Py_XDECREF(code);
-        if (!inner && vc_join(&var->vc, &t->vc) < 0) return -1;
-        if (var->owner && var->owner != t->tid + 1) {   /* a plain lock used as a signal */
-            ThreadState *holder = thread_at(var->owner - 1);
-            if (holder) holder->stale = holder->locks_dirty = 1;
+        Py_XDECREF(graph);
+        return 0;
+    }
+    uint32_t signalled = 0;   /* the thread that held a lock this thread released */
+    LOCK(&locks_lock);
+    var->inner = (uint8_t)inner;
+    if (is_acquire) {
+        if (!inner && vc_join(&t->vc, &var->vc) < 0) err = 1;
+        Held *h = find_held(t, id);
+        if (err) {
+            dropped = (Held){0, 0, 0, 0, -1, code, pending};
+        } else if (h && reentrant) {
+            h->count += (uint32_t)count;
+            dropped = (Held){0, 0, 0, 0, -1, code, pending};
+        } else {
+            if (h) released = take_held(t, h);   /* a plain lock taken again: its release was
+                                                  * unseen (C code released it) */
+            /* a semaphore takes no part in lock order: no event of its own either */
+            Held fresh = {id, (uint32_t)count, (uint8_t)inner, (uint8_t)(inner || var->signal),
+                          lasti, code, var->signal ? NULL : pending};
+            if (put_held(t, fresh) < 0) {
+                dropped.code = code;
+                dropped.order = pending;
+                err = 1;
+            } else if (var->signal) {
+                dropped.order = pending;
+            }
+        }
+        if (!err) var->owner = t->tid + 1;
+    } else {
+        dropped.code = code;
+        if (!inner && vc_join(&var->vc, &t->vc) < 0) {
+            err = 1;
+        } else if (var->owner && var->owner != t->tid + 1) {   /* a plain lock used as a signal */
+            signalled = var->owner;
             var->owner = 0;
             if (!var->signal) {   /* a semaphore now: the graph forgets it */
                 var->signal = 1;
@@ -362,27 +455,30 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
             }
         }
     }
-    tick(t);
-    if (released.order) {   /* last: the graph runs Python code, which may run probes */
-        int err = 0;
+    UNLOCK(&locks_lock);
+    UNLOCK(stripe);
+    mark_stale(signalled);
+    clear_held(&dropped);
+    if (!is_acquire && released.order && !err) {   /* the graph runs Python code: last */
         uintptr_t seen;
         if (order_key_of(&released, &seen) < 0) err = 1;
         else order = order_event(t, &released, seen, &err);
-        clear_held(&released);
-        if (err) return -1;
-    } else {
-        clear_held(&released);
     }
-    if (order) {
-        PyObject *r = PyObject_Call(lock_order, order, NULL);
-        Py_DECREF(order);
-        if (!r) PyErr_WriteUnraisable(lock_order);   /* never into the program's `with` */
+    clear_held(&released);
+    if (err) { Py_XDECREF(graph); return -1; }
+    tick(t);
+    if (order && graph) {
+        PyObject *r = PyObject_Call(graph, order, NULL);
+        if (!r) PyErr_WriteUnraisable(graph);   /* never into the program's `with` */
         Py_XDECREF(r);
     }
+    Py_XDECREF(order);
+    Py_XDECREF(graph);
     return 0;
 error:
     free_pending(pending);
     Py_XDECREF(code);
+    Py_XDECREF(graph);
     return -1;
 }
 

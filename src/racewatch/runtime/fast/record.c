@@ -41,16 +41,17 @@ static inline int hinted(PyTypeObject *tp) {
 uint32_t first_cells(PyTypeObject *tp) {
     if (!hinted(tp)) return FIRST_CELLS;
     size_t i = hint_slot(tp);
-    uint32_t n = size_hints[i].type == tp ? size_hints[i].cells : FIRST_CELLS;
+    uint32_t n = LOAD(&size_hints[i].type) == tp ? LOAD(&size_hints[i].cells) : FIRST_CELLS;
     return n < FIRST_CELLS ? FIRST_CELLS : n > 16 ? 16 : n;
 }
 
 static void note_cells(PyTypeObject *tp, uint32_t cells) {
     if (!hinted(tp)) return;
     size_t i = hint_slot(tp);
-    if (size_hints[i].type != tp || size_hints[i].cells < cells) {
-        size_hints[i].type = tp;   /* borrowed: a stale entry only mis-sizes a record */
-        size_hints[i].cells = cells;
+    /* borrowed, and written by any thread: a stale or mixed entry only mis-sizes a record */
+    if (LOAD(&size_hints[i].type) != tp || LOAD(&size_hints[i].cells) < cells) {
+        STORE(&size_hints[i].type, tp);
+        STORE(&size_hints[i].cells, cells);
     }
 }
 
@@ -85,26 +86,111 @@ int key_info(PyObject *key, Py_hash_t *hash, uint8_t *safe) {
     return 0;
 }
 
-/* What a weakref or weakref.proxy refers to (borrowed), or NULL once it is dead. */
+/* A second hash of a value-compared key, independent of Python's (FNV-1a over its bytes),
+ * computed without allocating or running any code; 0 if unknown. */
+static uint64_t fnv(uint64_t h, const void *data, size_t n) {
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const uint8_t *)data)[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Numbers equal in value are one dict key (1, 1.0, True): they share a digest. */
+static inline int is_number(PyObject *key) {
+    return PyLong_CheckExact(key) || PyBool_Check(key) || PyFloat_CheckExact(key);
+}
+
+static uint64_t hash2(PyObject *key, int depth) {
+    PyTypeObject *tp = is_number(key) ? &PyLong_Type : Py_TYPE(key);
+    uint64_t h = fnv(0xcbf29ce484222325ull, &tp, sizeof(tp));
+    if (PyUnicode_CheckExact(key)) {
+        int kind = PyUnicode_KIND(key);
+        return fnv(h, PyUnicode_DATA(key), (size_t)PyUnicode_GET_LENGTH(key) * kind);
+    }
+    if (PyBytes_CheckExact(key)) return fnv(h, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
+    if (is_number(key)) {
+        /* an integral value as (its int64 or -1, its double), anything else by its double */
+        double d = PyFloat_CheckExact(key) ? PyFloat_AS_DOUBLE(key) : PyLong_AsDouble(key);
+        long long v = -1;
+        if (PyErr_Occurred()) PyErr_Clear();   /* too big for a double: hash and type tell */
+        if (!PyFloat_CheckExact(key)) {
+            int overflow;
+            v = PyLong_AsLongLongAndOverflow(key, &overflow);
+            if (overflow) v = -1;
+        } else if (d == (double)(long long)d && d >= -9.2e18 && d <= 9.2e18) {
+            v = (long long)d;
+        } else if (d != d || d - d != 0) {   /* nan, inf: no int equals them */
+            v = -2;
+        }
+        if (v != -1) d = 0.0;   /* a small integral value: its int64 says it all */
+        h = fnv(h, &v, sizeof(v));
+        return fnv(h, &d, sizeof(d));
+    }
+    if (PyTuple_CheckExact(key) && depth < 32) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(key); i++) {
+            uint64_t item = hash2(PyTuple_GET_ITEM(key, i), depth + 1);
+            h = fnv(h, &item, sizeof(item));
+        }
+    }
+    return h;   /* None */
+}
+
+static void digest_of(PyObject *key, Digest *d) {
+    d->type = is_number(key) ? &PyLong_Type : Py_TYPE(key);
+    d->hash = PyObject_Hash(key);   /* value-compared: a builtin scalar's, cached or cheap */
+    if (d->hash == -1) PyErr_Clear();
+    d->hash2 = hash2(key, 0);
+}
+
+static inline const Digest *digest_at(uintptr_t tagged) { return (const Digest *)untag(tagged); }
+
+PyObject *held_key(uintptr_t tagged) { return tagged & TAG_DIGEST ? NULL : untag(tagged); }
+
+/* Cell i's key was deleted from its dict: the cell lets go of it (as the dict did), keeping a
+ * digest of a value-compared key (a later access to an equal key is the same location) or,
+ * for a key compared by identity, nothing it could match. The reference goes to *released,
+ * for the caller to drop with no lock held. Under the stripe. */
+void release_key(Record *rec, uint32_t i, PyObject **released) {
+    uintptr_t tagged = rec->keys[i];
+    if (tagged & (TAG_WEAK | TAG_DIGEST)) return;   /* a weakref keeps nothing alive */
+    Digest *d = PyMem_RawMalloc(sizeof(Digest));
+    if (!d) return;   /* kept: a key held, never a wrong verdict */
+    PyObject *held = untag(tagged);
+    if (safe_key(held, 0)) {
+        digest_of(held, d);
+    } else {
+        d->type = NULL;
+        d->hash = (Py_hash_t)((uintptr_t)held >> 4);   /* the index's hash stays */
+        d->hash2 = 0;
+    }
+    STORE(&rec->keys[i], (uintptr_t)d | TAG_DIGEST | (tagged & TAG_RACED));
+    *released = held;
+}
+
+/* Whether weakref `ref` refers to `obj`, read without a reference (taking one could release
+ * the last, and run a finalizer, under a lock). A dead referent reads as None. */
+static inline int weak_is(PyObject *ref, PyObject *obj) {
+    return LOAD(&((PyWeakReference *)ref)->wr_object) == obj;
+}
+
+/* What a weakref or weakref.proxy refers to (a new reference), or NULL once it is dead. */
 PyObject *weak_target(PyObject *ref) {
 #if PY_VERSION_HEX >= 0x030D0000
     PyObject *obj;
     if (PyWeakref_GetRef(ref, &obj) <= 0) { PyErr_Clear(); return NULL; }
-    Py_DECREF(obj);   /* alive: the cell's key is being compared with a live object */
     return obj;
 #else
     PyObject *obj = PyWeakref_GET_OBJECT(ref);
-    return obj == Py_None ? NULL : obj;
+    return obj == Py_None ? NULL : Py_NewRef(obj);
 #endif
 }
 
 /* The hash a cell is indexed by: its key's value hash if compared by value, else address. */
 static Py_hash_t cell_hash(Record *rec, uint32_t i) {
     uintptr_t tagged = rec->keys[i];
+    if (tagged & TAG_DIGEST) return digest_at(tagged)->hash;
     PyObject *held = untag(tagged);
     if (tagged & TAG_WEAK) {
-        PyObject *target = weak_target(held);
-        return (Py_hash_t)((uintptr_t)(target ? target : held) >> 4);
+        PyObject *target = LOAD(&((PyWeakReference *)held)->wr_object);
+        return (Py_hash_t)((uintptr_t)(target != Py_None ? target : held) >> 4);
     }
     if (safe_key(held, 0)) {
         Py_hash_t h = PyObject_Hash(held);   /* builtin scalars: cached or cheap */
@@ -117,8 +203,15 @@ static Py_hash_t cell_hash(Record *rec, uint32_t i) {
 static inline int same_key(Record *rec, uint32_t i, PyObject *key, Py_hash_t hash,
                            uint8_t safe) {
     uintptr_t tagged = rec->keys[i];
+    if (tagged & TAG_DIGEST) {
+        const Digest *d = digest_at(tagged);
+        if (!safe || !d->type || d->hash != hash) return 0;
+        Digest mine;
+        digest_of(key, &mine);
+        return mine.type == d->type && mine.hash2 == d->hash2;
+    }
     PyObject *held = untag(tagged);
-    if (tagged & TAG_WEAK) return weak_target(held) == key;   /* dead: an address reused */
+    if (tagged & TAG_WEAK) return weak_is(held, key);   /* dead: an address reused */
     if (held == key) return 1;
     /* attribute names and most dict keys are strs with their hash cached: a different hash
      * settles it without hashing anything (a new attribute is compared with every cell) */
@@ -157,13 +250,15 @@ static int reindex(Record *rec) {
         while (index->slot[i]) i = (i + 1) & (cap - 1);
         index->slot[i] = n + 1;
     }
-    PyMem_RawFree(rec->index);
-    rec->index = index;
+    Index *old = rec->index;
+    STORE_REL(&rec->index, index);
+    retire(old, PyMem_RawFree);
     return 0;
 }
 
 /* Remake `rec` with room for `cap` cells in the given layout (a compact record may turn full,
- * never the reverse). The record moves: everything that points at it follows. */
+ * never the reverse). The record moves: everything that points at it follows. Under obj's
+ * stripe, as every change of a record. */
 static Record *resize_record(PyObject *obj, Record *rec, uint32_t cap, int compact) {
     Record *moved = PyMem_Malloc(RECORD_SIZE(cap, compact));
     if (!moved) { PyErr_NoMemory(); return NULL; }
@@ -188,18 +283,17 @@ static Record *resize_record(PyObject *obj, Record *rec, uint32_t cap, int compa
         moved->epoch0 = 0;
         moved->extra0 = 0;
     }
-    if (map_put(&objects, (uintptr_t)obj, moved) < 0) {   /* replaces the entry */
+    if (table_put(&objects, obj, moved) < 0) {   /* replaces the entry */
         account((Py_ssize_t)(RECORD_SIZE(rec->capcells, rec->head.compact) -
                              RECORD_SIZE(cap, compact)));
         PyMem_Free(moved);
         return NULL;
     }
     if (moved->head.ref && !moved->head.strong) ((Ref *)moved->head.ref)->owner = &moved->head;
-    if (moved->head.strong)
-        for (size_t i = 0; i < nstrong; i++)
-            if (strong_list[i] == &rec->head) strong_list[i] = &moved->head;
+#ifndef RW_FREE_THREADED
     last_addr = 0;
-    PyMem_Free(rec);
+#endif
+    retire(rec, PyMem_Free);   /* a fast path may be reading the old copy */
     return moved;
 }
 
@@ -218,7 +312,7 @@ static inline uint32_t mark_of(uint64_t epoch, uint32_t site) {
 /* Whether state `s` can be kept in compact `rec`: its accesses share the record's epoch and
  * extra (which the first access sets). */
 static int fits_compact(Record *rec, const CellState *s) {
-    if (s->r == SHARED_READS) return 0;
+    if (IS_SHARED(s->r)) return 0;
     uint64_t epoch = rec->epoch0;
     uint32_t extra = rec->extra0;
     const struct { uint64_t epoch; uint32_t site, extra; } acc[2] = {
@@ -233,7 +327,7 @@ static int fits_compact(Record *rec, const CellState *s) {
             return 0;
         }
     }
-    rec->epoch0 = epoch;
+    STORE(&rec->epoch0, epoch);   /* set once per record: the fast path may read it */
     rec->extra0 = extra;
     return 1;
 }
@@ -243,49 +337,59 @@ int cell_store(PyObject *obj, Record **recp, uint32_t i, const CellState *s) {
     Record *rec = *recp;
     if (rec->head.compact) {
         if (fits_compact(rec, s)) {
-            MARKS(rec)[i] = (Marks){mark_of(s->w, s->c.w_site), mark_of(s->r, s->c.r.one.site)};
+            STORE(&MARKS(rec)[i].w, mark_of(s->w, s->c.w_site));
+            STORE(&MARKS(rec)[i].r, mark_of(s->r, s->c.r.one.site));
             return 0;
         }
         if (!(rec = resize_record(obj, rec, rec->capcells, 0))) return -1;
         *recp = rec;
     }
-    EPOCHS(rec)[i] = (Epochs){s->w, s->r};
+    STORE(&EPOCHS(rec)[i].w, s->w);
+    STORE_REL(&EPOCHS(rec)[i].r, s->r);   /* a read set is filled before it is published */
+#ifdef RW_FREE_THREADED
+    /* the fast path compares sites lock-free (it moves them under the stripe) */
+    STORE(&COLD(rec)[i].w_site, s->c.w_site);
+    STORE(&COLD(rec)[i].w_extra, s->c.w_extra);
+    STORE(&COLD(rec)[i].r.one.site, s->c.r.one.site);
+    STORE(&COLD(rec)[i].r.one.extra, s->c.r.one.extra);
+#else
     COLD(rec)[i] = s->c;
+#endif
     return 0;
 }
 
-/* Add a cell for `key`; returns its number and sets *recp to the (maybe moved) record. */
-int add_cell(PyObject *obj, Record **recp, PyObject *key, Py_hash_t hash,
-                    uint8_t safe) {
-    /* A key compared by identity is held weakly where it can be: a cell must not keep a
-     * program's object alive (its finalizer, its weakrefs, its refcount would change). */
-    PyObject *held = NULL;
-    if (!safe && PyType_SUPPORTS_WEAKREFS(Py_TYPE(key))) {
-        held = PyWeakref_NewRef(key, NULL);   /* may run GC: find the record again after it */
-        if (!held) PyErr_Clear();
-        *recp = map_get(&objects, (uintptr_t)obj);
-        if (!*recp) { Py_XDECREF(held); return -1; }
-    }
+/* Add a cell for `key`; returns its number and sets *recp to the (maybe moved) record. A key
+ * compared by identity is held through `*weak` when the caller could make a weakref to it (a
+ * cell must not keep a program's object alive: its finalizer, its weakrefs, its refcount
+ * would change), which the cell then owns (*weak becomes NULL). The cell is filled before it
+ * is counted: a fast path that sees the count sees the key. */
+int add_cell(PyObject *obj, Record **recp, PyObject *key, Py_hash_t hash, uint8_t safe,
+             PyObject **weak) {
     Record *rec = grow_record(obj, *recp);
-    if (!rec) { Py_XDECREF(held); return -1; }
+    if (!rec) return -1;
     *recp = rec;
-    uint32_t i = rec->head.ncells++;
-    if (!held) note_cells(Py_TYPE(obj), rec->head.ncells);
-    rec->keys[i] = held ? (uintptr_t)held | TAG_WEAK : (uintptr_t)Py_NewRef(key);
+    uint32_t i = rec->head.ncells;
+    PyObject *held = !safe ? *weak : NULL;
+    if (!held) note_cells(Py_TYPE(obj), i + 1);
+    if (held) *weak = NULL;
+    STORE(&rec->keys[i], held ? (uintptr_t)held | TAG_WEAK : (uintptr_t)Py_NewRef(key));
     if (rec->head.compact) {
         MARKS(rec)[i] = (Marks){0, 0};
     } else {
         EPOCHS(rec)[i] = (Epochs){0, 0};
         memset(&COLD(rec)[i], 0, sizeof(Cold));
     }
-    if (rec->head.ncells > 8 && (!rec->index || rec->head.ncells * 2 + 2 > rec->index->cap) &&
-        reindex(rec) < 0)
-        return -1;
+    if (i + 1 > 8 && (!rec->index || (i + 1) * 2 + 2 > rec->index->cap)) {
+        STORE_REL(&rec->head.ncells, i + 1);   /* reindex covers every counted cell */
+        if (reindex(rec) < 0) return -1;
+        return (int)i;
+    }
     if (rec->index) {
         uint32_t mask = rec->index->cap - 1, j = (uint32_t)hash & mask;
         while (rec->index->slot[j]) j = (j + 1) & mask;
-        rec->index->slot[j] = rec->head.ncells;
+        STORE_REL(&rec->index->slot[j], i + 1);
     }
+    STORE_REL(&rec->head.ncells, i + 1);
     return (int)i;
 }
 
@@ -294,17 +398,18 @@ int add_cell(PyObject *obj, Record **recp, PyObject *key, Py_hash_t hash,
  * key: those take the full check. */
 HOT int32_t find_hot(const Record *rec, PyObject *key) {
     const uintptr_t *keys = rec->keys;
-    if (rec->index) {
+    const Index *index = LOAD_ACQ(&rec->index);
+    if (index) {
         Py_hash_t hash = key_hash(key, PyUnicode_CheckExact(key) || safe_key(key, 0));
         if (hash == -1) return -1;
-        uint32_t mask = rec->index->cap - 1;
+        uint32_t mask = index->cap - 1;
         for (uint32_t j = (uint32_t)hash & mask;; j = (j + 1) & mask) {
-            uint32_t slot = rec->index->slot[j];
+            uint32_t slot = LOAD_ACQ(&index->slot[j]);
             if (!slot) return -1;
-            if (keys[slot - 1] == (uintptr_t)key) return (int32_t)slot - 1;
+            if (LOAD(&keys[slot - 1]) == (uintptr_t)key) return (int32_t)slot - 1;
         }
     }
-    for (uint32_t i = 0; i < rec->head.ncells; i++)
-        if (keys[i] == (uintptr_t)key) return (int32_t)i;
+    for (uint32_t i = 0, n = LOAD_ACQ(&rec->head.ncells); i < n; i++)
+        if (LOAD(&keys[i]) == (uintptr_t)key) return (int32_t)i;
     return -1;
 }

@@ -23,10 +23,11 @@ typedef struct {
 } Token;
 
 static int tokens_enabled = 1;   /* 0 once racewatch stops: tokens record nothing */
+#define ENABLED() rw_enabled(&tokens_enabled)
 
 /* Everything past the fast path: kept out of line so the slots stay small. */
 static Py_NO_INLINE int token_slow(Token *t, PyObject *obj, PyObject *key) {
-    if (!tokens_enabled) return 0;
+    if (!ENABLED()) return 0;
     PyObject *r = probe(obj, key, t->site_obj, t->is_write);
     if (!r) return -1;
     Py_DECREF(r);
@@ -35,34 +36,33 @@ static Py_NO_INLINE int token_slow(Token *t, PyObject *obj, PyObject *key) {
 
 /* Generic tokens (every kind but the three below): `obj in token`, `token[key] = obj`. */
 static int token_contains(Token *t, PyObject *obj) {
-    if (tokens_enabled && same_epoch(obj, t->key, t->site, t->is_write, &t->hint)) return 0;
+    if (ENABLED() && same_epoch(obj, t->key, t->site, t->is_write, &t->hint)) return 0;
     return token_slow(t, obj, t->key);
 }
 
 static int token_setitem(Token *t, PyObject *key, PyObject *obj) {
     if (!obj) obj = Py_None;
-    if (tokens_enabled && same_epoch(obj, key, t->site, t->is_write, &t->hint)) return 0;
+    if (ENABLED() && same_epoch(obj, key, t->site, t->is_write, &t->hint)) return 0;
     return token_slow(t, obj, key);
 }
 
 /* Attribute tokens: `obj in token` for obj.key. */
 static int attr_contains(Token *t, PyObject *obj) {
-    if (tokens_enabled && attr_same_epoch(obj, t->key, t->is_write, (uint32_t)t->site, &t->hint))
+    if (ENABLED() && attr_same_epoch(obj, t->key, t->is_write, (uint32_t)t->site, &t->hint))
         return 0;
     return token_slow(t, obj, t->key);
 }
 
 /* Closure cell tokens: `cell in token`. */
 static int cell_contains(Token *t, PyObject *cell) {
-    if (tokens_enabled &&
-        same_epoch_at(cell, t->key, t->is_write, 0, (uint32_t)t->site, &t->hint))
+    if (ENABLED() && same_epoch_at(cell, t->key, t->is_write, 0, (uint32_t)t->site, &t->hint))
         return 0;
     return token_slow(t, cell, t->key);
 }
 
 /* Global tokens: `~token` for the running code's global key. */
 static PyObject *global_invert(Token *t) {
-    if (tokens_enabled) {
+    if (ENABLED()) {
         PyObject *globals = PyEval_GetGlobals();
         if (globals && same_epoch_at(globals, t->key, t->is_write, 0, (uint32_t)t->site,
                                          &t->hint))
@@ -103,7 +103,7 @@ static PyMethodDef token_methods[] = {
  * operand is a container. */
 static int eq_setitem(Token *t, PyObject *key, PyObject *obj) {
     if (!obj) obj = Py_None;
-    if (!tokens_enabled || (!maybe_container(obj) && !maybe_container(key))) return 0;
+    if (!ENABLED() || (!maybe_container(obj) && !maybe_container(key))) return 0;
     return token_slow(t, obj, key);
 }
 
@@ -121,7 +121,7 @@ typedef struct {
 static PyObject *call_sink;
 
 static int call_setitem(Token *t, PyObject *callee, PyObject *arg0) {
-    if (!tokens_enabled || !arg0 || !is_accessor(callee)) return 0;
+    if (!ENABLED() || !arg0 || !is_accessor(callee)) return 0;
     PyObject *r = call_access(callee, arg0, Py_None, t->site_obj);
     if (!r) return -1;
     Py_DECREF(r);
@@ -135,7 +135,7 @@ static BoundCall *spare_bound;   /* reused once nothing holds it any more */
 #endif
 
 static PyObject *call_subscript(Token *t, PyObject *callee) {
-    if (!tokens_enabled || !is_accessor(callee)) return Py_NewRef(call_sink);
+    if (!ENABLED() || !is_accessor(callee)) return Py_NewRef(call_sink);
 #ifndef Py_GIL_DISABLED
     BoundCall *spare = spare_bound;
     if (spare && Py_REFCNT(spare) == 1) {
@@ -212,7 +212,7 @@ static PyObject *namespace_of(PyObject *value) {   /* a new reference, or NULL (
 }
 
 static int imported_contains(Token *t, PyObject *value) {
-    if (!tokens_enabled) return 0;
+    if (!ENABLED()) return 0;
     PyObject *namespace = namespace_of(value);
     if (!namespace) return 0;
     PyObject *r = fast_happens_after(NULL, namespace);
@@ -223,7 +223,7 @@ static int imported_contains(Token *t, PyObject *value) {
 }
 
 static PyObject *initialized_invert(Token *t) {
-    PyObject *globals = tokens_enabled ? PyEval_GetGlobals() : NULL;
+    PyObject *globals = ENABLED() ? PyEval_GetGlobals() : NULL;
     if (globals) {
         PyObject *r = fast_happens_before(NULL, globals);
         if (!r) return NULL;
@@ -236,7 +236,7 @@ static PyObject *initialized_invert(Token *t) {
  * to record unless an operand is a list-like. */
 static int concat_setitem(Token *t, PyObject *key, PyObject *obj) {
     if (!obj) obj = Py_None;
-    if (!tokens_enabled || (!maybe_sequence(obj) && !maybe_sequence(key))) return 0;
+    if (!ENABLED() || (!maybe_sequence(obj) && !maybe_sequence(key))) return 0;
     return token_slow(t, obj, key);
 }
 
@@ -297,11 +297,12 @@ static const RwCountersApi *counters_api;   /* NULL without the C counters */
 
 /* Look up the counter of the token's line, if the C counters have one by now. */
 static void find_line_counter(Token *t) {
-    if (!counters_api) return;
+    const RwCountersApi *api = LOAD_ACQ(&counters_api);
+    if (!api) return;
     int mode;
-    uint64_t *counter = counters_api->counter_of(t->hit, &mode);
+    uint64_t *counter = api->counter_of(t->hit, &mode);
     if (counter) {
-        t->line_mode = (uint8_t)mode;
+        STORE(&t->line_mode, (uint8_t)mode);   /* threads here at once store the same */
         __atomic_store_n(&t->counter, counter, __ATOMIC_RELEASE);
     }
 }
@@ -319,7 +320,7 @@ static Py_NO_INLINE int count_line_slow(Token *t) {
 static inline int count_line(Token *t) {
     uint64_t *counter = __atomic_load_n(&t->counter, __ATOMIC_ACQUIRE);
     if (!counter) return count_line_slow(t);
-    if (*counters_api->enabled) rw_bump(counter, t->line_mode);
+    if (rw_enabled(counters_api->enabled)) rw_bump(counter, LOAD(&t->line_mode));
     return 0;
 }
 
@@ -379,10 +380,12 @@ static PyTypeObject *const line_token_types[] = {
 /* The counters' capsule, imported once: without it every merged probe takes the slow path. */
 static void find_counters_api(void) {
     static int tried;
-    if (tried) return;
-    tried = 1;
-    counters_api = PyCapsule_Import(RW_COUNTERS_CAPSULE, 0);
-    if (!counters_api) PyErr_Clear();
+    if (LOAD_ACQ(&tried)) return;
+    /* threads that get here at once each import it: the same capsule */
+    const RwCountersApi *api = PyCapsule_Import(RW_COUNTERS_CAPSULE, 0);
+    if (!api) PyErr_Clear();
+    STORE_REL(&counters_api, api);
+    STORE_REL(&tried, 1);
 }
 
 PyObject *fast_token(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
@@ -419,7 +422,7 @@ PyObject *fast_token(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
 PyObject *fast_enable(PyObject *m, PyObject *flag) {
     int on = PyObject_IsTrue(flag);
     if (on < 0) return NULL;
-    tokens_enabled = on;
+    rw_set_enabled(&tokens_enabled, on);
     Py_RETURN_NONE;
 }
 
