@@ -139,15 +139,35 @@ static PyObject *syntax_error(PyObject *module, PyObject *path) {
     Py_RETURN_NONE;
 }
 
+#if PY_VERSION_HEX >= 0x030F0000
+/* PYVERSIONS: 3.15 waits for threads at exit in a loop, until no thread started by threading
+ * as non-daemon is left; when Ctrl-C cuts a wait short, it lets the threads still running be
+ * by marking them daemon (as this does, holding the GIL: their states stay listed). Values of
+ * _PyThreadState_WHENCE_THREADING and _THREADING_DAEMON (cpython/pystate.h, core-only). */
+#define WHENCE_THREADING 3
+#define WHENCE_THREADING_DAEMON 6
+static void let_threads_be(void) {
+    PyThreadState *ts = PyInterpreterState_ThreadHead(PyInterpreterState_Get());
+    for (; ts != NULL; ts = PyThreadState_Next(ts)) {
+        if (ts->_whence == WHENCE_THREADING) {
+            ts->_whence = WHENCE_THREADING_DAEMON;
+        }
+    }
+}
+#endif
+
 /* threading._shutdown() (`shutdown`, the real one), as the interpreter calls it when the main
  * module has ended: an exception it raises (Ctrl-C while non-daemon threads are joined) is
- * printed as the interpreter prints it there, and goes no further. */
+ * printed as the interpreter prints it there, and goes no further. Returns whether it raised. */
 static PyObject *shutdown_threads(PyObject *module, PyObject *shutdown) {
     PyObject *result = PyObject_CallNoArgs(shutdown);
     if (result) {
         Py_DECREF(result);
-        Py_RETURN_NONE;
+        Py_RETURN_FALSE;
     }
+#if PY_VERSION_HEX >= 0x030F0000
+    let_threads_be();
+#endif
 #if PY_VERSION_HEX >= 0x030D0000   /* PYVERSIONS: 3.13 words it differently */
     PyErr_FormatUnraisable("Exception ignored on threading shutdown");
 #else
@@ -163,7 +183,7 @@ static PyObject *shutdown_threads(PyObject *module, PyObject *shutdown) {
     PyErr_WriteUnraisable(threading ? threading : shutdown);
     Py_XDECREF(threading);
 #endif
-    Py_RETURN_NONE;
+    Py_RETURN_TRUE;
 }
 
 static PyMethodDef methods[] = {
@@ -174,7 +194,8 @@ static PyMethodDef methods[] = {
     {"syntax_error", syntax_error, METH_O,
      "syntax_error(path): the error `python PATH` raises for the file's source, or None."},
     {"shutdown_threads", shutdown_threads, METH_O,
-     "shutdown_threads(shutdown): shutdown(), its exception printed as python prints it."},
+     "shutdown_threads(shutdown): shutdown(), its exception printed as python prints it; True\n"
+     "if it raised."},
     {NULL, NULL, 0, NULL},
 };
 

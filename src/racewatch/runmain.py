@@ -25,13 +25,16 @@ except ImportError:  # not built: racewatch's runner frames stay below __main__
         return None
 
     def shutdown_threads(shutdown):
-        """shutdown() (threading._shutdown), its exception printed about as python does."""
+        """shutdown() (threading._shutdown), its exception printed about as python does;
+        True if it raised."""
         try:
             shutdown()
         except BaseException as exc:  # noqa: BLE001 - ignored, as by the interpreter
             import traceback
             sys.stderr.write(f"Exception ignored in: {sys.modules.get('threading')!r}\n")
             traceback.print_exception(type(exc), exc, exc.__traceback__)
+            return True
+        return False
 
 
 class UsageError(Exception):

@@ -1,5 +1,6 @@
 """One racewatch session: runtime bound to the probes, interceptors and import hook installed."""
 
+from racewatch import forkfirst  # noqa: F401, I001 - first: before threading's at-fork hook
 import atexit
 import collections
 import os
@@ -8,7 +9,7 @@ import threading
 
 from racewatch import descendants, processes, runtime
 from racewatch.rewriter import hook, project, select, sites
-from racewatch.runtime import interceptors, lockhooks, locations, report, threads
+from racewatch.runtime import interceptors, lockhooks, locations, patching, report, threads
 
 # The session of this process, whoever started it (racewatch run, -X race / PYTHONRACE,
 # pytest --race, racewatch.start()); None when racewatch is not running here.
@@ -95,6 +96,8 @@ class Session:
         threads.reset()
         self.reporter.reset()
         self.finished = False
+        if self.active:
+            self.engine.enable(True)  # forkfirst.py switched the probes off until now
 
     def stop(self):
         """Stop detecting: modules imported later are left alone, and probes already in
@@ -133,7 +136,11 @@ class Session:
         from racewatch import runmain
         # the real _shutdown: what it raises is printed as the interpreter prints it, with no
         # frame of racewatch's patch in its traceback
-        runmain.shutdown_threads(interceptors.unpatched(threading, "_shutdown"))
+        if runmain.shutdown_threads(interceptors.unpatched(threading, "_shutdown")):
+            # python waits for threads once: after Ctrl-C cut the wait short it lets the
+            # others be, and so must its own pass at finalization (3.15's _shutdown, called
+            # again, joins the threads still running: the process would hang)
+            patching.patch(threading, "_shutdown", lambda: None)
         if self.race and self.active:
             interceptors.threads_joined()
         run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)

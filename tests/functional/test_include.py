@@ -1,6 +1,7 @@
 """--include reaches any module, the standard library and what racewatch imports itself too."""
 
 import json
+import os
 
 import pytest
 
@@ -54,3 +55,12 @@ def test_include_star_torture_program_behaves(tmp_path):
                      if not line.startswith("racewatch: warning: "))
     assert (watched.stdout, stderr, watched.returncode) == (
         plain.stdout, plain.stderr, plain.returncode)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork")
+def test_instrumented_threading_forks_without_races(tmp_path):
+    """A fork child's at-fork hooks run before racewatch has reset its state there: probes
+    in them (threading's, instrumented) must not meet the parent's threads' history."""
+    proc = run(racewatch_args("--include=threading", "fork_after_threads.py"), cwd=PROGRAMS)
+    assert (proc.stdout, proc.returncode) == ("instrumented: True\nchild 5\n", 0), proc.stderr
+    assert "DATA RACE" not in proc.stderr

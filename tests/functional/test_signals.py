@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from tests import helpers
-from tests.cover_helpers import counts_files, line_of, load, summed
+from tests.cover_helpers import counts_files, coverage_files, line_of, load, summed
 
 PROGRAMS = helpers.PROGRAMS
 SELF_TERM = os.path.join(PROGRAMS, "signal_term_self.py")
@@ -68,3 +68,13 @@ def test_ctrl_c_while_python_waits_for_threads_at_exit(mode, tmp_path):
     proc = covered(mode, tmp_path, program)
     assert (proc.stdout, proc.stderr, proc.returncode) == (
         plain.stdout, plain.stderr, plain.returncode)
+
+
+def test_sigterm_in_the_middle_of_an_import_writes_both_files(tmp_path):
+    """The write at SIGTERM needs modules (coverage.py's) the program may be importing at that
+    moment: it must not see them half-initialized."""
+    program = os.path.join(PROGRAMS, "signal_term_mid_import.py")
+    proc = covered("run --cover", tmp_path, program)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    assert (proc.stdout, proc.stderr) == ("", "")
+    assert len(counts_files(tmp_path)) == 1 and len(coverage_files(tmp_path)) == 1

@@ -9,6 +9,7 @@ usage: stdlib_suite.py SUITE OUTPUT [MODULE ...]
            typing... itself, before its import hook) are instrumented in place first.
 """
 
+import gc
 import json
 import random
 import re
@@ -69,21 +70,33 @@ class Outcomes(unittest.TestResult):
 
 def instrumentation(patterns):
     """Per module under test, codecheck's report; and the rewriter's failures. The modules are
-    those in sys.modules and the fresh copies test modules keep (`py_queue =
-    import_fresh_module("queue")`), named `queue (fresh copy)`."""
+    those in sys.modules and every other module namespace still alive: the fresh copies test
+    modules import (`py_queue = import_fresh_module("queue")`, or `_pydecimal` behind a fresh
+    `decimal`, gone from sys.modules but alive in its functions), named `queue (fresh copy)`."""
     import codecheck
     from racewatch.rewriter import instrument
 
     found = {}
     for name, module in sorted(sys.modules.items()):
-        found.setdefault(id(module), (name, module))
-    for test_name, test_module in sorted(sys.modules.items()):
-        if test_name.startswith("test.") and isinstance(getattr(test_module, "__dict__", None), dict):
-            for value in list(vars(test_module).values()):
-                if isinstance(value, types.ModuleType) and id(value) not in found:
-                    found[id(value)] = (f"{value.__name__} (fresh copy)", value)
-    modules = {name: codecheck.report(module) for name, module in found.values()
-               if _under_test(module.__name__, patterns) and getattr(module, "__file__", None)}
+        namespace = getattr(module, "__dict__", None)
+        if type(namespace) is dict:
+            found.setdefault(id(namespace), (name, module))
+    for namespace in gc.get_objects():
+        if (type(namespace) is dict and id(namespace) not in found and "__spec__" in namespace
+                and isinstance(namespace.get("__name__"), str)
+                and isinstance(namespace.get("__file__"), str)):
+            copy = types.ModuleType(namespace["__name__"])
+            copy.__dict__.update(namespace)
+            found[id(namespace)] = (f"{namespace['__name__']} (fresh copy)", copy)
+    modules = {}
+    for name, module in found.values():
+        # by its name in sys.modules: _pydecimal calls itself `decimal`
+        if _under_test(name.removesuffix(" (fresh copy)"), patterns) \
+                and getattr(module, "__file__", None):
+            report = codecheck.report(module)
+            if name in modules:  # two fresh copies: both count
+                report = {key: modules[name][key] + report[key] for key in report}
+            modules[name] = report
     return {"modules": modules, "failures": [list(f) for f in instrument.FAILURES]}
 
 

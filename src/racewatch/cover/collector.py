@@ -314,8 +314,29 @@ def _on_sigterm(signum, frame):
     freeze = getattr(signals, "freeze_other_threads", None)
     if freeze is not None:
         freeze([collector.timer_ident] if collector.timer_ident is not None else [])
-    collector.flush_final()
+    with _half_imports_set_aside():
+        collector.flush_final()
     _die_of_sigterm()
+
+
+@contextlib.contextmanager
+def _half_imports_set_aside():
+    """The signal may land while the program imports a module (a pool worker terminated as it
+    starts): what the write imports (coverage.py and its own imports) must not get that module
+    half-initialized, so it is out of sys.modules meanwhile (the write imports it whole) and
+    put back after; the process dies next."""
+    half = {}
+    for name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        spec = namespace.get("__spec__") if type(namespace) is dict else None
+        if getattr(spec, "_initializing", False) is True:
+            half[name] = module
+    for name in half:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        sys.modules.update(half)
 
 
 def _signal_module():

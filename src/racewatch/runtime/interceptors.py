@@ -110,6 +110,24 @@ def _threads():
     join = patch(Thread, "join", lambda self, timeout=None: _join(self, join, timeout))
     is_alive = patch(Thread, "is_alive", lambda self: _is_alive(self, is_alive))
     shutdown = patch(threading, "_shutdown", lambda: _interpreter_shutdown(shutdown))
+    # start() writes on after its own edge (3.14: the thread's context): the edge again where
+    # start() makes the OS thread, seen when threading is instrumented
+    for name in ("_start_joinable_thread", "_start_new_thread"):  # 3.13+, 3.11-3.12
+        if name in vars(threading):
+            _patch_spawn(name)
+            break
+
+
+def _patch_spawn(name):
+    spawn = patch(threading, name,
+                  lambda function, *args, **kwargs: _spawn(spawn, function, args, kwargs))
+
+
+def _spawn(spawn, function, args, kwargs):
+    thread = getattr(function, "__self__", None)
+    if isinstance(thread, threading.Thread):
+        _engine.happens_before(thread)
+    return spawn(function, *args, **kwargs)
 
 
 def _start(thread, start):
@@ -162,11 +180,13 @@ def unpatched(owner, name):
 def hide_thread_bookkeeping():
     """threading's locks around its tables of threads (taken as every thread starts and ends)
     would order every thread after every thread that ended before it: the thread model says
-    what thread start and end order. (A fork child makes new ones: called again there.)"""
+    what thread start and end order. They are inner locks: they order nothing, but what
+    threading does holding them is mutually excluded (seen when threading is instrumented).
+    (A fork child makes new ones: called again there.)"""
     for name in ("_active_limbo_lock", "_shutdown_locks_lock"):
         lock = getattr(threading, name, None)
         if lock is not None:
-            lockhooks.hide(lock)
+            lockhooks.mark_inner(lock)
 
 
 # -- primitives modelled by their semantics: their own locks are inner -------------------------
@@ -302,8 +322,10 @@ def _futures_base(futures_base):
 
     def add_done_callback(self, fn):
         def after_done(future):
+            _engine.happens_after(after_done)  # after what its registrant did before
             _engine.happens_after(future)
             return fn(future)
+        _engine.happens_before(after_done)  # the future's condition hands fn over
         return real_add_done_callback(self, after_done)
 
     def wait(fs, timeout=None, return_when=futures_base.ALL_COMPLETED):
