@@ -6,8 +6,8 @@ For each library: its sdist (pinned, from PyPI) is unpacked under WORK and insta
 development mode into one venv per racewatch checkout, with racewatch from RACEWATCH; its
 suite runs once plainly and once under `pytest --race` (so the library, being under pytest's
 rootdir, is instrumented). Printed per library: tests passed/failed in each run, tests failed
-by races, the racing pairs (racewatch's summary lines), and the CPU-time ratio (wall time too). `--json`
-saves it all; `--log DIR` keeps each run's whole output.
+by races, the racing pairs (racewatch's summary lines), lock-order inversions, and the CPU-time
+ratio (wall time too). `--json` saves it all; `--log DIR` keeps each run's whole output.
 """
 
 import argparse
@@ -33,6 +33,7 @@ LIBS = {
 }
 _OUTCOME = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 _BY_RACES = re.compile(r"racewatch: (\d+) test\(s\) failed by races")
+_INVERSIONS = re.compile(r"racewatch: found (\d+) lock-order inversion")
 _PAIR = re.compile(r"^  (\S.* vs .*) \((\d+) times?\)$")
 
 
@@ -102,10 +103,12 @@ def _suite(python, source, args, race, log):
         with open(log, "w") as f:
             f.write(" ".join(cmd) + "\n" + text)
     by_races = _BY_RACES.search(text)
+    inversions = _INVERSIONS.search(text)
     pairs = [(m.group(1), int(m.group(2))) for line in text.splitlines()
              if (m := _PAIR.match(line))]
     return {"seconds": round(seconds, 2), "cpu": round(cpu, 2), "outcome": _outcome(text),
-            "failed_by_races": int(by_races.group(1)) if by_races else 0, "pairs": pairs}
+            "failed_by_races": int(by_races.group(1)) if by_races else 0, "pairs": pairs,
+            "inversions": int(inversions.group(1)) if inversions else 0}
 
 
 def main(argv=None):
@@ -137,7 +140,8 @@ def main(argv=None):
         print(f"{name} {version}: plain {plain['outcome']} {plain['cpu']} s CPU "
               f"({plain['seconds']} s); race {raced['outcome']} {raced['cpu']} s CPU "
               f"({raced['seconds']} s), {ratio:.2f}x CPU; failed by races: "
-              f"{raced['failed_by_races']}; pairs: {len(raced['pairs'])}", flush=True)
+              f"{raced['failed_by_races']}; pairs: {len(raced['pairs'])}; lock-order "
+              f"inversions: {raced['inversions']}", flush=True)
         for pair, n in raced["pairs"]:
             print(f"    {pair} ({n})", flush=True)
     if args.json:

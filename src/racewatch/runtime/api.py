@@ -16,7 +16,7 @@ import sys
 from types import ModuleType
 
 from racewatch.runtime import held as locks_held
-from racewatch.runtime import imports, locations, shadow, stacks
+from racewatch.runtime import attributes, imports, locations, shadow, stacks
 from racewatch.runtime import sitekinds as K
 from racewatch.runtime.clock import CLOCK_SHIFT, TID_MASK, join
 from racewatch.runtime.guard import guard
@@ -578,11 +578,14 @@ def _lock_event(lock, is_acquire, flags, count, where):
         var = _sync_var(lock)
         with guard:
             _name_lock(var, lock)
-            var.inner = bool(flags & LOCK_INNER)
+            # an inner lock taken or released by instrumented code (`with q.mutex:` in the
+            # program) is a plain mutex for that event: its release orders the lock's next
+            # acquisitions, the primitive's own included (var.vc holds only such releases)
+            var.inner = bool(flags & LOCK_INNER) and not (
+                where is not None and attributes.code_instrumented(where[0]))
             changed = state.stale and locks_held.prune(state, _alive)
             if is_acquire:
-                if not var.inner:
-                    join(state.vc, var.vc)
+                join(state.vc, var.vc)
                 changed |= locks_held.acquired(state, var, reentrant, count, where,
                                                _config["lock_order"] is not None)
             else:

@@ -46,9 +46,12 @@ def _lookup(tp, name):
 
 def instrumented(function):
     """Whether calling `function` runs code racewatch rewrote (its probes see its accesses)."""
-    if type(function) is not types.FunctionType:
-        return False
-    consts = function.__code__.co_consts
+    return type(function) is types.FunctionType and code_instrumented(function.__code__)
+
+
+def code_instrumented(code):
+    """Whether `code` is code racewatch rewrote."""
+    consts = code.co_consts
     return bool(consts) and consts[-1] == sitekinds.MARKER
 
 

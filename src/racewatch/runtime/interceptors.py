@@ -322,8 +322,10 @@ def _futures_base(futures_base):
 
     def add_done_callback(self, fn):
         def after_done(future):
+            _engine.happens_after(after_done)  # after what its registrant did before
             _engine.happens_after(future)
             return fn(future)
+        _engine.happens_before(after_done)  # the future's condition hands fn over
         return real_add_done_callback(self, after_done)
 
     def wait(fs, timeout=None, return_when=futures_base.ALL_COMPLETED):

@@ -61,14 +61,19 @@ static void attr_fill(const AttrCache *plan) {
     UNLOCK(&plan_lock);
 }
 
-/* Whether calling `fn` runs code racewatch rewrote (its probes see its accesses). */
-static int instrumented(PyObject *fn) {
-    if (!fn || !PyFunction_Check(fn)) return 0;
-    PyObject *consts = ((PyCodeObject *)PyFunction_GET_CODE(fn))->co_consts;
+/* Whether `code` is code racewatch rewrote (its probes see its accesses). */
+int code_instrumented(PyCodeObject *code) {
+    PyObject *consts = code->co_consts;
     Py_ssize_t n = consts ? PyTuple_GET_SIZE(consts) : 0;
-    if (!n) return 0;
+    if (!n || !marker) return 0;
     PyObject *last = PyTuple_GET_ITEM(consts, n - 1);
     return PyUnicode_CheckExact(last) && PyUnicode_Compare(last, marker) == 0;
+}
+
+/* Whether calling `fn` runs code racewatch rewrote. */
+static int instrumented(PyObject *fn) {
+    if (!fn || !PyFunction_Check(fn)) return 0;
+    return code_instrumented((PyCodeObject *)PyFunction_GET_CODE(fn));
 }
 
 /* Whether slot `which` of a data descriptor leaves nothing to record at the call site: it runs

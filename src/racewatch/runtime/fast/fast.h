@@ -617,6 +617,7 @@ PyObject *fast_lock_acquired(PyObject *m, PyObject *const *args, Py_ssize_t narg
 PyObject *fast_lock_released(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fast_dead_locks(PyObject *m, PyObject *noargs);
 PyObject *fast_semaphore_locks(PyObject *m, PyObject *noargs);
+int code_instrumented(PyCodeObject *code);
 PyObject *fast_sync_name(PyObject *m, PyObject *id);
 void locks_after_fork(void);
 PyObject *locks_sink_capsule(void);

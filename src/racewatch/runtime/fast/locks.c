@@ -358,6 +358,18 @@ done:
 
 /* ---- the events ----------------------------------------------------------------------------- */
 
+/* An inner lock taken or released by instrumented code (`with q.mutex:` in the program) is
+ * a plain mutex for that event: its release orders the lock's next acquisitions, the
+ * primitive's own included (runtime/held.py). */
+static int outside_use(void) {
+    PyFrameObject *frame = PyEval_GetFrame();   /* borrowed */
+    if (!frame) return 0;
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    int yes = code_instrumented(code);
+    Py_DECREF(code);
+    return yes;
+}
+
 static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long count) {
     ThreadState *t = current();
     if (!t) return -1;
@@ -365,6 +377,7 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
     PyObject *graph = LOAD(&lock_order) ? config_ref(&lock_order) : NULL;
     PyObject *code = NULL;   /* where: only lock order asks, of non-inner locks' acquisitions */
     int lasti = -1;
+    if (inner) inner = !outside_use();
     if (is_acquire && graph && !inner) {
         PyFrameObject *frame = PyEval_GetFrame();   /* borrowed; may allocate its object */
         if (frame) {
@@ -409,7 +422,8 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
     LOCK(&locks_lock);
     var->inner = (uint8_t)inner;
     if (is_acquire) {
-        if (!inner && vc_join(&t->vc, &var->vc) < 0) err = 1;
+        /* inner or not: the lock's clock holds only releases by plain (non-inner) use */
+        if (vc_join(&t->vc, &var->vc) < 0) err = 1;
         Held *h = find_held(t, id);
         if (err) {
             dropped = (Held){0, 0, 0, 0, -1, code, pending};
