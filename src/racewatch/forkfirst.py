@@ -1,23 +1,38 @@
-"""In a fork child, racewatch's probes record nothing until the session has reset its state.
+"""Across os.fork, racewatch's probes record nothing until the child's session has reset its state.
 
-The interpreter runs a child's at-fork hooks in the order they were registered, and the
-session registers its reset late: threading's (and logging's, random's...) run first, and
-when those modules are instrumented, their probes would check the child's accesses against
-the shadow state of the parent's threads, which are gone (false races in threading's
-`_after_fork`). Registered as the session module loads, before racewatch imports threading,
-this hook runs first and switches the token probes off; the session's reset switches them on.
-What runs in between is the child's one thread putting its libraries in order: nothing can
-race with it then, and the reset forgets it.
+A child's at-fork hooks run in the order they were registered, and the session registers its
+reset late: threading's (and logging's, random's...) run first, and when those modules are
+instrumented, their probes would check the child's accesses against the shadow state of the
+parent's threads, which are gone (false races in threading's `_after_fork`). Where threading
+was imported before racewatch (so its hook comes first whatever racewatch registers), only a
+hook that runs before the fork is sure to come first: the probes are off from just before the
+fork; the parent turns them on again at once, the child's session reset does. What runs in
+between in the child is its one thread putting its libraries in order: nothing can race with
+it then, and the reset forgets it. (In the parent, other threads' accesses during the fork
+itself go unrecorded: a miss at worst, never a false report.)
 """
 
 import os
+import sys
 
 
-def _child():
-    from racewatch import runtime
-    if runtime.engine is not None:
-        runtime.engine.enable(False)
+def _engine():
+    runtime = sys.modules.get("racewatch.runtime")
+    return getattr(runtime, "engine", None)
+
+
+def _before():
+    engine = _engine()
+    if engine is not None:
+        engine.enable(False)
+
+
+def _parent():
+    engine = _engine()
+    session = getattr(sys.modules.get("racewatch.session"), "current", None)
+    if engine is not None and session is not None and session.active:
+        engine.enable(True)
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_child)
+    os.register_at_fork(before=_before, after_in_parent=_parent)

@@ -29,8 +29,10 @@ class Outcomes(unittest.TestResult):
         self.details = {}
 
     def _record(self, test, outcome, err=None):
-        # Subtest ids can show reprs like `<function f at 0x7f...>`, which differ per process.
+        # Subtest ids can show reprs like `<function f at 0x7f...>` and test.support's
+        # per-process file names (`@test_1234_tmp`), which differ per process.
         test_id = re.sub(r" at 0x[0-9a-f]+", " at 0x?", test.id())
+        test_id = re.sub(r"@test_[0-9]+_tmp", "@test_?_tmp", test_id)
         self.outcomes.setdefault(test_id, []).append(outcome)
         if err is not None:
             self.details[test_id] = self._exc_info_to_string(err, test)
