@@ -69,9 +69,18 @@ SLOW = {"test.test_configparser", "test.test_difflib", "test.test_argparse",
 # Known crashes racewatch still causes, owned elsewhere: suite -> reason.
 CRASHES = {"test.test_json": "issue 16 item 1 (branch runtime): freeing deeply nested lists "
                              "segfaults while the wrapped deallocators defeat the trashcan"}
+# Differences of the pure-Python runtime alone (its probes are Python code): suite -> reason.
+# Known limitations, listed in the README; the C runtime passes these suites.
+PYTHON_RUNTIME_DIFFERS = {
+    "test.test_tomllib": "the twin's probes are Python frames: a parser nested to just under "
+                         "the recursion limit (test_inline_array_recursion_limit) exceeds it",
+    "test.test_functools": "the twin's probes call builtins.len, which "
+                           "test_lru_reentrancy_with_len replaces with an lru_cache'd function",
+}
+KNOWN = {**CRASHES, **(PYTHON_RUNTIME_DIFFERS if helpers.RUNTIME == "python" else {})}
 PARAMS = [pytest.param(suite, modules, id=suite.rpartition(".")[2],
                        marks=([pytest.mark.slow] if suite in SLOW else [])
-                       + ([pytest.mark.xfail(reason=CRASHES[suite])] if suite in CRASHES else []))
+                       + ([pytest.mark.xfail(reason=KNOWN[suite])] if suite in KNOWN else []))
           for suite, modules in SUITES]
 
 
