@@ -77,9 +77,15 @@ PYTHON_RUNTIME_DIFFERS = {
     "test.test_functools": "the twin's probes call builtins.len, which "
                            "test_lru_reentrancy_with_len replaces with an lru_cache'd function",
 }
+# Minutes of threads and processes waiting even under the C runtime (358 s on 3.15): run once per
+# CI run, where RACEWATCH_TEST_RECIPES is set (tox.ini's py311-c), or wherever it is set by hand.
+ONCE_PER_CI = {"test.test_concurrent_futures"}
+ONCE = pytest.mark.skipif(not os.environ.get("RACEWATCH_TEST_RECIPES"),
+                          reason="runs once per CI run: RACEWATCH_TEST_RECIPES=1")
 KNOWN = {**CRASHES, **(PYTHON_RUNTIME_DIFFERS if helpers.RUNTIME == "python" else {})}
 PARAMS = [pytest.param(suite, modules, id=suite.rpartition(".")[2],
                        marks=([pytest.mark.slow] if suite in SLOW else [])
+                       + ([ONCE] if suite in ONCE_PER_CI else [])
                        + ([pytest.mark.xfail(reason=KNOWN[suite])] if suite in KNOWN else []))
           for suite, modules in SUITES]
 
