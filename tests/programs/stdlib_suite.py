@@ -83,6 +83,13 @@ def instrumentation(patterns):
         namespace = getattr(module, "__dict__", None)
         if type(namespace) is dict:
             found.setdefault(id(namespace), (name, module))
+    # Fresh copies bound in a live module (test_queue's py_queue): found without the collector,
+    # whose get_objects() does not list them on the free-threaded build.
+    for _, module in list(found.values()):
+        for value in list(vars(module).values()):
+            if isinstance(value, types.ModuleType) and type(vars(value)) is dict \
+                    and id(vars(value)) not in found:
+                found[id(vars(value))] = (f"{value.__name__} (fresh copy)", value)
     for namespace in gc.get_objects():
         if (type(namespace) is dict and id(namespace) not in found and "__spec__" in namespace
                 and isinstance(namespace.get("__name__"), str)
