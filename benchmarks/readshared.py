@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 
+import variants
+
 PROGRAM = """
 import resource, sys, threading
 
@@ -38,14 +40,7 @@ assert len(set(totals)) == 1 and len(totals) == len(threads)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
 """
 
-VARIANTS = {"plain": (), "race-c": ("-m", "racewatch", "run", "--runtime=c")}
-
-
-def free_threaded(python):
-    out = subprocess.run([python, "-c", "import sysconfig; "
-                          "print(bool(sysconfig.get_config_var('Py_GIL_DISABLED')))"],
-                         capture_output=True, text=True, check=True).stdout
-    return out.strip() == "True"
+VARIANTS = {v.name: v.args for v in variants.select(["race-c"])}  # plain and race-c
 
 
 def main():
@@ -55,7 +50,7 @@ def main():
     parser.add_argument("--objects", type=float, default=1e6)
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RACEWATCH_"))}
-    if free_threaded(args.python):
+    if variants.free_threaded(args.python):
         env["PYTHON_GIL"] = "0"
     workdir = os.path.dirname(os.path.abspath(__file__))
     script = os.path.join(workdir, "workloads", "_readshared_program.py")

@@ -15,16 +15,11 @@ import subprocess
 import sys
 import time
 
+import variants
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD = os.path.join(HERE, "workloads", "parallel.py")
-VARIANTS = {"plain": (), "race-c": ("-m", "racewatch", "run", "--runtime=c")}
-
-
-def free_threaded(python):
-    out = subprocess.run([python, "-c", "import sysconfig; "
-                          "print(bool(sysconfig.get_config_var('Py_GIL_DISABLED')))"],
-                         capture_output=True, text=True, check=True).stdout
-    return out.strip() == "True"
+VARIANTS = {v.name: v.args for v in variants.select(["race-c"])}  # plain and race-c
 
 
 def wall(python, variant, threads, scale, env):
@@ -48,7 +43,7 @@ def main():
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RACEWATCH_"))}
     env["PYTHONHASHSEED"] = "0"
-    if free_threaded(args.python):
+    if variants.free_threaded(args.python):
         env["PYTHON_GIL"] = "0"
     print(f"load average {os.getloadavg()[0]:.2f} before")
     best = {}

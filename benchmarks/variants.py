@@ -1,5 +1,6 @@
 """The variants the runner measures: how each one launches a workload script."""
 
+import subprocess
 from typing import NamedTuple
 
 RACEWATCH_RUN = ("-m", "racewatch", "run")
@@ -36,3 +37,11 @@ def select(names):
         if name not in BY_NAME:
             raise KeyError(name)
     return [v for v in VARIANTS if v is BASELINE or v.name in names]
+
+
+def free_threaded(python):
+    """Whether `python` is a free-threaded build (its runs then go without the GIL)."""
+    out = subprocess.run([python, "-c", "import sysconfig; "
+                          "print(bool(sysconfig.get_config_var('Py_GIL_DISABLED')))"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.strip() == "True"
