@@ -1,4 +1,4 @@
-"""A small bank: tellers deposit under the account's lock, but the fee job forgot it.
+"""A small bank: the teller deposits under the account's lock, but the fee job forgot it.
 
 `racewatch run examples/bank.py` reports the race between `fee` (no lock) and `deposit`
 (holding the lock), with both stacks, and exits 66.
@@ -33,9 +33,8 @@ def fee_job(account, months):
 
 def main():
     account = Account("ada")
-    workers = [threading.Thread(target=teller, args=(account, 100), name=f"teller-{i}")
-               for i in range(2)]
-    workers.append(threading.Thread(target=fee_job, args=(account, 12), name="fees"))
+    workers = [threading.Thread(target=teller, args=(account, 20), name="teller"),
+               threading.Thread(target=fee_job, args=(account, 12), name="fees")]
     for worker in workers:
         worker.start()
     for worker in workers:

@@ -84,10 +84,12 @@ def _current():
     # thread's own finalizers may still run after it announced its end.
     state = getattr(_local, "state", None)
     if state is None:
-        with guard:
-            state = ThreadState(len(_threads))
-            _threads.append(state)
-        _local.state = state
+        with guard:  # collections paused: no finalizer of this thread runs before it has one
+            state = getattr(_local, "state", None)  # a finalizer run by the lookup made it
+            if state is None:
+                state = ThreadState(len(_threads))
+                _threads.append(state)
+                _local.state = state
     return state
 
 
@@ -485,18 +487,29 @@ def _capture_stack():
 # -- synchronization ---------------------------------------------------------------------------
 
 def _sync_var(obj):
-    released = None
-    with guard:
-        shadow.forget_dead(_objects, _syncs)
-        if _syncs.sweep_due():
-            released = _syncs.sweep()
-    del released  # outside the lock: dropping them may run finalizers
+    _sweep_syncs()
     var = _syncs.get(obj)
     if var is None:
         made = _syncs.create(obj, SyncVar)
         with guard:
             var = _syncs.insert(*made)
     return var
+
+
+def _sweep_syncs():
+    """Forget dead sync objects; call with no lock held (dropping them may run finalizers)."""
+    released = None
+    with guard:
+        shadow.forget_dead(_objects, _syncs)
+        if _syncs.sweep_due():
+            released = _syncs.sweep()
+    del released
+
+
+def _sync_var_held(obj):
+    """`obj`'s sync variable, under the guard (collections paused: creating it runs none)."""
+    var = _syncs.get(obj)
+    return var if var is not None else _syncs.insert(*_syncs.create(obj, SyncVar))
 
 
 def _name_lock(var, obj):
@@ -623,9 +636,13 @@ def happens_before(obj):
 
 def _sync_event(obj, is_acquire):
     try:
-        state = _current()
-        var = _sync_var(obj)
+        _sweep_syncs()
+        # All under the guard, collections paused: a finalizer that an allocation here ran
+        # would be recorded before this edge; before a new thread's first one (its start),
+        # unordered with everything its creator did.
         with guard:
+            state = _current()
+            var = _sync_var_held(obj)
             if is_acquire:
                 join(state.vc, var.vc)
             else:

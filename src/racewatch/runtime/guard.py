@@ -31,11 +31,18 @@ def _pause(_locks=_locks, _paused=_paused, _isenabled=gc.isenabled, _disable=gc.
         _paused[0] += 1
 
 
-def _resume(_locks=_locks, _paused=_paused, _enable=gc.enable):
-    with _locks[1]:
+def _resume(_locks=_locks, _paused=_paused, _enable=gc.enable, _release=owned.RLOCK_RELEASE):
+    lock = _locks[1]
+    lock.acquire()
+    try:
         _paused[0] -= 1
         if _paused[0] == 0 and _paused[1]:
             _enable()
+    finally:
+        # Not `with` nor a hooked release: either may allocate, and so start a collection,
+        # whose finalizers would run holding this lock (one taking a lock whose holder waits
+        # for this one, in _pause, would hang the program).
+        _release(lock)
 
 
 class Guard:

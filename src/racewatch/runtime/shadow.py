@@ -136,7 +136,8 @@ class LifetimeTable:
 
     def create(self, obj, make):
         """`make(ref)` builds the record; creating a weakref may run GC (and so user code), so
-        call this with no lock held and insert the result with `insert`. Objects that cannot be
+        call this with no lock held, or under the guard (collections paused), and insert the
+        result with `insert`. Objects that cannot be
         weakly referenced are watched through the C runtime's dealloc hooks where it is built
         (then the record holds no reference at all), else held strongly until a sweep."""
         key = id(obj)
