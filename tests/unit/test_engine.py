@@ -429,6 +429,27 @@ def test_a_lock_that_dies_while_held_leaves_the_lockset(engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_plain_use_of_an_inner_lock_follows_the_primitives_releases(engine):
+    """The program's own `with q.mutex:` (a plain event of an inner lock) is ordered after
+    the primitive's earlier releases of it (a put's), not after what followed them; and the
+    primitive's own next acquisition still is not ordered after those releases."""
+    obj, inner = Obj(), threading.Lock()
+    with Driver(engine, threads=3) as d:
+        d(1, "write", obj, "before", 1)
+        d(1, "acquire", inner, inner=True)
+        d(1, "release", inner, inner=True)
+        d(1, "write", obj, "after", 2)
+        d(2, "acquire", inner, inner=True)   # the primitive again: its releases order nothing
+        d(2, "read", obj, "before", 5)
+        d(2, "release", inner, inner=True)
+        d(0, "acquire", inner)               # plain use
+        d(0, "read", obj, "before", 3)       # after the primitive's release: no race
+        d(0, "read", obj, "after", 4)        # written after that release: a race
+        d(0, "release", inner)
+    assert d.races() == {(1, 5): 1, (2, 4): 1}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_an_inner_lock_orders_nothing_but_excludes(engine):
     """A modelled primitive's own lock: accesses both made holding it do not race, but its
     release orders nothing after it."""

@@ -67,11 +67,13 @@ class ThreadState:
 
 
 class SyncVar:
-    __slots__ = ("ref", "vc", "id", "owner", "inner", "signal", "pinned", "__weakref__")
+    __slots__ = ("ref", "vc", "inner_vc", "id", "owner", "inner", "signal", "pinned",
+                 "__weakref__")
 
     def __init__(self, ref):
         self.ref = ref
-        self.vc = []
+        self.vc = []        # releases: a lock's by plain use only
+        self.inner_vc = []  # a lock's releases by its primitive (inner): only plain use joins it
         self.id = 0         # a number once taken as a lock
         self.owner = None   # tid of the thread holding the lock
         self.inner = False  # a modelled primitive's own lock: orders nothing, still excludes
@@ -593,17 +595,19 @@ def _lock_event(lock, is_acquire, flags, count, where):
             _name_lock(var, lock)
             # an inner lock taken or released by instrumented code (`with q.mutex:` in the
             # program) is a plain mutex for that event: its release orders the lock's next
-            # acquisitions, the primitive's own included (var.vc holds only such releases)
+            # acquisitions, the primitive's own included (var.vc holds only such releases),
+            # and its acquisition follows every earlier release, the primitive's included
             var.inner = bool(flags & LOCK_INNER) and not (
                 where is not None and attributes.code_instrumented(where[0]))
             changed = state.stale and locks_held.prune(state, _alive)
             if is_acquire:
                 join(state.vc, var.vc)
+                if not var.inner:
+                    join(state.vc, var.inner_vc)
                 changed |= locks_held.acquired(state, var, reentrant, count, where,
                                                _config["lock_order"] is not None)
             else:
-                if not var.inner:
-                    join(var.vc, state.vc)
+                join(var.inner_vc if var.inner else var.vc, state.vc)
                 signal = var.signal
                 left, held = locks_held.released(state, var, reentrant, count, _threads)
                 changed |= left

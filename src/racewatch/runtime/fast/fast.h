@@ -384,7 +384,8 @@ typedef struct {
     uint8_t inner;    /* a modelled primitive's own lock: it orders nothing, holding excludes */
     uint8_t signal;   /* released by another thread once: a semaphore, out of lock order */
     uint8_t pinned;   /* its name outlives it: an access or the lock-order graph refers to it */
-    VC vc;
+    VC vc;            /* releases: a lock's by plain use only */
+    VC inner_vc;      /* a lock's releases by its primitive (inner): only plain use joins it */
 } SyncVar;
 
 /* A weakref subtype that knows its Tracked: the death callback frees it. */

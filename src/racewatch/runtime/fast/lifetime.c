@@ -84,6 +84,7 @@ static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
         account(-(Py_ssize_t)sizeof(SyncVar));
         if (((SyncVar *)tr)->id) lock_var_died((SyncVar *)tr);
         retire(((SyncVar *)tr)->vc.c, PyMem_RawFree);
+        retire(((SyncVar *)tr)->inner_vc.c, PyMem_RawFree);
     }
     if (tr->ref && !tr->strong) ((Ref *)tr->ref)->owner = NULL;   /* hooked: ref is NULL */
     defer[(*ndefer)++] = tr->ref;

@@ -11,8 +11,9 @@
  * inside library code cost no interning.
  * A lock taken while holding others is shown to the lock-order graph when the same thread
  * releases it, from the held locks still alive then. Inner locks (a modelled primitive's own)
- * order nothing and take no part in lock order, but are held: accesses made holding one do
- * not race with each other (access.c).
+ * order nothing among the primitive's own uses (their releases go to a clock of their own,
+ * which only the program's own `with q.mutex:` joins) and take no part in lock order, but
+ * are held: accesses made holding one do not race with each other (access.c).
  *
  * A thread's held set is its own. Without a GIL, what other threads share (the maps below,
  * the ids, and a sync var's owner, inner and pinned) is guarded by `locks_lock`, a leaf taken
@@ -360,7 +361,8 @@ done:
 
 /* An inner lock taken or released by instrumented code (`with q.mutex:` in the program) is
  * a plain mutex for that event: its release orders the lock's next acquisitions, the
- * primitive's own included (runtime/held.py). */
+ * primitive's own included, and its acquisition is ordered after every earlier release,
+ * the primitive's own included (runtime/held.py). */
 static int outside_use(void) {
     PyFrameObject *frame = PyEval_GetFrame();   /* borrowed */
     if (!frame) return 0;
@@ -422,8 +424,10 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
     LOCK(&locks_lock);
     var->inner = (uint8_t)inner;
     if (is_acquire) {
-        /* inner or not: the lock's clock holds only releases by plain (non-inner) use */
-        if (vc_join(&t->vc, &var->vc) < 0) err = 1;
+        /* the lock's clock holds only releases by plain (non-inner) use; plain use also
+         * takes in the primitive's own releases (`with q.mutex:` peeking at a put's item) */
+        if (vc_join(&t->vc, &var->vc) < 0 || (!inner && vc_join(&t->vc, &var->inner_vc) < 0))
+            err = 1;
         Held *h = find_held(t, id);
         if (err) {
             dropped = (Held){0, 0, 0, 0, -1, code, pending};
@@ -447,7 +451,7 @@ static int lock_event(PyObject *lock, int is_acquire, int flags, unsigned long c
         if (!err) var->owner = t->tid + 1;
     } else {
         dropped.code = code;
-        if (!inner && vc_join(&var->vc, &t->vc) < 0) {
+        if (vc_join(inner ? &var->inner_vc : &var->vc, &t->vc) < 0) {
             err = 1;
         } else if (var->owner && var->owner != t->tid + 1) {   /* a plain lock used as a signal */
             signalled = var->owner;
