@@ -4,7 +4,7 @@ program, never hangs, whichever runtime the rest of the suite runs."""
 
 import os
 
-from tests.helpers import FIXTURES, python_args, run
+from tests.helpers import FIXTURES, PROGRAMS, python_args, run
 
 
 def test_finalizers_under_a_lock_never_race_nor_raise(tmp_path):
@@ -17,3 +17,13 @@ def test_finalizers_under_a_lock_never_race_nor_raise(tmp_path):
     assert "DATA RACE" not in proc.stderr
     assert "Error" not in proc.stderr, proc.stderr
     assert proc.stdout == "made 12000\n"
+
+
+def test_builtins_a_program_replaces_never_run_inside_the_runtime(tmp_path):
+    # Before: the twin's probes called `len`, `isinstance`... through `builtins`: a program's
+    # replacement (test_functools' lru_cache'd len) ran inside racewatch, counted its calls.
+    program = os.path.join(PROGRAMS, "same_replaced_builtins.py")
+    plain = run(python_args(program), cwd=tmp_path)
+    twin = run(python_args("-m", "racewatch", "run", "--runtime=python", program), cwd=tmp_path)
+    assert plain.returncode == 0 and "replacements called from:" in plain.stdout, plain.stderr
+    assert (twin.stdout, twin.stderr, twin.returncode) == (plain.stdout, plain.stderr, 0)

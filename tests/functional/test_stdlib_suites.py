@@ -74,8 +74,6 @@ CRASHES = {"test.test_json": "issue 16 item 1 (branch runtime): freeing deeply n
 PYTHON_RUNTIME_DIFFERS = {
     "test.test_tomllib": "the twin's probes are Python frames: a parser nested to just under "
                          "the recursion limit (test_inline_array_recursion_limit) exceeds it",
-    "test.test_functools": "the twin's probes call builtins.len, which "
-                           "test_lru_reentrancy_with_len replaces with an lru_cache'd function",
 }
 # Minutes of threads and processes waiting even under the C runtime (358 s on 3.15): run once per
 # CI run, where RACEWATCH_TEST_RECIPES is set (tox.ini's py311-c), or wherever it is set by hand.
