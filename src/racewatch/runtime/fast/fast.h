@@ -188,6 +188,7 @@ static inline ThreadState *current(void) {
 
 /* Free `p` with `free_fn` once no thread can be reading it (at once with a GIL). */
 void retire(void *p, void (*free_fn)(void *));
+void retired_counts(size_t *now, size_t *peak);
 int guards_init(void);
 void guards_after_fork(void);
 
@@ -399,6 +400,7 @@ Shared *readset_with(const Shared *sh, uint32_t tid, Access mine);
 Shared *readset_pair(uint32_t tid1, Access a1, uint32_t tid2, Access a2);
 void readset_release(Shared *sh);
 void readsets_after_fork(void);
+void readset_counts(size_t *sets, size_t *bytes);
 
 /* record.c: a record's cells */
 int safe_key(PyObject *key, int depth);
