@@ -66,9 +66,6 @@ SLOW = {"test.test_configparser", "test.test_difflib", "test.test_argparse",
         "test.test_statistics", "test.test_decimal", "test.test_json", "test.test_threading",
         "test.test_weakref", "test.test_queue", "test.test_logging",
         "test.test_concurrent_futures"}
-# Known crashes racewatch still causes, owned elsewhere: suite -> reason.
-CRASHES = {"test.test_json": "issue 16 item 1 (branch runtime): freeing deeply nested lists "
-                             "segfaults while the wrapped deallocators defeat the trashcan"}
 # Differences of the pure-Python runtime alone (its probes are Python code): suite -> reason.
 # Known limitations, listed in the README; the C runtime passes these suites.
 PYTHON_RUNTIME_DIFFERS = {
@@ -82,7 +79,7 @@ PYTHON_RUNTIME_DIFFERS = {
 ONCE_PER_CI = {"test.test_concurrent_futures"}
 ONCE = pytest.mark.skipif(not os.environ.get("RACEWATCH_TEST_RECIPES"),
                           reason="runs once per CI run: RACEWATCH_TEST_RECIPES=1")
-KNOWN = {**CRASHES, **(PYTHON_RUNTIME_DIFFERS if helpers.RUNTIME == "python" else {})}
+KNOWN = PYTHON_RUNTIME_DIFFERS if helpers.RUNTIME == "python" else {}
 PARAMS = [pytest.param(suite, modules, id=suite.rpartition(".")[2],
                        marks=([pytest.mark.slow] if suite in SLOW else [])
                        + ([ONCE] if suite in ONCE_PER_CI else [])
