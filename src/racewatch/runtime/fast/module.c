@@ -177,9 +177,10 @@ static PyObject *fast_stats(PyObject *m, PyObject *noargs) {
             cells += LOAD(&rec->head.ncells);
             capacity += rec->capcells;
             const Index *index = LOAD(&rec->index);
-            bytes += RECORD_SIZE(rec->capcells, rec->head.compact) +
+            int full = LOAD_ACQ(&rec->full) != NULL;
+            bytes += RECORD_SIZE(rec->capcells) + (full ? FULL_SIZE(rec->capcells) : 0) +
                      (index ? sizeof(Index) + index->cap * sizeof(uint32_t) : 0);
-            compact += rec->head.compact;
+            compact += !full;
         }
         UNLOCK(&shard->lock);
     }
