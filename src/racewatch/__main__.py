@@ -1,5 +1,6 @@
 """`python -m racewatch` is the `racewatch` command."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import sys
 
 from racewatch.cli import main

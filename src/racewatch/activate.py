@@ -8,6 +8,7 @@ other (so it runs last) prints the summary, and only when races must turn an exi
 handlers are otherwise left as they were.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 import sys
 

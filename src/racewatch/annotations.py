@@ -1,5 +1,6 @@
 """Annotations for synchronization racewatch cannot see; no-ops when it is not running."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 
 def happens_before(obj):
     """Everything this thread did so far happens-before a later `happens_after(obj)`."""

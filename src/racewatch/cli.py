@@ -1,5 +1,6 @@
 """The `racewatch` command line: `racewatch run`, `racewatch cover ...`, `racewatch report`."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 import sys
 

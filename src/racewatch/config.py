@@ -1,5 +1,6 @@
 """ONE options table, feeding the PYTHONRACE / -X race string, CLI flags, pytest and the docs."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 import re
 import sys

@@ -1,5 +1,6 @@
 """`racewatch.start()` / `stop()` / `races()`: the detector driven from Python code."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 import sys
 

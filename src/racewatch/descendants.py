@@ -11,6 +11,7 @@ all: its summary names each process that found something, and its exit status be
 `exitcode` when it would have been 0.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import marshal
 import os
 import shutil

@@ -1,5 +1,6 @@
 """The only place that reads interpreter version and implementation facts."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import sys
 import sysconfig
 

@@ -12,6 +12,7 @@ the program's threads are joined and its atexit handlers run, the summary is pri
 the exit status becomes `exitcode` if the program would have exited 0 with races.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 import sys
 

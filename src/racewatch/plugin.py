@@ -5,6 +5,7 @@ file, or racewatch already started by -X race / PYTHONRACE) the real work is imp
 pytest_race.py, early enough for the import hook to see conftest files and test modules.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import argparse
 import sys
 

@@ -1,5 +1,6 @@
 """Every process reports on its own: a multiprocessing child ends with its summary and status."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import sys
 
 from racewatch.runtime import interceptors

@@ -6,6 +6,7 @@ them; races between tests, during collection or at the end fail the session. A t
 Under pytest-xdist every worker has its own session and sends its findings to the controller.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import contextlib
 import os
 

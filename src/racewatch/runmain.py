@@ -1,5 +1,6 @@
 """Run a script or module as __main__, instrumented, the way `python` runs it."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import builtins
 import importlib.machinery
 import os

@@ -1,5 +1,6 @@
 """One racewatch session: runtime bound to the probes, interceptors and import hook installed."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 from racewatch import forkfirst  # noqa: F401, I001 - first: before threading's at-fork hook
 import atexit
 import collections

@@ -41,7 +41,7 @@ def test_import_has_no_side_effects():
             "print(sys.meta_path == hooks, set(vars(builtins)) == names, sorted(\n"
             "    m for m in sys.modules if m.startswith('racewatch.')))\n")
     assert run(python_args("-c", code)).stdout == (
-        "True True ['racewatch.annotations', 'racewatch.control']\n")
+        "True True ['racewatch.annotations', 'racewatch.control', 'racewatch.pristine']\n")
 
 
 def test_start_stop_races(tmp_path):

@@ -138,7 +138,8 @@ def pytest_sessionfinish(session):
     line = next(line for line in result.outlines if "LOADED" in line)
     loaded = line.partition("LOADED ")[2]
     assert loaded == ("['racewatch', 'racewatch.annotations', 'racewatch.config', "
-                      "'racewatch.control', 'racewatch.errors', 'racewatch.plugin']")
+                      "'racewatch.control', 'racewatch.errors', 'racewatch.plugin', "
+                      "'racewatch.pristine']")
 
 
 def test_assertion_rewriting_survives_in_instrumented_test_modules(project):
@@ -160,6 +161,24 @@ def test_detailed_message():
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["E       assert [1, 2, 3] == [1, 2, 4]",
                                  "E         At index 2 diff: 3 != 4"])
+
+
+def test_instrumented_test_modules_see_the_builtins_they_replace(project):
+    # racewatch's own code keeps a copy of the builtins (racewatch/pristine.py); a test module
+    # it executes must still get the real ones, or its own replacements would not reach it
+    project.makepyfile(test_builtins="""
+import builtins
+
+
+def test_replaced_len_is_seen():
+    original = builtins.len
+    builtins.len = lambda obj: 42
+    try:
+        assert len([]) == 42
+    finally:
+        builtins.len = original
+""")
+    race(project, "test_builtins.py").assert_outcomes(passed=1)
 
 
 def test_a_race_in_the_test_module_itself(project):

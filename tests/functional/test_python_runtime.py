@@ -4,7 +4,7 @@ program, never hangs, whichever runtime the rest of the suite runs."""
 
 import os
 
-from tests.helpers import FIXTURES, python_args, run
+from tests.helpers import FIXTURES, PROGRAMS, python_args, run
 
 
 def test_finalizers_under_a_lock_never_race_nor_raise(tmp_path):
@@ -17,3 +17,27 @@ def test_finalizers_under_a_lock_never_race_nor_raise(tmp_path):
     assert "DATA RACE" not in proc.stderr
     assert "Error" not in proc.stderr, proc.stderr
     assert proc.stdout == "made 12000\n"
+
+
+def test_builtins_a_program_replaces_never_run_inside_the_runtime(tmp_path):
+    # Before: the twin's probes called `len`, `isinstance`... through `builtins`: a program's
+    # replacement (test_functools' lru_cache'd len) ran inside racewatch, counted its calls.
+    program = os.path.join(PROGRAMS, "same_replaced_builtins.py")
+    plain = run(python_args(program), cwd=tmp_path)
+    twin = run(python_args("-m", "racewatch", "run", "--runtime=python", program), cwd=tmp_path)
+    assert plain.returncode == 0 and "replacements called from:" in plain.stdout, plain.stderr
+    assert (twin.stdout, twin.stderr, twin.returncode) == (plain.stdout, plain.stderr, 0)
+
+
+def test_a_probe_costs_the_program_one_frame_of_depth(tmp_path):
+    # The twin's probes are Python calls (the C runtime's are none): a recursion with a probe at
+    # every level gets one level less deep, never less (was two: RecursionError raised in the
+    # probe's call of _probe reached the program), and one without probes as deep as python.
+    program = os.path.join(PROGRAMS, "probe_recursion_depth.py")
+    plain = run(python_args(program), cwd=tmp_path)
+    twin = run(python_args("-m", "racewatch", "run", "--runtime=python", program), cwd=tmp_path)
+    assert plain.returncode == twin.returncode == 0, twin.stderr
+    (probed, unprobed), (twin_probed, twin_unprobed) = (
+        map(int, proc.stdout.split()) for proc in (plain, twin))
+    assert probed == unprobed and twin_unprobed == unprobed
+    assert twin_probed == probed - 1

@@ -112,3 +112,11 @@ def test_ctrl_c_while_python_waits_for_threads_at_exit():
 def test_builtins_and_a_copy_of_queue_without_its_c_part():
     """No name of racewatch's in builtins; queue imported with _queue blocked still imports."""
     assert_same_as_python(["same_namespaces.py"], 0, "builtins:", "pure-Python queue: queue item")
+
+
+def test_builtins_a_program_replaces_are_called_by_it_alone():
+    # Before: racewatch's code looked its builtins up in `builtins`, so the program's
+    # replacements ran inside racewatch (CPython's test_functools: lru_cache'd len).
+    assert_same_as_python(["same_replaced_builtins.py"], 0,
+                          "lengths: [0, 0, 1, 2, 3, 3, 4, 5, 6, 1, 7, 2, 1]\n",
+                          "items: 800", "replacements called from:")

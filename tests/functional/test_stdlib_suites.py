@@ -66,23 +66,18 @@ SLOW = {"test.test_configparser", "test.test_difflib", "test.test_argparse",
         "test.test_statistics", "test.test_decimal", "test.test_json", "test.test_threading",
         "test.test_weakref", "test.test_queue", "test.test_logging",
         "test.test_concurrent_futures"}
-# Known crashes racewatch still causes, owned elsewhere: suite -> reason.
-CRASHES = {"test.test_json": "issue 16 item 1 (branch runtime): freeing deeply nested lists "
-                             "segfaults while the wrapped deallocators defeat the trashcan"}
 # Differences of the pure-Python runtime alone (its probes are Python code): suite -> reason.
 # Known limitations, listed in the README; the C runtime passes these suites.
 PYTHON_RUNTIME_DIFFERS = {
     "test.test_tomllib": "the twin's probes are Python frames: a parser nested to just under "
                          "the recursion limit (test_inline_array_recursion_limit) exceeds it",
-    "test.test_functools": "the twin's probes call builtins.len, which "
-                           "test_lru_reentrancy_with_len replaces with an lru_cache'd function",
 }
 # Minutes of threads and processes waiting even under the C runtime (358 s on 3.15): run once per
 # CI run, where RACEWATCH_TEST_RECIPES is set (tox.ini's py311-c), or wherever it is set by hand.
 ONCE_PER_CI = {"test.test_concurrent_futures"}
 ONCE = pytest.mark.skipif(not os.environ.get("RACEWATCH_TEST_RECIPES"),
                           reason="runs once per CI run: RACEWATCH_TEST_RECIPES=1")
-KNOWN = {**CRASHES, **(PYTHON_RUNTIME_DIFFERS if helpers.RUNTIME == "python" else {})}
+KNOWN = PYTHON_RUNTIME_DIFFERS if helpers.RUNTIME == "python" else {}
 PARAMS = [pytest.param(suite, modules, id=suite.rpartition(".")[2],
                        marks=([pytest.mark.slow] if suite in SLOW else [])
                        + ([ONCE] if suite in ONCE_PER_CI else [])

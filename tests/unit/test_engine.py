@@ -13,6 +13,10 @@ class Obj:
     pass
 
 
+class OneAttribute:  # one test's own: the size hint of its records starts unset
+    pass
+
+
 class Slotted:
     __slots__ = ("a",)  # and no __weakref__: the engines hold it strongly
 
@@ -611,6 +615,30 @@ def test_one_epoch_records_stay_compact_until_an_access_does_not_fit():
         d(0, "write", objs[1], "a", 4)  # the same thread in a later epoch
         stats = _fast.stats()
         assert (stats["objects"], stats["compact_records"]) == (3, 1)
+    assert d.races() == {}
+
+
+
+def test_objects_one_thread_made_and_many_read_share_their_read_sets():
+    """Issue 15: what many threads' reads of many objects cost grows with the objects, not
+    with threads x objects: equal read sets are one, and a class of one attribute keeps one
+    cell per record."""
+    from racewatch.runtime import _fast  # the C engine only: its memory layout
+    objs = [OneAttribute() for _ in range(100)]
+    made = Obj()
+    with Driver(_fast, threads=5) as d:
+        for obj in objs:
+            d(0, "write", obj, "n", 1)
+        d(0, "happens_before", made)
+        for reader in range(1, 5):
+            d(reader, "happens_after", made)
+            for obj in objs:
+                d(reader, "read", obj, "n", 2)
+        stats = _fast.stats()
+        # one set per distinct set of readers: here only the last ({1, 2, 3, 4}) is held
+        assert (stats["objects"], stats["compact_records"], stats["readsets"]) == (100, 0, 1)
+        # the first record is made before the class is known to have one attribute
+        assert (stats["cells"], stats["cell_capacity"]) == (100, 101)
     assert d.races() == {}
 
 

@@ -1,5 +1,6 @@
 """Crash-safe file writes: a temp file in the same directory, fsync, rename, fsync the directory."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 import secrets
 import time

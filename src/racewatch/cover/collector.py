@@ -1,6 +1,7 @@
 """Line counts of this process: the bound `hit` probe, and the data files written at its end
 (exit, os._exit, SIGTERM, after a fork only what the child ran) and, optionally, on a timer."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import _thread
 import atexit
 import contextlib

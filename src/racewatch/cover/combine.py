@@ -1,5 +1,6 @@
 """Adding counts files up: `racewatch cover combine`, and the data every report reads."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import contextlib
 import os
 import sys

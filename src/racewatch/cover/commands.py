@@ -1,5 +1,6 @@
 """`racewatch cover combine | report | html | lcov | erase`: the counts files, summed and shown."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import argparse
 import glob
 import os

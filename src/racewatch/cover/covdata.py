@@ -1,6 +1,7 @@
 """coverage.py data files, written through coverage's public CoverageData API as `coverage run -p`
 would write them for the same program, under the user's coverage configuration."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 import sys
 

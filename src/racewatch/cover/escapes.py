@@ -1,5 +1,6 @@
 """Which chained-line escape region (rewriter/chains.py) each running frame is inside."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import opcode
 import weakref
 

@@ -1,5 +1,6 @@
 """`racewatch cover html`: coverage.py-like pages, with each line's hits as a Go-style heat map."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import hashlib
 import html
 import math

@@ -1,5 +1,6 @@
 """`racewatch cover lcov`: an LCOV tracefile with real hit counts (`DA:line,count`)."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 
 def render(counts):
     """The tracefile text: one record per file, every probed line with its count."""

@@ -1,5 +1,6 @@
 """Coverage counters in pure Python, the twin of _counters.c: same functions, still exact."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import _thread
 import sys
 

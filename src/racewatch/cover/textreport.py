@@ -1,5 +1,6 @@
 """`racewatch cover report`: hit counts per file, and per line with the source beside them."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 
 from racewatch.cover import sources

@@ -6,6 +6,7 @@ addresses; no line numbers), plus what it was, for a reader. `racewatch baseline
 writes one from JSON reports; the `baseline` option reads it.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import argparse
 import json
 import os

@@ -1,5 +1,6 @@
 """`racewatch report FILE... --format text|json|sarif [-o OUT]`: merge and convert JSON reports."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import argparse
 import json
 import os

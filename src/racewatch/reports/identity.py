@@ -1,5 +1,6 @@
 """What makes two findings the same: merge keys (same sites) and SARIF fingerprints (no lines)."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import hashlib
 import json
 import re

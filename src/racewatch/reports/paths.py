@@ -1,5 +1,6 @@
 """File paths in reports: written relative to `strip_path_prefix`, resolved with the header."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 
 

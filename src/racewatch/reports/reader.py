@@ -1,5 +1,6 @@
 """Reading JSON report files: each line checked, a cut-off last line skipped, one-line errors."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import json
 
 from racewatch.reports import stream

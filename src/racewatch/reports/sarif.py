@@ -1,5 +1,6 @@
 """SARIF 2.1.0 from merged findings, for GitHub code scanning: one result per finding."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 import pathlib
 import urllib.parse

@@ -1,5 +1,6 @@
 """The JSON Lines report stream: schema name and version, and its header and summary records."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 import sys
 

@@ -1,5 +1,6 @@
 """Go-style text of findings from their JSON form (the runtime prints through this too)."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 BAR = "=================="
 
 

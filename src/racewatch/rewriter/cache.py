@@ -1,5 +1,6 @@
 """racewatch's own .pyc files: own cache tag, atomic writes, silently optional."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import importlib.util
 import marshal
 import os

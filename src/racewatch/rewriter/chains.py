@@ -1,6 +1,7 @@
 """Chained line probes: a line that straight-line code reaches from the line before counts as
 that line's runs, minus the runs that raised in between."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 from bytecode import Instr, Label, TryBegin, TryEnd
 from bytecode.instr import InstrLocation
 

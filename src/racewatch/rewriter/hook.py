@@ -1,5 +1,6 @@
 """Meta-path finder that asks the rest of sys.meta_path, then wraps the loader it gets."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import _thread
 import sys
 

@@ -9,6 +9,7 @@ whose code belongs to the module is found (methods, closures made at import, the
 behind decorators). Top-level code has run already: its accesses are not seen.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import gc
 import importlib.util
 import sys

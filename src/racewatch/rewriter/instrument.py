@@ -1,5 +1,6 @@
 """Version-agnostic pass over `bytecode` instructions: insert a runtime call before each access."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import sys
 from types import CodeType
 

@@ -4,6 +4,7 @@ Each seam first checks that the private name it needs exists with the shape it e
 where it does not, racewatch warns once and carries on without that seam.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import sys
 
 _warned = set()
@@ -116,6 +117,8 @@ class AssertionRewritingLoader:
             names[module.__name__] = Path(path)
         code = self._instrumenter.code_for(
             path, lambda: self._rewrite_test(Path(path), self._hook.config)[1])
+        # the program's builtins, not racewatch's copy (exec would give it the caller's)
+        module.__dict__.setdefault("__builtins__", sys.modules["builtins"].__dict__)
         exec(code, module.__dict__)
 
     def __getattr__(self, name):  # get_resource_reader, is_package, ...: pytest's hook answers

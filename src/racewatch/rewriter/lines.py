@@ -1,5 +1,6 @@
 """Line probes: a counter call on every path where sys.settrace would report a "line" event."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 from bytecode import Instr, Label, TryBegin, TryEnd
 
 from racewatch.rewriter import opcodes

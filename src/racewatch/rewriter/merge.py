@@ -1,5 +1,6 @@
 """Merged probes: a line's probe folded into the race token of the line's first access."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 from bytecode import Instr, Label, TryBegin, TryEnd
 
 from racewatch.rewriter import opcodes, sites

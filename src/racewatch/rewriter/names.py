@@ -1,5 +1,6 @@
 """Names the rewriter gives a meaning: container methods and builtin accessors."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 # Methods of builtin containers (list, dict, set, deque, bytearray) -> the site kind of loading
 # them (sites.KINDS), by how they touch the
 # container's shape. Single calls CPython documents as atomic or internally locked are atomic

@@ -12,6 +12,7 @@ builtins' results (`len`, `int`..., unless the module rebinds the name) and the 
 takes another path and never reaches it goes unprobed at `+`.)
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 from bytecode import Instr
 
 from racewatch.rewriter import opcodes

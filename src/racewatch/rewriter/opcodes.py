@@ -1,5 +1,6 @@
 """Every per-version bytecode fact the rewriter needs, as data (grep PYVERSIONS)."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import contextlib
 import dis
 import inspect

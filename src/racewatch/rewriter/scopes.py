@@ -7,6 +7,7 @@ nothing extra. Names the module never binds (builtins) are not variables either.
 else read as a global - module variables, flags, constants, caches - is a location.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import ast
 import contextlib
 import tokenize

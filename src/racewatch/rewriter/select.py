@@ -1,5 +1,6 @@
 """Which modules to instrument: include/exclude module patterns, defaulting to the user's code."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import fnmatch
 import os
 import re

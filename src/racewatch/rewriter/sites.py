@@ -1,5 +1,6 @@
 """Small-int site ids for probes, and the process-wide table that maps them back to source."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 from collections import namedtuple
 from types import CodeType
 

@@ -4,6 +4,7 @@ Every probe is a token constant (rewriter/instrument.py): nothing of racewatch's
 builtins, where a program listing `builtins.__dict__` would see it.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import importlib
 import sys
 

@@ -11,6 +11,7 @@ nested event may at worst hide the same thread's outer access to the same locati
 false report.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import _thread
 import sys
 from types import ModuleType
@@ -186,19 +187,31 @@ class Token:
     def __init__(self, site, is_write, key):
         self.site, self.is_write, self.key = site, is_write, key
 
-    # each calls _probe directly: it finds the accessing frame two frames up
+    # Each calls _probe directly: it finds the accessing frame two frames up. A probe is one
+    # frame deeper than the program (the C runtime's none): where the program stands just
+    # under its recursion limit, _probe's own frame may be over it, and the access goes
+    # unrecorded rather than raise into the program (as in _probe).
     def __contains__(self, obj):
         if _enabled:
-            _probe(obj, self.key, self.site, self.is_write)
+            try:
+                _probe(obj, self.key, self.site, self.is_write)
+            except RecursionError:
+                pass
         return False
 
     def __invert__(self):
         if _enabled:
-            _probe(None, self.key, self.site, self.is_write)
+            try:
+                _probe(None, self.key, self.site, self.is_write)
+            except RecursionError:
+                pass
 
     def __setitem__(self, key, obj):
         if _enabled:
-            _probe(obj, key, self.site, self.is_write)
+            try:
+                _probe(obj, key, self.site, self.is_write)
+            except RecursionError:
+                pass
 
     def __reduce__(self):
         from racewatch.runtime import null
@@ -219,21 +232,31 @@ class LineToken(Token):
         self.hit = hit
 
     # _probe finds the accessing frame two frames up: each calls it directly, as Token's do
+    # (and, as theirs, records nothing where _probe's frame is over the recursion limit)
     def __contains__(self, obj):
         ~self.hit
         if _enabled:
-            _probe(obj, self.key, self.site, self.is_write)
+            try:
+                _probe(obj, self.key, self.site, self.is_write)
+            except RecursionError:
+                pass
         return False
 
     def __invert__(self):
         ~self.hit
         if _enabled:
-            _probe(None, self.key, self.site, self.is_write)
+            try:
+                _probe(None, self.key, self.site, self.is_write)
+            except RecursionError:
+                pass
 
     def __setitem__(self, key, obj):
         ~self.hit
         if _enabled:
-            _probe(obj, key, self.site, self.is_write)
+            try:
+                _probe(obj, key, self.site, self.is_write)
+            except RecursionError:
+                pass
 
 
 class CallToken(Token):
@@ -243,18 +266,24 @@ class CallToken(Token):
 
     __slots__ = ()
 
-    def _action(self, callee):
-        action = _accessors.get(id(callee)) if _enabled else None
-        return action if action is not None and callee is action[0] else None
-
+    # As Token's: one frame deeper than the call site, no more (the accessor looked up inline),
+    # and nothing raised into the program from just under its recursion limit.
     def __setitem__(self, callee, arg0):
-        action = self._action(callee)
-        if action is not None:
-            _probe(arg0, None, self.site, action[1], action[2])  # two frames up: the call site
+        try:
+            action = _accessors.get(id(callee)) if _enabled else None
+            if action is not None and callee is action[0]:
+                _probe(arg0, None, self.site, action[1], action[2])  # two frames up: the call
+        except RecursionError:
+            pass
 
     def __getitem__(self, callee):
-        action = self._action(callee)
-        return _SINK if action is None else _BoundCall(self.site, action)
+        try:
+            action = _accessors.get(id(callee)) if _enabled else None
+            if action is not None and callee is action[0]:
+                return _BoundCall(self.site, action)
+        except RecursionError:
+            pass
+        return _SINK
 
 
 class _BoundCall:
@@ -266,7 +295,10 @@ class _BoundCall:
         self.site, self.action = site, action
 
     def __setitem__(self, arg0, arg1):
-        _probe(arg0, arg1, self.site, self.action[1], self.action[2])
+        try:
+            _probe(arg0, arg1, self.site, self.action[1], self.action[2])
+        except RecursionError:
+            pass
 
 
 class _Sink:

@@ -12,6 +12,7 @@ What `obj.name` touches depends on what the lookup of `name` in type(obj)'s MRO 
   that `obj.__dict__[k]` and `obj.k` are one location.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import types
 import weakref
 

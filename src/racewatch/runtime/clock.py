@@ -5,6 +5,7 @@ access, so a plain access and an atomic one in the same epoch are different shad
 C runtime packs epochs the same way in a uint64. Clock 0 means "never"; threads start at 1.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 TID_BITS = 24
 CLOCK_SHIFT = TID_BITS + 1
 TID_MASK = (1 << TID_BITS) - 1

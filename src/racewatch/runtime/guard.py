@@ -9,6 +9,7 @@ and no other thread is still inside. (Another thread asking `gc.isenabled()` in 
 sees False; the C runtime, which runs no Python code under its locks, needs none of this.)
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import gc
 
 from racewatch.runtime import owned

@@ -12,6 +12,7 @@ locks (a modelled primitive's own) are held like others but take no part in lock
 runtime keeps the same rules.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 
 class Held:
     """One lock a thread holds: its re-entry count, its sync var, where it was taken (the

@@ -2,6 +2,7 @@
 import (or a lazy import's first use) hands the module to. (The C runtime's import tokens do
 the same in their slots; these serve the pure-Python one.)"""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import sys
 from types import FunctionType, ModuleType
 

@@ -8,6 +8,7 @@ locks are inner: they order nothing (only the model does), while code run holdin
 mutually excluded. threading's own bookkeeping locks are hidden: the thread model orders.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import sys
 import threading
 

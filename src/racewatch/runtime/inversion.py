@@ -1,5 +1,6 @@
 """Lock-order inversion reports (lockorder.Inversion): TSan's text shape and the JSON record."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 from racewatch.reports.text import BAR
 from racewatch.runtime import threads
 from racewatch.runtime.parts import frames_text, mutex_names, strip_path, thread_origins

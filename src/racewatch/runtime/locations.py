@@ -10,6 +10,7 @@ never runs user code: keys whose hashing could (anything but builtin scalars and
 them) are told apart by identity.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import collections
 import gc
 import weakref

@@ -1,6 +1,7 @@
 """Locks report their own acquire and release, whoever calls them: the lock hooks (C, or their
 pure-Python fallback) bound to the engine in use (and queue.SimpleQueue its puts and gets)."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 from racewatch.runtime import stacks
 
 try:

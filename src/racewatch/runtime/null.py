@@ -1,5 +1,6 @@
 """Probes that do nothing: bound once racewatch stops, so instrumented code keeps running."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 from racewatch import runtime
 
 

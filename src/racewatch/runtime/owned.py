@@ -1,5 +1,6 @@
 """racewatch's own locks: hidden from the lock hooks, so they are never the program's."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import _thread
 import os
 import weakref

@@ -1,6 +1,7 @@
 """Pieces shared by race and lock-order inversion reports: paths, frames, thread origins, the
 names of mutexes."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 from racewatch.runtime import threads
 
 

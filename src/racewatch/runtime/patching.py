@@ -1,6 +1,7 @@
 """Patches racewatch makes to the standard library, each undone on stop, each keeping the
 original's name, qualified name, module, doc and signature (so it pickles as the original)."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import functools
 import types
 

@@ -6,6 +6,7 @@ an interrupted acquire), and creation is not seen (lock-order reports show where
 first seen), except for the interpreter's thread-end markers, hidden through threading.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import _thread
 import ctypes
 import gc

@@ -12,6 +12,7 @@ says so while holding its mutex: in its not_full / not_empty notify. (queue.Simp
 C: its put and get report a put -> get edge themselves, through the lock hooks.)
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import sys
 import threading
 import weakref
@@ -61,7 +62,8 @@ def patch_queue(queue):
         _roles[self.not_full] = ("get", ref, capacity)    # a get notifies not_full
 
     def notify(self, n=1):
-        role = _roles.get(self) if _roles else None
+        # `.data`, not `if _roles`: WeakKeyDictionary.__len__ calls the program's builtins.len
+        role = _roles.get(self) if _roles.data else None
         if role is not None and counted_in.get(sys._getframe(1).f_code) == role[0]:
             _capacity_edge(*role)
         return real_notify(self, n)

@@ -1,5 +1,6 @@
 """Race records, their text and JSON forms, where they go, and the exit status they imply."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import collections
 import os
 import sys

@@ -1,5 +1,6 @@
 """Per-location FastTrack state of the Python twin, and its lifetime (dies with its object)."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import struct
 import sys
 import weakref

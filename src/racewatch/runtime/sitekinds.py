@@ -3,6 +3,7 @@
 The probe call says read or write; the kind says what the location is and how to find it.
 """
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 NONE = 0            # unregistered: the object passed is the location's owner
 ATTR = 1            # o.name: skipped for instances of static types without a __dict__;
                     # a module's attribute is its global

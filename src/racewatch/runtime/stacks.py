@@ -1,5 +1,6 @@
 """Stacks for reports: user frames only (racewatch's own frames never appear)."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 import sys
 

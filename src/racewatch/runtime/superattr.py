@@ -1,5 +1,6 @@
 """Where `super().name` reads from: the class attribute the lookup finds, for both runtimes."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 
 def owner(obj, key):
     """The class whose attribute `super().key` reads, or None.

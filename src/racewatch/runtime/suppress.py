@@ -1,6 +1,7 @@
 """Suppressions: TSan-style `race:` / `race_top:` / `deadlock:` / `thread:` patterns, and
 `# racewatch: ignore` lines; counts of which fired."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import os
 import sys
 

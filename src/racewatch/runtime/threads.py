@@ -1,5 +1,6 @@
 """What reports say about threads, for either runtime: names, creation stacks, status."""
 
+from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import weakref
 
 

@@ -205,17 +205,23 @@ static PyObject *access_location(PyObject *target, PyObject *key, ThreadState *t
 }
 
 /* The accesses in `ls` (`resolved` < 0: gathering them failed) at `site`; releases them, last
- * (a finalizer may run). */
+ * (a finalizer may run). Each access is its own stay inside the runtime (ebr_enter): a bulk
+ * read of many blocks, waiting on other threads' stripes, must not hold back every thread's
+ * reclamation meanwhile. */
 static PyObject *access_all(Locs *ls, int resolved, ThreadState *t, long site) {
     int ok = resolved >= 0;
-    ebr_enter(t);
     for (int i = 0; ok && i < ls->n; i++) {
         Loc *l = &ls->a[i];
-        PyObject *r = access_location(l->owner, l->key, t, site, l->is_write, l->atomic,
-                                      l->release);
-        if (!r) ok = 0; else Py_DECREF(r);
+        for (Py_ssize_t k = 0; ok && k < (l->key ? 1 : l->blocks); k++) {
+            PyObject *key = l->key ? Py_NewRef(l->key) : block_key_ref(k);
+            ebr_enter(t);
+            PyObject *r = key ? access_location(l->owner, key, t, site, l->is_write, l->atomic,
+                                                l->release) : NULL;
+            ebr_exit(t);
+            Py_XDECREF(key);   /* a made block key: an int, no finalizer */
+            if (!r) ok = 0; else Py_DECREF(r);
+        }
     }
-    ebr_exit(t);
     locs_clear(ls);
     return ok ? Py_NewRef(Py_None) : NULL;
 }
@@ -275,7 +281,8 @@ static inline Py_ALWAYS_INLINE int same_epoch_in(ThreadState *t, PyObject *owner
         if (found < 0) return FAST_NO;
         STORE(hint, i = (uint32_t)found);   /* any thread's hint is as good */
     }
-    if (rec->head.compact) {
+    Epochs *full = LOAD_ACQ(&rec->full);
+    if (!full) {
         Marks *m = &MARKS(rec)[i];
         uint32_t *markp = is_write ? &m->w : &m->r;
         uint32_t mark = LOAD(markp), want = (site + 1) | (atomic ? ATOMIC_MARK : 0);
@@ -293,20 +300,21 @@ static inline Py_ALWAYS_INLINE int same_epoch_in(ThreadState *t, PyObject *owner
     uint64_t now = t->epoch | (uint64_t)atomic;
     uint64_t last;
     uint32_t *site_p = NULL, last_extra;
+    Cold *cold = (Cold *)(full + rec->capcells);
     if (is_write) {
-        last = LOAD(&EPOCHS(rec)[i].w);
-        site_p = &COLD(rec)[i].w_site;
-        last_extra = LOAD(&COLD(rec)[i].w_extra);
+        last = LOAD(&full[i].w);
+        site_p = &cold[i].w_site;
+        last_extra = LOAD(&cold[i].w_extra);
     } else {
-        last = LOAD_ACQ(&EPOCHS(rec)[i].r);
+        last = LOAD_ACQ(&full[i].r);
         if (IS_SHARED(last)) {   /* a set never changes: its sites move the full way */
             const Shared *sh = SHARED_OF(last);
             if (t->tid >= sh->n) return FAST_NO;
             last = sh->a[t->tid].epoch;
             if (last == now && sh->a[t->tid].site != site) return FAST_NO;
         } else {
-            site_p = &COLD(rec)[i].r.one.site;
-            last_extra = LOAD(&COLD(rec)[i].r.one.extra);
+            site_p = &cold[i].r.one.site;
+            last_extra = LOAD(&cold[i].r.one.extra);
         }
     }
     if (last == now) {

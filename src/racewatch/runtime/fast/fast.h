@@ -188,6 +188,7 @@ static inline ThreadState *current(void) {
 
 /* Free `p` with `free_fn` once no thread can be reading it (at once with a GIL). */
 void retire(void *p, void (*free_fn)(void *));
+void retired_counts(size_t *now, size_t *peak);
 int guards_init(void);
 void guards_after_fork(void);
 
@@ -277,15 +278,19 @@ typedef struct {
     uint32_t extra;   /* interned (lockset, stack) of the access; 0: no lock held, no stack */
 } Access;
 
-/* A record is one allocation: a header, the keys of its `capcells` cells (all the fast path
- * compares), then the cells' state in one of two layouts:
- * - compact: every access recorded so far was made in one epoch (`epoch0`) with one interned
- *   (lockset, stack) (`extra0`). That is how most objects live and die: made, used and dropped
- *   by one thread between two synchronizations. A cell then keeps only which of its last write
- *   and read happened, where, and whether atomically: 8 bytes instead of 32.
- * - full: FastTrack's epochs of the last write and read (hot: the fast path reads them), then
- *   their sites and extras (cold: for the full check and for reports).
- * A record starts compact and turns full for good at the first access that does not fit. */
+/* A record is a header, the keys of its `capcells` cells (all the fast path compares), then
+ * the cells' state in one of two layouts:
+ * - compact, in the record: every access recorded so far was made in one epoch (`epoch0`) with
+ *   one interned (lockset, stack) (`extra0`). That is how most objects live and die: made, used
+ *   and dropped by one thread between two synchronizations. A cell then keeps only which of its
+ *   last write and read happened, where, and whether atomically: 8 bytes instead of 32.
+ * - full, in an array of its own (`full`): FastTrack's epochs of the last write and read (hot:
+ *   the fast path reads them), then their sites and extras (cold: for the full check and for
+ *   reports).
+ * A record starts compact and turns full for good at the first access that does not fit, in
+ * place: the record does not move, so the compact copy is not left behind as garbage (objects
+ * one thread makes and others read turn full by the million; without a GIL the maker's
+ * allocator never got their old copies back while it waited). */
 #define TAG_WEAK 1u    /* key: held through a weakref (compared by identity) */
 #define TAG_RACED 2u   /* key: a race was found here; the fast path leaves it to the full
                         * check, which then compares sites too */
@@ -329,7 +334,6 @@ enum { KIND_RECORD = 1, KIND_SYNC = 2 };
 typedef struct {
     PyObject *ref;  /* a Ref (weak), the object itself (strong), or NULL (hooked) */
     uint8_t kind : 2, strong : 1, ignore : 1, hooked : 1;
-    uint8_t compact : 1;   /* records: the layout of the cells' state */
     uint32_t ncells;       /* records: cells in use (here, where padding would be) */
 } Tracked;
 
@@ -345,17 +349,18 @@ typedef struct {
     uint32_t extra0;   /* compact: the extra of every access */
     uint64_t epoch0;   /* compact: the epoch of every access (0: none yet) */
     Index *index;
+    Epochs *full;      /* the full layout's state (then Cold after the Epochs), or NULL:
+                        * compact; set once, with release (a fast path may be reading) */
     uintptr_t keys[];  /* a strong reference, under TAG_WEAK a weakref to the key, under
                         * TAG_DIGEST a Digest */
 } Record;
 
-#define EPOCHS(rec) ((Epochs *)((rec)->keys + (rec)->capcells))
-#define COLD(rec) ((Cold *)(EPOCHS(rec) + (rec)->capcells))
+#define EPOCHS(rec) ((rec)->full)
+#define COLD(rec) ((Cold *)((rec)->full + (rec)->capcells))
 #define MARKS(rec) ((Marks *)((rec)->keys + (rec)->capcells))
 #define FIRST_CELLS 2
-#define CELL_SIZE(compact) \
-    (sizeof(uintptr_t) + ((compact) ? sizeof(Marks) : sizeof(Epochs) + sizeof(Cold)))
-#define RECORD_SIZE(cap, compact) (sizeof(Record) + (size_t)(cap) * CELL_SIZE(compact))
+#define RECORD_SIZE(cap) (sizeof(Record) + (size_t)(cap) * (sizeof(uintptr_t) + sizeof(Marks)))
+#define FULL_SIZE(cap) ((size_t)(cap) * (sizeof(Epochs) + sizeof(Cold)))
 
 /* A cell's state in the full layout's terms, wherever the record keeps it. */
 typedef struct {
@@ -400,6 +405,7 @@ Shared *readset_with(const Shared *sh, uint32_t tid, Access mine);
 Shared *readset_pair(uint32_t tid1, Access a1, uint32_t tid2, Access a2);
 void readset_release(Shared *sh);
 void readsets_after_fork(void);
+void readset_counts(size_t *sets, size_t *bytes);
 
 /* record.c: a record's cells */
 int safe_key(PyObject *key, int depth);
@@ -499,9 +505,10 @@ void report_after_fork(void);
 enum { C_NONE, C_DICT, C_LIST, C_SET, C_DEQUE, C_BYTEARRAY };
 
 typedef struct {
-    PyObject *owner, *key;   /* new references */
+    PyObject *owner, *key;   /* new references (key NULL: a list-like's blocks) */
     int is_write, atomic;
     int release;   /* a key deleted from its dict: its cell no longer holds it */
+    Py_ssize_t blocks;   /* key NULL: blocks 0..blocks-1 of owner, each checked in turn */
 } Loc;
 
 /* The accesses one probe stands for: a few, or a bulk read's many (on the heap then). */
@@ -539,6 +546,7 @@ int add_loc(Locs *ls, PyObject *owner, PyObject *key, int is_write, int atomic);
 void locs_clear(Locs *ls);
 Py_ssize_t builtin_len(PyObject *obj);
 PyObject *block_key(Py_ssize_t k);
+PyObject *block_key_ref(Py_ssize_t k);
 int bulk_locs(PyObject *obj, int values, Locs *ls);
 int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, Locs *ls);
 int locations_init(void);

@@ -44,7 +44,15 @@ typedef struct {
 
 static Lock retire_lock;
 static Retired *retired;
-static size_t nretired, capretired, reclaim_at = 64;
+static size_t nretired, capretired, reclaim_at = 64, retired_peak;
+
+/* How many blocks wait for readers to leave, now and at most (for stats()). */
+void retired_counts(size_t *now, size_t *peak) {
+    LOCK(&retire_lock);
+    *now = nretired;
+    *peak = retired_peak;
+    UNLOCK(&retire_lock);
+}
 
 static void fence_every_thread(void) {
 #ifdef HAVE_MEMBARRIER
@@ -83,6 +91,7 @@ void retire(void *p, void (*free_fn)(void *)) {
         capretired = cap;
     }
     retired[nretired++] = (Retired){p, free_fn, __atomic_load_n(&ebr_epoch, __ATOMIC_SEQ_CST)};
+    if (nretired > retired_peak) retired_peak = nretired;
     if (nretired >= reclaim_at) reclaim();
     UNLOCK(&retire_lock);
 }
@@ -113,6 +122,8 @@ Lock *stripe_of(const void *obj) {
 void retire(void *p, void (*free_fn)(void *)) {
     if (p) free_fn(p);
 }
+
+void retired_counts(size_t *now, size_t *peak) { *now = *peak = 0; }
 
 void guards_after_fork(void) {}
 

@@ -72,14 +72,16 @@ static PyObject *weakrefable_no;  /* set of types that refused a weakref */
 static void free_tracked(Tracked *tr, PyObject **defer, size_t *ndefer) {
     if (tr->kind == KIND_RECORD) {
         Record *rec = (Record *)tr;
-        account(-(Py_ssize_t)RECORD_SIZE(rec->capcells, rec->head.compact));
+        account(-(Py_ssize_t)(RECORD_SIZE(rec->capcells) +
+                              (rec->full ? FULL_SIZE(rec->capcells) : 0)));
         for (uint32_t i = 0; i < rec->head.ncells; i++) {
             if (rec->keys[i] & TAG_DIGEST) PyMem_RawFree(untag(rec->keys[i]));
             else defer[(*ndefer)++] = untag(rec->keys[i]);
-            if (!rec->head.compact && IS_SHARED(EPOCHS(rec)[i].r))
+            if (rec->full && IS_SHARED(EPOCHS(rec)[i].r))
                 readset_release(SHARED_OF(EPOCHS(rec)[i].r));
         }
         retire(rec->index, PyMem_RawFree);
+        retire(rec->full, PyMem_Free);
     } else {
         account(-(Py_ssize_t)sizeof(SyncVar));
         if (((SyncVar *)tr)->id) lock_var_died((SyncVar *)tr);
@@ -275,14 +277,11 @@ void hook_dealloc(PyTypeObject *tp, int trashcan) {
  * wherever one is made or freed): no per-block header, and size classes 16 bytes apart. */
 Tracked *tracked_new(PyObject *obj, uint8_t kind) {
     uint32_t cap = kind == KIND_RECORD ? first_cells(Py_TYPE(obj)) : 0;
-    size_t size = kind == KIND_RECORD ? RECORD_SIZE(cap, 1) : sizeof(SyncVar);
+    size_t size = kind == KIND_RECORD ? RECORD_SIZE(cap) : sizeof(SyncVar);
     Tracked *tr = PyMem_Calloc(1, size);
     if (!tr) { PyErr_NoMemory(); return NULL; }
     account((Py_ssize_t)size);
-    if (kind == KIND_RECORD) {
-        ((Record *)tr)->capcells = cap;
-        tr->compact = 1;
-    }
+    if (kind == KIND_RECORD) ((Record *)tr)->capcells = cap;   /* compact: no full state */
     tr->kind = kind;
     hook_builtin_base(Py_TYPE(obj));
     if (dies_through_hook(Py_TYPE(obj))) {   /* its death is seen without any reference */

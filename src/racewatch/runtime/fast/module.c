@@ -177,14 +177,25 @@ static PyObject *fast_stats(PyObject *m, PyObject *noargs) {
             cells += LOAD(&rec->head.ncells);
             capacity += rec->capcells;
             const Index *index = LOAD(&rec->index);
-            bytes += RECORD_SIZE(rec->capcells, rec->head.compact) +
+            int full = LOAD_ACQ(&rec->full) != NULL;
+            bytes += RECORD_SIZE(rec->capcells) + (full ? FULL_SIZE(rec->capcells) : 0) +
                      (index ? sizeof(Index) + index->cap * sizeof(uint32_t) : 0);
-            compact += rec->head.compact;
+            compact += !full;
         }
         UNLOCK(&shard->lock);
     }
     ebr_exit(t);
-    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:I,s:n,s:n,s:n,s:n}", "shadow_bytes",
+    size_t retired, retired_peak, sets, set_bytes, table_bytes = 0;
+    retired_counts(&retired, &retired_peak);
+    readset_counts(&sets, &set_bytes);
+    for (size_t s = 0; s < (1u << SHARD_BITS); s++) {
+        LOCK(&objects.shards[s].lock);
+        const Slots *arr = objects.shards[s].map.arr;
+        table_bytes += arr ? sizeof(Slots) + arr->cap * sizeof(Slot) : 0;
+        UNLOCK(&objects.shards[s].lock);
+    }
+    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:I,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}",
+                         "shadow_bytes",
                          (Py_ssize_t)LOAD(&shadow_bytes), "shadow_peak",
                          (Py_ssize_t)LOAD(&shadow_peak),
                          "objects", (Py_ssize_t)table_count(&objects),
@@ -192,7 +203,10 @@ static PyObject *fast_stats(PyObject *m, PyObject *noargs) {
                          "strong", (Py_ssize_t)LOAD(&nstrong),
                          "threads", LOAD(&nthreads), "cells", (Py_ssize_t)cells,
                          "cell_capacity", (Py_ssize_t)capacity, "record_bytes",
-                         (Py_ssize_t)bytes, "compact_records", (Py_ssize_t)compact);
+                         (Py_ssize_t)bytes, "compact_records", (Py_ssize_t)compact,
+                         "table_bytes", (Py_ssize_t)table_bytes, "readsets", (Py_ssize_t)sets,
+                         "readset_bytes", (Py_ssize_t)set_bytes, "retired", (Py_ssize_t)retired,
+                         "retired_peak", (Py_ssize_t)retired_peak);
 }
 
 #define FAST(name, doc) {#name, (PyCFunction)(void (*)(void))fast_##name, METH_FASTCALL, doc}

@@ -138,6 +138,20 @@ void readset_release(Shared *sh) {
     }
 }
 
+/* How many sets there are, and their bytes (for stats()). */
+void readset_counts(size_t *sets, size_t *bytes) {
+    *sets = *bytes = 0;
+    for (int i = 0; i < STRIPES; i++) {
+        LOCK(&stripes[i].lock);
+        for (size_t b = 0; b < stripes[i].cap; b++)
+            for (Set *s = stripes[i].buckets[b]; s; s = s->next) {
+                ++*sets;
+                *bytes += sizeof(Set) + s->shared.n * sizeof(Access);
+            }
+        UNLOCK(&stripes[i].lock);
+    }
+}
+
 /* In a fork child: the sets still held stay valid; only the locks start free. */
 void readsets_after_fork(void) {
     for (int i = 0; i < STRIPES; i++) memset(&stripes[i].lock, 0, sizeof(Lock));

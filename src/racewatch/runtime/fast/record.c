@@ -7,7 +7,7 @@ static inline uint32_t mark_site(uint32_t mark) {
 }
 
 void cell_load(const Record *rec, uint32_t i, CellState *s) {
-    if (!rec->head.compact) {
+    if (rec->full) {
         s->w = EPOCHS(rec)[i].w;
         s->r = EPOCHS(rec)[i].r;
         s->c = COLD(rec)[i];
@@ -42,7 +42,7 @@ uint32_t first_cells(PyTypeObject *tp) {
     if (!hinted(tp)) return FIRST_CELLS;
     size_t i = hint_slot(tp);
     uint32_t n = LOAD(&size_hints[i].type) == tp ? LOAD(&size_hints[i].cells) : FIRST_CELLS;
-    return n < FIRST_CELLS ? FIRST_CELLS : n > 16 ? 16 : n;
+    return n < 1 ? 1 : n > 16 ? 16 : n;   /* a class of one attribute: one cell, not two */
 }
 
 static void note_cells(PyTypeObject *tp, uint32_t cells) {
@@ -256,44 +256,44 @@ static int reindex(Record *rec) {
     return 0;
 }
 
-/* Remake `rec` with room for `cap` cells in the given layout (a compact record may turn full,
- * never the reverse). The record moves: everything that points at it follows. Under obj's
- * stripe, as every change of a record. */
-static Record *resize_record(PyObject *obj, Record *rec, uint32_t cap, int compact) {
-    Record *moved = PyMem_Malloc(RECORD_SIZE(cap, compact));
-    if (!moved) { PyErr_NoMemory(); return NULL; }
-    account((Py_ssize_t)(RECORD_SIZE(cap, compact) -
-                         RECORD_SIZE(rec->capcells, rec->head.compact)));
+/* The bytes of a record with `cap` cells, and of its full state if it has one. */
+static inline Py_ssize_t record_bytes(const Record *rec, uint32_t cap) {
+    return (Py_ssize_t)(RECORD_SIZE(cap) + (rec->full ? FULL_SIZE(cap) : 0));
+}
+
+/* Remake `rec` with room for `cap` cells, in its layout. The record moves: everything that
+ * points at it follows. Under obj's stripe, as every change of a record. */
+static Record *resize_record(PyObject *obj, Record *rec, uint32_t cap) {
+    uint32_t n = rec->head.ncells;
+    Record *moved = PyMem_Malloc(RECORD_SIZE(cap));
+    Epochs *full = moved && rec->full ? PyMem_Malloc(FULL_SIZE(cap)) : NULL;
+    if (!moved || (rec->full && !full)) {
+        PyMem_Free(moved);
+        PyErr_NoMemory();
+        return NULL;
+    }
     memcpy(moved, rec, sizeof(Record));
     moved->capcells = cap;
-    moved->head.compact = (uint8_t)compact;
-    memcpy(moved->keys, rec->keys, rec->head.ncells * sizeof(uintptr_t));
-    if (compact) {
-        memcpy(MARKS(moved), MARKS(rec), rec->head.ncells * sizeof(Marks));
-    } else if (!rec->head.compact) {
-        memcpy(EPOCHS(moved), EPOCHS(rec), rec->head.ncells * sizeof(Epochs));
-        memcpy(COLD(moved), COLD(rec), rec->head.ncells * sizeof(Cold));
+    moved->full = full;
+    memcpy(moved->keys, rec->keys, n * sizeof(uintptr_t));
+    if (full) {
+        memcpy(EPOCHS(moved), EPOCHS(rec), n * sizeof(Epochs));
+        memcpy(COLD(moved), COLD(rec), n * sizeof(Cold));
     } else {
-        for (uint32_t i = 0; i < rec->head.ncells; i++) {
-            CellState st;
-            cell_load(rec, i, &st);
-            EPOCHS(moved)[i] = (Epochs){st.w, st.r};
-            COLD(moved)[i] = st.c;
-        }
-        moved->epoch0 = 0;
-        moved->extra0 = 0;
+        memcpy(MARKS(moved), MARKS(rec), n * sizeof(Marks));
     }
     if (table_put(&objects, obj, moved) < 0) {   /* replaces the entry */
-        account((Py_ssize_t)(RECORD_SIZE(rec->capcells, rec->head.compact) -
-                             RECORD_SIZE(cap, compact)));
+        PyMem_Free(full);
         PyMem_Free(moved);
         return NULL;
     }
+    account(record_bytes(moved, cap) - record_bytes(rec, rec->capcells));
     if (moved->head.ref && !moved->head.strong) ((Ref *)moved->head.ref)->owner = &moved->head;
 #ifndef RW_FREE_THREADED
     last_addr = 0;
 #endif
-    retire(rec, PyMem_Free);   /* a fast path may be reading the old copy */
+    retire(rec->full, PyMem_Free);   /* a fast path may be reading the old copy */
+    retire(rec, PyMem_Free);
     return moved;
 }
 
@@ -302,7 +302,25 @@ static Record *grow_record(PyObject *obj, Record *rec) {
     if (rec->head.ncells < rec->capcells) return rec;
     /* small records (most objects have a handful of attributes) grow a cell at a time */
     uint32_t cap = rec->capcells < 6 ? rec->capcells + 1 : rec->capcells + rec->capcells / 2;
-    return resize_record(obj, rec, cap, rec->head.compact);
+    return resize_record(obj, rec, cap);
+}
+
+/* Turn compact `rec` full, in place: its cells' state copied to a full array, published last
+ * (a fast path that still sees the compact marks sees this thread's accesses as they were, as
+ * in a copy it read before a move). The cells past ncells are filled as they are added. */
+static int make_full(Record *rec) {
+    Epochs *full = PyMem_Malloc(FULL_SIZE(rec->capcells));
+    if (!full) { PyErr_NoMemory(); return -1; }
+    Cold *cold = (Cold *)(full + rec->capcells);
+    for (uint32_t i = 0; i < rec->head.ncells; i++) {
+        CellState st;
+        cell_load(rec, i, &st);
+        full[i] = (Epochs){st.w, st.r};
+        cold[i] = st.c;
+    }
+    account((Py_ssize_t)FULL_SIZE(rec->capcells));
+    STORE_REL(&rec->full, full);
+    return 0;
 }
 
 static inline uint32_t mark_of(uint64_t epoch, uint32_t site) {
@@ -332,17 +350,16 @@ static int fits_compact(Record *rec, const CellState *s) {
     return 1;
 }
 
-/* Keep `s` as cell i's state; a compact record that cannot hold it turns full (and moves). */
+/* Keep `s` as cell i's state; a compact record that cannot hold it turns full (in place). */
 int cell_store(PyObject *obj, Record **recp, uint32_t i, const CellState *s) {
     Record *rec = *recp;
-    if (rec->head.compact) {
+    if (!rec->full) {
         if (fits_compact(rec, s)) {
             STORE(&MARKS(rec)[i].w, mark_of(s->w, s->c.w_site));
             STORE(&MARKS(rec)[i].r, mark_of(s->r, s->c.r.one.site));
             return 0;
         }
-        if (!(rec = resize_record(obj, rec, rec->capcells, 0))) return -1;
-        *recp = rec;
+        if (make_full(rec) < 0) return -1;
     }
     STORE(&EPOCHS(rec)[i].w, s->w);
     STORE_REL(&EPOCHS(rec)[i].r, s->r);   /* a read set is filled before it is published */
@@ -373,7 +390,7 @@ int add_cell(PyObject *obj, Record **recp, PyObject *key, Py_hash_t hash, uint8_
     if (!held) note_cells(Py_TYPE(obj), i + 1);
     if (held) *weak = NULL;
     STORE(&rec->keys[i], held ? (uintptr_t)held | TAG_WEAK : (uintptr_t)Py_NewRef(key));
-    if (rec->head.compact) {
+    if (!rec->full) {
         MARKS(rec)[i] = (Marks){0, 0};
     } else {
         EPOCHS(rec)[i] = (Epochs){0, 0};
