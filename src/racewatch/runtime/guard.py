@@ -42,7 +42,10 @@ def _resume(_locks=_locks, _paused=_paused, _enable=gc.enable, _release=owned.RL
     finally:
         # Not `with` nor a hooked release: either may allocate, and so start a collection,
         # whose finalizers would run holding this lock (one taking a lock whose holder waits
-        # for this one, in _pause, would hang the program).
+        # for this one, in _pause, would hang the program). Not enough on 3.12+: there a
+        # collection scheduled earlier runs as _enable() (or _pause's _isenabled()) returns,
+        # still under this lock; the guard needs collections off before taking it and back on
+        # only after releasing it (not done yet).
         _release(lock)
 
 
