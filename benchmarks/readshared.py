@@ -12,6 +12,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 
 import variants
 
@@ -52,11 +53,12 @@ def main():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RACEWATCH_"))}
     if variants.free_threaded(args.python):
         env["PYTHON_GIL"] = "0"
-    workdir = os.path.dirname(os.path.abspath(__file__))
-    script = os.path.join(workdir, "workloads", "_readshared_program.py")
-    with open(script, "w", encoding="utf-8") as f:
-        f.write(PROGRAM)
-    try:
+    # Its own directory, so nothing is written into the checkout (the benchmark tests list
+    # benchmarks/workloads/ while this may be running).
+    with tempfile.TemporaryDirectory(prefix="racewatch-readshared-") as workdir:
+        script = os.path.join(workdir, "readshared_program.py")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(PROGRAM)
         peak = {}
         for variant, prefix in VARIANTS.items():
             proc = subprocess.run([args.python, *prefix, script, format(args.objects, "g"),
@@ -67,9 +69,7 @@ def main():
             peak[variant] = int(proc.stdout.split()[-1]) / 1024
             print(f"{variant:8} {args.threads} threads x {args.objects:g} objects: "
                   f"peak {peak[variant]:.0f} MiB")
-        print(f"racewatch: {peak['race-c'] / peak['plain']:.2f}x plain's peak memory")
-    finally:
-        os.remove(script)
+    print(f"racewatch: {peak['race-c'] / peak['plain']:.2f}x plain's peak memory")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ LIBS = {
     "schedule": ("1.2.2", ["pytz"], ["test_schedule.py"]),
     "janus": ("2.0.0", ["pytest-asyncio"], ["tests", "-o", "addopts="]),  # no pytest-cov
     "dogpile.cache": ("1.5.0", ["mako"], ["tests/cache", "tests/util", "tests/test_lock.py"]),
+    "pykka": ("4.5.0", ["pytest-mock"], ["tests", "-p", "no:cov"]),
 }
 _OUTCOME = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 _BY_RACES = re.compile(r"racewatch: (\d+) test\(s\) failed by races")

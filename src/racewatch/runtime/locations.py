@@ -11,6 +11,7 @@ them) are told apart by identity.
 """
 
 from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
+import array
 import collections
 import gc
 import weakref
@@ -133,6 +134,28 @@ def _shape_owner(obj):
         # view.mapping is a read-only proxy; the dict itself is what the view refers to
         return next((r for r in gc.get_referents(obj) if isinstance(r, dict)), None)
     return obj if container_kind(obj) else None
+
+
+_VALUES_VIEW = type({}.values())
+_BUFFERS = (bytes, bytearray, memoryview, array.array)
+
+
+def _eq_family(obj):
+    """The family of builtin comparison `obj` takes part in (as in fast/locations.c). A builtin
+    container's `==` reads its shape and items only against an operand of its own family (a
+    list with a list, a set or a dict's keys/items view with any set or such view, a bytearray
+    with a bytes-like); against anything else it returns NotImplemented without looking, and the
+    other operand's own __eq__, if it has one, reads what it reads through its own probes."""
+    tp = type(obj)
+    if issubclass(tp, _DICT_VIEWS):
+        return None if issubclass(tp, _VALUES_VIEW) else set  # a values view: by identity
+    if issubclass(tp, (set, frozenset)):
+        return set
+    for family in (list, dict, _DEQUE):
+        if issubclass(tp, family):
+            return family
+    # the builtin buffers (Python has no test for the buffer protocol that runs no user code)
+    return bytes if issubclass(tp, _BUFFERS) else None
 
 
 def _attr_owner(obj):
@@ -331,6 +354,9 @@ def resolve(obj, key, kind, is_write, how, frame):
         owner = _shape_owner(obj)
         return [(owner, SHAPE, False, 0)] if owner is not None else []
     if kind == K.EQ:
+        family = _eq_family(obj)
+        if family is None or family is not _eq_family(key):
+            return []
         return [(o, SHAPE, False, 0) for o in (_shape_owner(obj), _shape_owner(key))
                 if o is not None]
     if kind == K.SUPER:

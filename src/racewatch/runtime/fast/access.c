@@ -424,8 +424,8 @@ static inline int same_epoch_kind(ThreadState *t, PyObject *obj, PyObject *key, 
         if (ck != C_DICT) key = shape_key;
         break;
     }
-    case K_EQ:   /* nothing to record unless an operand is a container (or a dict view) */
-        return !maybe_container(obj) && !maybe_container(key);
+    case K_EQ:   /* nothing to record unless a container's own comparison runs (eq_reads) */
+        return !eq_reads(obj, key);
     default: return 0;
     }
     return same_epoch_moving(t, owner, key, is_write, atomic, (uint32_t)site, hint);

@@ -531,6 +531,7 @@ static inline void locs_init(Locs *ls) {
 int container_kind(PyObject *o);
 int exact_container(PyTypeObject *tp);
 int maybe_container(PyObject *o);
+int eq_reads(PyObject *a, PyObject *b);
 int maybe_sequence(PyObject *o);
 PyObject *shape_owner(PyObject *obj);
 /* An instance of a static type, or of an immutable one (as _thread.lock), without a __dict__:

@@ -410,6 +410,7 @@ int resolve(PyObject *obj, PyObject *key, uint8_t kind, int is_write, Locs *ls) 
         }
         return add_loc(ls, shape_owner(obj), shape_key, 0, 0);
     case K_EQ:
+        if (!eq_reads(obj, key)) return 0;
         if (add_loc(ls, shape_owner(obj), shape_key, 0, 0) < 0) return -1;
         return add_loc(ls, shape_owner(key), shape_key, 0, 0);
     case K_ATOMIC: return add_loc(ls, obj, key, is_write, 1);
@@ -435,6 +436,34 @@ HOT int maybe_container(PyObject *o) {
         tp == &PyBool_Type || o == Py_None)
         return 0;
     return is_dict_view(o) || container_kind(o);
+}
+
+/* The family of builtin comparison an operand takes part in. A builtin container's `==`
+ * reads its shape and items only against an operand of its own family (a list with a list, a
+ * set or a dict's keys/items view with any set or such view, a bytearray with any buffer);
+ * against anything else it returns NotImplemented without looking, and the other operand's
+ * own __eq__, if it has one, reads what it reads through its own probes. */
+enum { EQ_NONE, EQ_LIST, EQ_DICT, EQ_SET, EQ_DEQUE, EQ_BYTES };
+
+static int eq_family(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    if (is_dict_view(o))   /* a values view compares by identity */
+        return tp == &PyDictValues_Type || tp->tp_base == &PyDictValues_Type ? EQ_NONE : EQ_SET;
+    if (PyList_Check(o)) return EQ_LIST;
+    if (PyDict_Check(o)) return EQ_DICT;
+    if (PyAnySet_Check(o)) return EQ_SET;
+    PyTypeObject *deque = LOAD(&deque_type);
+    if (deque && PyType_IsSubtype(tp, deque)) return EQ_DEQUE;
+    if (PyObject_CheckBuffer(o)) return EQ_BYTES;
+    return EQ_NONE;
+}
+
+/* Whether `a == b` (or `!=`) reads a container's shape: one operand is a container (or a dict
+ * view) and the other of its comparison family. */
+HOT int eq_reads(PyObject *a, PyObject *b) {
+    if (!maybe_container(a) && !maybe_container(b)) return 0;
+    int family = eq_family(a);
+    return family != EQ_NONE && family == eq_family(b);
 }
 
 /* Whether a concatenation operand may be a list-like; numbers and strings first, by pointer. */

@@ -99,11 +99,11 @@ static PyMethodDef token_methods[] = {
     {NULL},
 };
 
-/* Comparison tokens: `token[right] = left` for `left OP right`; nothing to record unless an
- * operand is a container. */
+/* Comparison tokens: `token[right] = left` for `left OP right`; nothing to record unless a
+ * container's own comparison runs (eq_reads). */
 static int eq_setitem(Token *t, PyObject *key, PyObject *obj) {
     if (!obj) obj = Py_None;
-    if (!ENABLED() || (!maybe_container(obj) && !maybe_container(key))) return 0;
+    if (!ENABLED() || !eq_reads(obj, key)) return 0;
     return token_slow(t, obj, key);
 }
 
