@@ -31,6 +31,8 @@ LIBS = {
     "janus": ("2.0.0", ["pytest-asyncio"], ["tests", "-o", "addopts="]),  # no pytest-cov
     "dogpile.cache": ("1.5.0", ["mako"], ["tests/cache", "tests/util", "tests/test_lock.py"]),
     "pykka": ("4.5.0", ["pytest-mock"], ["tests", "-p", "no:cov"]),
+    "watchdog": ("7.1.1", ["flaky", "pytest-timeout"], ["tests", "-o", "addopts="]),
+    "boltons": ("26.2.0", [], ["tests"]),
 }
 _OUTCOME = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 _BY_RACES = re.compile(r"racewatch: (\d+) test\(s\) failed by races")

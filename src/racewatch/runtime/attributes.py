@@ -119,16 +119,22 @@ def shadowed(obj, name):
     return own is not None and name in own
 
 
+try:  # where it is built, the C runtime keeps the aliases: without a weakref to show
+    from racewatch.runtime._fast import alias_owner as _c_alias_owner, note_dict as _c_note_dict
+except ImportError:
+    _c_alias_owner = _c_note_dict = None
 _aliases = {}  # id(dict) -> weakref to the instance whose __dict__ it was seen to be
 
 
 def note_dict(obj):
     """obj.__dict__ was read: its items are obj's attributes from now on."""
+    if _c_note_dict is not None:
+        return _c_note_dict(obj)
     own = instance_dict(obj)
     if own is None:
         return
     key = id(own)
-    try:
+    try:  # (visible through obj.__weakref__: the C runtime's way shows nothing)
         _aliases[key] = weakref.ref(obj, lambda ref, key=key: _forget(key, ref))
     except TypeError:
         pass  # an instance that cannot be weakly referenced keeps its dict a plain dict
@@ -141,6 +147,8 @@ def _forget(key, ref, _aliases=_aliases):
 
 def alias_owner(d):
     """The instance whose __dict__ `d` is (seen through obj.__dict__), or None."""
+    if _c_alias_owner is not None:
+        return _c_alias_owner(d)
     ref = _aliases.get(id(d)) if _aliases else None
     owner = ref() if ref is not None else None
     if owner is None or instance_dict(owner) is not d:  # a dead or replaced __dict__

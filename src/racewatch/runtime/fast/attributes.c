@@ -192,8 +192,13 @@ static int shadowed(PyObject *obj, PyObject *key) {
 
 /* ---- __dict__ aliases: obj.__dict__[k] is obj.k ----------------------------------------- */
 
-static Map aliases;   /* dict address -> Ref to the instance whose __dict__ it is */
+/* dict address -> the instance whose __dict__ it is: a Ref to it, or, for an instance whose
+ * death a wrapped deallocator reports (with the GIL), its address tagged with RAW: then no
+ * weakref, which `obj.__weakref__` would show (boltons' wrap_trace took it for a method).
+ * `alias_dicts` maps such an instance back to its dict, so its death drops the entry. */
+static Map aliases, alias_dicts;
 static PyObject *alias_died_callback;
+#define RAW ((uintptr_t)1)
 
 static PyObject *alias_died(PyObject *module, PyObject *wr) {
     Ref *ref = (Ref *)wr;
@@ -205,10 +210,32 @@ static PyObject *alias_died(PyObject *module, PyObject *wr) {
     Py_RETURN_NONE;
 }
 
+/* An instance followed through its deallocator died (note_death). */
+void alias_instance_died(PyObject *op) {
+    if (!LOAD(&alias_dicts.used)) return;
+    LOCK(&alias_lock);
+    uintptr_t dict = (uintptr_t)map_get(&alias_dicts, (uintptr_t)op);
+    if (dict) {
+        map_del(&alias_dicts, (uintptr_t)op);
+        if (map_get(&aliases, dict) == (void *)((uintptr_t)op | RAW)) map_del(&aliases, dict);
+    }
+    UNLOCK(&alias_lock);
+}
+
 /* The instance the alias of `dict` stands for (a new reference), or NULL. */
 static PyObject *alias_target(PyObject *dict) {
     LOCK(&alias_lock);
-    PyObject *ref = Py_XNewRef(map_get(&aliases, (uintptr_t)dict));
+    PyObject *value = map_get(&aliases, (uintptr_t)dict);
+    if (value && ((uintptr_t)value & RAW)) {
+        /* Alive unless its deallocation has begun (refcount 0): that ends in note_death,
+         * which drops the entry under this lock, and with the GIL no other thread runs in
+         * between this test and the reference taken. */
+        PyObject *obj = (PyObject *)((uintptr_t)value & ~RAW);
+        obj = Py_REFCNT(obj) > 0 ? Py_NewRef(obj) : NULL;
+        UNLOCK(&alias_lock);
+        return obj;
+    }
+    PyObject *ref = Py_XNewRef(value);
     UNLOCK(&alias_lock);
     if (!ref) return NULL;
     PyObject *obj = weak_target(ref);
@@ -218,25 +245,39 @@ static PyObject *alias_target(PyObject *dict) {
 
 static PyMethodDef alias_died_def = {"_alias_died", alias_died, METH_O, NULL};
 
+/* Make `dict` an alias of `obj` (value: a Ref to obj, or obj's address tagged RAW). */
+static int alias_put(PyObject *dict, PyObject *obj, PyObject *value) {
+    LOCK(&alias_lock);
+    PyObject *old = map_get(&aliases, (uintptr_t)dict);
+    int err = map_put(&aliases, (uintptr_t)dict, value);
+    if (!err && ((uintptr_t)value & RAW))
+        err = map_put(&alias_dicts, (uintptr_t)obj, dict);   /* a replaced dict: the new one */
+    UNLOCK(&alias_lock);
+    if (err < 0) {
+        if (!((uintptr_t)value & RAW)) Py_DECREF(value);
+        return -1;
+    }
+    if (old && !((uintptr_t)old & RAW)) Py_DECREF(old);   /* no lock held: it may run code */
+    return 0;
+}
+
 /* obj.__dict__ was read: its str keys are obj's attributes from now on. */
 static int note_dict(PyObject *obj) {
     PyObject *dict = own_dict(obj);
-    if (!dict || !PyType_SUPPORTS_WEAKREFS(Py_TYPE(obj))) return 0;
+    if (!dict) return 0;
     PyObject *was = alias_target(dict);
     Py_XDECREF(was);
     if (was == obj) return 0;
+#ifndef RW_FREE_THREADED   /* without the GIL only a weakref says safely that it is alive */
+    if (watch_by_hook(obj)) return alias_put(dict, obj, (PyObject *)((uintptr_t)obj | RAW));
+#endif
+    if (!PyType_SUPPORTS_WEAKREFS(Py_TYPE(obj))) return 0;
     PyObject *ref = PyObject_CallFunctionObjArgs((PyObject *)&RefType, obj,
                                                  alias_died_callback, NULL);   /* may run GC */
     if (!ref) { PyErr_Clear(); return 0; }
     ((Ref *)ref)->owner = NULL;
     ((Ref *)ref)->addr = (uintptr_t)dict;
-    LOCK(&alias_lock);
-    PyObject *old = map_get(&aliases, (uintptr_t)dict);
-    int err = map_put(&aliases, (uintptr_t)dict, ref);
-    UNLOCK(&alias_lock);
-    if (err < 0) { Py_DECREF(ref); return -1; }
-    Py_XDECREF(old);   /* with no lock held: its release may run code */
-    return 0;
+    return alias_put(dict, obj, ref);
 }
 
 /* The instance whose __dict__ `dict` is (a new reference), or NULL. */
@@ -246,6 +287,17 @@ PyObject *alias_owner(PyObject *dict) {
     if (obj && existing_dict(obj) == dict) return obj;   /* not dead, not replaced */
     Py_XDECREF(obj);
     return NULL;
+}
+
+/* For the Python twin, which keeps its aliases here: it then shows no weakref either. */
+PyObject *fast_note_dict(PyObject *m, PyObject *obj) {
+    if (note_dict(obj) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+PyObject *fast_alias_owner(PyObject *m, PyObject *dict) {
+    PyObject *obj = PyDict_CheckExact(dict) ? alias_owner(dict) : NULL;
+    return obj ? obj : Py_NewRef(Py_None);
 }
 
 PyObject *fast_instance_dict(PyObject *m, PyObject *obj) {

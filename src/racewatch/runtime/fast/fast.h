@@ -435,6 +435,7 @@ Tracked *tracked_insert(Table *t, PyObject *obj, Tracked *tr);
 void free_all(Tracked **list, size_t n);
 void sweep(void);
 void hook_dealloc(PyTypeObject *tp, int trashcan);
+int watch_by_hook(PyObject *obj);
 void strong_after_fork(void);
 int lifetime_init(void);
 PyObject *fast_watch_death(PyObject *m, PyObject *obj);
@@ -583,7 +584,10 @@ int attr_locs(PyObject *obj, PyObject *key, int is_write, Locs *ls);
 int attr_same_epoch(PyObject *obj, PyObject *key, int is_write, uint32_t site, uint32_t *hint);
 int method_same_epoch(PyObject *obj, PyObject *key, uint32_t site, uint32_t *hint);
 PyObject *alias_owner(PyObject *dict);
+void alias_instance_died(PyObject *op);
 PyObject *fast_instance_dict(PyObject *m, PyObject *obj);
+PyObject *fast_note_dict(PyObject *m, PyObject *obj);
+PyObject *fast_alias_owner(PyObject *m, PyObject *dict);
 int attributes_init(void);
 
 /* ---- accesses (access.c) ---------------------------------------------------------------- */

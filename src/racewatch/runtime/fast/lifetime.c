@@ -173,6 +173,7 @@ static void note_death(PyObject *op) {
     forget(&syncs, op, dead, &ndead);
     UNLOCK(stripe);
     free_all(dead, ndead);
+    alias_instance_died(op);
     if (LOAD(&death_watch.used)) {
         LOCK(&watch_lock);
         if (map_get(&death_watch, (uintptr_t)op)) {
@@ -270,6 +271,15 @@ void hook_dealloc(PyTypeObject *tp, int trashcan) {
         STORE_REL(&nhooked, nhooked + 1);
     }
     UNLOCK(&hooking);
+}
+
+/* Whether a wrapped deallocator will report obj's death (to note_death, which is then told to
+ * look for it): the way to follow an object without a weakref, which `obj.__weakref__` shows. */
+int watch_by_hook(PyObject *obj) {
+    hook_builtin_base(Py_TYPE(obj));
+    if (!dies_through_hook(Py_TYPE(obj))) return 0;
+    death_note((uintptr_t)obj);
+    return 1;
 }
 
 /* Make the Tracked for `obj`. Allocates Python objects (so GC may run): call with no table

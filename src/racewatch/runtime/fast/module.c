@@ -241,6 +241,8 @@ static PyMethodDef module_methods[] = {
     {"instance_dict", fast_instance_dict, METH_O,
      "obj's own __dict__ (made if its attributes are inline), or None."},
     {"deaths", fast_deaths, METH_NOARGS, "ids of watched objects that died since (or None)."},
+    {"note_dict", fast_note_dict, METH_O, "obj.__dict__ was read: its keys are obj's attributes."},
+    {"alias_owner", fast_alias_owner, METH_O, "The instance whose __dict__ dict is, or None."},
     {NULL},
 };
 
