@@ -33,6 +33,9 @@ LIBS = {
     "pykka": ("4.5.0", ["pytest-mock"], ["tests", "-p", "no:cov"]),
     "watchdog": ("7.1.1", ["flaky", "pytest-timeout"], ["tests", "-o", "addopts="]),
     "boltons": ("26.2.0", [], ["tests"]),
+    "transitions": ("0.9.3", ["mock", "dill", "pycodestyle"], ["tests", "-o", "addopts=-rf", "-p", "no:asyncio"]),
+    "persist_queue": ("1.1.0", ["msgpack", "cbor2", "mock", "pytest-asyncio", "aiofiles", "aiosqlite"],
+                      ["persistqueue/tests", "--ignore=persistqueue/tests/test_mysqlqueue.py"]),
 }
 _OUTCOME = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 _BY_RACES = re.compile(r"racewatch: (\d+) test\(s\) failed by races")

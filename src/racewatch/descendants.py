@@ -14,9 +14,7 @@ all: its summary names each process that found something, and its exit status be
 from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
 import marshal
 import os
-import shutil
 import sys
-import tempfile
 
 VARIABLE = "RACEWATCH_TREE"
 # marshal's version 4 reads the same under every Python 3.4+: a tree may mix versions.
@@ -43,7 +41,7 @@ class Tree:
         """A new tree with this process at its top, named for its children; None if the
         directory cannot be made (the run then ends with each process's own status)."""
         try:
-            path = tempfile.mkdtemp(prefix="racewatch-tree-")
+            path = _mkdtemp()
         except OSError:
             return None
         os.environ[VARIABLE] = path
@@ -91,9 +89,46 @@ class Tree:
             if type(record) is dict and (record.get("races") or
                                          record.get("lock_order_inversions")):
                 found.append(record)
-        shutil.rmtree(self.path, ignore_errors=True)
+        _remove(self.path)
         self.path = None
         return sorted(found, key=lambda r: r.get("pid", 0))
+
+
+def _remove(path):
+    """shutil.rmtree(path, ignore_errors=True) for the tree's flat directory of files (shutil
+    imports bz2, lzma and zlib: a twentieth of a run's start)."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(path, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _mkdtemp():
+    """tempfile.mkdtemp(prefix="racewatch-tree-"), whose import (shutil, random, bz2,
+    lzma...) was a tenth of every run's start: the first place tempfile would choose, tried
+    directly; anything unusual (no such directory, a name taken) goes to tempfile itself."""
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        base = os.environ.get(name)
+        if base:
+            break
+    else:
+        base = "/tmp"
+    path = os.path.abspath(os.path.join(base, f"racewatch-tree-{os.urandom(8).hex()}"))
+    try:
+        os.mkdir(path, 0o700)
+        return path
+    except OSError:
+        import tempfile
+        return tempfile.mkdtemp(prefix="racewatch-tree-")
 
 
 def summary_lines(records):

@@ -42,49 +42,57 @@ class _Capacity:
         return self.slots[count % size]
 
 
-_roles = weakref.WeakKeyDictionary()  # Condition -> (role, weakref to its queue, _Capacity)
+# id(Condition) -> (code of the queue method that counts, role, weakref to its queue,
+# _Capacity, weakref to the Condition): an entry leaves as its Condition dies (before the id
+# can be reused). Keyed by id rather than a WeakKeyDictionary: every notify of every Condition
+# looks here, and a lookup by id makes no weak reference each time.
+_roles = {}
 
 
-def engine():
-    return patching.engine
+def _track(condition, role):
+    key = id(condition)
+    _roles[key] = (*role, weakref.ref(condition, lambda _, key=key: _roles.pop(key, None)))
 
 
 def patch_queue(queue):
     Queue = queue.Queue
     real_put, real_get = Queue.put, Queue.get
-    counted_in = {real_put.__code__: "put", real_get.__code__: "get"}
 
     def init(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
         lockhooks.mark_inner(self.mutex)
         capacity, ref = _Capacity(), weakref.ref(self)
-        _roles[self.not_empty] = ("put", ref, capacity)   # a put notifies not_empty
-        _roles[self.not_full] = ("get", ref, capacity)    # a get notifies not_full
+        # a put notifies not_empty, a get not_full (the notify counts when made there)
+        _track(self.not_empty, (real_put.__code__, "put", ref, capacity))
+        _track(self.not_full, (real_get.__code__, "get", ref, capacity))
+
+    roles, caller = _roles.get, sys._getframe
 
     def notify(self, n=1):
-        # `.data`, not `if _roles`: WeakKeyDictionary.__len__ calls the program's builtins.len
-        role = _roles.get(self) if _roles.data else None
-        if role is not None and counted_in.get(sys._getframe(1).f_code) == role[0]:
+        role = roles(id(self))
+        # the caller's code by identity: hashing a code object costs ~1000 instructions
+        if role is not None and caller(1).f_code is role[0]:
             _capacity_edge(*role)
         return real_notify(self, n)
 
     def put(self, item, block=True, timeout=None):
-        engine().happens_after(self)   # after the puts before it...
-        engine().happens_before(self)  # ...and before the gets after it, even one that runs
+        engine = patching.engine
+        engine.happens_after(self)   # after the puts before it...
+        engine.happens_before(self)  # ...and before the gets after it, even one that runs
         return real_put(self, item, block, timeout)  # as soon as the real put lets it
 
     def get(self, block=True, timeout=None):
         item = real_get(self, block, timeout)
-        engine().happens_after(self)
+        patching.engine.happens_after(self)
         return item
 
     def task_done(self):
-        engine().happens_before(self.all_tasks_done)
+        patching.engine.happens_before(self.all_tasks_done)
         return real_task_done(self)
 
     def join(self):
         real_join(self)
-        engine().happens_after(self.all_tasks_done)
+        patching.engine.happens_after(self.all_tasks_done)
 
     real_init = patching.patch(Queue, "__init__", init)
     real_notify = patching.patch(threading.Condition, "notify", notify)
@@ -99,7 +107,7 @@ def patch_queue(queue):
         lockhooks.hook_simple_queue()
 
 
-def _capacity_edge(role, ref, capacity):
+def _capacity_edge(_, role, ref, capacity, __):
     """The queue's mutex is held: counts are in the queue's own order."""
     queue = ref()
     size = getattr(queue, "maxsize", 0) if queue is not None else 0
@@ -107,11 +115,11 @@ def _capacity_edge(role, ref, capacity):
         return
     if role == "get":
         capacity.gets += 1
-        engine().happens_before(capacity.slot(capacity.gets, size))
+        patching.engine.happens_before(capacity.slot(capacity.gets, size))
     else:
         capacity.puts += 1
         if capacity.puts > size:
-            engine().happens_after(capacity.slot(capacity.puts, size))
+            patching.engine.happens_after(capacity.slot(capacity.puts, size))
 
 
 def patch_multiprocessing(queues):
@@ -120,7 +128,7 @@ def patch_multiprocessing(queues):
     Queue = queues.Queue
 
     def put(self, obj, block=True, timeout=None):
-        engine().happens_before(self._buffer)
+        patching.engine.happens_before(self._buffer)
         return real_put(self, obj, block, timeout)
 
     def feed(buffer, *args, **kwargs):
@@ -141,7 +149,7 @@ class _FeederBuffer:
 
     def popleft(self):
         item = self.buffer.popleft()
-        engine().happens_after(self.buffer)
+        patching.engine.happens_after(self.buffer)
         return item
 
     def __getattr__(self, name):

@@ -578,7 +578,7 @@ typedef struct {
     PyObject *owner;        /* the class whose attribute a read reads (AT_CLASS, AT_VALUE) */
 } AttrCache;
 
-int attr_hit(PyTypeObject *tp, PyObject *name, AttrCache *out);
+const AttrCache *attr_hit(PyTypeObject *tp, PyObject *name, AttrCache *buf);
 AttrCache attr_plan(PyTypeObject *tp, PyObject *key, int container);
 int attr_locs(PyObject *obj, PyObject *key, int is_write, Locs *ls);
 int attr_same_epoch(PyObject *obj, PyObject *key, int is_write, uint32_t site, uint32_t *hint);

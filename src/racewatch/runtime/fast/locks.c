@@ -134,15 +134,21 @@ int refresh_lockset(ThreadState *t) {
 
 /* The id of `lock` (M<id> in reports), numbered the first time it is taken; 0 if it has no
  * sync var. The id is given under the lock's stripe, so a death (which takes the sync var out
- * of its table under the stripe first) sees it. */
+ * of its table under the stripe first) sees it. Its name is made only then: a lock's later
+ * events read the id alone (a tuple built per event was a third of an event's cost). */
 static int64_t lock_id(PyObject *lock) {
+    Lock *stripe = stripe_of(lock);
+    LOCK(stripe);
+    SyncVar *var = table_get(&syncs, lock);
+    uint32_t known = var ? LOAD(&var->id) : 0;
+    UNLOCK(stripe);
+    if (known || !var) return known;
     PyObject *name = Py_BuildValue("(On)", (PyObject *)Py_TYPE(lock), (Py_ssize_t)lock);
     if (!name) return -1;
     int64_t id = 0;
     int used = 0;
-    Lock *stripe = stripe_of(lock);
     LOCK(stripe);
-    SyncVar *var = table_get(&syncs, lock);
+    var = table_get(&syncs, lock);
     LOCK(&locks_lock);
     if (var && var->id) {
         id = var->id;
@@ -154,7 +160,8 @@ static int64_t lock_id(PyObject *lock) {
             id = -1;
         } else {
             used = 1;
-            id = var->id = next_id++;
+            id = next_id++;
+            STORE(&var->id, (uint32_t)id);
         }
     }
     UNLOCK(&locks_lock);
