@@ -42,10 +42,10 @@ class _Capacity:
         return self.slots[count % size]
 
 
-# id(Condition) -> (role, weakref to its queue, _Capacity, weakref to the Condition): an entry
-# leaves as its Condition dies (before the id can be reused). Keyed by id rather than a
-# WeakKeyDictionary: every notify of every Condition looks here, and a lookup by id makes no
-# weak reference each time.
+# id(Condition) -> (code of the queue method that counts, role, weakref to its queue,
+# _Capacity, weakref to the Condition): an entry leaves as its Condition dies (before the id
+# can be reused). Keyed by id rather than a WeakKeyDictionary: every notify of every Condition
+# looks here, and a lookup by id makes no weak reference each time.
 _roles = {}
 
 
@@ -57,20 +57,21 @@ def _track(condition, role):
 def patch_queue(queue):
     Queue = queue.Queue
     real_put, real_get = Queue.put, Queue.get
-    counted_in = {real_put.__code__: "put", real_get.__code__: "get"}
 
     def init(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
         lockhooks.mark_inner(self.mutex)
         capacity, ref = _Capacity(), weakref.ref(self)
-        _track(self.not_empty, ("put", ref, capacity))   # a put notifies not_empty
-        _track(self.not_full, ("get", ref, capacity))    # a get notifies not_full
+        # a put notifies not_empty, a get not_full (the notify counts when made there)
+        _track(self.not_empty, (real_put.__code__, "put", ref, capacity))
+        _track(self.not_full, (real_get.__code__, "get", ref, capacity))
 
     roles, caller = _roles.get, sys._getframe
 
     def notify(self, n=1):
         role = roles(id(self))
-        if role is not None and counted_in.get(caller(1).f_code) == role[0]:
+        # the caller's code by identity: hashing a code object costs ~1000 instructions
+        if role is not None and caller(1).f_code is role[0]:
             _capacity_edge(*role)
         return real_notify(self, n)
 
@@ -106,7 +107,7 @@ def patch_queue(queue):
         lockhooks.hook_simple_queue()
 
 
-def _capacity_edge(role, ref, capacity, _):
+def _capacity_edge(_, role, ref, capacity, __):
     """The queue's mutex is held: counts are in the queue's own order."""
     queue = ref()
     size = getattr(queue, "maxsize", 0) if queue is not None else 0
