@@ -39,8 +39,9 @@ HOT const AttrCache *attr_hit(PyTypeObject *tp, PyObject *name, AttrCache *buf) 
 #else
     (void)buf;
 #endif
-    unsigned int version = LOAD(&tp->tp_version_tag);
-    return ac->type == tp && ac->name == name && ac->version == version && version ? ac : NULL;
+    /* no entry holds version 0 (attr_plan fills none): a tag-less type never matches */
+    return ac->type == tp && ac->name == name && ac->version == LOAD(&tp->tp_version_tag) ?
+           ac : NULL;
 }
 
 static void attr_fill(const AttrCache *plan) {
@@ -347,7 +348,10 @@ static int owner_locs(PyObject *owner, PyObject *key, int is_write, Locs *ls) {
  * already (nothing is looked up beyond the cells, and the instance's existing dict). */
 static HOT int plan_same_epoch(const AttrCache *ac, PyObject *obj, PyObject *key,
                                int is_write, uint32_t site, uint32_t *hint) {
-    switch (is_write ? ac->write : ac->read) {
+    uint8_t how = is_write ? ac->write : ac->read;
+    if (__builtin_expect(how == AT_INSTANCE, 1))   /* the commonest: before the jump table */
+        return same_epoch_at(obj, key, is_write, 0, site, hint);
+    switch (how) {
     case AT_NOTHING: return 1;
     case AT_CLASS: return same_epoch_at(ac->owner, key, 0, 0, site, hint);
     case AT_VALUE: {
