@@ -617,6 +617,7 @@ static inline int is_accessor(PyObject *func) {
 
 SyncVar *sync_var(PyObject *obj);
 int sync_edge(PyObject *obj, int is_acquire);
+void join_start_edge(ThreadState *t);
 PyObject *fast_happens_after(PyObject *m, PyObject *obj);
 PyObject *fast_happens_before(PyObject *m, PyObject *obj);
 PyObject *fast_thread_end(PyObject *m, PyObject *obj);

@@ -43,6 +43,7 @@ ThreadState *new_thread(void) {
     STORE_REL(&nthreads, nthreads + 1);
     UNLOCK(&registry);
     tls_state = t;
+    join_start_edge(t);   /* sync.c: a first event before the bootstrap hook */
     return t;
 }
 
