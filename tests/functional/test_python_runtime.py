@@ -10,6 +10,9 @@ from tests.helpers import FIXTURES, PROGRAMS, python_args, run
 def test_finalizers_under_a_lock_never_race_nor_raise(tmp_path):
     # Before: events arriving inside an update were queued and drained recursively, so
     # finalizers' updates under the lock raced with later ones (and RecursionError escaped).
+    # The fixture collects at every allocation: on 3.12/3.13 the twin hung there (a collection
+    # already scheduled ran, and its finalizer waited for the program's lock, as gc.enable()
+    # returned under a lock of racewatch's whose next taker held the program's).
     proc = run(python_args("-m", "racewatch", "run", "--runtime=python",
                            os.path.join(FIXTURES, "norace_finalizer_takes_lock.py")),
                cwd=tmp_path)
@@ -41,3 +44,23 @@ def test_a_probe_costs_the_program_one_frame_of_depth(tmp_path):
         map(int, proc.stdout.split()) for proc in (plain, twin))
     assert probed == unprobed and twin_unprobed == unprobed
     assert twin_probed == probed - 1
+
+
+def test_the_program_sees_the_collection_state_it_set(tmp_path):
+    # The twin pauses collections while it records: before, a thread asking gc.isenabled()
+    # meanwhile saw False, and a thread leaving the twin turned them back on after the
+    # program's own gc.disable().
+    program = os.path.join(PROGRAMS, "same_gc_state_under_probes.py")
+    plain = run(python_args(program), cwd=tmp_path)
+    twin = run(python_args("-m", "racewatch", "run", "--runtime=python", program), cwd=tmp_path)
+    assert plain.stdout == "wrong 0 enabled at the end False\n", plain.stderr
+    assert (twin.stdout, twin.stderr, twin.returncode) == (plain.stdout, plain.stderr, 0)
+
+
+def test_a_thread_first_event_before_its_bootstrap_follows_its_start(tmp_path):
+    # Code a new thread runs before racewatch's bootstrap hook (a finalizer run by a
+    # collection there; here a subclass's override) read what its creator wrote before
+    # start(): a false race, its start edge came later.
+    program = os.path.join(PROGRAMS, "thread_first_event_before_bootstrap.py")
+    proc = run(python_args("-m", "racewatch", "run", "--runtime=python", program), cwd=tmp_path)
+    assert (proc.stdout, proc.stderr, proc.returncode) == ("early read fast\nrun\n", "", 0)

@@ -497,6 +497,119 @@ static void unhook_slots(HookedType *t) {
     if (t->vectorcall_original) t->type->tp_vectorcall = t->vectorcall_original;
 }
 
+/* ---- the Python twin's guard: collections paused while a thread is inside --------------- */
+
+/* The twin (runtime/guard.py) runs Python code under its lock, where a collection could run a
+ * program's finalizer that waits for a lock whose holder waits for the twin's: a hang. So
+ * automatic collection is off from before a thread takes that lock to after it released it,
+ * and counting the threads inside and switching collection must be one step, taken with no
+ * lock of racewatch's held: a collection can start wherever Python code runs, and on 3.12+ one
+ * already scheduled runs as any call returns (as `gc.isenabled()` or `gc.enable()` returns).
+ * Here it is one C call: atomic under the GIL, under a PyMutex without it (PyGC_Enable and
+ * PyGC_Disable only set a flag, on every version: nothing else runs under it).
+ *
+ * While a thread is inside, the program's own gc.enable(), gc.disable() and gc.isenabled()
+ * act on the state the program set (`gc_wanted`), put in place when the last thread leaves:
+ * the program never sees collections off that it left on, and a thread leaving never undoes
+ * its gc.disable(). Their function objects stay; each one's PyMethodDef is swapped for a copy,
+ * as for the lock makers above. (C code that calls PyGC_Enable() itself meanwhile is not seen.)
+ */
+static Py_ssize_t gc_inside;   /* threads between gc_pause() and gc_resume() */
+static int gc_wanted;          /* the program's state while gc_inside > 0 */
+#ifdef Py_GIL_DISABLED
+static PyMutex gc_mutex;
+#if defined(__SANITIZE_THREAD__)
+#define GC_LOCK() (PyMutex_Lock(&gc_mutex), __tsan_acquire(&gc_mutex))
+#define GC_UNLOCK() (__tsan_release(&gc_mutex), PyMutex_Unlock(&gc_mutex))
+#else
+#define GC_LOCK() PyMutex_Lock(&gc_mutex)
+#define GC_UNLOCK() PyMutex_Unlock(&gc_mutex)
+#endif
+#else
+#define GC_LOCK() ((void)0)
+#define GC_UNLOCK() ((void)0)
+#endif
+
+static PyObject *locks_gc_pause(PyObject *m, PyObject *noargs) {
+    GC_LOCK();
+    if (gc_inside++ == 0) gc_wanted = PyGC_Disable();
+    GC_UNLOCK();
+    Py_RETURN_NONE;
+}
+
+static PyObject *locks_gc_resume(PyObject *m, PyObject *noargs) {
+    GC_LOCK();
+    if (gc_inside > 0 && --gc_inside == 0 && gc_wanted) PyGC_Enable();
+    GC_UNLOCK();
+    Py_RETURN_NONE;   /* a collection scheduled meanwhile runs as this call returns */
+}
+
+/* In a fork child only the forking thread runs, outside the guard: the program's state back */
+static PyObject *locks_gc_after_fork(PyObject *m, PyObject *noargs) {
+#ifdef Py_GIL_DISABLED
+    memset(&gc_mutex, 0, sizeof(gc_mutex));   /* another thread may have held it */
+#endif
+    if (gc_inside) {
+        gc_inside = 0;
+        if (gc_wanted) PyGC_Enable();
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *gc_switch(int on) {
+    GC_LOCK();
+    if (gc_inside) gc_wanted = on;
+    else if (on) PyGC_Enable();
+    else PyGC_Disable();
+    GC_UNLOCK();
+    Py_RETURN_NONE;
+}
+
+static PyObject *gc_enable_hooked(PyObject *module, PyObject *noargs) { return gc_switch(1); }
+static PyObject *gc_disable_hooked(PyObject *module, PyObject *noargs) { return gc_switch(0); }
+
+static PyObject *gc_isenabled_hooked(PyObject *module, PyObject *noargs) {
+    GC_LOCK();
+    int enabled = gc_inside ? gc_wanted : PyGC_IsEnabled();
+    GC_UNLOCK();
+    return PyBool_FromLong(enabled);
+}
+
+static struct {
+    const char *name;
+    PyCFunction fn;
+    PyCFunctionObject *func;
+    PyMethodDef def;
+} gc_hooks[] = {
+    {"enable", gc_enable_hooked}, {"disable", gc_disable_hooked},
+    {"isenabled", gc_isenabled_hooked},
+};
+
+/* Once, for good: outside the guard the hooked functions do what the originals do. */
+static PyObject *locks_gc_hook(PyObject *m, PyObject *noargs) {
+    PyObject *gc = PyImport_ImportModule("gc");
+    if (!gc) return NULL;
+    for (size_t i = 0; i < sizeof(gc_hooks) / sizeof(gc_hooks[0]); i++) {
+        if (gc_hooks[i].func) continue;
+        PyObject *f = PyObject_GetAttrString(gc, gc_hooks[i].name);
+        if (!f) { Py_DECREF(gc); return NULL; }
+        PyCFunctionObject *cf = (PyCFunctionObject *)f;
+        /* METH_NOARGS module functions on every version so far: anything else is left alone */
+        if (!PyCFunction_Check(f) || cf->m_self != gc ||
+            (cf->m_ml->ml_flags & (METH_VARARGS | METH_FASTCALL | METH_NOARGS | METH_O |
+                                   METH_KEYWORDS | METH_METHOD)) != METH_NOARGS) {
+            Py_DECREF(f);
+            continue;
+        }
+        gc_hooks[i].def = *cf->m_ml;
+        gc_hooks[i].def.ml_meth = gc_hooks[i].fn;
+        gc_hooks[i].func = cf;   /* keeps the reference */
+        cf->m_ml = &gc_hooks[i].def;
+    }
+    Py_DECREF(gc);
+    Py_RETURN_NONE;
+}
+
 /* ---- module functions ---------------------------------------------------------------------- */
 
 static int find_types(void) {
@@ -677,6 +790,13 @@ static PyMethodDef methods[] = {
      "creation_of(address): ((code, line), ...) where the live lock there was made, or None."},
     {"after_fork", locks_after_fork, METH_NOARGS, "In a fork child."},
     {"known", locks_known, METH_NOARGS, "How many locks the table holds."},
+    {"gc_pause", locks_gc_pause, METH_NOARGS,
+     "A thread enters the Python twin's guard: automatic collection off while any is inside."},
+    {"gc_resume", locks_gc_resume, METH_NOARGS,
+     "A thread left the guard: collection as the program set it when the last one leaves."},
+    {"gc_hook", locks_gc_hook, METH_NOARGS,
+     "gc.enable(), gc.disable() and gc.isenabled() act on the program's state while inside."},
+    {"gc_after_fork", locks_gc_after_fork, METH_NOARGS, "In a fork child."},
     {NULL},
 };
 

@@ -93,7 +93,26 @@ def _current():
                 state = ThreadState(len(_threads))
                 _threads.append(state)
                 _local.state = state
+                _join_start(state)
     return state
+
+
+def _join_start(state):
+    """A new thread's start edge at its first event, when that comes before _bootstrap tells
+    it (interceptors.py): a collection started by threading's own first allocations in the
+    thread runs finalizers there, whose accesses come after everything its creator did before
+    start(). The thread is the `self` of threading's Thread._bootstrap, its outermost frame."""
+    threading = sys.modules.get("threading")
+    bootstrap = getattr(getattr(getattr(threading, "Thread", None), "_bootstrap", None),
+                        "__code__", None)
+    frame = sys._getframe(1)
+    while frame.f_back is not None:
+        frame = frame.f_back
+    if bootstrap is None or frame.f_code is not bootstrap:
+        return
+    var = _syncs.get(frame.f_locals.get("self"))
+    if var is not None:
+        join(state.vc, var.vc)
 
 
 # -- configuration (not hot) -------------------------------------------------------------------

@@ -3,10 +3,19 @@
 The twin's updates are Python code: they allocate, call and loop, and a collection could start
 at any of those points and run a program's finalizer (`__del__`, a weakref callback) while the
 lock is held. A finalizer that waits for a lock held by a thread that is itself waiting for
-this one would hang the program. So collections are paused (as `gc.disable()` does) from just
-before the lock is taken to just after it is released, and resumed only if they were enabled
-and no other thread is still inside. (Another thread asking `gc.isenabled()` in that moment
-sees False; the C runtime, which runs no Python code under its locks, needs none of this.)
+this one would hang the program. So collections are paused from before the lock is taken to
+after it is released, and resumed when no thread is inside any more, with no lock of
+racewatch's held: on 3.12+ a collection scheduled meanwhile runs as soon as they are (as the
+call that resumes them returns). Counting the threads inside and switching collections is one
+C call (`_locks.gc_pause()` / `gc_resume()`, runtime/_locks.c), which also keeps the program's
+own gc.enable()/gc.disable()/gc.isenabled() acting on the state it set. The C runtime, which
+runs no Python code under its locks, needs none of this.
+
+Without racewatch's C extensions (no compiler) the same is done in Python under a small lock of
+its own, which cannot be made safe on 3.12+: a scheduled collection can run as gc.isenabled()
+or gc.enable() returns with that lock held, and a finalizer waiting there for a program's lock
+hangs the program (a collection at almost every allocation makes it likely); another thread
+asking `gc.isenabled()` meanwhile sees False.
 """
 
 from racewatch.pristine import __builtins__  # noqa: F401 - see pristine.py
@@ -14,39 +23,53 @@ import gc
 
 from racewatch.runtime import owned
 
-# [the twin's state lock, the lock of _paused] (reentrant: a collection may start in _pause,
-# see there), racewatch's own (never the program's); replaced in a fork child
+try:
+    from racewatch.runtime import _locks as _collections
+except ImportError:  # no C compiler: the pure-Python pause below
+    _collections = None
+else:
+    _collections.gc_hook()
+
+# [the twin's state lock, the lock of _paused (the fallback's only)] (reentrant: a collection
+# may start in _pause, see there), racewatch's own (never the program's); new in a fork child
 _locks = [owned.rlock(), owned.rlock()]
-_paused = [0, False]  # threads inside or about to be, whether gc was enabled before
+_paused = [0, False]  # (fallback) threads inside or about to be, whether gc was enabled before
 
 
 # Names bound as defaults: weakref callbacks use the guard at interpreter shutdown too, when
 # this module's globals may already be gone.
-def _pause(_locks=_locks, _paused=_paused, _isenabled=gc.isenabled, _disable=gc.disable):
-    with _locks[1]:
+def _pause(_locks=_locks, _paused=_paused, _isenabled=gc.isenabled, _disable=gc.disable,
+           _acquire=owned.RLOCK_ACQUIRE, _release=owned.RLOCK_RELEASE):
+    lock = _locks[1]
+    _acquire(lock)
+    try:
         if _paused[0] == 0:
             enabled = _isenabled()  # a collection may run here, and with it nested guards:
             _disable()              # they leave the count as they found it
             if _paused[0] == 0:
                 _paused[1] = enabled
         _paused[0] += 1
+    finally:
+        _release(lock)
 
 
-def _resume(_locks=_locks, _paused=_paused, _enable=gc.enable, _release=owned.RLOCK_RELEASE):
+def _resume(_locks=_locks, _paused=_paused, _enable=gc.enable, _acquire=owned.RLOCK_ACQUIRE,
+            _release=owned.RLOCK_RELEASE):
     lock = _locks[1]
-    lock.acquire()
+    _acquire(lock)
     try:
         _paused[0] -= 1
         if _paused[0] == 0 and _paused[1]:
             _enable()
     finally:
         # Not `with` nor a hooked release: either may allocate, and so start a collection,
-        # whose finalizers would run holding this lock (one taking a lock whose holder waits
-        # for this one, in _pause, would hang the program). Not enough on 3.12+: there a
-        # collection scheduled earlier runs as _enable() (or _pause's _isenabled()) returns,
-        # still under this lock; the guard needs collections off before taking it and back on
-        # only after releasing it (not done yet).
+        # whose finalizers would run holding this lock. (On 3.12+ a collection scheduled
+        # earlier still runs as _enable() returns, under this lock: see the docstring.)
         _release(lock)
+
+
+if _collections is not None:
+    _pause, _resume = _collections.gc_pause, _collections.gc_resume
 
 
 class Guard:
@@ -54,12 +77,14 @@ class Guard:
 
     __slots__ = ()
 
-    def __enter__(self, _pause=_pause, _locks=_locks):
+    def __enter__(self, _pause=_pause, _locks=_locks, _acquire=owned.RLOCK_ACQUIRE):
         _pause()
-        _locks[0].acquire()
+        _acquire(_locks[0])
 
-    def __exit__(self, *exc, _resume=_resume, _locks=_locks):
-        _locks[0].release()
+    # The release allocates nothing (RLock's own, called without arguments): no collection
+    # starts before the lock is free; one scheduled meanwhile runs as _resume() returns.
+    def __exit__(self, *exc, _resume=_resume, _locks=_locks, _release=owned.RLOCK_RELEASE):
+        _release(_locks[0])
         _resume()
 
 
@@ -69,6 +94,8 @@ guard = Guard()
 def reset_after_fork():
     """In a fork child only this thread runs: the locks are new, collections as they were."""
     _locks[:] = [owned.rlock(), owned.rlock()]
-    if _paused[0] and _paused[1]:
+    if _collections is not None:
+        _collections.gc_after_fork()
+    elif _paused[0] and _paused[1]:
         gc.enable()
     _paused[:] = [0, False]

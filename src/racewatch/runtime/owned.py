@@ -22,9 +22,11 @@ def lock():
     return made
 
 
-# RLock's own release, taken before the lock hooks replace it (this module is imported before
-# they are installed): it takes no arguments, so calling it allocates nothing and so can start
-# no collection (guard.py releases a lock with collections just enabled).
+# RLock's own acquire and release, taken before the lock hooks replace them (this module is
+# imported before they are installed): called with the lock alone they allocate nothing, and
+# so start no collection, and run no hook (guard.py: also in weakref callbacks at interpreter
+# shutdown, when the pure-Python hooks' globals are gone).
+RLOCK_ACQUIRE = _thread.RLock.acquire
 RLOCK_RELEASE = _thread.RLock.release
 
 

@@ -1,0 +1,40 @@
+"""gc.isenabled() tells what the program set, and gc.disable() holds, while other threads'
+accesses are being recorded (the pure-Python runtime pauses collections as it records)."""
+
+import gc
+import threading
+
+
+class Box:
+    n = 0
+
+
+box = Box()
+lock = threading.Lock()
+done = threading.Event()
+
+
+def count():
+    while not done.is_set():
+        with lock:
+            box.n += 1
+
+
+def main():
+    workers = [threading.Thread(target=count) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    wrong = 0
+    for _ in range(3000):
+        wrong += not gc.isenabled()   # the program never turned them off
+        gc.disable()
+        wrong += gc.isenabled()       # nor back on
+        gc.enable()
+    gc.disable()
+    done.set()
+    for worker in workers:
+        worker.join()
+    print("wrong", wrong, "enabled at the end", gc.isenabled())
+
+
+main()
