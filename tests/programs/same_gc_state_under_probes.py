@@ -1,7 +1,9 @@
 """gc.isenabled() tells what the program set, and gc.disable() holds, while other threads'
-accesses are being recorded (the pure-Python runtime pauses collections as it records)."""
+accesses are being recorded (the pure-Python runtime holds its own lock and pauses collections
+as it records); children forked meanwhile run on, with collections as the program set them."""
 
 import gc
+import os
 import threading
 
 
@@ -30,6 +32,11 @@ def main():
         gc.disable()
         wrong += gc.isenabled()       # nor back on
         gc.enable()
+    for _ in range(30):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if gc.isenabled() else 1)
+        wrong += os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0
     gc.disable()
     done.set()
     for worker in workers:

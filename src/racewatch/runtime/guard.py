@@ -31,8 +31,12 @@ else:
     _collections.gc_hook()
 
 # [the twin's state lock, the lock of _paused (the fallback's only)] (reentrant: a collection
-# may start in _pause, see there), racewatch's own (never the program's); new in a fork child
-_locks = [owned.rlock(), owned.rlock()]
+# may start in _pause, see there), racewatch's own (never the program's), held by the forking
+# thread through a fork (a fork child's at-fork hooks, threading's, run weakref callbacks that
+# take the guard before reset_after_fork: one held by a thread the fork left behind hung
+# there), taken last (racewatch's other locks are held around code that may enter the guard);
+# new in a fork child
+_locks = [owned.forksafe(last=True), owned.forksafe(last=True)]
 _paused = [0, False]  # (fallback) threads inside or about to be, whether gc was enabled before
 
 
@@ -93,7 +97,7 @@ guard = Guard()
 
 def reset_after_fork():
     """In a fork child only this thread runs: the locks are new, collections as they were."""
-    _locks[:] = [owned.rlock(), owned.rlock()]
+    _locks[:] = [owned.forksafe(last=True), owned.forksafe(last=True)]
     if _collections is not None:
         _collections.gc_after_fork()
     elif _paused[0] and _paused[1]:

@@ -12,7 +12,8 @@ from racewatch.runtime import lockhooks
 # (in an at-fork hook that runs before racewatch's own, threading's `_after_fork` when
 # threading is instrumented) would hang. They are re-entrant, so such hooks can take them.
 _fork_held = weakref.WeakSet()
-_held = []
+_fork_held_last = weakref.WeakSet()  # taken after the others: code holding one of those may
+_held = []                           # wait for one of these, never the other way round
 
 
 def lock():
@@ -37,15 +38,16 @@ def rlock():
     return made
 
 
-def forksafe():
-    """A re-entrant lock of racewatch's own that the forking thread holds through a fork."""
+def forksafe(last=False):
+    """A re-entrant lock of racewatch's own that the forking thread holds through a fork;
+    `last`: taken after the others (the Python twin's guard, guard.py)."""
     made = rlock()
-    _fork_held.add(made)
+    (_fork_held_last if last else _fork_held).add(made)
     return made
 
 
 def _before_fork():
-    _held[:] = list(_fork_held)
+    _held[:] = list(_fork_held) + list(_fork_held_last)
     for held in _held:
         held.acquire()
 
