@@ -70,10 +70,12 @@ def test_ctrl_c_while_python_waits_for_threads_at_exit(mode, tmp_path):
         plain.stdout, plain.stderr, plain.returncode)
 
 
-def test_sigterm_in_the_middle_of_an_import_writes_both_files(tmp_path):
+@pytest.mark.parametrize("program", ["signal_term_mid_import.py",
+                                     "signal_term_mid_package_import.py"])
+def test_sigterm_in_the_middle_of_an_import_writes_both_files(tmp_path, program):
     """The write at SIGTERM needs modules (coverage.py's) the program may be importing at that
-    moment: it must not see them half-initialized."""
-    program = os.path.join(PROGRAMS, "signal_term_mid_import.py")
+    moment: it must not see them half-initialized, nor a package without its submodules."""
+    program = os.path.join(PROGRAMS, program)
     proc = covered("run --cover", tmp_path, program)
     assert proc.returncode == -signal.SIGTERM, proc.stderr
     assert (proc.stdout, proc.stderr) == ("", "")

@@ -332,6 +332,13 @@ def _half_imports_set_aside():
         spec = namespace.get("__spec__") if type(namespace) is dict else None
         if getattr(spec, "_initializing", False) is True:
             half[name] = module
+    # A half-imported package's submodules go too, though whole: imported again, the package
+    # would find them in sys.modules and never bind them as its attributes (a worker stopped
+    # in multiprocessing/__init__.py: "module 'multiprocessing' has no attribute 'process'").
+    packages = tuple(name + "." for name in half)
+    for name, module in list(sys.modules.items()) if packages else ():
+        if name.startswith(packages):
+            half[name] = module
     for name in half:
         del sys.modules[name]
     try:
