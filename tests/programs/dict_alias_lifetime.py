@@ -23,4 +23,20 @@ def instance_dict_weakref():
           seen)
 
 
+def replaced_dict_outlives_its_instance():
+    # the old dict of a replaced __dict__ stops standing for the instance: an entry left behind
+    # was read after the instance died (valgrind: an invalid read in alias_target)
+    box = Token()
+    box.value = 1
+    first = box.__dict__
+    box.__dict__ = {"value": 2}
+    second = box.__dict__
+    second["value"] += 1
+    del box
+    for i in range(20):
+        first[f"k{i}"] = i
+    print("a replaced __dict__ outlives its instance:", len(first), second)
+
+
 instance_dict_weakref()
+replaced_dict_outlives_its_instance()

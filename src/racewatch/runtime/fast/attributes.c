@@ -251,8 +251,14 @@ static int alias_put(PyObject *dict, PyObject *obj, PyObject *value) {
     LOCK(&alias_lock);
     PyObject *old = map_get(&aliases, (uintptr_t)dict);
     int err = map_put(&aliases, (uintptr_t)dict, value);
-    if (!err && ((uintptr_t)value & RAW))
-        err = map_put(&alias_dicts, (uintptr_t)obj, dict);   /* a replaced dict: the new one */
+    if (!err && ((uintptr_t)value & RAW)) {
+        /* obj's __dict__ was replaced: its old dict stops standing for obj, or that entry
+         * would outlive obj (alias_instance_died finds only the new dict) */
+        uintptr_t before = (uintptr_t)map_get(&alias_dicts, (uintptr_t)obj);
+        if (before && before != (uintptr_t)dict && map_get(&aliases, before) == value)
+            map_del(&aliases, before);
+        err = map_put(&alias_dicts, (uintptr_t)obj, dict);
+    }
     UNLOCK(&alias_lock);
     if (err < 0) {
         if (!((uintptr_t)value & RAW)) Py_DECREF(value);
